@@ -1,0 +1,37 @@
+//! One module per command: each parses nothing, does its I/O through `sh`, and calls the core.
+
+pub mod ami_ids;
+pub mod config;
+pub mod set_version;
+
+use crate::core::template::Kind;
+use anyhow::Result;
+
+/// Marks an error as "some builders failed" (exit 1) rather than a usage or configuration
+/// error (exit 2).
+#[derive(Debug)]
+pub struct BuildsFailed;
+
+impl std::fmt::Display for BuildsFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("some builders failed")
+    }
+}
+
+impl std::error::Error for BuildsFailed {}
+
+pub fn exit_code(error: &anyhow::Error) -> u8 {
+    if error.chain().any(|e| e.is::<BuildsFailed>()) {
+        1
+    } else {
+        2
+    }
+}
+
+pub fn parse_kind(text: &str) -> Result<Kind> {
+    Kind::parse(text).ok_or_else(|| {
+        anyhow::anyhow!(
+            "unknown template kind `{text}`: use `official`, `test-ebs` or `test-instance`"
+        )
+    })
+}

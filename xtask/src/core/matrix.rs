@@ -1,0 +1,358 @@
+//! The image matrix (`build/images.json`): the single source of truth for every template.
+//!
+//! Pure: parses a string, validates, and answers questions about rows. No I/O.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// Where the matrix lives, relative to the repo root; used in messages.
+pub const MATRIX_PATH: &str = "build/images.json";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Matrix {
+    pub settings: Settings,
+    pub images: Vec<Image>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Marker for tags and names: everything this project creates carries it.
+    pub project: String,
+    /// Pattern with `{version}`, `{os_version}`, `{virt}` (`pv` or `hvm`).
+    pub ami_name: String,
+    pub ami_description: String,
+    /// S3 bucket of official bundles; pattern with `{version}`, `{region}`.
+    pub bucket: String,
+    /// S3 bucket of test bundles, kept apart so cleaning tests never touches official bundles.
+    pub test_bucket: String,
+    /// Whether official images are public (`ami_groups: ["all"]`).
+    pub public: bool,
+    pub launch_size: String,
+    pub ssh_user: String,
+    pub ec2_ami_tools_version: String,
+    pub ec2_api_tools_version: String,
+    /// The region of the test builds.
+    pub test_region: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Image {
+    pub region: String,
+    pub os_version: String,
+    /// `paravirtual` or `hvm`, as AWS spells it.
+    pub virtualization: String,
+    /// The upstream instance-store Ubuntu AMI (official and instance-store test builds).
+    pub instance_store_ami: String,
+    /// The upstream EBS-backed Ubuntu AMI, where known (EBS test builds need one).
+    #[serde(default)]
+    pub ebs_ami: Option<String>,
+    pub enabled: bool,
+    #[serde(default)]
+    pub disabled_because: Option<String>,
+}
+
+impl Image {
+    /// `pv` or `hvm`: the suffix of builder names that `provision.sh` keys off.
+    pub fn virt_short(&self) -> &str {
+        match self.virtualization.as_str() {
+            "paravirtual" => "pv",
+            other => other,
+        }
+    }
+
+    /// `REGION-OSVERSION-pv|hvm`, the builder name every template uses.
+    pub fn builder_name(&self) -> String {
+        format!("{}-{}-{}", self.region, self.os_version, self.virt_short())
+    }
+
+    /// HVM images of every release after 12.04 need an MBR partition table in the bundle.
+    pub fn needs_mbr_partition(&self) -> bool {
+        self.virtualization == "hvm" && self.os_version.as_str() > "1204"
+    }
+}
+
+impl Matrix {
+    /// Parses and validates the structure (not the version-dependent names: see [`check_names`]).
+    pub fn parse(text: &str) -> Result<Matrix, String> {
+        let matrix: Matrix = serde_json::from_str(text).map_err(|e| {
+            format!(
+                "`{MATRIX_PATH}` is not a valid image matrix: {e} (line {}, column {})",
+                e.line(),
+                e.column()
+            )
+        })?;
+        let problems = matrix.problems();
+        if problems.is_empty() {
+            Ok(matrix)
+        } else {
+            Err(format!(
+                "`{MATRIX_PATH}` has {} problem(s):\n  {}",
+                problems.len(),
+                problems.join("\n  ")
+            ))
+        }
+    }
+
+    pub fn enabled(&self) -> impl Iterator<Item = &Image> {
+        self.images.iter().filter(|i| i.enabled)
+    }
+
+    pub fn find(&self, builder_name: &str) -> Option<&Image> {
+        self.images
+            .iter()
+            .find(|i| i.builder_name() == builder_name)
+    }
+
+    fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        if !is_region(&self.settings.test_region) {
+            problems.push(format!(
+                "settings: field `test_region`: `{}` is not a region name like `us-east-1`",
+                self.settings.test_region
+            ));
+        }
+        for (index, image) in self.images.iter().enumerate() {
+            let row = index + 1;
+            let at = |field: &str| format!("image {row} ({}): field `{field}`", describe(image));
+            if !is_region(&image.region) {
+                problems.push(format!(
+                    "{}: `{}` is not a region name like `us-east-1`",
+                    at("region"),
+                    image.region
+                ));
+            }
+            if image.os_version.len() != 4 || !image.os_version.bytes().all(|b| b.is_ascii_digit())
+            {
+                problems.push(format!(
+                    "{}: `{}` is not an Ubuntu release like `1404`",
+                    at("os_version"),
+                    image.os_version
+                ));
+            }
+            if !matches!(image.virtualization.as_str(), "paravirtual" | "hvm") {
+                problems.push(format!(
+                    "{}: unknown virtualization type `{}` (use `paravirtual` or `hvm`)",
+                    at("virtualization"),
+                    image.virtualization
+                ));
+            }
+            if !is_ami_id(&image.instance_store_ami) {
+                problems.push(format!(
+                    "{}: `{}` is not an AMI id (`ami-` and 8 or 17 hex digits)",
+                    at("instance_store_ami"),
+                    image.instance_store_ami
+                ));
+            }
+            if let Some(ebs) = &image.ebs_ami {
+                if !is_ami_id(ebs) {
+                    problems.push(format!(
+                        "{}: `{ebs}` is not an AMI id (`ami-` and 8 or 17 hex digits)",
+                        at("ebs_ami")
+                    ));
+                }
+            }
+            if !image.enabled && image.disabled_because.is_none() {
+                problems.push(format!(
+                    "{}: a disabled row needs a reason, so nobody re-enables it blindly",
+                    at("disabled_because")
+                ));
+            }
+            let name = image.builder_name();
+            if let Some(first) = seen.insert(name.clone(), row) {
+                problems.push(format!(
+                    "image {row} ({}): duplicate builder name `{name}` (also image {first})",
+                    describe(image)
+                ));
+            }
+        }
+        problems
+    }
+}
+
+fn describe(image: &Image) -> String {
+    format!(
+        "{} {} {}",
+        image.region, image.os_version, image.virtualization
+    )
+}
+
+/// `us-east-1`, `ap-southeast-2`, `us-gov-west-1`, `cn-north-1`.
+pub fn is_region(name: &str) -> bool {
+    let parts: Vec<&str> = name.split('-').collect();
+    let lower = |p: &&str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase());
+    (3..=4).contains(&parts.len())
+        && parts[0].len() == 2
+        && parts[..parts.len() - 1].iter().all(lower)
+        && !parts[parts.len() - 1].is_empty()
+        && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit())
+}
+
+/// `ami-` followed by 8 or 17 lowercase hex digits.
+pub fn is_ami_id(id: &str) -> bool {
+    id.strip_prefix("ami-").is_some_and(|hex| {
+        (hex.len() == 8 || hex.len() == 17)
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+/// Fills a name pattern (`{version}`, `{region}`, `{os_version}`, `{virt}`).
+pub fn fill(pattern: &str, version: &str, image: &Image) -> String {
+    pattern
+        .replace("{version}", version)
+        .replace("{region}", &image.region)
+        .replace("{os_version}", &image.os_version)
+        .replace("{virt}", image.virt_short())
+}
+
+/// Checks every name AWS would see for this version, before anything is launched.
+pub fn check_names(matrix: &Matrix, version: &str) -> Result<(), String> {
+    // One bad version breaks every row the same way: report each distinct reason once, with the
+    // first name it hits and how many more.
+    let mut found: Vec<(&str, String, String, String, usize)> = Vec::new();
+    let mut note = |label: &'static str, builder: String, name: String, why: String| match found
+        .iter_mut()
+        .find(|f| f.0 == label && f.3 == why)
+    {
+        Some(first) => first.4 += 1,
+        None => found.push((label, builder, name, why, 0)),
+    };
+    for image in matrix.enabled() {
+        let ami_name = fill(&matrix.settings.ami_name, version, image);
+        if let Err(why) = check_ami_name(&ami_name) {
+            note(
+                "ami",
+                image.builder_name(),
+                format!("AMI name `{ami_name}`"),
+                why,
+            );
+        }
+        for (field, pattern) in [
+            ("bucket", &matrix.settings.bucket),
+            ("test_bucket", &matrix.settings.test_bucket),
+        ] {
+            let bucket = fill(pattern, version, image);
+            if let Err(why) = check_bucket_name(&bucket) {
+                let name = format!("S3 bucket name (settings `{field}`) `{bucket}`");
+                note(field, image.builder_name(), name, why);
+            }
+        }
+    }
+    let problems: Vec<String> = found
+        .iter()
+        .map(|(_, builder, name, why, more)| match more {
+            0 => format!("`{builder}`: {name} {why}"),
+            _ => format!("`{builder}` (and {more} more): {name} {why}"),
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "version `{version}` gives names that AWS would reject ({} problem(s)); \
+             fix the version or the patterns in `{MATRIX_PATH}`:\n  {}",
+            problems.len(),
+            problems.join("\n  ")
+        ))
+    }
+}
+
+/// AMI names: 3-128 characters of letters, digits, spaces and `( ) [ ] . / - ' @ _`.
+pub fn check_ami_name(name: &str) -> Result<(), String> {
+    let len = name.chars().count();
+    if !(3..=128).contains(&len) {
+        return Err(format!("is {len} characters long (AWS allows 3 to 128)"));
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|&c| !(c.is_ascii_alphanumeric() || " ()[]./-'@_".contains(c)))
+    {
+        return Err(format!(
+            "contains `{bad}`, which AWS does not allow in AMI names \
+             (allowed: letters, digits, spaces and ( ) [ ] . / - ' @ _)"
+        ));
+    }
+    Ok(())
+}
+
+/// S3 bucket names: 3-63 characters of lowercase letters, digits, `.` and `-`,
+/// starting and ending with a letter or digit.
+pub fn check_bucket_name(name: &str) -> Result<(), String> {
+    let len = name.len();
+    if !(3..=63).contains(&len) {
+        return Err(format!("is {len} characters long (S3 allows 3 to 63)"));
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|&c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-'))
+    {
+        return Err(format!(
+            "contains `{bad}`, which S3 does not allow in bucket names \
+             (allowed: lowercase letters, digits, . and -)"
+        ));
+    }
+    let edge_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if !edge_ok(name.chars().next()) || !edge_ok(name.chars().last()) {
+        return Err("must start and end with a lowercase letter or digit".to_string());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHIPPED: &str = include_str!("../../../build/images.json");
+
+    #[test]
+    fn shipped_matrix_has_32_enabled_rows() {
+        let matrix = Matrix::parse(SHIPPED).unwrap();
+        assert_eq!(matrix.enabled().count(), 32);
+        assert_eq!(matrix.images.len(), 40);
+        check_names(&matrix, "2.6.3").unwrap();
+    }
+
+    #[test]
+    fn names_and_ids() {
+        assert!(is_region("us-east-1") && is_region("us-gov-west-1") && is_region("cn-north-1"));
+        assert!(!is_region("US-east-1") && !is_region("useast1") && !is_region("us-east-"));
+        assert!(is_ami_id("ami-eb6b8480") && is_ami_id("ami-ebd1934921f437dda"));
+        assert!(!is_ami_id("ami-eb6b848") && !is_ami_id("ami-EB6B8480") && !is_ami_id("eb6b8480"));
+    }
+
+    #[test]
+    fn build_metadata_version_is_refused_naming_the_character() {
+        let matrix = Matrix::parse(SHIPPED).unwrap();
+        let err = check_names(&matrix, "2.6.1+build.5").unwrap_err();
+        assert!(err.contains("contains `+`"), "{err}");
+        assert!(err.contains("(and 31 more): AMI name"), "{err}");
+        assert!(err.contains("settings `test_bucket`"), "{err}");
+    }
+
+    #[test]
+    fn bucket_rules() {
+        assert!(check_bucket_name("comboami-2.6.3-us-east-1").is_ok());
+        assert!(check_bucket_name("comboami_2").unwrap_err().contains("`_`"));
+        assert!(check_bucket_name("-abc")
+            .unwrap_err()
+            .contains("start and end"));
+        assert!(check_bucket_name("ab").unwrap_err().contains("3 to 63"));
+        assert!(check_ami_name("a".repeat(129).as_str()).is_err());
+    }
+
+    #[test]
+    fn hvm_after_1204_needs_mbr() {
+        let matrix = Matrix::parse(SHIPPED).unwrap();
+        let mbr: Vec<_> = matrix
+            .enabled()
+            .filter(|i| i.region == "us-east-1" && i.needs_mbr_partition())
+            .map(Image::builder_name)
+            .collect();
+        assert_eq!(mbr, ["us-east-1-1404-hvm"]);
+    }
+}

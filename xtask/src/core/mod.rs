@@ -1,0 +1,10 @@
+//! The pure core: strings and data in, data out. Nothing here touches files, processes or the
+//! network; the commands around it do the I/O.
+
+pub mod ds0;
+pub mod mask;
+pub mod matrix;
+pub mod packer_log;
+pub mod registry;
+pub mod template;
+pub mod version;

@@ -1,0 +1,120 @@
+//! The repository on disk: finding its root, reading its inputs, writing files atomically.
+
+use crate::core::{ds0, matrix::Matrix, registry};
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use xshell::Shell;
+
+/// Finds the repo root from the current folder (any folder inside the repo works) and moves the
+/// shell there, so every path below is relative to the root.
+pub fn enter_root(sh: &Shell) -> Result<PathBuf> {
+    let start = sh.current_dir();
+    let root = start
+        .ancestors()
+        .find(|dir| dir.join(ds0::DS0_PATH).is_file() && dir.join("build/images.json").is_file())
+        .map(Path::to_path_buf)
+        .with_context(|| {
+            format!(
+                "`{}` is not inside the image repository (no folder above it holds `{}` and \
+                 `build/images.json`): run `cargo xtask` from the repository",
+                start.display(),
+                ds0::DS0_PATH
+            )
+        })?;
+    sh.change_dir(&root);
+    Ok(root)
+}
+
+pub fn read(sh: &Shell, path: &str) -> Result<String> {
+    sh.read_file(path)
+        .with_context(|| format!("cannot read `{path}`"))
+}
+
+pub fn matrix(sh: &Shell) -> Result<Matrix> {
+    let text = read(sh, crate::core::matrix::MATRIX_PATH)?;
+    Matrix::parse(&text).map_err(anyhow::Error::msg)
+}
+
+/// The version and branch `ds0_utils.py` holds.
+pub fn version_and_branch(sh: &Shell) -> Result<(String, String)> {
+    let text = read(sh, ds0::DS0_PATH)?;
+    ds0::read(&text).map_err(anyhow::Error::msg)
+}
+
+pub fn registry(sh: &Shell, path: &str) -> Result<registry::Registry> {
+    let text = read(sh, path)?;
+    registry::parse(&text)
+        .map_err(|e| anyhow::anyhow!("{}", e.replace(registry::REGISTRY_PATH, path)))
+}
+
+/// Writes through a temporary file in the same folder and a rename, keeping the permissions of
+/// the file it replaces: a failure or a kill leaves either the old or the new file, never half.
+pub fn write_atomic(sh: &Shell, path: &str, contents: &str) -> Result<()> {
+    let target = sh.current_dir().join(path);
+    let dir = target.parent().context("a file path has a parent")?;
+    let name = target
+        .file_name()
+        .context("a file path has a name")?
+        .to_string_lossy();
+    let temporary = dir.join(format!(".{name}.xtask-{}.tmp", std::process::id()));
+    let result = (|| -> Result<()> {
+        std::fs::write(&temporary, contents)
+            .with_context(|| format!("cannot write `{}`", temporary.display()))?;
+        if let Ok(meta) = std::fs::metadata(&target) {
+            std::fs::set_permissions(&temporary, meta.permissions())
+                .with_context(|| format!("cannot set permissions of `{}`", temporary.display()))?;
+        }
+        std::fs::rename(&temporary, &target).with_context(|| format!("cannot replace `{path}`"))?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    result
+}
+
+/// Seconds since the epoch: `SOURCE_DATE_EPOCH` when set (reproducible output), else now.
+pub fn epoch() -> Result<u64> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(text) => text.trim().parse().with_context(|| {
+            format!("`SOURCE_DATE_EPOCH` is `{text}`, not a number of seconds: unset it or fix it")
+        }),
+        Err(_) => Ok(std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .context("the system clock is before 1970")?
+            .as_secs()),
+    }
+}
+
+/// The commit the images are built from, for tags; `unknown` outside a git checkout.
+pub fn git_commit(sh: &Shell) -> String {
+    git2::Repository::discover(sh.current_dir())
+        .ok()
+        .and_then(|repo| {
+            repo.head()
+                .ok()?
+                .peel_to_commit()
+                .ok()
+                .map(|c| c.id().to_string())
+        })
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+/// Splits `--only a,b c` style values into builder names.
+pub fn split_names(values: &[String]) -> Vec<String> {
+    values
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// Refuses to go on when `path` is missing, naming it.
+pub fn require_file(path: &Path, what: &str) -> Result<()> {
+    if !path.is_file() {
+        bail!("{what} `{}` not found", path.display());
+    }
+    Ok(())
+}

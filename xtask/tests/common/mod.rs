@@ -1,0 +1,173 @@
+//! Test harness: a temporary copy of the repository and the built `xtask` binary run in it, as a
+//! user would run `cargo xtask` there.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+pub struct Repo {
+    pub root: PathBuf,
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// The real repository this test binary was built from.
+pub fn source_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        // Never copy a user's credentials or earlier runs into a test.
+        if name == "runs" || name == "local.json" {
+            continue;
+        }
+        let target = to.join(&name);
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+impl Repo {
+    /// A fresh copy of the repository's inputs in a temporary folder.
+    pub fn new(name: &str) -> Repo {
+        let root = std::env::temp_dir().join(format!(
+            "xtask-test-{name}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        let source = source_root();
+        for file in ["ds0_utils.py", "ami_ids.json", "Cargo.toml"] {
+            std::fs::copy(source.join(file), root.join(file)).unwrap();
+        }
+        copy_dir(&source.join("build"), &root.join("build"));
+        Repo { root }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.path(rel)).unwrap()
+    }
+
+    pub fn write(&self, rel: &str, text: &str) {
+        let path = self.path(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    /// Runs `cargo xtask ARGS` in `dir` (relative to the root).
+    pub fn xtask_in(&self, dir: &str, args: &[&str]) -> Run {
+        self.command_in(dir, args).run()
+    }
+
+    pub fn xtask(&self, args: &[&str]) -> Run {
+        self.xtask_in(".", args)
+    }
+
+    pub fn command_in(&self, dir: &str, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
+        command
+            .args(args)
+            .current_dir(self.root.join(dir))
+            .env_remove("SOURCE_DATE_EPOCH")
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env("XTASK_STANDIN_HOME", standin_home());
+        command
+    }
+
+    /// Every file below the root with its bytes, to assert that nothing changed.
+    pub fn snapshot(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        let mut files = Vec::new();
+        let mut stack = vec![self.root.clone()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let entry = entry.unwrap();
+                if entry.file_type().unwrap().is_dir() {
+                    stack.push(entry.path());
+                } else {
+                    files.push((entry.path(), std::fs::read(entry.path()).unwrap()));
+                }
+            }
+        }
+        files.sort();
+        files
+    }
+}
+
+impl Drop for Repo {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.root);
+        }
+    }
+}
+
+/// Where the local stand-in keeps its virtualenv: shared by all tests (and the developer's own
+/// runs) so moto is installed once, under the real repo's `target/`.
+pub fn standin_home() -> PathBuf {
+    source_root().join("target/standin")
+}
+
+pub trait RunExt {
+    fn run(&mut self) -> Run;
+}
+
+impl RunExt for Command {
+    fn run(&mut self) -> Run {
+        let output: Output = self.output().expect("the xtask binary runs");
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    #[track_caller]
+    pub fn ok(self) -> Run {
+        assert_eq!(self.code, 0, "expected success:\n{self:#?}");
+        self
+    }
+
+    /// Asserts a failure with this exit code whose stderr contains every `needle`.
+    #[track_caller]
+    pub fn fails(self, code: i32, needles: &[&str]) -> Run {
+        assert_eq!(self.code, code, "unexpected exit code:\n{self:#?}");
+        for needle in needles {
+            assert!(
+                self.stderr.contains(needle),
+                "stderr lacks {needle:?}:\n{}",
+                self.stderr
+            );
+        }
+        self
+    }
+
+    pub fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
