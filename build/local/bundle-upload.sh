@@ -1,10 +1,11 @@
 #!/bin/sh
 # Stand-in for ec2-upload-bundle in `--local` builds: records its arguments (without the keys)
 # and uploads the manifest to the stand-in S3 at the bundle location, so cleanup has something
-# real to find. Called as: bundle-upload.sh RECORD AWS ENDPOINT BUILDER [ec2-upload-bundle args...]
+# real to find. Called as: bundle-upload.sh RECORD ENDPOINT BUILDER [ec2-upload-bundle args...]
+# (curl rather than the aws CLI: 32 parallel CLI start-ups would dominate a local publish).
 set -eu
-record=$1 aws=$2 endpoint=$3 builder=$4
-shift 4
+record=$1 endpoint=$2 builder=$3
+shift 3
 location= manifest= region= shown=
 while [ $# -gt 0 ]; do
     case $1 in
@@ -19,7 +20,8 @@ done
 printf 'bundle-upload builder=%s args=%s\n' "$builder" "$shown" >> "$record"
 bucket=${location%%/*}
 prefix=${location#*/}
-export AWS_ACCESS_KEY_ID=standin AWS_SECRET_ACCESS_KEY=standin AWS_DEFAULT_REGION="$region"
-"$aws" --endpoint-url "$endpoint" s3api create-bucket --bucket "$bucket" >/dev/null 2>&1 || true
-"$aws" --endpoint-url "$endpoint" s3 cp --quiet "$manifest" "s3://$bucket/$prefix/$(basename "$manifest")"
+# Creating a bucket that exists fails harmlessly; the upload below must not.
+curl -sS -o /dev/null -X PUT "$endpoint/$bucket" \
+    -d "<CreateBucketConfiguration><LocationConstraint>$region</LocationConstraint></CreateBucketConfiguration>" || true
+curl -sS -f -o /dev/null -T "$manifest" "$endpoint/$bucket/$prefix/$(basename "$manifest")"
 echo "stand-in upload of $builder to s3://$bucket/$prefix done"

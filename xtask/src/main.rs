@@ -4,9 +4,16 @@
 
 mod cmd;
 mod core;
+mod credentials;
+mod interrupt;
+mod packer;
 mod project;
+mod runs;
+mod standin;
+mod view;
 
 use clap::{Parser, Subcommand};
+use core::template::Kind;
 use std::process::ExitCode;
 
 /// Build, publish and release the ComboAMI machine images.
@@ -44,8 +51,58 @@ enum Command {
         #[arg(long, default_value = core::registry::REGISTRY_PATH, value_name = "FILE")]
         registry: String,
     },
+    /// Build private EBS-backed test images in the test region.
+    TestEbs(TestArgs),
+    /// Build private instance-store test images in the test region.
+    TestInstance(TestArgs),
+    /// Build every enabled row of the matrix as public images and merge them into `ami_ids.json`.
+    Publish {
+        #[command(flatten)]
+        common: TestArgs,
+        /// Build one builder at a time (troubleshooting).
+        #[arg(long)]
+        no_parallel: bool,
+        /// Pause after every Packer step (needs a terminal).
+        #[arg(long)]
+        debug: bool,
+        /// Launch without asking, after the plan is shown.
+        #[arg(long)]
+        yes: bool,
+        /// Rebuild only what did not succeed in the latest run, or in RUN.
+        #[arg(long, value_name = "RUN", num_args = 0..=1, default_missing_value = "")]
+        resume: Option<String>,
+    },
+    /// Keep a local AWS stand-in running across commands: `up`, `down` or `status`.
+    Local {
+        /// up, down or status
+        action: String,
+    },
     /// List every command.
     Help,
+}
+
+#[derive(clap::Args)]
+struct TestArgs {
+    /// Only these builders (names like `us-east-1-1404-hvm`, comma-separated or repeated).
+    #[arg(long, num_args = 1..)]
+    only: Vec<String>,
+    /// Run against the local AWS stand-in: no account, no cost.
+    #[arg(long)]
+    local: bool,
+    /// Options passed on to `packer build` (after `--`).
+    #[arg(last = true, value_name = "PACKER_ARGS")]
+    packer_args: Vec<String>,
+}
+
+impl TestArgs {
+    fn options(self) -> cmd::build::Options {
+        cmd::build::Options {
+            only: self.only,
+            local: self.local,
+            packer_args: self.packer_args,
+            ..Default::default()
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -81,8 +138,38 @@ fn main() -> ExitCode {
 }
 
 fn dispatch(sh: &xshell::Shell, command: Command) -> anyhow::Result<ExitCode> {
-    project::enter_root(sh)?;
+    let root = project::enter_root(sh)?;
     match command {
+        Command::TestEbs(args) => {
+            cmd::build::run(sh, &root, Kind::TestEbs, &args.options())?;
+        }
+        Command::TestInstance(args) => {
+            cmd::build::run(sh, &root, Kind::TestInstance, &args.options())?;
+        }
+        Command::Publish {
+            common,
+            no_parallel,
+            debug,
+            yes,
+            resume,
+        } => {
+            let options = cmd::build::Options {
+                no_parallel,
+                debug,
+                yes,
+                resume: resume.map(|r| Some(r).filter(|r| !r.is_empty())),
+                ..common.options()
+            };
+            cmd::build::run(sh, &root, Kind::Official, &options)?;
+        }
+        Command::Local { action } => match action.as_str() {
+            "up" => cmd::local::up(sh, &root)?,
+            "down" => cmd::local::down(&root)?,
+            "status" => cmd::local::status(&root)?,
+            other => {
+                anyhow::bail!("unknown action `{other}` for `local`: use `up`, `down` or `status`")
+            }
+        },
         Command::Config { kind, only, out } => {
             cmd::config::run(sh, cmd::parse_kind(&kind)?, &only, out.as_deref())?
         }

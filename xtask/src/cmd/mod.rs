@@ -1,7 +1,9 @@
 //! One module per command: each parses nothing, does its I/O through `sh`, and calls the core.
 
 pub mod ami_ids;
+pub mod build;
 pub mod config;
+pub mod local;
 pub mod set_version;
 
 use crate::core::template::Kind;

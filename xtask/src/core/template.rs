@@ -82,8 +82,6 @@ pub struct Local {
     pub bundle_upload_script: String,
     /// Where the stand-ins record what they were given.
     pub record_file: String,
-    /// The `aws` command the bundle upload stand-in uses to reach the stand-in S3.
-    pub aws_cli: String,
 }
 
 /// The rows a kind builds: every enabled row for official, the test region's rows for tests.
@@ -235,9 +233,10 @@ fn builder(matrix: &Matrix, inputs: &Inputs, image: &Image) -> Result<Value, Str
             fields.insert(key.into(), value);
         }
         if inputs.kind != Kind::TestEbs {
+            // Packer creates the bundle folder itself and fails if it exists: keep them apart.
             let dir = format!("{}/{name}", local.work_dir);
-            fields.insert("x509_upload_path".into(), json!(dir));
-            fields.insert("bundle_destination".into(), json!(dir));
+            fields.insert("x509_upload_path".into(), json!(format!("{dir}/x509")));
+            fields.insert("bundle_destination".into(), json!(format!("{dir}/bundle")));
         }
     }
     Ok(b)
@@ -272,10 +271,10 @@ fn bundle_commands(inputs: &Inputs, image: &Image) -> (String, String) {
                 local.bundle_vol_script, local.record_file
             ),
             format!(
-                "sh {} {} {} {} {name} -b {{{{.BucketName}}}} -m {{{{.ManifestPath}}}} \
+                "sh {} {} {} {name} -b {{{{.BucketName}}}} -m {{{{.ManifestPath}}}} \
                  -a {{{{.AccessKey}}}} -s {{{{.SecretKey}}}} -d {{{{.BundleDirectory}}}} \
                  --batch --region {{{{.Region}}}} --retry",
-                local.bundle_upload_script, local.record_file, local.aws_cli, local.ec2_endpoint
+                local.bundle_upload_script, local.record_file, local.ec2_endpoint
             ),
         );
     }

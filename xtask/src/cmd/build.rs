@@ -1,0 +1,564 @@
+//! `cargo xtask test-ebs`, `test-instance` and `publish`: preflight, plan, template, validate,
+//! build with a live view, record, merge, summary; and `publish --resume`.
+
+use crate::cmd::BuildsFailed;
+use crate::core::matrix;
+use crate::core::registry::REGISTRY_PATH;
+use crate::core::template::{self, Inputs, Kind};
+use crate::credentials::{self, Credentials};
+use crate::packer::{BuildRequest, Packer};
+use crate::runs::{self, Attempt, BuilderRecord, RunRecord};
+use crate::standin::Standin;
+use crate::view::{self, View};
+use crate::{cmd, interrupt, project};
+use anyhow::{bail, Context, Result};
+use std::io::IsTerminal;
+use std::path::Path;
+use xshell::Shell;
+
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub only: Vec<String>,
+    pub local: bool,
+    pub no_parallel: bool,
+    pub debug: bool,
+    pub yes: bool,
+    /// `Some(None)`: the latest run; `Some(Some(id))`: that run.
+    pub resume: Option<Option<String>>,
+    pub packer_args: Vec<String>,
+    /// Where a publish merges its AMIs, when not the default (a local release rehearsal).
+    pub registry: Option<String>,
+}
+
+/// What a finished build reports to its caller (the release command builds on it).
+pub struct Finished {
+    pub record: RunRecord,
+}
+
+pub fn run(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Finished> {
+    interrupt::install();
+    if options.resume.is_some() {
+        return resume(sh, root, kind, options);
+    }
+    // Preflight: everything that can be checked is checked before anything starts.
+    let matrix = project::matrix(sh)?;
+    let (version, branch) = project::version_and_branch(sh)?;
+    matrix::check_names(&matrix, &version).map_err(anyhow::Error::msg)?;
+    let only = project::split_names(&options.only);
+    let epoch = project::epoch()?;
+    // The same template without run details: its builders and regions make the plan.
+    let probe = Inputs {
+        kind,
+        version: &version,
+        branch: &branch,
+        epoch,
+        git_commit: "",
+        run_id: "",
+        only: &only,
+        local: None,
+    };
+    let probe_template = template::generate(&matrix, &probe).map_err(anyhow::Error::msg)?;
+    let names = builder_names(&probe_template);
+    let packer = Packer::detect(sh)?;
+    let credentials = if options.local {
+        None
+    } else {
+        let credentials = credentials::load(root, kind != Kind::TestEbs)?;
+        for warning in &credentials.warnings {
+            eprintln!("warning: {warning}");
+        }
+        Some(credentials)
+    };
+    let registry_path = registry_target(kind, options);
+    if let Some(path) = &registry_path {
+        // A scratch copy starts from the real registry: both must be readable now.
+        let readable = if path.is_empty() { REGISTRY_PATH } else { path };
+        project::registry(sh, readable)?;
+    }
+
+    let launch_size = credentials
+        .as_ref()
+        .and_then(|c| c.launch_size.clone())
+        .unwrap_or_else(|| matrix.settings.launch_size.clone());
+    let plan = plan(
+        &matrix,
+        &probe_template,
+        kind,
+        &version,
+        &branch,
+        &launch_size,
+        options,
+        registry_path.as_deref(),
+    );
+    eprintln!("{plan}");
+    if kind == Kind::Official {
+        confirm(options.yes)?;
+    }
+    interrupt::check()?;
+
+    // Effects from here on.
+    let standin = match options.local {
+        true => Some(Standin::attach_or_start(sh, root, &matrix)?),
+        false => None,
+    };
+    interrupt::check()?;
+    let credentials = match (&standin, credentials) {
+        (Some(standin), _) => credentials::local(standin.var_file())?,
+        (None, Some(credentials)) => credentials,
+        (None, None) => unreachable!("credentials are loaded for real builds"),
+    };
+    let run_id = runs::new_run_id(root, kind.as_str(), options.local, epoch);
+    let registry_path = registry_path.map(|p| {
+        if p.is_empty() {
+            scratch_registry(&run_id)
+        } else {
+            p
+        }
+    });
+    let run_dir = runs::run_dir(root, &run_id);
+    sh.create_dir(run_dir.join("inputs"))
+        .with_context(|| format!("cannot create `{}`", run_dir.display()))?;
+    for input in runs::INPUTS {
+        let name = Path::new(input).file_name().expect("inputs are files");
+        sh.copy_file(input, run_dir.join("inputs").join(name))
+            .with_context(|| format!("cannot keep a copy of `{input}` in the run folder"))?;
+    }
+    let commit = project::git_commit(sh);
+    let mut record = RunRecord {
+        run_id: run_id.clone(),
+        kind: kind.as_str().to_string(),
+        local: options.local,
+        version: version.clone(),
+        branch: branch.clone(),
+        commit: commit.clone(),
+        epoch,
+        registry: registry_path.clone(),
+        builders: Default::default(),
+        attempts: Vec::new(),
+    };
+    if let Some(path) = registry_path
+        .as_ref()
+        .filter(|p| p.starts_with(runs::RUNS_DIR))
+    {
+        // A rehearsal merges into a scratch copy, never into the real registry.
+        sh.copy_file(REGISTRY_PATH, path)
+            .with_context(|| format!("cannot copy `{REGISTRY_PATH}` to `{path}`"))?;
+    }
+    let template = write_template(sh, root, &matrix, &record, &only, standin.as_ref())?;
+    for builder in template["builders"].as_array().expect("builders") {
+        let name = builder["name"].as_str().expect("name").to_string();
+        record.builders.insert(
+            name,
+            BuilderRecord {
+                region: builder["region"].as_str().unwrap_or_default().to_string(),
+                ami_name: builder["ami_name"].as_str().unwrap_or_default().to_string(),
+                state: "pending".into(),
+                amis: Vec::new(),
+                error: None,
+                existing_ami: None,
+                bundle: builder["s3_bucket"].as_str().map(String::from),
+            },
+        );
+    }
+    record.save(sh)?;
+    eprintln!("run `{run_id}`: logs and record in `{}/`", record.dir());
+    let only = if options.only.is_empty() {
+        Vec::new()
+    } else {
+        names
+    };
+    attempt(sh, &packer, &credentials, &mut record, only, options)?;
+    drop(standin);
+    finish(sh, record, kind)
+}
+
+fn resume(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Finished> {
+    let run_id = match options.resume.clone().flatten() {
+        Some(id) => id,
+        None => runs::list(root)
+            .into_iter()
+            .rev()
+            .find(|r| r.kind == kind.as_str() && r.local == options.local)
+            .map(|r| r.run_id)
+            .with_context(|| {
+                format!(
+                    "no {}{kind} run to resume in `{}/`",
+                    if options.local { "local " } else { "" },
+                    runs::RUNS_DIR
+                )
+            })?,
+    };
+    let mut record = RunRecord::load(sh, &run_id)?;
+    if record.kind != kind.as_str() {
+        bail!("run `{run_id}` is a {} run, not {kind}: resume it with `cargo xtask {} --resume {run_id}`", record.kind, record.kind);
+    }
+    if record.local != options.local {
+        let flag = if record.local { "with" } else { "without" };
+        bail!(
+            "run `{run_id}` was {} local run: resume it {flag} `--local`",
+            if record.local { "a" } else { "not a" }
+        );
+    }
+    for input in runs::INPUTS {
+        let name = Path::new(input).file_name().expect("inputs are files");
+        let kept = sh.read_binary_file(Path::new(&record.dir()).join("inputs").join(name))?;
+        let now = sh
+            .read_binary_file(input)
+            .with_context(|| format!("cannot read `{input}`"))?;
+        if kept != now {
+            bail!(
+                "`{input}` changed since run `{run_id}` started, so a resume would build different images: \
+                 restore it (the run's copy is `{}/inputs/{}`) or start a new run",
+                record.dir(),
+                name.to_string_lossy()
+            );
+        }
+    }
+    let remaining = record.unfinished();
+    if remaining.is_empty() {
+        eprintln!(
+            "run `{run_id}`: all {} builders already succeeded; nothing to rebuild",
+            record.builders.len()
+        );
+        return finish(sh, record, kind);
+    }
+    let matrix = project::matrix(sh)?;
+    let packer = Packer::detect(sh)?;
+    let credentials = match options.local {
+        true => None,
+        false => Some(credentials::load(root, kind != Kind::TestEbs)?),
+    };
+    eprintln!(
+        "resuming run `{run_id}` ({} {}, branch {}): rebuilding {} of {} builders: {}",
+        record.kind,
+        record.version,
+        record.branch,
+        remaining.len(),
+        record.builders.len(),
+        remaining.join(", ")
+    );
+    if kind == Kind::Official {
+        confirm(options.yes)?;
+    }
+    interrupt::check()?;
+    let standin = match options.local {
+        true => Some(Standin::attach_or_start(sh, root, &matrix)?),
+        false => None,
+    };
+    let credentials = match (&standin, credentials) {
+        (Some(standin), _) => credentials::local(standin.var_file())?,
+        (None, Some(credentials)) => credentials,
+        (None, None) => unreachable!("credentials are loaded for real builds"),
+    };
+    let all: Vec<String> = record.builders.keys().cloned().collect();
+    write_template(sh, root, &matrix, &record, &all, standin.as_ref())?;
+    attempt(sh, &packer, &credentials, &mut record, remaining, options)?;
+    drop(standin);
+    finish(sh, record, kind)
+}
+
+/// Generates the run's template from the recorded inputs: the same epoch, commit and run id give
+/// the same names and bundle locations on every attempt.
+fn write_template(
+    sh: &Shell,
+    root: &Path,
+    matrix: &matrix::Matrix,
+    record: &RunRecord,
+    only: &[String],
+    standin: Option<&Standin>,
+) -> Result<serde_json::Value> {
+    let run_dir = runs::run_dir(root, &record.run_id);
+    let local = standin.map(|s| s.template_local(root, &run_dir.join("standin")));
+    let kind = Kind::parse(&record.kind).context("the run record names an unknown kind")?;
+    let inputs = Inputs {
+        kind,
+        version: &record.version,
+        branch: &record.branch,
+        epoch: record.epoch,
+        git_commit: &record.commit,
+        run_id: &record.run_id,
+        only,
+        local: local.as_ref(),
+    };
+    let template = template::generate(matrix, &inputs).map_err(anyhow::Error::msg)?;
+    if let Some(local) = &local {
+        sh.create_dir(&local.work_dir)?;
+        // The stand-in "instance" is this machine: its upload folders must exist, as /tmp does
+        // on a real instance.
+        for builder in template["builders"].as_array().into_iter().flatten() {
+            if let Some(upload) = builder["x509_upload_path"].as_str() {
+                sh.create_dir(upload)?;
+            }
+        }
+    }
+    project::write_atomic(
+        sh,
+        &format!("{}/template.json", record.dir()),
+        &template::render(&template),
+    )?;
+    Ok(template)
+}
+
+/// One `packer validate` + `packer build` over `builders` (all when empty).
+fn attempt(
+    sh: &Shell,
+    packer: &Packer,
+    credentials: &Credentials,
+    record: &mut RunRecord,
+    builders: Vec<String>,
+    options: &Options,
+) -> Result<()> {
+    let dir = record.dir();
+    let template = Path::new(&dir).join("template.json");
+    packer.validate(sh, &template, &credentials.var_file, &credentials.masker)?;
+    let number = record.attempts.len() + 1;
+    let output_log = format!("{dir}/output-{number}.log");
+    let packer_log = format!("{dir}/packer-{number}.log");
+    let mut args = Vec::new();
+    if !builders.is_empty() {
+        args.push(format!("-only={}", builders.join(",")));
+    }
+    if options.no_parallel {
+        args.push(packer.no_parallel_flag().to_string());
+    }
+    if options.debug {
+        args.push("-debug".to_string());
+    }
+    args.extend(packer.translate(&options.packer_args));
+    let attempted = if builders.is_empty() {
+        record.builders.keys().cloned().collect()
+    } else {
+        builders
+    };
+    let terminal = std::io::stderr().is_terminal() && !options.debug;
+    let mut view = View::new(attempted.clone(), terminal);
+    eprintln!(
+        "building {} image(s) with Packer {}...",
+        attempted.len(),
+        packer.version
+    );
+    let result = packer.build(
+        sh,
+        &BuildRequest {
+            template: &template,
+            var_file: &credentials.var_file,
+            args,
+            output_log: sh.current_dir().join(&output_log),
+            packer_log: sh.current_dir().join(&packer_log),
+            masker: &credentials.masker,
+            debug: options.debug,
+        },
+        &mut view,
+    )?;
+    record.apply(&result.tracker, &attempted, result.interrupted, &output_log);
+    record.attempts.push(Attempt {
+        number,
+        started: project::epoch().unwrap_or(record.epoch),
+        builders: attempted,
+        output_log,
+        packer_log,
+        interrupted: result.interrupted,
+    });
+    record.save(sh)?;
+    if !result.packer_succeeded && record.unfinished().is_empty() {
+        eprintln!(
+            "warning: Packer exited with an error although every builder finished; see its log"
+        );
+    }
+    Ok(())
+}
+
+/// Merges (publish), prints the summary, and turns failures into exit status 1.
+fn finish(sh: &Shell, record: RunRecord, kind: Kind) -> Result<Finished> {
+    let interrupted = record.attempts.last().is_some_and(|a| a.interrupted);
+    if let Some(path) = &record.registry {
+        if interrupted {
+            eprintln!(
+                "interrupted: `{path}` was left as it was; resume to build the rest and merge"
+            );
+        } else {
+            let changes = cmd::ami_ids::merge_into(sh, path, &record.amis())?;
+            for change in &changes {
+                println!("{path}: {change}");
+            }
+        }
+    }
+    print!("{}", summary(&record, kind));
+    if record.unfinished().is_empty() {
+        Ok(Finished { record })
+    } else {
+        Err(anyhow::Error::new(BuildsFailed)).context(format!(
+            "run `{}`: {} of {} builders did not succeed",
+            record.run_id,
+            record.unfinished().len(),
+            record.builders.len()
+        ))
+    }
+}
+
+fn summary(record: &RunRecord, kind: Kind) -> String {
+    let width = record
+        .builders
+        .keys()
+        .map(String::len)
+        .max()
+        .unwrap_or(7)
+        .max(7);
+    let mut out = format!(
+        "\n{:<width$}  {:<11}  AMI(s) or error\n",
+        "builder", "result"
+    );
+    for (name, b) in &record.builders {
+        let detail = match b.state.as_str() {
+            "succeeded" => b.amis.iter().map(|a| format!("{}:{}", a.region, a.id)).collect::<Vec<_>>().join(" "),
+            "exists" => format!(
+                "an image named `{}` already exists: {} (an earlier attempt made it; deregister it with `cargo xtask cleanup` to rebuild)",
+                b.ami_name,
+                b.existing_ami.as_deref().unwrap_or("?")
+            ),
+            _ => view::first_line(b.error.as_deref().unwrap_or("")).to_string(),
+        };
+        let state = if b.state == "succeeded" {
+            "ok".to_string()
+        } else {
+            b.state.to_uppercase()
+        };
+        out.push_str(&format!("{name:<width$}  {state:<11}  {detail}\n"));
+    }
+    let failed = record.unfinished();
+    out.push_str(&format!(
+        "\n{} run `{}` ({}{}, branch {}): {} of {} builders succeeded\n",
+        record.kind,
+        record.run_id,
+        record.version,
+        if record.local { ", local stand-in" } else { "" },
+        record.branch,
+        record.builders.len() - failed.len(),
+        record.builders.len()
+    ));
+    if let Some(attempt) = record.attempts.last() {
+        out.push_str(&format!(
+            "full output (secrets masked): {}\n",
+            attempt.output_log
+        ));
+    }
+    if let (Some(path), true) = (&record.registry, record.local) {
+        out.push_str(&format!(
+            "local rehearsal: AMIs merged into `{path}`; the real `{REGISTRY_PATH}` was not touched\n"
+        ));
+    }
+    if kind.is_test() && failed.len() < record.builders.len() {
+        out.push_str("test AMIs are private and not added to the registry; remove them with `cargo xtask cleanup --run ");
+        out.push_str(&record.run_id);
+        out.push_str(" --execute`\n");
+    }
+    if !failed.is_empty() {
+        let local = if record.local { " --local" } else { "" };
+        let retry = match kind {
+            Kind::Official => format!("cargo xtask publish --resume {}{local}", record.run_id),
+            _ => format!("cargo xtask {kind} --only {}{local}", failed.join(",")),
+        };
+        out.push_str(&format!(
+            "retry only the builders that did not succeed:\n  {retry}\n"
+        ));
+    }
+    out
+}
+
+fn builder_names(template: &serde_json::Value) -> Vec<String> {
+    template["builders"]
+        .as_array()
+        .map(|b| {
+            b.iter()
+                .filter_map(|b| b["name"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Where a run merges its AMIs: publish only; a local publish never writes the real registry
+/// (an empty path stands for the scratch copy, named once the run id is known).
+fn registry_target(kind: Kind, options: &Options) -> Option<String> {
+    if kind != Kind::Official {
+        return None;
+    }
+    match (&options.registry, options.local) {
+        (Some(path), _) => Some(path.clone()),
+        (None, false) => Some(REGISTRY_PATH.to_string()),
+        (None, true) => Some(String::new()),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn plan(
+    matrix: &matrix::Matrix,
+    template: &serde_json::Value,
+    kind: Kind,
+    version: &str,
+    branch: &str,
+    launch_size: &str,
+    options: &Options,
+    registry: Option<&str>,
+) -> String {
+    let builders = template["builders"].as_array().expect("builders");
+    let mut regions: std::collections::BTreeMap<&str, usize> = Default::default();
+    for b in builders {
+        *regions
+            .entry(b["region"].as_str().unwrap_or("?"))
+            .or_default() += 1;
+    }
+    let public = kind == Kind::Official && matrix.settings.public;
+    let target = if options.local {
+        "the LOCAL stand-in (no AWS account, no cost)"
+    } else {
+        "AWS (this costs money)"
+    };
+    let mut out = format!(
+        "plan: {kind} build of ComboAMI {version} (branch {branch}) against {target}\n  \
+         launches {} {launch_size} instance(s) in {} region(s): {}\n  \
+         images will be {}\n",
+        builders.len(),
+        regions.len(),
+        regions
+            .iter()
+            .map(|(r, n)| format!("{r} ({n})"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        if public {
+            "PUBLIC (ami_groups: all)"
+        } else {
+            "private"
+        },
+    );
+    match registry {
+        Some("") => out.push_str(&format!(
+            "  AMIs are merged into a scratch copy of `{REGISTRY_PATH}` in the run folder\n"
+        )),
+        Some(path) => out.push_str(&format!("  AMIs are merged into `{path}`\n")),
+        None => out.push_str("  AMIs are listed, not added to the registry\n"),
+    }
+    out
+}
+
+fn confirm(yes: bool) -> Result<()> {
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("publishing needs confirmation: run it from a terminal to answer, or add `--yes` after reading the plan above");
+    }
+    eprint!("type `publish` to launch, anything else to stop: ");
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .context("cannot read the answer")?;
+    if answer.trim() != "publish" {
+        bail!("stopped: nothing was launched");
+    }
+    Ok(())
+}
+
+/// The scratch registry of a local publish, in its run folder.
+pub fn scratch_registry(run_id: &str) -> String {
+    format!("{}/{run_id}/{REGISTRY_PATH}", runs::RUNS_DIR)
+}

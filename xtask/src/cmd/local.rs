@@ -1,0 +1,58 @@
+//! `cargo xtask local up|down|status`: keep one local AWS stand-in running across commands.
+
+use crate::project;
+use crate::standin::{self, Standin};
+use anyhow::Result;
+use std::path::Path;
+use xshell::Shell;
+
+pub fn up(sh: &Shell, root: &Path) -> Result<()> {
+    if let Some(running) = Standin::running(root) {
+        println!("the stand-in is already running:");
+        describe(&running);
+        return Ok(());
+    }
+    let matrix = project::matrix(sh)?;
+    let standin = Standin::start(sh, root, &matrix, true)?;
+    println!("the stand-in is running (stop it with `cargo xtask local down`):");
+    describe(&standin);
+    Ok(())
+}
+
+pub fn down(root: &Path) -> Result<()> {
+    if standin::stop_running(root)? {
+        println!("stopped the stand-in");
+    } else {
+        println!("no stand-in was running");
+    }
+    Ok(())
+}
+
+pub fn status(root: &Path) -> Result<()> {
+    match Standin::running(root) {
+        Some(standin) => {
+            println!("running:");
+            describe(&standin);
+        }
+        None => println!("not running (start it with `cargo xtask local up`)"),
+    }
+    Ok(())
+}
+
+fn describe(standin: &Standin) {
+    println!(
+        "  EC2 and S3 (moto)  {}  (pid {})",
+        standin.endpoint(),
+        standin.moto_pid
+    );
+    println!(
+        "  instance (sshd)    127.0.0.1:{}  (pid {})",
+        standin.ssh_port, standin.sshd_pid
+    );
+    println!("  files              {}", standin.dir.display());
+    println!(
+        "  aws CLI            AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x {} --endpoint-url {} --region us-east-1 ec2 describe-images --owners self",
+        standin.aws_cli().display(),
+        standin.endpoint()
+    );
+}

@@ -1,0 +1,158 @@
+//! `build/local.json`: the user's AWS credentials and signing files, checked before anything is
+//! launched. Secret values stay in memory: they reach Packer only through the var-file path
+//! (never a command line) and only leave this module inside a [`Masker`].
+
+use crate::core::mask::Masker;
+use crate::core::template::CREDENTIAL_VARIABLES;
+use anyhow::{bail, Context, Result};
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+pub const LOCAL_JSON: &str = "build/local.json";
+pub const LOCAL_DEFAULT_JSON: &str = "build/local-default.json";
+
+/// The standard AWS environment variables that may stand in for the keys of `local.json`.
+const ENV_KEYS: [(&str, &str); 2] = [
+    ("aws_access_key", "AWS_ACCESS_KEY_ID"),
+    ("aws_secret_key", "AWS_SECRET_ACCESS_KEY"),
+];
+
+pub struct Credentials {
+    /// The var-file Packer reads.
+    pub var_file: PathBuf,
+    /// Masks every secret value: those of the var-file and of the AWS environment.
+    pub masker: Masker,
+    /// `launch_size` when the var-file overrides it.
+    pub launch_size: Option<String>,
+    pub warnings: Vec<String>,
+}
+
+fn read_vars(path: &Path, shown: &str) -> Result<BTreeMap<String, serde_json::Value>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read `{shown}`"))?;
+    serde_json::from_str(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "`{shown}` line {}: not a JSON object of variables ({e}); compare it with `{LOCAL_DEFAULT_JSON}`",
+            e.line()
+        )
+    })
+}
+
+fn string(vars: &BTreeMap<String, serde_json::Value>, key: &str) -> String {
+    vars.get(key)
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Every secret the environment holds for AWS, to be masked wherever the tool prints or writes.
+fn environment_secrets() -> Vec<String> {
+    [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+    ]
+    .iter()
+    .filter_map(|k| std::env::var(k).ok())
+    .filter(|v| !v.is_empty())
+    .collect()
+}
+
+/// Loads and checks `build/local.json` for a real build; `instance_store` builds also need the
+/// X.509 files. Every problem is reported at once.
+pub fn load(root: &Path, instance_store: bool) -> Result<Credentials> {
+    let path = root.join(LOCAL_JSON);
+    if !path.is_file() {
+        bail!(
+            "`{LOCAL_JSON}` not found: copy `{LOCAL_DEFAULT_JSON}` to `{LOCAL_JSON}` and fill in \
+             your AWS account id, access key, secret key and the paths of your X.509 signing \
+             certificate and key (or try the whole pipeline locally with `--local`)"
+        );
+    }
+    let vars = read_vars(&path, LOCAL_JSON)?;
+    let defaults = read_vars(&root.join(LOCAL_DEFAULT_JSON), LOCAL_DEFAULT_JSON)?;
+    let mut problems = Vec::new();
+
+    let placeholders: Vec<&str> = CREDENTIAL_VARIABLES
+        .iter()
+        .copied()
+        .filter(|k| {
+            let value = string(&vars, k);
+            !value.is_empty() && value == string(&defaults, k)
+        })
+        .collect();
+    if !placeholders.is_empty() {
+        problems.push(format!(
+            "`{LOCAL_JSON}` still has the placeholder values of `{LOCAL_DEFAULT_JSON}` in {}: fill them in",
+            placeholders.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    for (key, env) in ENV_KEYS {
+        if string(&vars, key).is_empty() && std::env::var(env).map_or(true, |v| v.is_empty()) {
+            problems.push(format!(
+                "`{LOCAL_JSON}` field `{key}` is empty and `{env}` is not set: set one of them"
+            ));
+        }
+    }
+    if instance_store {
+        if string(&vars, "aws_account_id").is_empty() {
+            problems.push(format!(
+                "`{LOCAL_JSON}` field `aws_account_id` is empty: instance-store bundles need your 12-digit account id"
+            ));
+        }
+        for key in ["aws_signing_cert", "aws_signing_key"] {
+            let file = string(&vars, key);
+            if file.is_empty() || placeholders.contains(&key) {
+                if file.is_empty() {
+                    problems.push(format!(
+                        "`{LOCAL_JSON}` field `{key}` is empty: instance-store builds sign their bundles with it"
+                    ));
+                }
+                continue;
+            }
+            let resolved = root.join(&file);
+            if let Err(e) = std::fs::File::open(&resolved) {
+                problems.push(format!(
+                    "`{LOCAL_JSON}` field `{key}`: cannot read `{file}` ({e}); instance-store builds sign their bundles with it"
+                ));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        bail!("{}", problems.join("\n"));
+    }
+
+    let mut warnings = Vec::new();
+    if let Ok(meta) = std::fs::metadata(&path) {
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            warnings.push(format!(
+                "`{LOCAL_JSON}` holds secrets but is readable by group or others (mode {mode:o}): run `chmod 600 {LOCAL_JSON}`"
+            ));
+        }
+    }
+    let mut secrets: Vec<String> = ENV_KEYS.iter().map(|(k, _)| string(&vars, k)).collect();
+    secrets.extend(environment_secrets());
+    Ok(Credentials {
+        var_file: path,
+        masker: Masker::new(secrets.iter().map(String::as_str)),
+        launch_size: vars
+            .get("launch_size")
+            .and_then(|v| v.as_str())
+            .map(String::from),
+        warnings,
+    })
+}
+
+/// The stand-in's dummy credentials, masked like real ones so local runs exercise the masking.
+pub fn local(var_file: PathBuf) -> Result<Credentials> {
+    let vars = read_vars(&var_file, &var_file.display().to_string())?;
+    let mut secrets: Vec<String> = ENV_KEYS.iter().map(|(k, _)| string(&vars, k)).collect();
+    secrets.extend(environment_secrets());
+    Ok(Credentials {
+        masker: Masker::new(secrets.iter().map(String::as_str)),
+        var_file,
+        launch_size: None,
+        warnings: Vec::new(),
+    })
+}

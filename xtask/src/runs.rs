@@ -1,0 +1,219 @@
+//! Run folders (`build/runs/<run-id>/`) and their records (`run.json`): what was built, from
+//! which inputs, and every builder's outcome, so a run can be resumed and cleaned up.
+
+use crate::core::packer_log::{Ami, Outcome, Tracker};
+use crate::project;
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use xshell::Shell;
+
+pub const RUNS_DIR: &str = "build/runs";
+/// The inputs a resume must find unchanged; copies are kept in the run folder.
+pub const INPUTS: [&str; 2] = ["ds0_utils.py", "build/images.json"];
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub run_id: String,
+    pub kind: String,
+    pub local: bool,
+    pub version: String,
+    pub branch: String,
+    pub commit: String,
+    pub epoch: u64,
+    /// The registry this run's AMIs are merged into (publish only).
+    pub registry: Option<String>,
+    pub builders: BTreeMap<String, BuilderRecord>,
+    pub attempts: Vec<Attempt>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BuilderRecord {
+    pub region: String,
+    pub ami_name: String,
+    /// `pending`, `succeeded`, `failed`, `exists` or `interrupted`.
+    pub state: String,
+    #[serde(default)]
+    pub amis: Vec<AmiRecord>,
+    #[serde(default)]
+    pub error: Option<String>,
+    /// The AMI that already holds this builder's name, when Packer refused for that reason.
+    #[serde(default)]
+    pub existing_ami: Option<String>,
+    /// `BUCKET/PREFIX` of an instance-store bundle.
+    #[serde(default)]
+    pub bundle: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AmiRecord {
+    pub region: String,
+    pub id: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Attempt {
+    pub number: usize,
+    pub started: u64,
+    pub builders: Vec<String>,
+    pub output_log: String,
+    pub packer_log: String,
+    pub interrupted: bool,
+}
+
+impl RunRecord {
+    pub fn dir(&self) -> String {
+        format!("{RUNS_DIR}/{}", self.run_id)
+    }
+
+    pub fn save(&self, sh: &Shell) -> Result<()> {
+        let text = serde_json::to_string_pretty(self)? + "\n";
+        project::write_atomic(sh, &format!("{}/run.json", self.dir()), &text)
+    }
+
+    pub fn load(sh: &Shell, run_id: &str) -> Result<RunRecord> {
+        let path = format!("{RUNS_DIR}/{run_id}/run.json");
+        let text = sh.read_file(&path).with_context(|| {
+            format!("no run `{run_id}`: `{path}` cannot be read (runs are the folders of `{RUNS_DIR}/`)")
+        })?;
+        serde_json::from_str(&text).with_context(|| format!("`{path}` is damaged"))
+    }
+
+    pub fn unfinished(&self) -> Vec<String> {
+        self.builders
+            .iter()
+            .filter(|(_, b)| b.state != "succeeded")
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    /// AMIs of every builder that succeeded, in any attempt.
+    pub fn amis(&self) -> Vec<Ami> {
+        self.builders
+            .iter()
+            .filter(|(_, b)| b.state == "succeeded")
+            .flat_map(|(name, b)| {
+                b.amis.iter().map(move |a| Ami {
+                    builder: name.clone(),
+                    region: a.region.clone(),
+                    id: a.id.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// Folds one attempt's results in. Builders Packer never finished count as failed (or as
+    /// interrupted after a Ctrl-C).
+    pub fn apply(&mut self, tracker: &Tracker, attempted: &[String], interrupted: bool, log: &str) {
+        for name in attempted {
+            let Some(builder) = self.builders.get_mut(name) else {
+                continue;
+            };
+            let state = tracker.builders.get(name);
+            builder.existing_ami = None;
+            builder.error = None;
+            match state.map(|s| &s.outcome) {
+                Some(Outcome::Succeeded) => {
+                    builder.state = "succeeded".into();
+                    builder.amis = state
+                        .unwrap()
+                        .amis
+                        .iter()
+                        .map(|a| AmiRecord {
+                            region: a.region.clone(),
+                            id: a.id.clone(),
+                        })
+                        .collect();
+                }
+                Some(Outcome::Failed { error }) => {
+                    builder.state = "failed".into();
+                    builder.error = Some(error.clone());
+                }
+                Some(Outcome::AlreadyExists { ami, error }) => {
+                    builder.state = "exists".into();
+                    builder.existing_ami = Some(ami.clone());
+                    builder.error = Some(error.clone());
+                }
+                Some(Outcome::Running) | None if interrupted => {
+                    builder.state = "interrupted".into();
+                    builder.error = Some("interrupted by Ctrl-C".into());
+                }
+                Some(Outcome::Running) | None => {
+                    builder.state = "failed".into();
+                    builder.error = Some(format!(
+                        "Packer ended without finishing this builder (last step: {}); see `{log}`",
+                        state.map_or("none", |s| s.step.as_str())
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// All run records, oldest first.
+pub fn list(root: &Path) -> Vec<RunRecord> {
+    let Ok(entries) = std::fs::read_dir(root.join(RUNS_DIR)) else {
+        return Vec::new();
+    };
+    let mut records: Vec<RunRecord> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| std::fs::read_to_string(e.path().join("run.json")).ok())
+        .filter_map(|text| serde_json::from_str(&text).ok())
+        .collect();
+    records.sort_by(|a, b| (a.epoch, &a.run_id).cmp(&(b.epoch, &b.run_id)));
+    records
+}
+
+/// A new run folder's id, `KIND[-local]-YYYYMMDD-HHMMSS`, unique among existing folders.
+pub fn new_run_id(root: &Path, kind: &str, local: bool, epoch: u64) -> String {
+    let base = format!(
+        "{kind}{}-{}",
+        if local { "-local" } else { "" },
+        utc_stamp(epoch)
+    );
+    let mut id = base.clone();
+    let mut n = 2;
+    while root.join(RUNS_DIR).join(&id).exists() {
+        id = format!("{base}-{n}");
+        n += 1;
+    }
+    id
+}
+
+pub fn run_dir(root: &Path, run_id: &str) -> PathBuf {
+    root.join(RUNS_DIR).join(run_id)
+}
+
+/// `YYYYMMDD-HHMMSS` in UTC (Howard Hinnant's civil-from-days).
+pub fn utc_stamp(epoch: u64) -> String {
+    let days = (epoch / 86_400) as i64;
+    let secs = epoch % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps() {
+        assert_eq!(utc_stamp(0), "19700101-000000");
+        assert_eq!(utc_stamp(1_795_573_423), "20261125-012343");
+        assert_eq!(utc_stamp(951_782_400), "20000229-000000");
+    }
+}

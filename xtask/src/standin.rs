@@ -1,0 +1,474 @@
+//! The local AWS stand-in: a moto server (EC2 and S3) and an unprivileged sshd on loopback that
+//! plays the launched instance. Used by `--local` and by `cargo xtask local up|down|status`.
+//!
+//! Invariants: everything listens on 127.0.0.1 only; everything this module starts for one
+//! command is stopped when that command ends (the `Drop` of [`Standin`]), also on errors and
+//! Ctrl-C; a stand-in started by `local up` lives until `local down`.
+
+use crate::core::matrix::Matrix;
+use crate::core::template;
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use xshell::{cmd, Shell};
+
+/// The moto version the stand-in is known to work with.
+const MOTO_REQUIREMENT: &str = "moto[server]>=5,<6";
+/// Dummy credentials of the stand-in: moto accepts anything.
+pub const ACCESS_KEY: &str = "AKIASTANDINLOCAL0000";
+pub const SECRET_KEY: &str = "standin/local/secret/0000000000000000000";
+pub const ACCOUNT_ID: &str = "123456789012";
+const KEY_PAIR: &str = "xtask-standin";
+
+/// The stand-in's state, kept in `target/standin/state.json` while it runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Standin {
+    pub dir: PathBuf,
+    pub venv: PathBuf,
+    pub moto_port: u16,
+    pub ssh_port: u16,
+    pub moto_pid: u32,
+    pub sshd_pid: u32,
+    /// Whether this process started it (and so stops it on drop).
+    #[serde(skip)]
+    owned: bool,
+}
+
+pub fn standin_dir(root: &Path) -> PathBuf {
+    root.join("target/standin")
+}
+
+fn state_file(root: &Path) -> PathBuf {
+    standin_dir(root).join("state.json")
+}
+
+/// Where moto and awscli are installed: `target/standin-venv`, or `XTASK_STANDIN_VENV` (the
+/// test suite shares one across its temporary repositories).
+pub fn venv_dir(root: &Path) -> PathBuf {
+    match std::env::var_os("XTASK_STANDIN_VENV") {
+        Some(dir) => PathBuf::from(dir),
+        None => root.join("target/standin-venv"),
+    }
+}
+
+impl Standin {
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.moto_port)
+    }
+
+    pub fn aws_cli(&self) -> PathBuf {
+        self.venv.join("bin/aws")
+    }
+
+    pub fn var_file(&self) -> PathBuf {
+        self.dir.join("local.json")
+    }
+
+    /// What the template needs to aim a build at the stand-in; stand-in work goes in `work_dir`.
+    pub fn template_local(&self, root: &Path, work_dir: &Path) -> template::Local {
+        let script = |name: &str| root.join("build/local").join(name).display().to_string();
+        template::Local {
+            ec2_endpoint: self.endpoint(),
+            ssh_port: self.ssh_port,
+            key_pair_name: KEY_PAIR.to_string(),
+            private_key_file: self.dir.join("id_rsa").display().to_string(),
+            work_dir: work_dir.display().to_string(),
+            provision_script: script("provision.sh"),
+            bundle_vol_script: script("bundle-vol.sh"),
+            bundle_upload_script: script("bundle-upload.sh"),
+            record_file: work_dir.join("standin-record.txt").display().to_string(),
+        }
+    }
+
+    pub fn is_alive(&self) -> bool {
+        pid_alive(self.moto_pid)
+            && pid_alive(self.sshd_pid)
+            && TcpStream::connect(("127.0.0.1", self.moto_port)).is_ok()
+            && TcpStream::connect(("127.0.0.1", self.ssh_port)).is_ok()
+    }
+
+    /// The stand-in that `local up` keeps running, if there is one.
+    pub fn running(root: &Path) -> Option<Standin> {
+        let text = std::fs::read_to_string(state_file(root)).ok()?;
+        let standin: Standin = serde_json::from_str(&text).ok()?;
+        standin.is_alive().then_some(standin)
+    }
+
+    /// The running stand-in, or a new one that stops when the returned value is dropped.
+    pub fn attach_or_start(sh: &Shell, root: &Path, matrix: &Matrix) -> Result<Standin> {
+        match Standin::running(root) {
+            Some(standin) => {
+                eprintln!(
+                    "local: using the running stand-in (EC2/S3 at {}, SSH on port {})",
+                    standin.endpoint(),
+                    standin.ssh_port
+                );
+                Ok(standin)
+            }
+            None => {
+                let standin = Standin::start(sh, root, matrix, false)?;
+                eprintln!(
+                    "local: started a stand-in for this command (EC2/S3 at {}, SSH on port {})",
+                    standin.endpoint(),
+                    standin.ssh_port
+                );
+                Ok(standin)
+            }
+        }
+    }
+
+    /// Starts moto and sshd. With `keep`, they outlive this process and are recorded for
+    /// `local down`.
+    pub fn start(sh: &Shell, root: &Path, matrix: &Matrix, keep: bool) -> Result<Standin> {
+        let venv = ensure_venv(sh, root)?;
+        let sshd = find_sshd()?;
+        let dir = standin_dir(root);
+        // A fresh folder every start: keys, seeds and logs of an earlier stand-in are stale.
+        let _ = std::fs::remove_dir_all(&dir);
+        sh.create_dir(&dir)
+            .with_context(|| format!("cannot create `{}`", dir.display()))?;
+        let user = current_user(sh)?;
+
+        // Seed moto with the matrix's upstream AMIs, so templates keep their real source AMIs.
+        let seed = dir.join("amis.json");
+        std::fs::write(&seed, seed_amis(matrix))
+            .with_context(|| format!("cannot write `{}`", seed.display()))?;
+
+        let key = dir.join("id_rsa");
+        let host_key = dir.join("host_key");
+        cmd!(
+            sh,
+            "ssh-keygen -q -t rsa -b 2048 -N '' -C xtask-standin -f {key}"
+        )
+        .quiet()
+        .run()
+        .context(
+            "cannot make the stand-in's SSH key: is `ssh-keygen` (openssh-client) installed?",
+        )?;
+        cmd!(sh, "ssh-keygen -q -t ed25519 -N '' -f {host_key}")
+            .quiet()
+            .run()
+            .context("cannot make the stand-in's SSH host key")?;
+        std::fs::copy(dir.join("id_rsa.pub"), dir.join("authorized_keys"))
+            .context("cannot write the stand-in's authorized_keys")?;
+
+        let moto_port = free_port()?;
+        let ssh_port = free_port()?;
+        let moto_log = std::fs::File::create(dir.join("moto.log"))?;
+        let moto_server = venv.join("bin/moto_server");
+        let moto_port_arg = moto_port.to_string();
+        let mut moto = std::process::Command::from(
+            cmd!(sh, "{moto_server} -H 127.0.0.1 -p {moto_port_arg}").env("MOTO_AMIS_PATH", &seed),
+        );
+        let moto = moto
+            .stdin(std::process::Stdio::null())
+            .stdout(moto_log.try_clone()?)
+            .stderr(moto_log)
+            // Its own process group: a Ctrl-C meant for Packer must not kill the stand-in
+            // before Packer has cleaned up through it.
+            .process_group(0)
+            .spawn()
+            .context("cannot start the moto server")?;
+
+        let config = sshd_config(&dir, ssh_port, &user);
+        std::fs::write(dir.join("sshd_config"), config)?;
+        if is_root() {
+            // sshd started as root insists on its privilege separation folder, which Debian
+            // creates only when its service starts.
+            let _ = std::fs::create_dir_all("/run/sshd");
+        }
+        let sshd_config = dir.join("sshd_config");
+        let sshd_log = dir.join("sshd.log");
+        let sshd =
+            std::process::Command::from(cmd!(sh, "{sshd} -D -e -f {sshd_config} -E {sshd_log}"))
+                .stdin(std::process::Stdio::null())
+                .process_group(0)
+                .spawn()
+                .context("cannot start sshd")?;
+
+        let mut standin = Standin {
+            dir: dir.clone(),
+            venv,
+            moto_port,
+            ssh_port,
+            moto_pid: moto.id(),
+            sshd_pid: sshd.id(),
+            owned: !keep,
+        };
+        // From here on, a failure must stop what was started.
+        let ready = (|| -> Result<()> {
+            wait_for_port(moto_port, "moto", &dir.join("moto.log"))?;
+            wait_for_port(ssh_port, "sshd", &sshd_log)?;
+            standin.import_key_pair(sh, matrix)?;
+            let vars = serde_json::json!({
+                "aws_account_id": ACCOUNT_ID,
+                "aws_access_key": ACCESS_KEY,
+                "aws_secret_key": SECRET_KEY,
+                "aws_signing_cert": dir.join("cert.pem"),
+                "aws_signing_key": dir.join("signing-key.pem"),
+                "ssh_user": user,
+                "launch_size": "m3.medium",
+            });
+            std::fs::write(dir.join("cert.pem"), "stand-in X.509 certificate\n")?;
+            std::fs::write(dir.join("signing-key.pem"), "stand-in X.509 key\n")?;
+            std::fs::write(standin.var_file(), vars.to_string())?;
+            if keep {
+                std::fs::write(state_file(root), serde_json::to_string_pretty(&standin)?)?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = ready {
+            standin.owned = true;
+            drop(standin);
+            return Err(e);
+        }
+        // The children are reaped by `stop`; forget the handles without killing.
+        std::mem::forget(moto);
+        std::mem::forget(sshd);
+        Ok(standin)
+    }
+
+    /// Key pairs are per region: import the stand-in's key wherever the matrix builds.
+    fn import_key_pair(&self, sh: &Shell, matrix: &Matrix) -> Result<()> {
+        let mut regions: Vec<&str> = matrix.images.iter().map(|i| i.region.as_str()).collect();
+        regions.sort();
+        regions.dedup();
+        let python = self.venv.join("bin/python");
+        let endpoint = self.endpoint();
+        let public_key = self.dir.join("id_rsa.pub");
+        let script = format!(
+            "import boto3,sys\n\
+             key=open(sys.argv[3],'rb').read()\n\
+             for r in sys.argv[4:]:\n    \
+               boto3.client('ec2',region_name=r,endpoint_url=sys.argv[1],aws_access_key_id='standin',aws_secret_access_key='standin').import_key_pair(KeyName=sys.argv[2],PublicKeyMaterial=key)\n"
+        );
+        cmd!(
+            sh,
+            "{python} -c {script} {endpoint} {KEY_PAIR} {public_key} {regions...}"
+        )
+        .quiet()
+        .run()
+        .context("cannot import the stand-in's key pair into moto")?;
+        Ok(())
+    }
+
+    /// Stops both servers and waits until nothing listens any more.
+    pub fn stop(&self) {
+        for pid in [self.moto_pid, self.sshd_pid] {
+            // SIGTERM to the whole process group: moto's server may have workers.
+            terminate(pid);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline && (pid_alive(self.moto_pid) || pid_alive(self.sshd_pid)) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Standin {
+    fn drop(&mut self) {
+        if self.owned {
+            self.stop();
+        }
+    }
+}
+
+/// Stops the stand-in that `local up` started; returns whether there was one.
+pub fn stop_running(root: &Path) -> Result<bool> {
+    let file = state_file(root);
+    let Ok(text) = std::fs::read_to_string(&file) else {
+        return Ok(false);
+    };
+    let standin: Standin = serde_json::from_str(&text)
+        .with_context(|| format!("`{}` is damaged: delete it", file.display()))?;
+    let was_running = pid_alive(standin.moto_pid) || pid_alive(standin.sshd_pid);
+    standin.stop();
+    std::fs::remove_file(&file).with_context(|| format!("cannot remove `{}`", file.display()))?;
+    Ok(was_running)
+}
+
+fn ensure_venv(sh: &Shell, root: &Path) -> Result<PathBuf> {
+    let venv = venv_dir(root);
+    let ready = venv.join(".xtask-ready");
+    if ready.is_file() {
+        return Ok(venv);
+    }
+    // Several commands (or tests) may want it at once: one installs, the others wait.
+    let lock = venv.with_extension("lock");
+    if let Some(parent) = lock.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while std::fs::create_dir(&lock).is_err() {
+        if ready.is_file() {
+            return Ok(venv);
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "waited 10 minutes for another install of the stand-in into `{}`; if none is \
+                 running, remove `{}`",
+                venv.display(),
+                lock.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let result = (|| -> Result<()> {
+        if ready.is_file() {
+            return Ok(());
+        }
+        eprintln!(
+            "local: installing the AWS stand-in (moto, awscli) into `{}` (first use only, about a minute)...",
+            venv.display()
+        );
+        cmd!(sh, "python3 -m venv {venv}").quiet().run().context(
+            "cannot create a Python virtualenv: install Python 3 with venv (Debian: `apt-get install python3-venv`)",
+        )?;
+        let pip = venv.join("bin/pip");
+        cmd!(
+            sh,
+            "{pip} install --quiet --disable-pip-version-check {MOTO_REQUIREMENT} awscli"
+        )
+        .quiet()
+        .run()
+        .context("cannot install moto and awscli from PyPI into the stand-in's virtualenv")?;
+        std::fs::write(&ready, MOTO_REQUIREMENT)?;
+        Ok(())
+    })();
+    let _ = std::fs::remove_dir(&lock);
+    result.map(|()| venv)
+}
+
+fn find_sshd() -> Result<PathBuf> {
+    ["/usr/sbin/sshd", "/usr/local/sbin/sshd", "/sbin/sshd"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .context(
+            "`sshd` not found: the local stand-in needs an SSH server (Debian: `apt-get install openssh-server`)",
+        )
+}
+
+fn current_user(sh: &Shell) -> Result<String> {
+    let user = cmd!(sh, "id -un")
+        .quiet()
+        .read()
+        .context("cannot tell the current user (`id -un`)")?;
+    Ok(user.trim().to_string())
+}
+
+fn is_root() -> bool {
+    std::env::var("USER").map(|u| u == "root").unwrap_or(false)
+        || std::fs::metadata("/proc/self")
+            .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+            .unwrap_or(false)
+}
+
+fn sshd_config(dir: &Path, port: u16, user: &str) -> String {
+    format!(
+        "Port {port}\n\
+         ListenAddress 127.0.0.1\n\
+         HostKey {host_key}\n\
+         AuthorizedKeysFile {authorized}\n\
+         AllowUsers {user}\n\
+         PasswordAuthentication no\n\
+         KbdInteractiveAuthentication no\n\
+         UsePAM no\n\
+         StrictModes no\n\
+         PermitRootLogin prohibit-password\n\
+         PidFile {pid}\n\
+         Subsystem sftp internal-sftp\n",
+        host_key = dir.join("host_key").display(),
+        authorized = dir.join("authorized_keys").display(),
+        pid = dir.join("sshd.pid").display(),
+    )
+}
+
+/// moto's `MOTO_AMIS_PATH` format, for every upstream AMI of the matrix.
+fn seed_amis(matrix: &Matrix) -> String {
+    let mut amis = Vec::new();
+    for image in &matrix.images {
+        let sources = [
+            (Some(&image.instance_store_ami), "instance-store"),
+            (image.ebs_ami.as_ref(), "ebs"),
+        ];
+        for (id, root_device_type) in sources {
+            let Some(id) = id else { continue };
+            amis.push(serde_json::json!({
+                "ami_id": id,
+                "name": format!("ubuntu-{}-{}-{}-{root_device_type}", image.os_version, image.virtualization, image.region),
+                "description": "upstream Ubuntu image (stand-in)",
+                "owner_id": "099720109477",
+                "public": true,
+                "virtualization_type": image.virtualization,
+                "architecture": "x86_64",
+                "state": "available",
+                "platform": null,
+                "image_type": "machine",
+                "hypervisor": "xen",
+                "root_device_name": "/dev/sda1",
+                "root_device_type": root_device_type,
+                "sriov": "simple",
+                "creation_date": "2015-07-01T00:00:00.000Z",
+            }));
+        }
+    }
+    serde_json::Value::Array(amis).to_string()
+}
+
+fn free_port() -> Result<u16> {
+    let listener =
+        TcpListener::bind(("127.0.0.1", 0)).context("cannot find a free loopback port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+fn wait_for_port(port: u16, what: &str, log: &Path) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let tail = std::fs::read_to_string(log).unwrap_or_default();
+    let tail: Vec<&str> = tail.lines().rev().take(5).collect();
+    bail!(
+        "{what} did not listen on 127.0.0.1:{port} within 60 s; its log `{}` ends with:\n  {}",
+        log.display(),
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n  ")
+    )
+}
+
+fn pid_alive(pid: u32) -> bool {
+    // A zombie still has a /proc entry: read its state.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+fn terminate(pid: u32) {
+    // `kill` is the portable way without a libc binding; the group first, then the process.
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", "--", &format!("-{pid}")])
+        .stderr(std::process::Stdio::null())
+        .status();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .stderr(std::process::Stdio::null())
+        .status();
+    // Reap it if it is our child, so it does not linger as a zombie.
+    reap(pid);
+}
+
+fn reap(pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline && pid_alive(pid) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
