@@ -185,6 +185,9 @@ impl Standin {
         let sshd =
             std::process::Command::from(cmd!(sh, "{sshd} -D -e -f {sshd_config} -E {sshd_log}"))
                 .stdin(std::process::Stdio::null())
+                // Inherited output would keep the caller's pipes open after `local up` returns.
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
                 .process_group(0)
                 .spawn()
                 .context("cannot start sshd")?;

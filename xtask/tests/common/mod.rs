@@ -87,7 +87,7 @@ impl Repo {
             .env_remove("SOURCE_DATE_EPOCH")
             .env_remove("AWS_ACCESS_KEY_ID")
             .env_remove("AWS_SECRET_ACCESS_KEY")
-            .env("XTASK_STANDIN_HOME", standin_home());
+            .env("XTASK_STANDIN_VENV", standin_venv());
         command
     }
 
@@ -112,6 +112,10 @@ impl Repo {
 
 impl Drop for Repo {
     fn drop(&mut self) {
+        // A stand-in kept by `local up` outlives the command: stop it even when a test failed.
+        if self.path("target/standin/state.json").exists() {
+            let _ = self.command_in(".", &["local", "down"]).output();
+        }
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.root);
         }
@@ -120,8 +124,8 @@ impl Drop for Repo {
 
 /// Where the local stand-in keeps its virtualenv: shared by all tests (and the developer's own
 /// runs) so moto is installed once, under the real repo's `target/`.
-pub fn standin_home() -> PathBuf {
-    source_root().join("target/standin")
+pub fn standin_venv() -> PathBuf {
+    source_root().join("target/standin-venv")
 }
 
 pub trait RunExt {

@@ -1,0 +1,329 @@
+//! Issue 3: real Packer builds against the local AWS stand-in (moto + a loopback sshd), the
+//! secret masking, resume, and the preflight refusals.
+
+mod common;
+
+use common::{Repo, RunExt};
+use serde_json::Value;
+
+fn record(repo: &Repo, run: &common::Run) -> Value {
+    let id = run_id(run);
+    serde_json::from_str(&repo.read(&format!("build/runs/{id}/run.json"))).unwrap()
+}
+
+fn run_id(run: &common::Run) -> String {
+    let all = run.all();
+    let start = all.find("run `").expect("the output names the run") + 5;
+    all[start..].split('`').next().unwrap().to_string()
+}
+
+/// The stand-in's endpoint port recorded in a run's template: nothing may listen there after.
+fn assert_standin_stopped(repo: &Repo, id: &str) {
+    let template: Value =
+        serde_json::from_str(&repo.read(&format!("build/runs/{id}/template.json"))).unwrap();
+    let endpoint = template["builders"][0]["custom_endpoint_ec2"]
+        .as_str()
+        .unwrap();
+    let port: u16 = endpoint.rsplit(':').next().unwrap().parse().unwrap();
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the stand-in still listens on {port}"
+    );
+    let ssh_port = template["builders"][0]["ssh_port"].as_u64().unwrap() as u16;
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", ssh_port)).is_err(),
+        "sshd still listens on {ssh_port}"
+    );
+}
+
+#[test]
+fn test_ebs_local_builds_four_private_images() {
+    let repo = Repo::new("ebs-local");
+    let registry = repo.read("ami_ids.json");
+    let run = repo.xtask(&["test-ebs", "--local"]).ok();
+    let rec = record(&repo, &run);
+    let builders = rec["builders"].as_object().unwrap();
+    assert_eq!(builders.len(), 4);
+    for (name, b) in builders {
+        assert_eq!(b["state"], "succeeded", "{name}: {b}");
+        assert!(b["amis"][0]["id"].as_str().unwrap().starts_with("ami-"));
+        assert!(
+            run.stdout.contains(b["amis"][0]["id"].as_str().unwrap()),
+            "summary lists the AMI"
+        );
+    }
+    assert!(run.stdout.contains("4 of 4 builders succeeded"));
+    // The stand-in provisioner ran once per builder, with the version and branch.
+    let id = run_id(&run);
+    let standin_record = repo.read(&format!("build/runs/{id}/standin/standin-record.txt"));
+    for name in builders.keys() {
+        assert!(standin_record.contains(&format!("provision builder={name} version=2.6.3 branch=2.6 ami_tools=1.5.3 api_tools=1.7.4.0")), "{standin_record}");
+    }
+    // Test images are listed, never merged.
+    assert_eq!(registry, repo.read("ami_ids.json"));
+    assert_standin_stopped(&repo, &id);
+}
+
+#[test]
+fn test_instance_local_bundles_and_uploads() {
+    let repo = Repo::new("instance-local");
+    let run = repo
+        .xtask(&[
+            "test-instance",
+            "--local",
+            "--only",
+            "us-east-1-1404-hvm,us-east-1-1204-pv",
+        ])
+        .ok();
+    let id = run_id(&run);
+    let rec = record(&repo, &run);
+    assert_eq!(rec["builders"].as_object().unwrap().len(), 2);
+    assert_eq!(rec["builders"]["us-east-1-1404-hvm"]["state"], "succeeded");
+    let bundle = rec["builders"]["us-east-1-1404-hvm"]["bundle"]
+        .as_str()
+        .unwrap();
+    assert!(
+        bundle.starts_with("comboami-test-2.6.3-us-east-1/"),
+        "{bundle}"
+    );
+    let standin_record = repo.read(&format!("build/runs/{id}/standin/standin-record.txt"));
+    assert!(
+        standin_record.contains("bundle-vol builder=us-east-1-1404-hvm"),
+        "{standin_record}"
+    );
+    assert!(
+        standin_record.contains("--partition mbr"),
+        "HVM 14.04 needs an MBR partition"
+    );
+    assert!(
+        standin_record.contains(&format!(
+            "bundle-upload builder=us-east-1-1404-hvm args= -b {bundle}"
+        )),
+        "{standin_record}"
+    );
+    assert!(standin_record.contains("-s <hidden>"));
+    assert_standin_stopped(&repo, &id);
+}
+
+#[test]
+fn secrets_echoed_by_a_bundle_command_are_masked_everywhere() {
+    let repo = Repo::new("secret-echo");
+    // Make the stand-in of ec2-upload-bundle print its arguments, secret key included, the way
+    // a verbose or failing real tool would.
+    let script = repo.read("build/local/bundle-upload.sh");
+    repo.write(
+        "build/local/bundle-upload.sh",
+        &script.replacen("set -eu\n", "set -eu\necho \"called with: $*\"\n", 1),
+    );
+    let run = repo
+        .xtask(&["test-instance", "--local", "--only", "us-east-1-1204-pv"])
+        .ok();
+    let vars: Value = serde_json::from_str(&repo.read("target/standin/local.json")).unwrap();
+    let secret = vars["aws_secret_key"].as_str().unwrap();
+    let access = vars["aws_access_key"].as_str().unwrap();
+    assert!(
+        !run.all().contains(secret) && !run.all().contains(access),
+        "terminal output leaks"
+    );
+    let id = run_id(&run);
+    let output = repo.read(&format!("build/runs/{id}/output-1.log"));
+    assert!(
+        output.contains("called with:") && output.contains("-s <sensitive>"),
+        "the echo happened and was masked:\n{output}"
+    );
+    for entry in std::fs::read_dir(repo.path(&format!("build/runs/{id}"))).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(
+                !text.contains(secret) && !text.contains(access),
+                "{} leaks a secret",
+                path.display()
+            );
+        }
+    }
+    let standin_record = repo.read(&format!("build/runs/{id}/standin/standin-record.txt"));
+    assert!(!standin_record.contains(secret));
+}
+
+#[test]
+fn publish_failure_then_resume_rebuilds_only_the_failed_builder() {
+    let repo = Repo::new("resume");
+    let registry = repo.read("ami_ids.json");
+    repo.xtask(&["local", "up"]).ok();
+    let only = "us-east-1-1404-hvm,eu-west-1-1204-pv,ap-southeast-2-1404-pv,sa-east-1-1204-hvm";
+    // One builder fails in provisioning.
+    let provision = repo.read("build/local/provision.sh");
+    repo.write(
+        "build/local/provision.sh",
+        &provision.replacen("set -eu\n", "set -eu\n[ \"$PACKER_BUILD_NAME\" = eu-west-1-1204-pv ] && { echo injected failure >&2; exit 3; }\n", 1),
+    );
+    let first = repo.xtask(&["publish", "--local", "--yes", "--only", only]);
+    assert_eq!(first.code, 1, "{first:#?}");
+    let id = run_id(&first);
+    assert!(
+        first.stdout.contains("3 of 4 builders succeeded"),
+        "{}",
+        first.stdout
+    );
+    assert!(
+        first
+            .stdout
+            .contains(&format!("cargo xtask publish --resume {id} --local")),
+        "{}",
+        first.stdout
+    );
+    let rec = record(&repo, &first);
+    assert_eq!(rec["builders"]["eu-west-1-1204-pv"]["state"], "failed");
+    let first_amis: Vec<String> = [
+        "us-east-1-1404-hvm",
+        "ap-southeast-2-1404-pv",
+        "sa-east-1-1204-hvm",
+    ]
+    .iter()
+    .map(|b| {
+        rec["builders"][b]["amis"][0]["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    })
+    .collect();
+
+    // A changed input is refused.
+    let ds0 = repo.read("ds0_utils.py");
+    repo.write("ds0_utils.py", &ds0.replace("\"2.6.3\"", "\"2.6.4\""));
+    repo.xtask(&["publish", "--local", "--yes", "--resume"])
+        .fails(2, &["`ds0_utils.py` changed since run", "restore it"]);
+    repo.write("ds0_utils.py", &ds0);
+
+    repo.write("build/local/provision.sh", &provision);
+    let second = repo
+        .xtask(&["publish", "--local", "--yes", "--resume"])
+        .ok();
+    let rec: Value =
+        serde_json::from_str(&repo.read(&format!("build/runs/{id}/run.json"))).unwrap();
+    assert_eq!(
+        rec["attempts"][1]["builders"],
+        serde_json::json!(["eu-west-1-1204-pv"])
+    );
+    assert!(
+        second.stdout.contains("4 of 4 builders succeeded"),
+        "{}",
+        second.stdout
+    );
+    let scratch = repo.read(&format!("build/runs/{id}/ami_ids.json"));
+    for ami in &first_amis {
+        assert!(
+            scratch.contains(ami.as_str()),
+            "{ami} from the first attempt is kept"
+        );
+    }
+    assert!(scratch.contains(
+        rec["builders"]["eu-west-1-1204-pv"]["amis"][0]["id"]
+            .as_str()
+            .unwrap()
+    ));
+    assert_eq!(
+        registry,
+        repo.read("ami_ids.json"),
+        "a rehearsal never writes the real registry"
+    );
+
+    // Nothing left to resume.
+    let third = repo
+        .xtask(&["publish", "--local", "--yes", "--resume", &id])
+        .ok();
+    assert!(third.all().contains("nothing to rebuild"), "{third:#?}");
+
+    // A new run with the same epoch asks for names that exist: reported with the id.
+    let epoch = rec["epoch"].to_string();
+    let again = repo
+        .command_in(
+            ".",
+            &[
+                "publish",
+                "--local",
+                "--yes",
+                "--only",
+                "us-east-1-1404-hvm",
+            ],
+        )
+        .env("SOURCE_DATE_EPOCH", &epoch)
+        .run();
+    assert_eq!(again.code, 1, "{again:#?}");
+    assert!(
+        again
+            .stdout
+            .contains(&format!("already exists: {}", first_amis[0])),
+        "{}",
+        again.stdout
+    );
+    repo.xtask(&["local", "down"]).ok();
+}
+
+#[test]
+fn preflight_refusals_launch_nothing() {
+    let repo = Repo::new("preflight");
+    let before = repo.snapshot();
+    repo.xtask(&["test-ebs"]).fails(
+        2,
+        &["`build/local.json` not found: copy `build/local-default.json` to `build/local.json`"],
+    );
+    std::fs::copy(
+        repo.path("build/local-default.json"),
+        repo.path("build/local.json"),
+    )
+    .unwrap();
+    repo.xtask(&["publish", "--yes"]).fails(
+        2,
+        &["still has the placeholder values of `build/local-default.json` in `aws_account_id`, `aws_access_key`, `aws_secret_key`, `aws_signing_cert`, `aws_signing_key`"],
+    );
+    repo.write(
+        "build/local.json",
+        r#"{"aws_account_id": "111122223333", "aws_access_key": "AKIAREALLOOKING00000", "aws_secret_key": "real/looking/secret", "aws_signing_cert": "missing-cert.pem", "aws_signing_key": "missing-key.pem"}"#,
+    );
+    let run = repo.xtask(&["test-instance"]).fails(
+        2,
+        &[
+            "field `aws_signing_cert`: cannot read `missing-cert.pem`",
+            "field `aws_signing_key`: cannot read `missing-key.pem`",
+        ],
+    );
+    assert!(!run.all().contains("real/looking/secret"));
+    repo.write("cert.pem", "c");
+    repo.write("key.pem", "k");
+    repo.write(
+        "build/local.json",
+        r#"{"aws_account_id": "111122223333", "aws_access_key": "AKIAREALLOOKING00000", "aws_secret_key": "real/looking/secret", "aws_signing_cert": "cert.pem", "aws_signing_key": "key.pem"}"#,
+    );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            repo.path("build/local.json"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+    }
+    // No terminal and no --yes: the plan is shown, then refused.
+    let run = repo.xtask(&["publish"]).fails(
+        2,
+        &[
+            "readable by group or others (mode 644)",
+            "plan: official build of ComboAMI 2.6.3 (branch 2.6)",
+            "launches 32 m3.medium instance(s) in 8 region(s)",
+            "PUBLIC",
+            "publishing needs confirmation",
+        ],
+    );
+    assert!(!run.all().contains("real/looking/secret"));
+    // No packer on PATH.
+    repo.command_in(".", &["test-ebs", "--local"])
+        .env("PATH", "/nonexistent")
+        .run()
+        .fails(2, &["`packer` not found on PATH", "apt-get install packer"]);
+    let mut now = repo.snapshot();
+    now.retain(|(p, _)| {
+        !p.ends_with("local.json") && !p.ends_with("cert.pem") && !p.ends_with("key.pem")
+    });
+    assert_eq!(before, now, "a refused build writes nothing");
+}
