@@ -5,6 +5,7 @@
 mod cmd;
 mod core;
 mod credentials;
+mod git;
 mod interrupt;
 mod packer;
 mod project;
@@ -71,6 +72,42 @@ enum Command {
         /// Rebuild only what did not succeed in the latest run, or in RUN.
         #[arg(long, value_name = "RUN", num_args = 0..=1, default_missing_value = "")]
         resume: Option<String>,
+    },
+    /// The whole official release: check, set the version, publish, merge, commit, tag, push.
+    Release {
+        /// The version to release, like `2.6.4` (or `2.6.4-beta1` for a candidate).
+        version: String,
+        /// The release branch (default: MAJOR.MINOR of VERSION).
+        #[arg(long)]
+        branch: Option<String>,
+        /// Release from the current branch even if it is not the release branch.
+        #[arg(long)]
+        allow_branch: bool,
+        /// Print the checks and the plan; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Push the commit and the tag to REMOTE (default `origin`).
+        #[arg(long, value_name = "REMOTE", num_args = 0..=1, default_missing_value = "origin")]
+        push: Option<String>,
+        /// Rehearse against the local stand-in, in a scratch clone: no account, no cost.
+        #[arg(long)]
+        local: bool,
+        /// Go ahead without asking, after the plan is shown.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Tag the current commit `release/VERSION` (or `candidate/VERSION`) for images built another way.
+    Tag {
+        version: String,
+        /// Push the branch and the tag to REMOTE (default `origin`).
+        #[arg(long, value_name = "REMOTE", num_args = 0..=1, default_missing_value = "origin")]
+        push: Option<String>,
+        /// Print the checks and the plan; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Push without asking, after the plan is shown.
+        #[arg(long)]
+        yes: bool,
     },
     /// Keep a local AWS stand-in running across commands: `up`, `down` or `status`.
     Local {
@@ -162,6 +199,42 @@ fn dispatch(sh: &xshell::Shell, command: Command) -> anyhow::Result<ExitCode> {
             };
             cmd::build::run(sh, &root, Kind::Official, &options)?;
         }
+        Command::Release {
+            version,
+            branch,
+            allow_branch,
+            dry_run,
+            push,
+            local,
+            yes,
+        } => cmd::release::run(
+            sh,
+            &root,
+            &cmd::release::Options {
+                version,
+                branch,
+                allow_branch,
+                dry_run,
+                push,
+                local,
+                yes,
+            },
+        )?,
+        Command::Tag {
+            version,
+            push,
+            dry_run,
+            yes,
+        } => cmd::tag::run(
+            sh,
+            &root,
+            &cmd::tag::Options {
+                version,
+                push,
+                dry_run,
+                yes,
+            },
+        )?,
         Command::Local { action } => match action.as_str() {
             "up" => cmd::local::up(sh, &root)?,
             "down" => cmd::local::down(&root)?,

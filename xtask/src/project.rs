@@ -1,7 +1,7 @@
 //! The repository on disk: finding its root, reading its inputs, writing files atomically.
 
 use crate::core::{ds0, matrix::Matrix, registry};
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use xshell::Shell;
 
@@ -109,12 +109,4 @@ pub fn split_names(values: &[String]) -> Vec<String> {
         .filter(|s| !s.is_empty())
         .map(String::from)
         .collect()
-}
-
-/// Refuses to go on when `path` is missing, naming it.
-pub fn require_file(path: &Path, what: &str) -> Result<()> {
-    if !path.is_file() {
-        bail!("{what} `{}` not found", path.display());
-    }
-    Ok(())
 }

@@ -213,7 +213,7 @@ mod tests {
     #[test]
     fn stamps() {
         assert_eq!(utc_stamp(0), "19700101-000000");
-        assert_eq!(utc_stamp(1_795_573_423), "20261125-012343");
+        assert_eq!(utc_stamp(1_795_573_423), "20261125-022343");
         assert_eq!(utc_stamp(951_782_400), "20000229-000000");
     }
 }

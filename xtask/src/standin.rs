@@ -68,7 +68,12 @@ impl Standin {
     }
 
     /// What the template needs to aim a build at the stand-in; stand-in work goes in `work_dir`.
-    pub fn template_local(&self, root: &Path, work_dir: &Path) -> template::Local {
+    pub fn template_local(
+        &self,
+        root: &Path,
+        work_dir: &Path,
+        fail_builders: Vec<String>,
+    ) -> template::Local {
         let script = |name: &str| root.join("build/local").join(name).display().to_string();
         template::Local {
             ec2_endpoint: self.endpoint(),
@@ -80,6 +85,7 @@ impl Standin {
             bundle_vol_script: script("bundle-vol.sh"),
             bundle_upload_script: script("bundle-upload.sh"),
             record_file: work_dir.join("standin-record.txt").display().to_string(),
+            fail_builders,
         }
     }
 
@@ -242,12 +248,10 @@ impl Standin {
         let python = self.venv.join("bin/python");
         let endpoint = self.endpoint();
         let public_key = self.dir.join("id_rsa.pub");
-        let script = format!(
-            "import boto3,sys\n\
+        let script = "import boto3,sys\n\
              key=open(sys.argv[3],'rb').read()\n\
              for r in sys.argv[4:]:\n    \
-               boto3.client('ec2',region_name=r,endpoint_url=sys.argv[1],aws_access_key_id='standin',aws_secret_access_key='standin').import_key_pair(KeyName=sys.argv[2],PublicKeyMaterial=key)\n"
-        );
+               boto3.client('ec2',region_name=r,endpoint_url=sys.argv[1],aws_access_key_id='standin',aws_secret_access_key='standin').import_key_pair(KeyName=sys.argv[2],PublicKeyMaterial=key)\n";
         cmd!(
             sh,
             "{python} -c {script} {endpoint} {KEY_PAIR} {public_key} {regions...}"

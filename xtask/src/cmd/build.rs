@@ -28,6 +28,13 @@ pub struct Options {
     pub packer_args: Vec<String>,
     /// Where a publish merges its AMIs, when not the default (a local release rehearsal).
     pub registry: Option<String>,
+    /// The id of a new run, when the caller chose it (a release records it before building).
+    pub run_id: Option<String>,
+    /// Where the local stand-in lives, when not in this repository (a release rehearsal runs in
+    /// a scratch clone but shares the real repository's stand-in and virtualenv).
+    pub standin_root: Option<std::path::PathBuf>,
+    /// The command that continues after a failure, when not `publish --resume` (a release).
+    pub resume_command: Option<String>,
 }
 
 /// What a finished build reports to its caller (the release command builds on it).
@@ -98,7 +105,11 @@ pub fn run(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Fin
 
     // Effects from here on.
     let standin = match options.local {
-        true => Some(Standin::attach_or_start(sh, root, &matrix)?),
+        true => Some(Standin::attach_or_start(
+            sh,
+            standin_root(root, options),
+            &matrix,
+        )?),
         false => None,
     };
     interrupt::check()?;
@@ -107,7 +118,10 @@ pub fn run(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Fin
         (None, Some(credentials)) => credentials,
         (None, None) => unreachable!("credentials are loaded for real builds"),
     };
-    let run_id = runs::new_run_id(root, kind.as_str(), options.local, epoch);
+    let run_id = options
+        .run_id
+        .clone()
+        .unwrap_or_else(|| runs::new_run_id(root, kind.as_str(), options.local, epoch));
     let registry_path = registry_path.map(|p| {
         if p.is_empty() {
             scratch_registry(&run_id)
@@ -169,7 +183,11 @@ pub fn run(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Fin
     };
     attempt(sh, &packer, &credentials, &mut record, only, options)?;
     drop(standin);
-    finish(sh, record, kind)
+    finish(sh, record, kind, options)
+}
+
+fn standin_root<'a>(root: &'a Path, options: &'a Options) -> &'a Path {
+    options.standin_root.as_deref().unwrap_or(root)
 }
 
 fn resume(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Finished> {
@@ -220,7 +238,7 @@ fn resume(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Fini
             "run `{run_id}`: all {} builders already succeeded; nothing to rebuild",
             record.builders.len()
         );
-        return finish(sh, record, kind);
+        return finish(sh, record, kind, options);
     }
     let matrix = project::matrix(sh)?;
     let packer = Packer::detect(sh)?;
@@ -242,7 +260,11 @@ fn resume(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Fini
     }
     interrupt::check()?;
     let standin = match options.local {
-        true => Some(Standin::attach_or_start(sh, root, &matrix)?),
+        true => Some(Standin::attach_or_start(
+            sh,
+            standin_root(root, options),
+            &matrix,
+        )?),
         false => None,
     };
     let credentials = match (&standin, credentials) {
@@ -254,7 +276,7 @@ fn resume(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Fini
     write_template(sh, root, &matrix, &record, &all, standin.as_ref())?;
     attempt(sh, &packer, &credentials, &mut record, remaining, options)?;
     drop(standin);
-    finish(sh, record, kind)
+    finish(sh, record, kind, options)
 }
 
 /// Generates the run's template from the recorded inputs: the same epoch, commit and run id give
@@ -268,7 +290,10 @@ fn write_template(
     standin: Option<&Standin>,
 ) -> Result<serde_json::Value> {
     let run_dir = runs::run_dir(root, &record.run_id);
-    let local = standin.map(|s| s.template_local(root, &run_dir.join("standin")));
+    // A rehearsal of failure: builders named in `XTASK_LOCAL_FAIL` fail in the stand-in's
+    // provisioning (local builds only), so a resume can be tried without touching any file.
+    let fail = project::split_names(&[sh.var("XTASK_LOCAL_FAIL").unwrap_or_default()]);
+    let local = standin.map(|s| s.template_local(root, &run_dir.join("standin"), fail));
     let kind = Kind::parse(&record.kind).context("the run record names an unknown kind")?;
     let inputs = Inputs {
         kind,
@@ -369,7 +394,7 @@ fn attempt(
 }
 
 /// Merges (publish), prints the summary, and turns failures into exit status 1.
-fn finish(sh: &Shell, record: RunRecord, kind: Kind) -> Result<Finished> {
+fn finish(sh: &Shell, record: RunRecord, kind: Kind, options: &Options) -> Result<Finished> {
     let interrupted = record.attempts.last().is_some_and(|a| a.interrupted);
     if let Some(path) = &record.registry {
         if interrupted {
@@ -383,7 +408,7 @@ fn finish(sh: &Shell, record: RunRecord, kind: Kind) -> Result<Finished> {
             }
         }
     }
-    print!("{}", summary(&record, kind));
+    print!("{}", summary(&record, kind, options));
     if record.unfinished().is_empty() {
         Ok(Finished { record })
     } else {
@@ -396,7 +421,7 @@ fn finish(sh: &Shell, record: RunRecord, kind: Kind) -> Result<Finished> {
     }
 }
 
-fn summary(record: &RunRecord, kind: Kind) -> String {
+fn summary(record: &RunRecord, kind: Kind, options: &Options) -> String {
     let width = record
         .builders
         .keys()
@@ -442,7 +467,11 @@ fn summary(record: &RunRecord, kind: Kind) -> String {
             attempt.output_log
         ));
     }
-    if let (Some(path), true) = (&record.registry, record.local) {
+    if let Some(path) = record
+        .registry
+        .as_ref()
+        .filter(|p| p.starts_with(runs::RUNS_DIR))
+    {
         out.push_str(&format!(
             "local rehearsal: AMIs merged into `{path}`; the real `{REGISTRY_PATH}` was not touched\n"
         ));
@@ -455,6 +484,9 @@ fn summary(record: &RunRecord, kind: Kind) -> String {
     if !failed.is_empty() {
         let local = if record.local { " --local" } else { "" };
         let retry = match kind {
+            _ if options.resume_command.is_some() => {
+                options.resume_command.clone().unwrap_or_default()
+            }
             Kind::Official => format!("cargo xtask publish --resume {}{local}", record.run_id),
             _ => format!("cargo xtask {kind} --only {}{local}", failed.join(",")),
         };
@@ -463,6 +495,40 @@ fn summary(record: &RunRecord, kind: Kind) -> String {
         ));
     }
     out
+}
+
+/// The plan a build of `version` would show, without reading credentials or starting anything
+/// (a release shows it before `ds0_utils.py` holds the new version).
+pub fn preview(
+    sh: &Shell,
+    kind: Kind,
+    version: &str,
+    branch: &str,
+    options: &Options,
+) -> Result<String> {
+    let matrix = project::matrix(sh)?;
+    let only = project::split_names(&options.only);
+    let inputs = Inputs {
+        kind,
+        version,
+        branch,
+        epoch: 0,
+        git_commit: "",
+        run_id: "",
+        only: &only,
+        local: None,
+    };
+    let template = template::generate(&matrix, &inputs).map_err(anyhow::Error::msg)?;
+    Ok(plan(
+        &matrix,
+        &template,
+        kind,
+        version,
+        branch,
+        &matrix.settings.launch_size,
+        options,
+        registry_target(kind, options).as_deref(),
+    ))
 }
 
 fn builder_names(template: &serde_json::Value) -> Vec<String> {

@@ -4,7 +4,9 @@ pub mod ami_ids;
 pub mod build;
 pub mod config;
 pub mod local;
+pub mod release;
 pub mod set_version;
+pub mod tag;
 
 use crate::core::template::Kind;
 use anyhow::Result;

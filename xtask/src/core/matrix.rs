@@ -100,12 +100,6 @@ impl Matrix {
         self.images.iter().filter(|i| i.enabled)
     }
 
-    pub fn find(&self, builder_name: &str) -> Option<&Image> {
-        self.images
-            .iter()
-            .find(|i| i.builder_name() == builder_name)
-    }
-
     fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         let mut seen: BTreeMap<String, usize> = BTreeMap::new();

@@ -6,5 +6,6 @@ pub mod mask;
 pub mod matrix;
 pub mod packer_log;
 pub mod registry;
+pub mod release;
 pub mod template;
 pub mod version;

@@ -142,19 +142,19 @@ impl Tracker {
                 let error = record.data.join(",");
                 self.fail(builder, &error, &mut events);
             }
-            (builder, "artifact") if !builder.is_empty() => {
-                if record.data.get(1).map(String::as_str) == Some("id") {
-                    let id = record.data[2..].join(",");
-                    for pair in id.split(',').filter(|p| !p.is_empty()) {
-                        let ami = parse_pair(builder, pair)?;
-                        let state = self.state(builder);
-                        if !state.amis.contains(&ami) {
-                            state.amis.push(ami.clone());
-                            events.push(Event::Artifact {
-                                builder: builder.to_string(),
-                                ami,
-                            });
-                        }
+            (builder, "artifact")
+                if !builder.is_empty() && record.data.get(1).map(String::as_str) == Some("id") =>
+            {
+                let id = record.data[2..].join(",");
+                for pair in id.split(',').filter(|p| !p.is_empty()) {
+                    let ami = parse_pair(builder, pair)?;
+                    let state = self.state(builder);
+                    if !state.amis.contains(&ami) {
+                        state.amis.push(ami.clone());
+                        events.push(Event::Artifact {
+                            builder: builder.to_string(),
+                            ami,
+                        });
                     }
                 }
             }

@@ -140,6 +140,21 @@ pub fn ids(registry: &Registry) -> Vec<&str> {
     registry.values().flatten().map(|e| e.id.as_str()).collect()
 }
 
+/// The registry's entries as AMIs named by builder (`REGION-RELEASE-VIRT`), e.g. for a tag
+/// message.
+pub fn amis(registry: &Registry) -> Vec<Ami> {
+    registry
+        .iter()
+        .flat_map(|(region, entries)| {
+            entries.iter().map(move |e| Ami {
+                builder: format!("{region}-{}-{}", e.release, e.virt),
+                region: region.clone(),
+                id: e.id.clone(),
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

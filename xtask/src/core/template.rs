@@ -82,10 +82,12 @@ pub struct Local {
     pub bundle_upload_script: String,
     /// Where the stand-ins record what they were given.
     pub record_file: String,
+    /// Builders whose stand-in provisioning fails on purpose, to rehearse a failure.
+    pub fail_builders: Vec<String>,
 }
 
 /// The rows a kind builds: every enabled row for official, the test region's rows for tests.
-pub fn rows<'m>(matrix: &'m Matrix, kind: Kind) -> Vec<&'m Image> {
+pub fn rows(matrix: &Matrix, kind: Kind) -> Vec<&Image> {
     matrix
         .enabled()
         .filter(|image| match kind {
@@ -314,6 +316,15 @@ fn provisioner(matrix: &Matrix, inputs: &Inputs) -> Value {
                 .as_array_mut()
                 .expect("environment is an array")
                 .push(json!(format!("XTASK_STANDIN_RECORD={}", local.record_file)));
+            if !local.fail_builders.is_empty() {
+                environment
+                    .as_array_mut()
+                    .expect("environment is an array")
+                    .push(json!(format!(
+                        "XTASK_STANDIN_FAIL={}",
+                        local.fail_builders.join(",")
+                    )));
+            }
             json!({
                 "type": "shell",
                 "script": local.provision_script,

@@ -88,7 +88,43 @@ impl Repo {
             .env_remove("AWS_ACCESS_KEY_ID")
             .env_remove("AWS_SECRET_ACCESS_KEY")
             .env("XTASK_STANDIN_VENV", standin_venv());
+        isolate_git(&mut command, &self.home());
         command
+    }
+
+    /// The test's own home folder: git (and git2) read their configuration from there only.
+    pub fn home(&self) -> PathBuf {
+        self.root.with_extension("home")
+    }
+
+    /// Makes the copy a git repository on `branch` with one commit of everything, with a fixed
+    /// identity in the test's own git configuration.
+    pub fn git_init(&self, branch: &str) {
+        std::fs::create_dir_all(self.home()).unwrap();
+        std::fs::write(
+            self.home().join(".gitconfig"),
+            "[user]\n\tname = Xtask Test\n\temail = xtask-test@example.invalid\n",
+        )
+        .unwrap();
+        std::fs::copy(source_root().join(".gitignore"), self.path(".gitignore")).unwrap();
+        self.git(&["init", "--quiet", "--initial-branch", branch]);
+        self.git(&["add", "--all"]);
+        self.git(&["commit", "--quiet", "--message", "Start"]);
+    }
+
+    /// Runs `git ARGS` in the copy (with the test's configuration) and returns its stdout.
+    #[track_caller]
+    pub fn git(&self, args: &[&str]) -> String {
+        git_in(&self.root, &self.home(), args)
+    }
+
+    /// Every file below the root except `target/` (where rehearsals and stand-ins live).
+    pub fn snapshot_without_target(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        let target = self.path("target");
+        self.snapshot()
+            .into_iter()
+            .filter(|(path, _)| !path.starts_with(&target))
+            .collect()
     }
 
     /// Every file below the root with its bytes, to assert that nothing changed.
@@ -118,8 +154,43 @@ impl Drop for Repo {
         }
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.root);
+            let _ = std::fs::remove_dir_all(self.home());
         }
     }
+}
+
+/// Keeps git and git2 away from the user's configuration: a home of the test's own, no system
+/// configuration, no identity from the environment.
+fn isolate_git(command: &mut Command, home: &Path) {
+    command
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env_remove("GIT_CONFIG_GLOBAL")
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE");
+    for name in ["AUTHOR", "COMMITTER"] {
+        command
+            .env_remove(format!("GIT_{name}_NAME"))
+            .env_remove(format!("GIT_{name}_EMAIL"))
+            .env_remove(format!("GIT_{name}_DATE"));
+    }
+    command.env_remove("EMAIL");
+}
+
+/// Runs `git ARGS` in `dir` with the configuration of `home`; panics with its output on failure.
+#[track_caller]
+pub fn git_in(dir: &Path, home: &Path, args: &[&str]) -> String {
+    let mut command = Command::new("git");
+    command.args(args).current_dir(dir);
+    isolate_git(&mut command, home);
+    let output = command.output().expect("git runs");
+    assert!(
+        output.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// Where the local stand-in keeps its virtualenv: shared by all tests (and the developer's own

@@ -1,0 +1,136 @@
+//! `cargo xtask tag VERSION`: only the tag (and push) of a release, for images built another
+//! way. The same checks on the version and the tag; `ds0_utils.py` must already hold VERSION.
+
+use crate::cmd::release::{check_clean, check_order, check_remote, check_tag_free, short};
+use crate::core::release::{self, Check};
+use crate::core::{ds0, registry, registry::REGISTRY_PATH, version};
+use crate::git::{self, Git};
+use anyhow::{bail, Context, Result};
+use std::io::IsTerminal;
+use std::path::Path;
+use xshell::Shell;
+
+pub struct Options {
+    pub version: String,
+    pub push: Option<String>,
+    pub dry_run: bool,
+    pub yes: bool,
+}
+
+pub fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
+    let git = Git::open(root)?;
+    let mut checks = Vec::new();
+    let parsed = version::parse(&options.version);
+    let tag = parsed.as_ref().ok().map(version::tag_name);
+    checks.push(match &parsed {
+        Ok(v) => Check::ok("version", format!("{v} (tag `{}`)", version::tag_name(v))),
+        Err(e) => Check::fail("version", e.clone()),
+    });
+    if let (Ok(v), Some(tag)) = (&parsed, &tag) {
+        checks.push(check_tag_free(&git, tag, None));
+        checks.push(check_order(&git, v, None));
+    }
+    checks.push(check_clean(&git, &[]));
+    // The tag goes on HEAD, so the committed file is what counts.
+    let committed = git
+        .file_at_head(ds0::DS0_PATH)
+        .and_then(|text| ds0::read(&text).map_err(anyhow::Error::msg));
+    checks.push(match committed {
+        Ok((v, branch)) if v == options.version => Check::ok(
+            ds0::DS0_PATH,
+            format!("holds {v} (branch {branch}) at HEAD"),
+        ),
+        Ok((v, _)) => Check::fail(
+            ds0::DS0_PATH,
+            format!(
+                "holds {v} at HEAD, not {}: tag the commit that set the version, or use `cargo xtask release {}` to build and tag it",
+                options.version, options.version
+            ),
+        ),
+        Err(e) => Check::fail(ds0::DS0_PATH, format!("{e:#}")),
+    });
+    let branch = git.current_branch();
+    if options.push.is_some() {
+        checks.push(match &branch {
+            Ok(Some(b)) => Check::ok("branch", format!("on `{b}`")),
+            Ok(None) => Check::fail(
+                "branch",
+                "HEAD is detached: check out the release branch to push it with the tag",
+            ),
+            Err(e) => Check::fail("branch", format!("{e:#}")),
+        });
+    }
+    let identity = git.signature();
+    checks.push(match &identity {
+        Ok(s) => Check::ok(
+            "git identity",
+            format!(
+                "{} <{}>",
+                String::from_utf8_lossy(s.name_bytes()),
+                String::from_utf8_lossy(s.email_bytes())
+            ),
+        ),
+        Err(e) => Check::fail("git identity", format!("{e:#}")),
+    });
+    if let (Some(remote), Some(tag)) = (&options.push, &tag) {
+        checks.push(check_remote(sh, root, &git, remote, tag, false, false));
+    }
+    eprint!("{}", release::report(&checks));
+    let failed = release::failures(&checks);
+    if failed > 0 {
+        bail!("{failed} check(s) failed; nothing was changed: fix them and run the same command again");
+    }
+    let tag = tag.expect("the version parsed");
+    let head = git.head_commit()?;
+    let text = git.file_at_head(REGISTRY_PATH)?;
+    let amis = registry::amis(&registry::parse(&text).map_err(anyhow::Error::msg)?);
+    let (_, ds0_branch) =
+        ds0::read(&git.file_at_head(ds0::DS0_PATH)?).map_err(anyhow::Error::msg)?;
+
+    eprintln!(
+        "\nplan: tag {} `{tag}` (annotated; the message lists the {} AMIs of `{REGISTRY_PATH}`)",
+        short(&head),
+        amis.len()
+    );
+    let branch = branch.ok().flatten().unwrap_or_default();
+    if let Some(remote) = &options.push {
+        eprintln!("      then push branch `{branch}` and tag `{tag}` to `{remote}`");
+    }
+    if options.dry_run {
+        eprintln!("\ndry run: nothing was changed");
+        return Ok(());
+    }
+    if options.push.is_some() {
+        confirm(options.yes)?;
+    }
+    let message = release::tag_message(&options.version, &ds0_branch, &amis);
+    git.create_tag(&tag, &head, &message)?;
+    println!("tagged {} `{tag}`", short(&head));
+    if let Some(remote) = &options.push {
+        git::push(sh, root, remote, &branch, &tag).with_context(|| {
+            format!(
+                "the tag is made locally; push it with `git push --atomic {remote} {branch} {tag}`"
+            )
+        })?;
+        println!("pushed `{branch}` and `{tag}` to `{remote}`");
+    }
+    Ok(())
+}
+
+fn confirm(yes: bool) -> Result<()> {
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("pushing needs confirmation: run it from a terminal to answer, or add `--yes` after reading the plan above");
+    }
+    eprint!("type `push` to push, anything else to stop (the tag is not made either): ");
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .context("cannot read the answer")?;
+    if answer.trim() != "push" {
+        bail!("stopped: nothing was changed");
+    }
+    Ok(())
+}

@@ -1,0 +1,184 @@
+//! The repository's git state through git2 (local operations only: status, branch, tags, commit,
+//! annotated tags), and the two network operations through the `git` command, so the user's own
+//! credentials, SSH agent and helpers apply.
+
+use anyhow::{bail, Context, Result};
+use git2::{Repository, StatusOptions};
+use std::path::Path;
+use xshell::{cmd, Shell};
+
+pub struct Git {
+    pub repo: Repository,
+}
+
+impl Git {
+    pub fn open(root: &Path) -> Result<Git> {
+        let repo = Repository::open(root).with_context(|| {
+            format!(
+                "`{}` is not a git repository: releases commit and tag, so run them in a clone of the image repository",
+                root.display()
+            )
+        })?;
+        Ok(Git { repo })
+    }
+
+    /// Paths with uncommitted changes or untracked files (ignored files do not count).
+    pub fn dirty_paths(&self) -> Result<Vec<String>> {
+        let mut options = StatusOptions::new();
+        options
+            .include_untracked(true)
+            .recurse_untracked_dirs(true)
+            .include_ignored(false);
+        let statuses = self
+            .repo
+            .statuses(Some(&mut options))
+            .context("cannot read the git status")?;
+        Ok(statuses
+            .iter()
+            .map(|s| String::from_utf8_lossy(s.path_bytes()).into_owned())
+            .collect())
+    }
+
+    /// The checked-out branch, or `None` on a detached HEAD.
+    pub fn current_branch(&self) -> Result<Option<String>> {
+        if self.repo.head_detached().unwrap_or(false) {
+            return Ok(None);
+        }
+        let head = self
+            .repo
+            .head()
+            .context("cannot read HEAD (is there a first commit?)")?;
+        Ok(Some(
+            String::from_utf8_lossy(head.shorthand_bytes()).into_owned(),
+        ))
+    }
+
+    pub fn head_commit(&self) -> Result<String> {
+        let commit = self
+            .repo
+            .head()
+            .and_then(|h| h.peel_to_commit())
+            .context("cannot read the commit at HEAD")?;
+        Ok(commit.id().to_string())
+    }
+
+    pub fn tag_names(&self) -> Result<Vec<String>> {
+        let names = self.repo.tag_names(None).context("cannot list the tags")?;
+        Ok(names.iter().flatten().flatten().map(String::from).collect())
+    }
+
+    /// The commit a tag points to, if the tag exists.
+    pub fn tag_target(&self, name: &str) -> Option<String> {
+        let reference = self
+            .repo
+            .find_reference(&format!("refs/tags/{name}"))
+            .ok()?;
+        reference.peel_to_commit().ok().map(|c| c.id().to_string())
+    }
+
+    /// The identity for commits and tags, from the user's git configuration.
+    pub fn signature(&self) -> Result<git2::Signature<'static>> {
+        self.repo.signature().map_err(|e| {
+            anyhow::anyhow!(
+                "no git identity ({}): set one with `git config --global user.name \"Your Name\"` \
+                 and `git config --global user.email you@example.com`",
+                e.message()
+            )
+        })
+    }
+
+    pub fn has_remote(&self, name: &str) -> bool {
+        self.repo.find_remote(name).is_ok()
+    }
+
+    /// A file's text at HEAD.
+    pub fn file_at_head(&self, path: &str) -> Result<String> {
+        let tree = self
+            .repo
+            .head()
+            .and_then(|h| h.peel_to_tree())
+            .context("cannot read the tree at HEAD")?;
+        let entry = tree
+            .get_path(Path::new(path))
+            .with_context(|| format!("`{path}` is not committed at HEAD"))?;
+        let blob = entry
+            .to_object(&self.repo)
+            .and_then(|o| o.peel_to_blob())
+            .with_context(|| format!("cannot read `{path}` at HEAD"))?;
+        String::from_utf8(blob.content().to_vec())
+            .with_context(|| format!("`{path}` at HEAD is not UTF-8"))
+    }
+
+    /// Commits `paths` as they are in the working tree on top of HEAD; returns the new commit.
+    pub fn commit(&self, paths: &[&str], message: &str) -> Result<String> {
+        let signature = self.signature()?;
+        let mut index = self.repo.index().context("cannot open the git index")?;
+        for path in paths {
+            index
+                .add_path(Path::new(path))
+                .with_context(|| format!("cannot stage `{path}`"))?;
+        }
+        index.write().context("cannot write the git index")?;
+        let tree_id = index.write_tree().context("cannot write the tree")?;
+        let tree = self.repo.find_tree(tree_id)?;
+        let parent = self
+            .repo
+            .head()
+            .and_then(|h| h.peel_to_commit())
+            .context("cannot read the commit at HEAD")?;
+        let id = self
+            .repo
+            .commit(
+                Some("HEAD"),
+                &signature,
+                &signature,
+                message,
+                &tree,
+                &[&parent],
+            )
+            .context("cannot commit")?;
+        Ok(id.to_string())
+    }
+
+    /// Creates an annotated tag on `commit`; never moves or overwrites an existing one.
+    pub fn create_tag(&self, name: &str, commit: &str, message: &str) -> Result<String> {
+        let signature = self.signature()?;
+        let target = self
+            .repo
+            .revparse_single(commit)
+            .with_context(|| format!("cannot find commit `{commit}`"))?;
+        if self.tag_target(name).is_some() {
+            bail!("tag `{name}` already exists; tags are never moved or overwritten");
+        }
+        let id = self
+            .repo
+            .tag(name, &target, &signature, message, false)
+            .with_context(|| format!("cannot create tag `{name}`"))?;
+        Ok(id.to_string())
+    }
+}
+
+/// Whether the remote has the tag, asked through `git ls-remote`.
+pub fn remote_has_tag(sh: &Shell, root: &Path, remote: &str, tag: &str) -> Result<bool> {
+    let reference = format!("refs/tags/{tag}");
+    let output = cmd!(sh, "git -C {root} ls-remote --tags {remote} {reference}")
+        .quiet()
+        .ignore_stderr()
+        .read()
+        .with_context(|| format!("cannot ask remote `{remote}` for its tags (`git ls-remote`)"))?;
+    Ok(!output.trim().is_empty())
+}
+
+/// Pushes the branch and the tag in one atomic push.
+pub fn push(sh: &Shell, root: &Path, remote: &str, branch: &str, tag: &str) -> Result<()> {
+    let branch_ref = format!("refs/heads/{branch}:refs/heads/{branch}");
+    let tag_ref = format!("refs/tags/{tag}:refs/tags/{tag}");
+    cmd!(
+        sh,
+        "git -C {root} push --atomic {remote} {branch_ref} {tag_ref}"
+    )
+    .run()
+    .with_context(|| {
+        format!("cannot push `{branch}` and `{tag}` to `{remote}`: fix the cause above and run the same command again")
+    })
+}

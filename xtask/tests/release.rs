@@ -1,0 +1,304 @@
+//! Issue 4: `release` and `tag` in real git repositories (temporary copies, a bare repository as
+//! remote), with git isolated from the user's configuration and a fixed identity.
+
+mod common;
+
+use common::{git_in, Repo};
+
+/// A copy of the repository as a git repository on the release branch `2.6`, holding 2.6.3.
+fn git_repo(name: &str) -> Repo {
+    let repo = Repo::new(name);
+    repo.git_init("2.6");
+    repo
+}
+
+fn refs(repo: &Repo) -> String {
+    repo.git(&["show-ref"])
+}
+
+#[test]
+fn tag_names_plain_and_candidate_versions_as_annotated_tags() {
+    let repo = git_repo("tag");
+    let run = repo.xtask(&["tag", "2.6.3"]).ok();
+    assert!(run.stdout.contains("`release/2.6.3`"), "{run:#?}");
+    let tag = repo.git(&["cat-file", "-p", "release/2.6.3"]);
+    let head = repo.git(&["rev-parse", "HEAD"]);
+    assert!(tag.starts_with(&format!("object {head}type commit\ntag release/2.6.3\ntagger Xtask Test <xtask-test@example.invalid>")), "{tag}");
+    // The message lists the registry's AMIs.
+    assert!(tag.contains("ComboAMI 2.6.3 (branch 2.6)"), "{tag}");
+    assert!(
+        tag.contains("ap-northeast-1  1404 hvm  ami-580eb458"),
+        "{tag}"
+    );
+
+    // The same version again: the tag is never moved.
+    repo.xtask(&["tag", "2.6.3"])
+        .fails(2, &["`release/2.6.3` already exists", "never moved"]);
+
+    // A pre-release becomes a candidate tag.
+    repo.xtask(&["set-version", "2.6.4-beta1"]).ok();
+    repo.git(&["commit", "--quiet", "--all", "--message", "2.6.4-beta1"]);
+    repo.xtask(&["tag", "2.6.4-beta1"]).ok();
+    assert_eq!(
+        repo.git(&["tag", "--list"]),
+        "candidate/2.6.4-beta1\nrelease/2.6.3\n"
+    );
+    assert_eq!(
+        repo.git(&["cat-file", "-t", "candidate/2.6.4-beta1"]),
+        "tag\n"
+    );
+
+    // `ds0_utils.py` must already hold the version.
+    let before = refs(&repo);
+    repo.xtask(&["tag", "2.6.4"]).fails(
+        2,
+        &["FAIL  ds0_utils.py", "holds 2.6.4-beta1 at HEAD, not 2.6.4"],
+    );
+    // An older version than the newest release is refused too.
+    repo.xtask(&["set-version", "2.6.2"]).ok();
+    repo.git(&["commit", "--quiet", "--all", "--message", "2.6.2"]);
+    repo.xtask(&["tag", "2.6.2"])
+        .fails(2, &["2.6.2 is not newer than the latest release 2.6.3"]);
+    assert_eq!(
+        refs(&repo)
+            .lines()
+            .filter(|l| l.contains("refs/tags"))
+            .count(),
+        before.lines().filter(|l| l.contains("refs/tags")).count()
+    );
+}
+
+#[test]
+fn tag_push_goes_to_the_bare_remote() {
+    let repo = git_repo("tag-push");
+    let remote = repo.root.with_extension("remote.git");
+    git_in(
+        &repo.root,
+        &repo.home(),
+        &["init", "--quiet", "--bare", remote.to_str().unwrap()],
+    );
+    repo.git(&["remote", "add", "origin", remote.to_str().unwrap()]);
+    // Pushing needs a yes.
+    repo.xtask(&["tag", "2.6.3", "--push"])
+        .fails(2, &["pushing needs confirmation", "--yes"]);
+    assert_eq!(repo.git(&["tag", "--list"]), "");
+    repo.xtask(&["tag", "2.6.3", "--push", "--yes"]).ok();
+    let remote_refs = git_in(&remote, &repo.home(), &["show-ref"]);
+    assert!(remote_refs.contains("refs/heads/2.6"), "{remote_refs}");
+    assert!(
+        remote_refs.contains("refs/tags/release/2.6.3"),
+        "{remote_refs}"
+    );
+    let _ = std::fs::remove_dir_all(remote);
+}
+
+#[test]
+fn release_preflight_reports_every_failure_at_once_and_changes_nothing() {
+    let repo = git_repo("preflight");
+    repo.git(&["checkout", "--quiet", "-b", "main"]);
+    repo.git(&["tag", "release/2.6.5"]);
+    repo.write("notes.txt", "work in progress\n");
+    let before = repo.snapshot();
+    let run = repo
+        .xtask(&["release", "2.6.4", "--push", "--yes"])
+        .fails(2, &["preflight check(s) failed; nothing was changed"]);
+    for needle in [
+        "FAIL  order         2.6.4 is not newer than the latest release 2.6.5",
+        "FAIL  working tree  uncommitted changes or untracked files: `notes.txt`",
+        "FAIL  branch        on `main`, not the release branch `2.6`: run `git checkout 2.6`",
+        "FAIL  credentials   `build/local.json` not found: copy `build/local-default.json`",
+        "FAIL  remote        no remote `origin`",
+        "ok    packer",
+    ] {
+        assert!(
+            run.stderr.contains(needle),
+            "lacks {needle:?}:\n{}",
+            run.stderr
+        );
+    }
+    assert!(run.stderr.contains("5 preflight check(s) failed"));
+    assert!(before == repo.snapshot(), "a refused release changed files");
+
+    // A version AWS would reject, a version that is not semver, an existing tag.
+    let run = repo
+        .xtask(&["release", "2.6.1+build.5", "--local", "--allow-branch"])
+        .fails(2, &[]);
+    assert!(
+        run.stderr
+            .contains("AMI name `DataStax Auto-Clustering AMI 2.6.1+build.5-1204-pv` contains `+`"),
+        "{}",
+        run.stderr
+    );
+    repo.xtask(&["release", "2.6", "--local"])
+        .fails(2, &["FAIL  version", "`2.6` is not a semantic version"]);
+    repo.xtask(&["release", "2.6.5", "--local"])
+        .fails(2, &["FAIL  tag", "`release/2.6.5` already exists"]);
+    // `--allow-branch` accepts the branch; `--branch` names another release branch.
+    let run = repo
+        .xtask(&["release", "2.7.0", "--allow-branch", "--local", "--dry-run"])
+        .fails(2, &[]);
+    assert!(
+        run.stderr
+            .contains("ok    branch        on `main`, not `2.7` (allowed by `--allow-branch`)"),
+        "{}",
+        run.stderr
+    );
+
+    // No identity: a clear error naming the fix.
+    std::fs::remove_file(repo.home().join(".gitconfig")).unwrap();
+    repo.xtask(&["release", "2.7.0", "--branch", "main", "--local"])
+        .fails(2, &["FAIL  git identity", "git config --global user.name"]);
+    assert!(before == repo.snapshot(), "a refused release changed files");
+}
+
+#[test]
+fn dry_run_prints_the_plan_and_changes_no_byte_and_no_ref() {
+    let repo = git_repo("dry-run");
+    let before = repo.snapshot();
+    for args in [
+        &["release", "2.6.4", "--dry-run", "--local", "--push"][..],
+        &["release", "2.6.4-beta1", "--dry-run", "--local"][..],
+        &["tag", "2.6.3", "--dry-run"][..],
+    ] {
+        let run = repo.xtask(args).ok();
+        assert!(
+            run.stderr.contains("dry run: nothing was changed"),
+            "{run:#?}"
+        );
+    }
+    let run = repo
+        .xtask(&["release", "2.6.4", "--dry-run", "--local"])
+        .ok();
+    for needle in [
+        "ok    tag           `release/2.6.4` does not exist yet",
+        "-    return \"2.6.3\"\n     +    return \"2.6.4\"",
+        "launches 32 m3.medium instance(s) in 8 region(s)",
+        "images will be PUBLIC",
+        "commit `ds0_utils.py` and `ami_ids.json` as Xtask Test <xtask-test@example.invalid>: \"Release ComboAMI 2.6.4\"",
+        "tag that commit `release/2.6.4`",
+    ] {
+        assert!(run.stderr.contains(needle), "lacks {needle:?}:\n{}", run.stderr);
+    }
+    let run = repo
+        .xtask(&["release", "2.6.4-beta1", "--dry-run", "--local"])
+        .ok();
+    assert!(run.stderr.contains("`candidate/2.6.4-beta1`"));
+    assert!(
+        before == repo.snapshot(),
+        "a dry run changed a file or a ref (the snapshot includes `.git/`)"
+    );
+}
+
+#[test]
+fn local_release_resumes_after_a_failure_then_commits_tags_and_pushes() {
+    let repo = git_repo("release-local");
+    let before = repo.snapshot_without_target();
+    let scratch = repo.path("target/rehearsal/release-2.6.4");
+    let clone = scratch.join("repo");
+    let remote = scratch.join("remote.git");
+
+    // One builder fails: the release stops after publishing, says where and how to go on.
+    let first = repo
+        .command_in(".", &["release", "2.6.4", "--local", "--push", "--yes"])
+        .env("XTASK_LOCAL_FAIL", "eu-west-1-1204-pv")
+        .output()
+        .unwrap();
+    let first = common::Run {
+        code: first.status.code().unwrap(),
+        stdout: String::from_utf8_lossy(&first.stdout).into(),
+        stderr: String::from_utf8_lossy(&first.stderr).into(),
+    }
+    .fails(
+        1,
+        &[
+            "release 2.6.4 stopped at step 2 (publish)",
+            "run `cargo xtask release 2.6.4 --push origin --local` to resume",
+            "1 of 32 builders did not succeed",
+        ],
+    );
+    assert!(
+        first.stdout.contains("31 of 32 builders succeeded"),
+        "{first:#?}"
+    );
+    assert!(first.stdout.contains("eu-west-1-1204-pv        FAILED"));
+    let ds0 = std::fs::read_to_string(clone.join("ds0_utils.py")).unwrap();
+    assert!(
+        ds0.contains("return \"2.6.4\""),
+        "the version is set in the clone"
+    );
+    assert_eq!(git_in(&clone, &repo.home(), &["tag", "--list"]), "");
+    assert!(
+        before == repo.snapshot_without_target(),
+        "a rehearsal changed the real repository"
+    );
+
+    // The same command resumes: only the failed builder is rebuilt, then commit, tag, push.
+    let second = repo
+        .xtask(&["release", "2.6.4", "--local", "--push", "--yes"])
+        .ok();
+    assert!(
+        second
+            .stderr
+            .contains("rebuilding 1 of 32 builders: eu-west-1-1204-pv"),
+        "{second:#?}"
+    );
+    assert!(second.stdout.contains("released ComboAMI 2.6.4"));
+    let head = git_in(&clone, &repo.home(), &["rev-parse", "HEAD"]);
+    let message = git_in(
+        &clone,
+        &repo.home(),
+        &["log", "-1", "--format=%s%n%an <%ae>"],
+    );
+    assert_eq!(
+        message,
+        "Release ComboAMI 2.6.4\nXtask Test <xtask-test@example.invalid>\n"
+    );
+    let changed = git_in(
+        &clone,
+        &repo.home(),
+        &["show", "--name-only", "--format=", "HEAD"],
+    );
+    assert_eq!(changed, "ami_ids.json\nds0_utils.py\n");
+    let tag = git_in(&clone, &repo.home(), &["cat-file", "-p", "release/2.6.4"]);
+    assert!(tag.starts_with(&format!("object {head}")), "{tag}");
+    assert!(tag.contains("32 AMIs:"), "{tag}");
+    // Every AMI of the run is in the committed registry and in the tag message.
+    let run_id = second
+        .stdout
+        .split("publish run `")
+        .nth(1)
+        .unwrap()
+        .split('`')
+        .next()
+        .unwrap();
+    let record: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(clone.join(format!("build/runs/{run_id}/run.json"))).unwrap(),
+    )
+    .unwrap();
+    let committed = git_in(&clone, &repo.home(), &["show", "HEAD:ami_ids.json"]);
+    for (name, builder) in record["builders"].as_object().unwrap() {
+        let id = builder["amis"][0]["id"].as_str().unwrap();
+        assert!(committed.contains(id), "{name}: {id} not in the registry");
+        assert!(tag.contains(id), "{name}: {id} not in the tag message");
+    }
+    assert_eq!(
+        record["attempts"][1]["builders"],
+        serde_json::json!(["eu-west-1-1204-pv"])
+    );
+    // Pushed to the scratch bare remote.
+    let remote_refs = git_in(&remote, &repo.home(), &["show-ref"]);
+    assert!(
+        remote_refs.contains(&format!("{} refs/heads/2.6", head.trim())),
+        "{remote_refs}"
+    );
+    assert!(
+        remote_refs.contains("refs/tags/release/2.6.4"),
+        "{remote_refs}"
+    );
+    // The real repository is exactly as it was.
+    assert!(
+        before == repo.snapshot_without_target(),
+        "a rehearsal changed the real repository"
+    );
+    assert_eq!(repo.git(&["tag", "--list"]), "");
+}
