@@ -156,3 +156,27 @@ pub fn local(var_file: PathBuf) -> Result<Credentials> {
         warnings: Vec::new(),
     })
 }
+
+/// Environment for the `aws` CLI: the keys of `build/local.json` when it has real ones; otherwise
+/// nothing, so the standard AWS environment and configuration apply. Secrets are masked.
+pub fn for_aws_cli(root: &Path) -> Result<(Vec<(&'static str, String)>, Masker)> {
+    let path = root.join(LOCAL_JSON);
+    let mut environment = Vec::new();
+    let mut secrets = environment_secrets();
+    if path.is_file() {
+        let vars = read_vars(&path, LOCAL_JSON)?;
+        let defaults =
+            read_vars(&root.join(LOCAL_DEFAULT_JSON), LOCAL_DEFAULT_JSON).unwrap_or_default();
+        let real = |key: &str| {
+            let value = string(&vars, key);
+            (!value.is_empty() && value != string(&defaults, key)).then_some(value)
+        };
+        if let (Some(access), Some(secret)) = (real("aws_access_key"), real("aws_secret_key")) {
+            secrets.push(access.clone());
+            secrets.push(secret.clone());
+            environment.push(("AWS_ACCESS_KEY_ID", access));
+            environment.push(("AWS_SECRET_ACCESS_KEY", secret));
+        }
+    }
+    Ok((environment, Masker::new(secrets.iter().map(String::as_str))))
+}

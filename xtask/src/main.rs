@@ -2,6 +2,7 @@
 //!
 //! This file only parses flags and dispatches; see ARCHITECTURE.md for the codemap.
 
+mod aws;
 mod cmd;
 mod core;
 mod credentials;
@@ -108,6 +109,27 @@ enum Command {
         /// Push without asking, after the plan is shown.
         #[arg(long)]
         yes: bool,
+    },
+    /// List (and with `--execute` delete) what matching builds left in AWS: AMIs, snapshots, volumes, S3 bundles.
+    Cleanup {
+        /// Only what this run made (a folder name of `build/runs/`).
+        #[arg(long, value_name = "RUN")]
+        run: Option<String>,
+        /// Only images of this version.
+        #[arg(long, value_name = "VERSION")]
+        version: Option<String>,
+        /// Only test images of this kind: test-ebs or test-instance.
+        #[arg(long, value_name = "KIND")]
+        kind: Option<String>,
+        /// Only these regions (comma-separated or repeated).
+        #[arg(long, value_name = "REGION", num_args = 1..)]
+        region: Vec<String>,
+        /// Delete what is listed (without it, nothing is deleted).
+        #[arg(long)]
+        execute: bool,
+        /// Clean up the local stand-in kept by `cargo xtask local up`.
+        #[arg(long)]
+        local: bool,
     },
     /// Keep a local AWS stand-in running across commands: `up`, `down` or `status`.
     Local {
@@ -233,6 +255,23 @@ fn dispatch(sh: &xshell::Shell, command: Command) -> anyhow::Result<ExitCode> {
                 push,
                 dry_run,
                 yes,
+            },
+        )?,
+        Command::Cleanup {
+            run,
+            version,
+            kind,
+            region,
+            execute,
+            local,
+        } => cmd::cleanup::run(
+            sh,
+            &root,
+            &cmd::cleanup::Options {
+                filter: core::cleanup::Filter { run, version, kind },
+                regions: region,
+                execute,
+                local,
             },
         )?,
         Command::Local { action } => match action.as_str() {

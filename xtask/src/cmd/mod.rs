@@ -2,6 +2,7 @@
 
 pub mod ami_ids;
 pub mod build;
+pub mod cleanup;
 pub mod config;
 pub mod local;
 pub mod release;
@@ -24,8 +25,24 @@ impl std::fmt::Display for BuildsFailed {
 
 impl std::error::Error for BuildsFailed {}
 
+/// Marks an error as "part of the work failed, the rest was done" (exit 1), as when a cleanup
+/// fails in one region.
+#[derive(Debug)]
+pub struct PartlyFailed;
+
+impl std::fmt::Display for PartlyFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("some steps failed")
+    }
+}
+
+impl std::error::Error for PartlyFailed {}
+
 pub fn exit_code(error: &anyhow::Error) -> u8 {
-    if error.chain().any(|e| e.is::<BuildsFailed>()) {
+    if error
+        .chain()
+        .any(|e| e.is::<BuildsFailed>() || e.is::<PartlyFailed>())
+    {
         1
     } else {
         2

@@ -1,6 +1,7 @@
 //! The pure core: strings and data in, data out. Nothing here touches files, processes or the
 //! network; the commands around it do the I/O.
 
+pub mod cleanup;
 pub mod ds0;
 pub mod mask;
 pub mod matrix;

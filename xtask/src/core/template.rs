@@ -209,7 +209,9 @@ fn builder(matrix: &Matrix, inputs: &Inputs, image: &Image) -> Result<Value, Str
         })?;
         fields.insert("type".into(), json!("amazon-ebs"));
         fields.insert("source_ami".into(), json!(source));
-        fields.insert("snapshot_tags".into(), tags);
+        fields.insert("snapshot_tags".into(), tags.clone());
+        // Volumes of the build instance: tagged so a killed build's left-overs can be found.
+        fields.insert("run_volume_tags".into(), tags);
     } else {
         let bundle = bundle_location(matrix, inputs, image);
         fields.insert("type".into(), json!("amazon-instance"));

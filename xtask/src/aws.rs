@@ -1,0 +1,108 @@
+//! The `aws` command-line tool, run through xshell with `--output json`: no SDK crate, so the
+//! tool keeps compiling in seconds. Credentials travel in the child's environment, never on its
+//! command line, and every error it prints is masked.
+
+use crate::core::mask::Masker;
+use crate::credentials;
+use crate::standin::{self, Standin};
+use anyhow::{bail, Result};
+use std::path::Path;
+use xshell::{cmd, Shell};
+
+pub struct Aws {
+    program: String,
+    endpoint: Option<String>,
+    environment: Vec<(&'static str, String)>,
+    masker: Masker,
+}
+
+impl Aws {
+    /// The user's `aws`, with the keys of `build/local.json` when it has them, else the standard
+    /// AWS environment and configuration.
+    pub fn real(sh: &Shell, root: &Path) -> Result<Aws> {
+        let (environment, masker) = credentials::for_aws_cli(root)?;
+        let aws = Aws {
+            program: "aws".into(),
+            endpoint: None,
+            environment,
+            masker,
+        };
+        aws.check(sh)?;
+        Ok(aws)
+    }
+
+    /// The stand-in's `aws` (installed in its virtualenv), aimed at its endpoint with its dummy
+    /// keys; the user's AWS configuration is kept out.
+    pub fn local(standin: &Standin) -> Aws {
+        Aws {
+            program: standin.aws_cli().display().to_string(),
+            endpoint: Some(standin.endpoint()),
+            environment: vec![
+                ("AWS_ACCESS_KEY_ID", standin::ACCESS_KEY.to_string()),
+                ("AWS_SECRET_ACCESS_KEY", standin::SECRET_KEY.to_string()),
+                ("AWS_CONFIG_FILE", "/dev/null".to_string()),
+                ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".to_string()),
+            ],
+            masker: Masker::new([standin::SECRET_KEY]),
+        }
+    }
+
+    fn check(&self, sh: &Shell) -> Result<()> {
+        let program = &self.program;
+        if cmd!(sh, "{program} --version")
+            .quiet()
+            .ignore_stdout()
+            .ignore_stderr()
+            .run()
+            .is_err()
+        {
+            bail!(
+                "`aws` not found on PATH: install the AWS command-line tool (Debian: `apt-get install awscli`; \
+                 elsewhere: https://aws.amazon.com/cli/) and configure it, or fill in `{}`",
+                credentials::LOCAL_JSON
+            );
+        }
+        Ok(())
+    }
+
+    /// Runs `aws ARGS --region REGION --output json` and returns its stdout.
+    pub fn run(&self, sh: &Shell, region: &str, args: &[&str]) -> Result<String> {
+        let program = &self.program;
+        let endpoint: Vec<String> = match &self.endpoint {
+            Some(url) => vec!["--endpoint-url".into(), url.clone()],
+            None => Vec::new(),
+        };
+        let mut command = cmd!(
+            sh,
+            "{program} {endpoint...} --region {region} --output json {args...}"
+        )
+        .quiet()
+        .ignore_status()
+        .env("AWS_PAGER", "");
+        for (key, value) in &self.environment {
+            command = command.env(key, value);
+        }
+        let output = command.output().map_err(|e| {
+            anyhow::anyhow!("cannot run `aws {}`: {e}", args.first().unwrap_or(&""))
+        })?;
+        let stderr = self
+            .masker
+            .mask(&String::from_utf8_lossy(&output.stderr))
+            .into_owned();
+        if !output.status.success() {
+            let mut message = format!(
+                "`aws {}` failed in {region}: {}",
+                args.iter().take(2).copied().collect::<Vec<_>>().join(" "),
+                stderr.trim()
+            );
+            if stderr.contains("Unable to locate credentials") {
+                message.push_str(&format!(
+                    " (fill in `aws_access_key` and `aws_secret_key` in `{}`, set `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`, or run `aws configure`)",
+                    credentials::LOCAL_JSON
+                ));
+            }
+            bail!(message);
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+}

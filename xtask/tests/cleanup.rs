@@ -1,0 +1,216 @@
+//! Issue 5: `cleanup` against the local AWS stand-in kept by `local up`: what test builds made
+//! is listed exactly, `--execute` removes it, a second run finds nothing, and an image listed in
+//! `ami_ids.json` survives every filter.
+
+mod common;
+
+use common::{standin_venv, Repo};
+use serde_json::Value;
+use std::process::Command;
+
+fn run_id(run: &common::Run) -> String {
+    let all = run.all();
+    let start = all.find("run `").expect("the output names the run") + 5;
+    all[start..].split('`').next().unwrap().to_string()
+}
+
+fn record(repo: &Repo, id: &str) -> Value {
+    serde_json::from_str(&repo.read(&format!("build/runs/{id}/run.json"))).unwrap()
+}
+
+fn amis(record: &Value) -> Vec<String> {
+    record["builders"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|b| b["amis"][0]["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Asks the stand-in directly, with the `aws` CLI of its virtualenv.
+fn aws(repo: &Repo, args: &[&str]) -> Value {
+    let state: Value = serde_json::from_str(&repo.read("target/standin/state.json")).unwrap();
+    let endpoint = format!("http://127.0.0.1:{}", state["moto_port"]);
+    let output = Command::new(standin_venv().join("bin/aws"))
+        .args([
+            "--endpoint-url",
+            &endpoint,
+            "--region",
+            "us-east-1",
+            "--output",
+            "json",
+        ])
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let text = String::from_utf8_lossy(&output.stdout);
+    if text.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap()
+    }
+}
+
+fn image_ids(repo: &Repo) -> Vec<String> {
+    let mut ids: Vec<String> = aws(repo, &["ec2", "describe-images", "--owners", "self"])["Images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["ImageId"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn cleanup_lists_exactly_what_test_builds_made_and_execute_removes_it() {
+    let repo = Repo::new("cleanup");
+    repo.xtask(&["local", "up"]).ok();
+    let ebs_id = run_id(&repo.xtask(&["test-ebs", "--local"]).ok());
+    let instance_id = run_id(&repo.xtask(&["test-instance", "--local"]).ok());
+    let ebs = record(&repo, &ebs_id);
+    let instance = record(&repo, &instance_id);
+    let (ebs_amis, instance_amis) = (amis(&ebs), amis(&instance));
+    assert_eq!(image_ids(&repo).len(), 8);
+
+    // One test image is "published": listed in `ami_ids.json`.
+    let published = ebs_amis[0].clone();
+    let registry = repo.read("ami_ids.json");
+    let first_id = registry
+        .split("\"id\": \"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    repo.write("ami_ids.json", &registry.replacen(&first_id, &published, 1));
+
+    // Refusals: no filter, a kind that is not a test kind, no stand-in for `--local` elsewhere.
+    repo.xtask(&["cleanup", "--local", "--execute"]).fails(
+        2,
+        &[
+            "cleanup needs a filter",
+            "everything the project ever built",
+        ],
+    );
+    repo.xtask(&["cleanup", "--local", "--kind", "official"])
+        .fails(2, &["not a test kind"]);
+
+    // The listing of one run: exactly its images, snapshots and bundle folders; nothing deleted.
+    let list = repo
+        .xtask(&["cleanup", "--local", "--run", &instance_id])
+        .ok();
+    for ami in &instance_amis {
+        assert!(
+            list.stdout.contains(&format!("AMI       {ami}")),
+            "{}",
+            list.stdout
+        );
+    }
+    for ami in &ebs_amis {
+        assert!(!list.stdout.contains(ami.as_str()), "{}", list.stdout);
+    }
+    for builder in instance["builders"].as_object().unwrap().values() {
+        let bundle = builder["bundle"].as_str().unwrap();
+        assert!(
+            list.stdout
+                .contains(&format!("bundle    s3://{bundle}/  (1 object(s))")),
+            "{}",
+            list.stdout
+        );
+    }
+    assert!(
+        list.stdout.contains(
+            "found 4 AMI(s), 4 snapshot(s), 0 volume(s), 4 bundle folder(s) in 1 region(s)"
+        ),
+        "{}",
+        list.stdout
+    );
+    assert!(list.stdout.contains("nothing was deleted"));
+    assert_eq!(image_ids(&repo).len(), 8, "a listing deletes nothing");
+
+    // `--execute` by kind: every test-ebs image but the published one.
+    let run = repo
+        .xtask(&["cleanup", "--local", "--kind", "test-ebs", "--execute"])
+        .ok();
+    assert!(
+        run.stdout.contains(&format!("KEEP      {published}")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr
+            .contains(&format!("refusing to delete {published} (us-east-1)")),
+        "{}",
+        run.stderr
+    );
+    for ami in &ebs_amis[1..] {
+        assert!(
+            run.stdout
+                .contains(&format!("us-east-1: deregistered {ami}")),
+            "{}",
+            run.stdout
+        );
+    }
+    // `--execute` by run: the instance-store images, their bundles, and the emptied bucket.
+    let run = repo
+        .xtask(&["cleanup", "--local", "--run", &instance_id, "--execute"])
+        .ok();
+    assert!(
+        run.stdout
+            .contains("deleted empty bucket comboami-test-2.6.3-us-east-1"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(image_ids(&repo), std::slice::from_ref(&published));
+    let buckets = aws(&repo, &["s3api", "list-buckets"]);
+    assert_eq!(buckets["Buckets"], serde_json::json!([]), "{buckets}");
+    // The snapshots left are those of the published image only.
+    let snapshots = aws(
+        &repo,
+        &[
+            "ec2",
+            "describe-snapshots",
+            "--owner-ids",
+            "self",
+            "--filters",
+            "Name=tag:Project,Values=comboami",
+        ],
+    );
+    assert_eq!(
+        snapshots["Snapshots"].as_array().unwrap().len(),
+        1,
+        "{snapshots}"
+    );
+
+    // A second run finds nothing (the published image is only named, never deleted).
+    for filter in [
+        &["--run", instance_id.as_str()][..],
+        &["--kind", "test-instance"][..],
+        &["--kind", "test-ebs"][..],
+        // (one region: a version is searched for in every region of the matrix otherwise)
+        &["--version", "2.6.3", "--region", "us-east-1"][..],
+        &["--run", ebs_id.as_str()][..],
+    ] {
+        let mut args = vec!["cleanup", "--local", "--execute"];
+        args.extend(filter);
+        let run = repo.xtask(&args).ok();
+        assert!(
+            !run.stdout.contains("deregistered"),
+            "{filter:?}: {}",
+            run.stdout
+        );
+        assert!(
+            !run.stdout.contains("  AMI  "),
+            "{filter:?}: {}",
+            run.stdout
+        );
+    }
+    assert_eq!(image_ids(&repo), [published]);
+}
