@@ -15,8 +15,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use xshell::{cmd, Shell};
 
-/// The moto version the stand-in is known to work with.
-const MOTO_REQUIREMENT: &str = "moto[server]>=5,<6";
+/// What the stand-in's virtualenv holds: the versions it is tested with, pinned so every
+/// machine rehearses against the same stand-in.
+const REQUIREMENTS: &str = "moto[server]==5.2.5 awscli==1.46.3";
 /// Dummy credentials of the stand-in: moto accepts anything.
 pub const ACCESS_KEY: &str = "AKIASTANDINLOCAL0000";
 pub const SECRET_KEY: &str = "standin/local/secret/0000000000000000000";
@@ -300,7 +301,9 @@ pub fn stop_running(root: &Path) -> Result<bool> {
 fn ensure_venv(sh: &Shell, root: &Path) -> Result<PathBuf> {
     let venv = venv_dir(root);
     let ready = venv.join(".xtask-ready");
-    if ready.is_file() {
+    // The marker holds the requirements it was installed with: other ones mean a reinstall.
+    let is_ready = || std::fs::read_to_string(&ready).is_ok_and(|r| r.trim() == REQUIREMENTS);
+    if is_ready() {
         return Ok(venv);
     }
     // Several commands (or tests) may want it at once: one installs, the others wait.
@@ -310,7 +313,7 @@ fn ensure_venv(sh: &Shell, root: &Path) -> Result<PathBuf> {
     }
     let deadline = Instant::now() + Duration::from_secs(600);
     while std::fs::create_dir(&lock).is_err() {
-        if ready.is_file() {
+        if is_ready() {
             return Ok(venv);
         }
         if Instant::now() > deadline {
@@ -324,7 +327,7 @@ fn ensure_venv(sh: &Shell, root: &Path) -> Result<PathBuf> {
         std::thread::sleep(Duration::from_millis(500));
     }
     let result = (|| -> Result<()> {
-        if ready.is_file() {
+        if is_ready() {
             return Ok(());
         }
         eprintln!(
@@ -335,14 +338,15 @@ fn ensure_venv(sh: &Shell, root: &Path) -> Result<PathBuf> {
             "cannot create a Python virtualenv: install Python 3 with venv (Debian: `apt-get install python3-venv`)",
         )?;
         let pip = venv.join("bin/pip");
+        let requirements: Vec<&str> = REQUIREMENTS.split(' ').collect();
         cmd!(
             sh,
-            "{pip} install --quiet --disable-pip-version-check {MOTO_REQUIREMENT} awscli"
+            "{pip} install --quiet --disable-pip-version-check {requirements...}"
         )
         .quiet()
         .run()
         .context("cannot install moto and awscli from PyPI into the stand-in's virtualenv")?;
-        std::fs::write(&ready, MOTO_REQUIREMENT)?;
+        std::fs::write(&ready, REQUIREMENTS)?;
         Ok(())
     })();
     let _ = std::fs::remove_dir(&lock);
