@@ -99,7 +99,7 @@ pub fn run(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Fin
     );
     eprintln!("{plan}");
     if kind == Kind::Official {
-        confirm(options.yes)?;
+        cmd::confirm(options.yes, "publishing", "publish")?;
     }
     interrupt::check()?;
 
@@ -256,7 +256,7 @@ fn resume(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Fini
         remaining.join(", ")
     );
     if kind == Kind::Official {
-        confirm(options.yes)?;
+        cmd::confirm(options.yes, "publishing", "publish")?;
     }
     interrupt::check()?;
     let standin = match options.local {
@@ -604,24 +604,6 @@ fn plan(
         None => out.push_str("  AMIs are listed, not added to the registry\n"),
     }
     out
-}
-
-fn confirm(yes: bool) -> Result<()> {
-    if yes {
-        return Ok(());
-    }
-    if !std::io::stdin().is_terminal() {
-        bail!("publishing needs confirmation: run it from a terminal to answer, or add `--yes` after reading the plan above");
-    }
-    eprint!("type `publish` to launch, anything else to stop: ");
-    let mut answer = String::new();
-    std::io::stdin()
-        .read_line(&mut answer)
-        .context("cannot read the answer")?;
-    if answer.trim() != "publish" {
-        bail!("stopped: nothing was launched");
-    }
-    Ok(())
 }
 
 /// The scratch registry of a local publish, in its run folder.

@@ -10,7 +10,8 @@ pub mod set_version;
 pub mod tag;
 
 use crate::core::template::Kind;
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
+use std::io::IsTerminal;
 
 /// Marks an error as "some builders failed" (exit 1) rather than a usage or configuration
 /// error (exit 2).
@@ -55,4 +56,24 @@ pub fn parse_kind(text: &str) -> Result<Kind> {
             "unknown template kind `{text}`: use `official`, `test-ebs` or `test-instance`"
         )
     })
+}
+
+/// Asks for a typed `answer` before a costly or destructive `action` (shown after its plan);
+/// `--yes` answers for the user. Without a terminal and without `--yes` it refuses.
+pub fn confirm(yes: bool, action: &str, answer: &str) -> Result<()> {
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("{action} needs confirmation: run it from a terminal to answer, or add `--yes` after reading the plan above");
+    }
+    eprint!("type `{answer}` to go ahead, anything else to stop: ");
+    let mut typed = String::new();
+    std::io::stdin()
+        .read_line(&mut typed)
+        .context("cannot read the answer")?;
+    if typed.trim() != answer {
+        bail!("stopped: nothing was changed");
+    }
+    Ok(())
 }

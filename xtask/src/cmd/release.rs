@@ -14,7 +14,6 @@ use crate::{interrupt, project, runs};
 use anyhow::{bail, Context, Result};
 use semver::Version;
 use serde::{Deserialize, Serialize};
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use xshell::{cmd, Shell};
 
@@ -283,7 +282,7 @@ fn release_in(
         eprintln!("\ndry run: nothing was changed (no file, no ref, nothing launched)");
         return Ok(());
     }
-    confirm(options.yes, &version_text)?;
+    crate::cmd::confirm(options.yes, "releasing", &format!("release {version_text}"))?;
     interrupt::check()?;
 
     let mut state = state.unwrap_or_else(|| State {
@@ -671,24 +670,6 @@ fn progress(state: &State, push: Option<&str>) -> String {
             other => other,
         }
     )
-}
-
-fn confirm(yes: bool, version: &str) -> Result<()> {
-    if yes {
-        return Ok(());
-    }
-    if !std::io::stdin().is_terminal() {
-        bail!("releasing needs confirmation: run it from a terminal to answer, or add `--yes` after reading the plan above");
-    }
-    eprint!("type `release {version}` to go ahead, anything else to stop: ");
-    let mut answer = String::new();
-    std::io::stdin()
-        .read_line(&mut answer)
-        .context("cannot read the answer")?;
-    if answer.trim() != format!("release {version}") {
-        bail!("stopped: nothing was changed");
-    }
-    Ok(())
 }
 
 pub fn short(commit: &str) -> &str {

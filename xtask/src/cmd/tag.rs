@@ -6,7 +6,6 @@ use crate::core::release::{self, Check};
 use crate::core::{ds0, registry, registry::REGISTRY_PATH, version};
 use crate::git::{self, Git};
 use anyhow::{bail, Context, Result};
-use std::io::IsTerminal;
 use std::path::Path;
 use xshell::Shell;
 
@@ -101,7 +100,7 @@ pub fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
         return Ok(());
     }
     if options.push.is_some() {
-        confirm(options.yes)?;
+        crate::cmd::confirm(options.yes, "pushing", "push")?;
     }
     let message = release::tag_message(&options.version, &ds0_branch, &amis);
     git.create_tag(&tag, &head, &message)?;
@@ -113,24 +112,6 @@ pub fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
             )
         })?;
         println!("pushed `{branch}` and `{tag}` to `{remote}`");
-    }
-    Ok(())
-}
-
-fn confirm(yes: bool) -> Result<()> {
-    if yes {
-        return Ok(());
-    }
-    if !std::io::stdin().is_terminal() {
-        bail!("pushing needs confirmation: run it from a terminal to answer, or add `--yes` after reading the plan above");
-    }
-    eprint!("type `push` to push, anything else to stop (the tag is not made either): ");
-    let mut answer = String::new();
-    std::io::stdin()
-        .read_line(&mut answer)
-        .context("cannot read the answer")?;
-    if answer.trim() != "push" {
-        bail!("stopped: nothing was changed");
     }
     Ok(())
 }
