@@ -100,9 +100,23 @@ impl Aws {
                     " (fill in `aws_access_key` and `aws_secret_key` in `{}`, set `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`, or run `aws configure`)",
                     credentials::LOCAL_JSON
                 ));
+                // Not a problem of one region: every other call would fail the same way.
+                return Err(anyhow::Error::new(Unconfigured).context(message));
             }
             bail!(message);
         }
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 }
+
+/// Marks an error that no retry in another region can avoid: `aws` has no credentials.
+#[derive(Debug)]
+pub struct Unconfigured;
+
+impl std::fmt::Display for Unconfigured {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the `aws` command has no credentials")
+    }
+}
+
+impl std::error::Error for Unconfigured {}

@@ -13,8 +13,9 @@ pub struct Git {
 
 impl Git {
     pub fn open(root: &Path) -> Result<Git> {
-        let repo = Repository::open(root).with_context(|| {
-            format!(
+        // libgit2's own message adds only its error class and code.
+        let repo = Repository::open(root).map_err(|_| {
+            anyhow::anyhow!(
                 "`{}` is not a git repository: releases commit and tag, so run them in a clone of the image repository",
                 root.display()
             )

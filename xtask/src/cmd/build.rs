@@ -98,26 +98,8 @@ pub fn run(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Fin
         registry_path.as_deref(),
     );
     eprintln!("{plan}");
-    if kind == Kind::Official {
-        cmd::confirm(options.yes, "publishing", "publish")?;
-    }
-    interrupt::check()?;
-
     // Effects from here on.
-    let standin = match options.local {
-        true => Some(Standin::attach_or_start(
-            sh,
-            standin_root(root, options),
-            &matrix,
-        )?),
-        false => None,
-    };
-    interrupt::check()?;
-    let credentials = match (&standin, credentials) {
-        (Some(standin), _) => credentials::local(standin.var_file())?,
-        (None, Some(credentials)) => credentials,
-        (None, None) => unreachable!("credentials are loaded for real builds"),
-    };
+    let (standin, credentials) = confirm_and_start(sh, root, kind, options, &matrix, credentials)?;
     let run_id = options
         .run_id
         .clone()
@@ -186,8 +168,31 @@ pub fn run(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Fin
     finish(sh, record, kind, options)
 }
 
-fn standin_root<'a>(root: &'a Path, options: &'a Options) -> &'a Path {
-    options.standin_root.as_deref().unwrap_or(root)
+/// The last step before launching: the publish confirmation, then the stand-in (for `--local`)
+/// and the credentials Packer gets — the stand-in's, or the user's loaded during preflight.
+fn confirm_and_start(
+    sh: &Shell,
+    root: &Path,
+    kind: Kind,
+    options: &Options,
+    matrix: &matrix::Matrix,
+    loaded: Option<Credentials>,
+) -> Result<(Option<Standin>, Credentials)> {
+    if kind == Kind::Official {
+        cmd::confirm(options.yes, "publishing", "publish")?;
+    }
+    interrupt::check()?;
+    let root = options.standin_root.as_deref().unwrap_or(root);
+    match (options.local, loaded) {
+        (true, _) => {
+            let standin = Standin::attach_or_start(sh, root, matrix)?;
+            interrupt::check()?;
+            let credentials = credentials::local(standin.var_file())?;
+            Ok((Some(standin), credentials))
+        }
+        (false, Some(credentials)) => Ok((None, credentials)),
+        (false, None) => unreachable!("credentials are loaded for real builds"),
+    }
 }
 
 fn resume(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Finished> {
@@ -255,23 +260,7 @@ fn resume(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Fini
         record.builders.len(),
         remaining.join(", ")
     );
-    if kind == Kind::Official {
-        cmd::confirm(options.yes, "publishing", "publish")?;
-    }
-    interrupt::check()?;
-    let standin = match options.local {
-        true => Some(Standin::attach_or_start(
-            sh,
-            standin_root(root, options),
-            &matrix,
-        )?),
-        false => None,
-    };
-    let credentials = match (&standin, credentials) {
-        (Some(standin), _) => credentials::local(standin.var_file())?,
-        (None, Some(credentials)) => credentials,
-        (None, None) => unreachable!("credentials are loaded for real builds"),
-    };
+    let (standin, credentials) = confirm_and_start(sh, root, kind, options, &matrix, credentials)?;
     let all: Vec<String> = record.builders.keys().cloned().collect();
     write_template(sh, root, &matrix, &record, &all, standin.as_ref())?;
     attempt(sh, &packer, &credentials, &mut record, remaining, options)?;

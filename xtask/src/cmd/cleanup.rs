@@ -3,7 +3,7 @@
 //! `--execute` delete it: AMIs before their snapshots, bundles before their buckets, one region's
 //! failure never stopping the others. Images in `ami_ids.json` are never deleted.
 
-use crate::aws::Aws;
+use crate::aws::{Aws, Unconfigured};
 use crate::cmd::PartlyFailed;
 use crate::core::cleanup::{self, Bundle, Filter, RegionPlan};
 use crate::core::registry::{self, REGISTRY_PATH};
@@ -91,11 +91,14 @@ pub fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
             &published,
         ) {
             Ok(plan) => plans.push(plan),
+            Err(e) if e.is::<Unconfigured>() || e.chain().any(|c| c.is::<Unconfigured>()) => {
+                return Err(e.context("nothing was searched or deleted"));
+            }
             Err(e) => failures.push(format!("{region}: {e:#}")),
         }
     }
     let found = cleanup::render(&plans);
-    if found.is_empty() {
+    if found.is_empty() && failures.is_empty() {
         println!("nothing found for {}", filter.describe());
     } else {
         print!("{found}");
