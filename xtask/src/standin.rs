@@ -23,6 +23,8 @@ pub const ACCESS_KEY: &str = "AKIASTANDINLOCAL0000";
 pub const SECRET_KEY: &str = "standin/local/secret/0000000000000000000";
 pub const ACCOUNT_ID: &str = "123456789012";
 const KEY_PAIR: &str = "xtask-standin";
+/// Starts moto's server with the AWS calls moto lacks patched in (see `build/README.md`).
+const LAUNCHER: &str = "build/local/standin_server.py";
 
 /// The stand-in's state, kept in `target/standin/state.json` while it runs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -165,10 +167,13 @@ impl Standin {
         let moto_port = free_port()?;
         let ssh_port = free_port()?;
         let moto_log = std::fs::File::create(dir.join("moto.log"))?;
-        let moto_server = venv.join("bin/moto_server");
+        // moto's server through the repository's launcher, which patches in what moto lacks.
+        let python = venv.join("bin/python");
+        let launcher = root.join(LAUNCHER);
         let moto_port_arg = moto_port.to_string();
         let mut moto = std::process::Command::from(
-            cmd!(sh, "{moto_server} -H 127.0.0.1 -p {moto_port_arg}").env("MOTO_AMIS_PATH", &seed),
+            cmd!(sh, "{python} {launcher} -H 127.0.0.1 -p {moto_port_arg}")
+                .env("MOTO_AMIS_PATH", &seed),
         );
         let moto = moto
             .stdin(std::process::Stdio::null())
