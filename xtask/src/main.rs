@@ -49,9 +49,9 @@ enum Command {
     AmiIds {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<String>,
-        /// The registry to update.
-        #[arg(long, default_value = core::registry::REGISTRY_PATH, value_name = "FILE")]
-        registry: String,
+        /// The registry to update (default: the repository's `ami_ids.json`).
+        #[arg(long, value_name = "FILE")]
+        registry: Option<String>,
     },
     /// Build private EBS-backed test images in the test region.
     TestEbs(TestArgs),
@@ -197,7 +197,10 @@ fn main() -> ExitCode {
 }
 
 fn dispatch(sh: &xshell::Shell, command: Command) -> anyhow::Result<ExitCode> {
+    // Path arguments are relative to the caller's folder; below, the shell works at the root.
+    let caller = sh.current_dir();
     let root = project::enter_root(sh)?;
+    let path = |arg: &str| project::from_caller(&caller, &root, arg);
     match command {
         Command::TestEbs(args) => {
             cmd::build::run(sh, &root, Kind::TestEbs, &args.options())?;
@@ -283,12 +286,19 @@ fn dispatch(sh: &xshell::Shell, command: Command) -> anyhow::Result<ExitCode> {
             }
         },
         Command::Config { kind, only, out } => {
+            let out = out.as_deref().map(path);
             cmd::config::run(sh, cmd::parse_kind(&kind)?, &only, out.as_deref())?
         }
         Command::SetVersion { version, branch } => {
             cmd::set_version::run(sh, &version, branch.as_deref())?
         }
-        Command::AmiIds { files, registry } => cmd::ami_ids::run(sh, &files, &registry)?,
+        Command::AmiIds { files, registry } => {
+            let files: Vec<String> = files.iter().map(|f| path(f)).collect();
+            let registry = registry
+                .as_deref()
+                .map_or(core::registry::REGISTRY_PATH.into(), path);
+            cmd::ami_ids::run(sh, &files, &registry)?
+        }
         Command::Help => unreachable!("handled before dispatch"),
     }
     Ok(ExitCode::SUCCESS)

@@ -25,6 +25,18 @@ pub fn enter_root(sh: &Shell) -> Result<PathBuf> {
     Ok(root)
 }
 
+/// A path argument as the user means it: relative to the folder the command was started in
+/// (`caller`), not to the root the shell works in. Returned relative to `root` when it lies
+/// inside the repository (so messages stay short: `build/t.json`), else absolute.
+pub fn from_caller(caller: &Path, root: &Path, arg: &str) -> String {
+    // `components` drops inner `.`s; `..` stays, as a symbolic link may stand before it.
+    let path: PathBuf = caller.join(arg).components().collect();
+    match path.strip_prefix(root) {
+        Ok(inside) if !inside.as_os_str().is_empty() => inside.display().to_string(),
+        _ => path.display().to_string(),
+    }
+}
+
 pub fn read(sh: &Shell, path: &str) -> Result<String> {
     sh.read_file(path)
         .with_context(|| format!("cannot read `{path}`"))
@@ -109,4 +121,22 @@ pub fn split_names(values: &[String]) -> Vec<String> {
         .filter(|s| !s.is_empty())
         .map(String::from)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_relative_to_the_callers_folder() {
+        let root = Path::new("/r");
+        let at = |caller: &str, arg: &str| from_caller(Path::new(caller), root, arg);
+        assert_eq!(at("/r/build", "t.json"), "build/t.json");
+        assert_eq!(at("/r/build", "./t.json"), "build/t.json");
+        assert_eq!(at("/r", "t.json"), "t.json");
+        assert_eq!(at("/r/build", "../t.json"), "build/../t.json");
+        assert_eq!(at("/r/build", "/tmp/x.log"), "/tmp/x.log");
+        assert_eq!(at("/elsewhere", "x.log"), "/elsewhere/x.log");
+        assert_eq!(at("/r", "."), "/r");
+    }
 }

@@ -403,3 +403,37 @@ fn ami_ids_malformed_input_names_file_and_line_and_changes_nothing() {
     assert_eq!(before_with_inputs, now);
     assert_eq!(before.len() + 4, repo.snapshot().len());
 }
+
+#[test]
+fn path_arguments_are_relative_to_the_callers_folder() {
+    let repo = Repo::new("caller-paths");
+    let run = repo
+        .xtask_in("build", &["config", "test-ebs", "--out", "t.json"])
+        .ok();
+    assert!(repo.path("build/t.json").is_file(), "{run:#?}");
+    assert!(!repo.path("t.json").exists());
+    assert!(run.stderr.contains("`build/t.json`"), "{}", run.stderr);
+
+    std::fs::copy(
+        data("packer-1.6.6-ebs-success.log"),
+        repo.path("build/here.log"),
+    )
+    .unwrap();
+    let registry = repo.read("ami_ids.json");
+    repo.write("build/mine.json", &registry);
+    let run = repo
+        .xtask_in("build", &["ami-ids", "here.log", "--registry", "mine.json"])
+        .ok();
+    assert!(run.stdout.contains("`build/mine.json`"), "{}", run.stdout);
+    assert_ne!(repo.read("build/mine.json"), registry);
+    assert_eq!(
+        repo.read("ami_ids.json"),
+        registry,
+        "the default registry is untouched"
+    );
+    // Without `--registry`, the repository's own `ami_ids.json`, from any folder.
+    repo.xtask_in("build", &["ami-ids", "here.log"]).ok();
+    assert_eq!(repo.read("ami_ids.json"), repo.read("build/mine.json"));
+    repo.xtask_in("build", &["ami-ids", "gone.log"])
+        .fails(2, &["cannot open `build/gone.log`"]);
+}
