@@ -32,8 +32,8 @@ fn read_vars(path: &Path, shown: &str) -> Result<BTreeMap<String, serde_json::Va
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read `{shown}`"))?;
     serde_json::from_str(&text).map_err(|e| {
         anyhow::anyhow!(
-            "`{shown}` line {}: not a JSON object of variables ({e}); compare it with `{LOCAL_DEFAULT_JSON}`",
-            e.line()
+            "`{shown}` is not a JSON object of variables: {}; compare it with `{LOCAL_DEFAULT_JSON}`",
+            crate::core::json_error(&e)
         )
     })
 }

@@ -179,7 +179,5 @@ pub fn push(sh: &Shell, root: &Path, remote: &str, branch: &str, tag: &str) -> R
         "git -C {root} push --atomic {remote} {branch_ref} {tag_ref}"
     )
     .run()
-    .with_context(|| {
-        format!("cannot push `{branch}` and `{tag}` to `{remote}`: fix the cause above and run the same command again")
-    })
+    .with_context(|| format!("cannot push branch `{branch}` and tag `{tag}` to `{remote}`"))
 }

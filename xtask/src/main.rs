@@ -30,7 +30,8 @@ struct Cli {
 enum Command {
     /// Print (or write) the Packer template for official, test-ebs or test-instance builds.
     Config {
-        /// official, test-ebs or test-instance
+        /// The template kind: `official`, `test-ebs` or `test-instance`.
+        #[arg(value_name = "KIND")]
         kind: String,
         /// Only these builders (names like `us-east-1-1404-hvm`, comma-separated or repeated).
         #[arg(long, num_args = 1..)]
@@ -41,12 +42,17 @@ enum Command {
     },
     /// Set the version (and default branch) baked into the images, in `ds0_utils.py`.
     SetVersion {
+        /// The new version, like `2.6.4` (semver; `2.6.4-beta1` for a candidate).
         version: String,
-        #[arg(long)]
+        /// Also set the default branch baked into the images (the repository branch the images
+        /// check out on first boot, like `2.6`); without it the branch is left as it is.
+        #[arg(long, value_name = "BRANCH")]
         branch: Option<String>,
     },
     /// Merge the AMIs reported by Packer logs or manifests into `ami_ids.json`.
     AmiIds {
+        /// Packer machine-readable logs (`packer build -machine-readable`) or manifest files
+        /// (the `manifest` post-processor) to read the AMIs from.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<String>,
         /// The registry to update (default: the repository's `ami_ids.json`).
@@ -99,6 +105,8 @@ enum Command {
     },
     /// Tag the current commit `release/VERSION` (or `candidate/VERSION`) for images built another way.
     Tag {
+        /// The released version, like `2.6.4` (a pre-release like `2.6.4-beta1` is tagged
+        /// `candidate/2.6.4-beta1`).
         version: String,
         /// Push the branch and the tag to REMOTE (default `origin`).
         #[arg(long, value_name = "REMOTE", num_args = 0..=1, default_missing_value = "origin")]
@@ -133,7 +141,8 @@ enum Command {
     },
     /// Keep a local AWS stand-in running across commands: `up`, `down` or `status`.
     Local {
-        /// up, down or status
+        /// `up` (start and keep running), `down` (stop) or `status`.
+        #[arg(value_name = "ACTION")]
         action: String,
     },
     /// List every command.
@@ -190,7 +199,7 @@ fn main() -> ExitCode {
     match dispatch(&sh, command) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprint!("{}", cmd::render_error(&e));
             ExitCode::from(cmd::exit_code(&e))
         }
     }
@@ -314,4 +323,33 @@ fn print_commands() {
         println!("  {:<14} {about}", sub.get_name());
     }
     println!("\nRun `cargo xtask COMMAND --help` for a command's options.");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::{ArgAction, CommandFactory};
+
+    /// Every argument and flag of every command says what it is for in `--help`.
+    #[test]
+    fn every_argument_has_help() {
+        let mut missing = Vec::new();
+        let mut stack = vec![(String::from("cargo xtask"), Cli::command())];
+        while let Some((path, command)) = stack.pop() {
+            if command.get_about().is_none() && path != "cargo xtask" {
+                missing.push(format!("`{path}` (the command itself)"));
+            }
+            for arg in command.get_arguments() {
+                // clap's own `--help` (a positional may well be called `version`).
+                let builtin = matches!(arg.get_action(), ArgAction::Help | ArgAction::Version);
+                if !builtin && arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("`{path}` argument `{}`", arg.get_id()));
+                }
+            }
+            for sub in command.get_subcommands() {
+                stack.push((format!("{path} {}", sub.get_name()), sub.clone()));
+            }
+        }
+        assert!(missing.is_empty(), "without help text: {missing:#?}");
+    }
 }

@@ -53,6 +53,12 @@ fn test_ebs_local_builds_four_private_images() {
         );
     }
     assert!(run.stdout.contains("4 of 4 builders succeeded"));
+    assert!(
+        run.stdout
+            .contains("test AMIs lived in this command's own stand-in and are gone with it"),
+        "{}",
+        run.stdout
+    );
     // The stand-in provisioner ran once per builder, with the version and branch.
     let id = run_id(&run);
     let standin_record = repo.read(&format!("build/runs/{id}/standin/standin-record.txt"));

@@ -71,7 +71,16 @@ fn image_ids(repo: &Repo) -> Vec<String> {
 fn cleanup_lists_exactly_what_test_builds_made_and_execute_removes_it() {
     let repo = Repo::new("cleanup");
     repo.xtask(&["local", "up"]).ok();
-    let ebs_id = run_id(&repo.xtask(&["test-ebs", "--local"]).ok());
+    let ebs_run = repo.xtask(&["test-ebs", "--local"]).ok();
+    let ebs_id = run_id(&ebs_run);
+    // The hint after a local test build is the command that cleans the stand-in up.
+    assert!(
+        ebs_run.stdout.contains(&format!(
+            "remove them with `cargo xtask cleanup --run {ebs_id} --local --execute`"
+        )),
+        "{}",
+        ebs_run.stdout
+    );
     let instance_id = run_id(&repo.xtask(&["test-instance", "--local"]).ok());
     let ebs = record(&repo, &ebs_id);
     let instance = record(&repo, &instance_id);

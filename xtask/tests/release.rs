@@ -220,6 +220,26 @@ fn local_release_resumes_after_a_failure_then_commits_tags_and_pushes() {
         first.stdout.contains("31 of 32 builders succeeded"),
         "{first:#?}"
     );
+    // The error reads top-down: what failed, each cause on its own line, the fix last.
+    assert!(
+        first.stderr.contains(
+            "error: release 2.6.4 stopped at step 2 (publish); what succeeded is kept\n  \
+             caused by: run `"
+        ),
+        "{}",
+        first.stderr
+    );
+    assert!(
+        first
+            .stderr
+            .trim_end()
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("fix: run `cargo xtask release 2.6.4 --push origin --local` to resume"),
+        "{}",
+        first.stderr
+    );
     assert!(first.stdout.contains("eu-west-1-1204-pv        FAILED"));
     let ds0 = std::fs::read_to_string(clone.join("ds0_utils.py")).unwrap();
     assert!(

@@ -332,12 +332,26 @@ fn ami_ids_reads_several_pairs_manifests_and_ignores_failures() {
          1795573423,us-west-2-1404-hvm,artifact,1,id,us-west-2:ami-ebd1934921f437dda%!(PACKER_COMMA)eu-central-1:ami-511ba79f3df822121\n\
          1795573423,,ui,say,Build 'us-west-2-1404-hvm' finished after 1 second.\n",
     );
-    repo.xtask(&[
-        "ami-ids",
-        "multi.log",
-        &data("packer-1.6.6-source-ami-missing.log"),
-    ])
-    .ok();
+    let run = repo
+        .xtask(&[
+            "ami-ids",
+            "multi.log",
+            &data("packer-1.6.6-source-ami-missing.log"),
+        ])
+        .ok();
+    // A copy outside the builder's own region is merged, with a warning; an errored builder
+    // is named.
+    assert!(
+        run.stderr.contains("warning: builder `us-west-2-1404-hvm` reported ami-511ba79f3df822121 in `eu-central-1`, not in its own region `us-west-2`"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("warning: 1 builder(s) errored and add nothing: `us-east-1-1404-hvm`"),
+        "{}",
+        run.stderr
+    );
     let after: Value = serde_json::from_str(&repo.read("ami_ids.json")).unwrap();
     assert!(after["eu-central-1"]
         .to_string()
@@ -390,8 +404,11 @@ fn ami_ids_malformed_input_names_file_and_line_and_changes_nothing() {
             "builder `weird-builder` is not named `REGION-OSVERSION-pv|hvm`",
         ],
     );
-    repo.xtask(&["ami-ids", "bad.json"])
-        .fails(2, &["`bad.json` line 1: not a Packer manifest"]);
+    let run = repo.xtask(&["ami-ids", "bad.json"]).fails(
+        2,
+        &["`bad.json` is not a Packer manifest: line 1, column 13: expected value"],
+    );
+    assert!(!run.stderr.contains("at line"), "{}", run.stderr);
     repo.xtask(&["ami-ids", "missing.log"])
         .fails(2, &["cannot open `missing.log`"]);
     repo.write("ami_ids.json", "{ broken");
@@ -436,4 +453,23 @@ fn path_arguments_are_relative_to_the_callers_folder() {
     assert_eq!(repo.read("ami_ids.json"), repo.read("build/mine.json"));
     repo.xtask_in("build", &["ami-ids", "gone.log"])
         .fails(2, &["cannot open `build/gone.log`"]);
+}
+
+#[test]
+fn ami_ids_without_a_successful_build_says_so_and_fails() {
+    let repo = Repo::new("ami-ids-none");
+    let before = repo.snapshot();
+    let run = repo
+        .xtask(&["ami-ids", &data("packer-1.6.6-source-ami-missing.log")])
+        .fails(
+            1,
+            &[
+                "error: no successful build in",
+                "1 builder(s) errored: `us-east-1-1404-hvm` (",
+                "InvalidAMIID.NotFound",
+                "`ami_ids.json` was not changed",
+            ],
+        );
+    assert!(!run.stdout.contains("nothing changed"), "{}", run.stdout);
+    assert_eq!(before, repo.snapshot());
 }

@@ -1,5 +1,6 @@
 //! `cargo xtask ami-ids`: merge the AMIs of Packer output files into `ami_ids.json`.
 
+use crate::cmd::BuildsFailed;
 use crate::core::packer_log::{self, Ami, Tracker};
 use crate::core::registry::{self, Change};
 use crate::project;
@@ -10,8 +11,43 @@ use xshell::Shell;
 
 pub fn run(sh: &Shell, files: &[String], registry_path: &str) -> Result<()> {
     let mut amis = Vec::new();
+    let mut failed = Vec::new();
     for file in files {
-        amis.extend(read_amis(sh, file)?);
+        let found = read_amis(sh, file)?;
+        amis.extend(found.amis);
+        failed.extend(found.failed);
+    }
+    for warning in packer_log::region_warnings(&amis) {
+        eprintln!("warning: {warning}");
+    }
+    let failed_list = || {
+        failed
+            .iter()
+            .map(|(name, error)| format!("`{name}` ({error})"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let named = files
+        .iter()
+        .map(|f| format!("`{f}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if amis.is_empty() {
+        let why = if failed.is_empty() {
+            "no builder reported an AMI".to_string()
+        } else {
+            format!("{} builder(s) errored: {}", failed.len(), failed_list())
+        };
+        return Err(anyhow::Error::new(BuildsFailed)).context(format!(
+            "no successful build in {named}: {why}; `{registry_path}` was not changed"
+        ));
+    }
+    if !failed.is_empty() {
+        eprintln!(
+            "warning: {} builder(s) errored and add nothing: {}",
+            failed.len(),
+            failed_list()
+        );
     }
     let changes = merge_into(sh, registry_path, &amis)?;
     if changes.is_empty() {
@@ -42,8 +78,16 @@ pub fn merge_into(sh: &Shell, registry_path: &str, amis: &[Ami]) -> Result<Vec<C
     Ok(changes)
 }
 
+/// What one file reports: the AMIs of the builders that succeeded, and the builders that
+/// errored with the first line of their error (a manifest lists successes only).
+#[derive(Default)]
+pub struct Found {
+    pub amis: Vec<Ami>,
+    pub failed: Vec<(String, String)>,
+}
+
 /// The successful AMIs of a machine-readable log or a `manifest` file, read as a stream.
-pub fn read_amis(sh: &Shell, file: &str) -> Result<Vec<Ami>> {
+pub fn read_amis(sh: &Shell, file: &str) -> Result<Found> {
     let path = sh.current_dir().join(file);
     let handle = std::fs::File::open(&path).with_context(|| format!("cannot open `{file}`"))?;
     let mut reader = BufReader::with_capacity(1 << 16, handle);
@@ -60,7 +104,7 @@ pub fn read_amis(sh: &Shell, file: &str) -> Result<Vec<Ami>> {
     }
 }
 
-fn read_log(file: &str, reader: impl BufRead) -> Result<Vec<Ami>> {
+fn read_log(file: &str, reader: impl BufRead) -> Result<Found> {
     let mut tracker = Tracker::default();
     for (index, line) in reader.lines().enumerate() {
         let number = index + 1;
@@ -83,7 +127,10 @@ fn read_log(file: &str, reader: impl BufRead) -> Result<Vec<Ami>> {
     for ami in &amis {
         registry::release_and_virt(&ami.builder).map_err(|e| anyhow::anyhow!("`{file}`: {e}"))?;
     }
-    Ok(amis)
+    Ok(Found {
+        amis,
+        failed: tracker.failed_builders(),
+    })
 }
 
 #[derive(Deserialize)]
@@ -97,11 +144,11 @@ struct ManifestBuild {
     artifact_id: String,
 }
 
-fn read_manifest(file: &str, reader: impl Read) -> Result<Vec<Ami>> {
+fn read_manifest(file: &str, reader: impl Read) -> Result<Found> {
     let manifest: Manifest = serde_json::from_reader(reader).map_err(|e| {
         anyhow::anyhow!(
-            "`{file}` line {}: not a Packer manifest ({e}); expected {{\"builds\": [{{\"name\", \"artifact_id\", ...}}]}}",
-            e.line()
+            "`{file}` is not a Packer manifest: {}; expected {{\"builds\": [{{\"name\", \"artifact_id\", ...}}]}}",
+            crate::core::json_error(&e)
         )
     })?;
     // A manifest accumulates runs: a later build of the same builder supersedes earlier ones.
@@ -116,5 +163,8 @@ fn read_manifest(file: &str, reader: impl Read) -> Result<Vec<Ami>> {
             .map_err(|e| anyhow::anyhow!("`{file}`: {e}"))?;
         latest.insert(&build.name, amis);
     }
-    Ok(latest.into_values().flatten().collect())
+    Ok(Found {
+        amis: latest.into_values().flatten().collect(),
+        failed: Vec::new(),
+    })
 }

@@ -397,7 +397,12 @@ fn finish(sh: &Shell, record: RunRecord, kind: Kind, options: &Options) -> Resul
             }
         }
     }
-    print!("{}", summary(&record, kind, options));
+    let standin_root = options
+        .standin_root
+        .clone()
+        .unwrap_or_else(|| sh.current_dir());
+    let standin_kept = record.local && Standin::running(&standin_root).is_some();
+    print!("{}", summary(&record, kind, options, standin_kept));
     if record.unfinished().is_empty() {
         Ok(Finished { record })
     } else {
@@ -410,7 +415,8 @@ fn finish(sh: &Shell, record: RunRecord, kind: Kind, options: &Options) -> Resul
     }
 }
 
-fn summary(record: &RunRecord, kind: Kind, options: &Options) -> String {
+/// `standin_kept`: a local run's images outlive it (the stand-in of `local up`).
+fn summary(record: &RunRecord, kind: Kind, options: &Options, standin_kept: bool) -> String {
     let width = record
         .builders
         .keys()
@@ -466,9 +472,22 @@ fn summary(record: &RunRecord, kind: Kind, options: &Options) -> String {
         ));
     }
     if kind.is_test() && failed.len() < record.builders.len() {
-        out.push_str("test AMIs are private and not added to the registry; remove them with `cargo xtask cleanup --run ");
-        out.push_str(&record.run_id);
-        out.push_str(" --execute`\n");
+        let cleanup = format!(
+            "cargo xtask cleanup --run {}{} --execute",
+            record.run_id,
+            if record.local { " --local" } else { "" }
+        );
+        out.push_str(&match (record.local, standin_kept) {
+            (false, _) => format!(
+                "test AMIs are private and not added to the registry; remove them with `{cleanup}`\n"
+            ),
+            (true, true) => format!(
+                "test AMIs are in the stand-in kept by `cargo xtask local up`; remove them with `{cleanup}`\n"
+            ),
+            (true, false) => "test AMIs lived in this command's own stand-in and are gone with it; \
+                 to keep them for `cargo xtask cleanup --local`, start one first with `cargo xtask local up`\n"
+                .to_string(),
+        });
     }
     if !failed.is_empty() {
         let local = if record.local { " --local" } else { "" };

@@ -39,6 +39,76 @@ impl std::fmt::Display for PartlyFailed {
 
 impl std::error::Error for PartlyFailed {}
 
+/// An error that knows what fixes it: `main` prints `what` first, the causes below it, and the
+/// fix last, so a fix never ends up in the middle of a chain of causes.
+#[derive(Debug)]
+pub struct Fixable {
+    what: String,
+    fix: String,
+    cause: anyhow::Error,
+}
+
+impl std::fmt::Display for Fixable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.what)
+    }
+}
+
+impl std::error::Error for Fixable {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.cause.as_ref())
+    }
+}
+
+/// `.fix(what, fix)`: like anyhow's `with_context`, with the action that fixes it.
+pub trait FixContext<T> {
+    fn fix(self, what: impl FnOnce() -> String, fix: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T, E: Into<anyhow::Error>> FixContext<T> for std::result::Result<T, E> {
+    fn fix(self, what: impl FnOnce() -> String, fix: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|cause| {
+            anyhow::Error::new(Fixable {
+                what: what(),
+                fix: fix(),
+                cause: cause.into(),
+            })
+        })
+    }
+}
+
+/// An error as the user reads it: what failed on the first line, each cause on its own
+/// indented line, the fix (if any) last.
+pub fn render_error(error: &anyhow::Error) -> String {
+    let mut lines: Vec<String> = Vec::new();
+    let mut fixes = Vec::new();
+    for (index, cause) in error.chain().enumerate() {
+        if let Some(fixable) = cause.downcast_ref::<Fixable>() {
+            fixes.push(fixable.fix.clone());
+        }
+        let text = cause.to_string();
+        // Markers such as `BuildsFailed` only carry the exit code when a message says more.
+        if index > 0 && (cause.is::<BuildsFailed>() || cause.is::<PartlyFailed>()) {
+            continue;
+        }
+        let mut text_lines = text.lines();
+        let first = text_lines.next().unwrap_or("");
+        lines.push(if index == 0 {
+            format!("error: {first}")
+        } else {
+            format!("  caused by: {first}")
+        });
+        // A message of several lines (a list of problems) keeps its own indentation.
+        for more in text_lines {
+            lines.push(format!("    {more}"));
+        }
+    }
+    for fix in fixes {
+        lines.push(format!("fix: {fix}"));
+    }
+    lines.join("\n") + "\n"
+}
+
 pub fn exit_code(error: &anyhow::Error) -> u8 {
     if error
         .chain()
@@ -76,4 +146,42 @@ pub fn confirm(yes: bool, action: &str, answer: &str) -> Result<()> {
         bail!("stopped: nothing was changed");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_read_what_then_causes_then_the_fix() {
+        let push: Result<()> = Err(anyhow::anyhow!(
+            "command exited with non-zero code `git push`: 1"
+        ))
+        .context("cannot push branch `2.6` and tag `release/2.6.4` to `origin`");
+        let error = push
+            .fix(
+                || "release 2.6.4 stopped at step 6 (push); the commit and the tag are made".into(),
+                || {
+                    "resolve the cause above, then run `cargo xtask release 2.6.4 --push origin`"
+                        .into()
+                },
+            )
+            .unwrap_err();
+        assert_eq!(
+            render_error(&error),
+            "error: release 2.6.4 stopped at step 6 (push); the commit and the tag are made\n  \
+             caused by: cannot push branch `2.6` and tag `release/2.6.4` to `origin`\n  \
+             caused by: command exited with non-zero code `git push`: 1\n\
+             fix: resolve the cause above, then run `cargo xtask release 2.6.4 --push origin`\n"
+        );
+        assert_eq!(exit_code(&error), 2);
+        let failed = Err::<(), _>(anyhow::Error::new(BuildsFailed))
+            .context("run `x`: 1 of 4 builders did not succeed")
+            .unwrap_err();
+        assert_eq!(
+            render_error(&failed),
+            "error: run `x`: 1 of 4 builders did not succeed\n"
+        );
+        assert_eq!(exit_code(&failed), 1);
+    }
 }

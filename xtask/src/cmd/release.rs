@@ -3,7 +3,7 @@
 //! recorded in `build/runs/release-VERSION/release.json`, so running the same command again
 //! resumes where it stopped. `--local` rehearses all of it in a scratch clone.
 
-use crate::cmd::{build, set_version};
+use crate::cmd::{build, set_version, FixContext};
 use crate::core::release::{self, Check};
 use crate::core::template::Kind;
 use crate::core::{ds0, matrix, registry::REGISTRY_PATH, version};
@@ -327,12 +327,10 @@ fn release_in(
         resume: started.then(|| Some(run_id.clone())),
         ..build_options
     };
-    let finished = build::run(sh, root, Kind::Official, &publish).with_context(|| {
-        format!(
-            "release {version_text} stopped at step 2 (publish); what succeeded is kept: \
-             run `{resume_command}` to resume"
-        )
-    })?;
+    let finished = build::run(sh, root, Kind::Official, &publish).fix(
+        || format!("release {version_text} stopped at step 2 (publish); what succeeded is kept"),
+        || format!("run `{resume_command}` to resume: only what did not succeed is rebuilt"),
+    )?;
     let amis = finished.record.amis();
 
     // 4. Commit.
@@ -363,9 +361,10 @@ fn release_in(
     // 6. Push.
     if let Some(remote) = &options.push {
         if state.pushed_to.as_deref() != Some(remote) {
-            git::push(sh, root, remote, &facts.branch, &facts.tag).with_context(|| {
-                format!("release {version_text} stopped at step 6 (push); commit and tag are made: run `{resume_command}` to push them")
-            })?;
+            git::push(sh, root, remote, &facts.branch, &facts.tag).fix(
+                || format!("release {version_text} stopped at step 6 (push); the commit and the tag are made"),
+                || format!("resolve the cause above, then run `{resume_command}` to push them"),
+            )?;
             state.pushed_to = Some(remote.clone());
             state.save(sh)?;
         }

@@ -2,10 +2,11 @@
 //! way. The same checks on the version and the tag; `ds0_utils.py` must already hold VERSION.
 
 use crate::cmd::release::{check_clean, check_order, check_remote, check_tag_free, short};
+use crate::cmd::FixContext;
 use crate::core::release::{self, Check};
 use crate::core::{ds0, registry, registry::REGISTRY_PATH, version};
 use crate::git::{self, Git};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use std::path::Path;
 use xshell::Shell;
 
@@ -106,11 +107,10 @@ pub fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
     git.create_tag(&tag, &head, &message)?;
     println!("tagged {} `{tag}`", short(&head));
     if let Some(remote) = &options.push {
-        git::push(sh, root, remote, &branch, &tag).with_context(|| {
-            format!(
-                "the tag is made locally; push it with `git push --atomic {remote} {branch} {tag}`"
-            )
-        })?;
+        git::push(sh, root, remote, &branch, &tag).fix(
+            || format!("tag `{tag}` is made locally but not pushed"),
+            || format!("resolve the cause above, then push with `git push --atomic {remote} {branch} {tag}`"),
+        )?;
         println!("pushed `{branch}` and `{tag}` to `{remote}`");
     }
     Ok(())

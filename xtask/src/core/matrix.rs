@@ -79,9 +79,8 @@ impl Matrix {
     pub fn parse(text: &str) -> Result<Matrix, String> {
         let matrix: Matrix = serde_json::from_str(text).map_err(|e| {
             format!(
-                "`{MATRIX_PATH}` is not a valid image matrix: {e} (line {}, column {})",
-                e.line(),
-                e.column()
+                "`{MATRIX_PATH}` is not a valid image matrix: {}",
+                super::json_error(&e)
             )
         })?;
         let problems = matrix.problems();

@@ -198,6 +198,19 @@ impl Tracker {
         });
     }
 
+    /// Builders that failed (or were refused), with the first line of their error.
+    pub fn failed_builders(&self) -> Vec<(String, String)> {
+        self.builders
+            .iter()
+            .filter_map(|(name, s)| match &s.outcome {
+                Outcome::Failed { error } | Outcome::AlreadyExists { error, .. } => {
+                    Some((name.clone(), error.lines().next().unwrap_or("").to_string()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The AMIs of builders that succeeded; failed builders contribute nothing.
     pub fn successful_amis(&self) -> Vec<Ami> {
         self.builders
@@ -206,6 +219,29 @@ impl Tracker {
             .flat_map(|s| s.amis.iter().cloned())
             .collect()
     }
+}
+
+/// Warnings for AMIs outside their builder's own region (the `REGION` of
+/// `REGION-OSVERSION-pv|hvm`): a copy to another region, or a builder aimed at the wrong one.
+pub fn region_warnings(amis: &[Ami]) -> Vec<String> {
+    amis.iter()
+        .filter_map(|ami| {
+            let own = builder_region(&ami.builder)?;
+            (own != ami.region).then(|| {
+                format!(
+                    "builder `{}` reported {} in `{}`, not in its own region `{own}`; it is filed under `{}`",
+                    ami.builder, ami.id, ami.region, ami.region
+                )
+            })
+        })
+        .collect()
+}
+
+/// The region of a builder named `REGION-OSVERSION-pv|hvm`.
+pub fn builder_region(builder: &str) -> Option<&str> {
+    let mut parts = builder.rsplitn(3, '-');
+    let (_virt, _release) = (parts.next()?, parts.next()?);
+    parts.next()
 }
 
 /// `us-east-1:ami-...` into an [`Ami`].
@@ -302,6 +338,33 @@ mod tests {
                    1,,ui,say,Build 'b-1404-hvm' finished after 1 second.\n";
         let t = track(log);
         assert_eq!(t.successful_amis().len(), 2);
+        // The copy to us-west-1 is outside the builder's own region `b`: a warning each.
+        assert_eq!(region_warnings(&t.successful_amis()).len(), 2);
+        let own = Ami {
+            builder: "us-east-1-1404-hvm".into(),
+            region: "us-east-1".into(),
+            id: "ami-ebd1934921f437dda".into(),
+        };
+        let copy = Ami {
+            region: "us-west-1".into(),
+            ..own.clone()
+        };
+        assert!(region_warnings(&[own]).is_empty());
+        assert_eq!(
+            region_warnings(&[copy]),
+            ["builder `us-east-1-1404-hvm` reported ami-ebd1934921f437dda in `us-west-1`, not in its own region `us-east-1`; it is filed under `us-west-1`"]
+        );
+    }
+
+    #[test]
+    fn failed_builders_are_named() {
+        let t = track(include_str!(
+            "../../tests/data/packer-1.6.6-source-ami-missing.log"
+        ));
+        let failed = t.failed_builders();
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].0, "us-east-1-1404-hvm");
+        assert!(failed[0].1.contains("InvalidAMIID.NotFound"), "{failed:?}");
     }
 
     #[test]

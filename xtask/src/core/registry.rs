@@ -29,10 +29,9 @@ pub type Registry = BTreeMap<String, Vec<Entry>>;
 pub fn parse(text: &str) -> Result<Registry, String> {
     serde_json::from_str(text).map_err(|e| {
         format!(
-            "`{REGISTRY_PATH}` is not a valid registry: {e} (line {}, column {}); \
+            "`{REGISTRY_PATH}` is not a valid registry: {}; \
              restore it from git (`git checkout -- {REGISTRY_PATH}`)",
-            e.line(),
-            e.column()
+            super::json_error(&e)
         )
     })
 }
