@@ -6,7 +6,7 @@
 set -eu
 record=$1 endpoint=$2 builder=$3
 shift 3
-location= manifest= region= shown=
+location='' manifest='' region='' shown=''
 while [ $# -gt 0 ]; do
     case $1 in
         -b) location=$2; shown="$shown -b $2"; shift ;;

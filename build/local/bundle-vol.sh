@@ -5,7 +5,7 @@ set -eu
 record=$1 builder=$2
 shift 2
 printf 'bundle-vol builder=%s args=%s\n' "$builder" "$*" >> "$record"
-destination= prefix=
+destination='' prefix=''
 while [ $# -gt 0 ]; do
     case $1 in
         -d) destination=$2; shift ;;
