@@ -2,6 +2,7 @@
 //! annotated tags), and the two network operations through the `git` command, so the user's own
 //! credentials, SSH agent and helpers apply.
 
+use crate::signing;
 use anyhow::{bail, Context, Result};
 use git2::{Repository, StatusOptions};
 use std::path::Path;
@@ -141,8 +142,15 @@ impl Git {
         Ok(id.to_string())
     }
 
-    /// Creates an annotated tag on `commit`; never moves or overwrites an existing one.
-    pub fn create_tag(&self, name: &str, commit: &str, message: &str) -> Result<String> {
+    /// Creates an annotated tag on `commit`, signed when `signer` is set; never moves or
+    /// overwrites an existing one.
+    pub fn create_tag(
+        &self,
+        name: &str,
+        commit: &str,
+        message: &str,
+        signer: Option<&signing::Signer>,
+    ) -> Result<String> {
         let signature = self.signature()?;
         let target = self
             .repo
@@ -151,10 +159,7 @@ impl Git {
         if self.tag_target(name).is_some() {
             bail!("tag `{name}` already exists; tags are never moved or overwritten");
         }
-        let id = self
-            .repo
-            .tag(name, &target, &signature, message, false)
-            .with_context(|| format!("cannot create tag `{name}`"))?;
+        let id = signing::create_tag(&self.repo, name, target.id(), &signature, message, signer)?;
         Ok(id.to_string())
     }
 }

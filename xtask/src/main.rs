@@ -11,6 +11,7 @@ mod interrupt;
 mod packer;
 mod project;
 mod runs;
+mod signing;
 mod standin;
 mod view;
 
@@ -102,6 +103,8 @@ enum Command {
         /// Go ahead without asking, after the plan is shown.
         #[arg(long)]
         yes: bool,
+        #[command(flatten)]
+        sign: SignArgs,
     },
     /// Tag the current commit `release/VERSION` (or `candidate/VERSION`) for images built another way.
     Tag {
@@ -117,6 +120,8 @@ enum Command {
         /// Push without asking, after the plan is shown.
         #[arg(long)]
         yes: bool,
+        #[command(flatten)]
+        sign: SignArgs,
     },
     /// List (and with `--execute` delete) what matching builds left in AWS: AMIs, snapshots, volumes, S3 bundles.
     Cleanup {
@@ -147,6 +152,23 @@ enum Command {
     },
     /// List every command.
     Help,
+}
+
+/// Whether the release tag is signed; without either flag git's `tag.gpgSign` decides.
+#[derive(clap::Args)]
+struct SignArgs {
+    /// Sign the tag (with `user.signingKey`, `gpg.format` and `gpg.program` of git's configuration).
+    #[arg(short = 's', long, conflicts_with = "no_sign")]
+    sign: bool,
+    /// Do not sign the tag, whatever `tag.gpgSign` says.
+    #[arg(long)]
+    no_sign: bool,
+}
+
+impl SignArgs {
+    fn choice(&self) -> signing::Choice {
+        signing::Choice::from_flags(self.sign, self.no_sign)
+    }
 }
 
 #[derive(clap::Args)]
@@ -241,6 +263,7 @@ fn dispatch(sh: &xshell::Shell, command: Command) -> anyhow::Result<ExitCode> {
             push,
             local,
             yes,
+            sign,
         } => cmd::release::run(
             sh,
             &root,
@@ -252,6 +275,7 @@ fn dispatch(sh: &xshell::Shell, command: Command) -> anyhow::Result<ExitCode> {
                 push,
                 local,
                 yes,
+                sign: sign.choice(),
             },
         )?,
         Command::Tag {
@@ -259,6 +283,7 @@ fn dispatch(sh: &xshell::Shell, command: Command) -> anyhow::Result<ExitCode> {
             push,
             dry_run,
             yes,
+            sign,
         } => cmd::tag::run(
             sh,
             &root,
@@ -267,6 +292,7 @@ fn dispatch(sh: &xshell::Shell, command: Command) -> anyhow::Result<ExitCode> {
                 push,
                 dry_run,
                 yes,
+                sign: sign.choice(),
             },
         )?,
         Command::Cleanup {

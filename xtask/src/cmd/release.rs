@@ -10,7 +10,7 @@ use crate::core::{ds0, matrix, registry::REGISTRY_PATH, version};
 use crate::credentials;
 use crate::git::{self, Git};
 use crate::packer::Packer;
-use crate::{interrupt, project, runs};
+use crate::{interrupt, project, runs, signing};
 use anyhow::{bail, Context, Result};
 use semver::Version;
 use serde::{Deserialize, Serialize};
@@ -27,6 +27,7 @@ pub struct Options {
     pub push: Option<String>,
     pub local: bool,
     pub yes: bool,
+    pub sign: signing::Choice,
 }
 
 /// What is done of one release; saved after every step.
@@ -100,7 +101,7 @@ fn rehearse(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
         push: None,
         ..options.clone()
     };
-    let (checks, _) = preflight(sh, root, &real, &real_options, None);
+    let (checks, _) = preflight(sh, root, &real, &real, &real_options, None);
     if release::failures(&checks) > 0 {
         eprint!("{}", release::report(&checks));
         bail!(
@@ -173,6 +174,11 @@ fn release_in(
     standin_root: Option<&Path>,
 ) -> Result<()> {
     let git = Git::open(root)?;
+    // A rehearsal signs as the real repository would: its configuration, not the clone's.
+    let signing_repo = match standin_root {
+        Some(real) => Git::open(real)?,
+        None => Git::open(root)?,
+    };
     let state = State::load(sh, &options.version)?;
     if let Some(state) = &state {
         if state.done(options.push.as_deref()) {
@@ -195,7 +201,7 @@ fn release_in(
             progress(state, options.push.as_deref())
         );
     }
-    let (checks, facts) = preflight(sh, root, &git, options, state.as_ref());
+    let (checks, facts) = preflight(sh, root, &git, &signing_repo, options, state.as_ref());
     eprint!("{}", release::report(&checks));
     let failed = release::failures(&checks);
     if failed > 0 {
@@ -266,8 +272,9 @@ fn release_in(
         done(state_ref.is_some_and(|s| s.commit.is_some()))
     ));
     plan.push_str(&format!(
-        "5. tag that commit `{}` (annotated; the message lists the AMIs){}\n",
+        "5. tag that commit `{}` ({}; the message lists the AMIs){}\n",
         facts.tag,
+        signing_summary(&signing_repo, options.sign),
         done(state_ref.is_some_and(|s| s.tagged))
     ));
     match &options.push {
@@ -352,7 +359,8 @@ fn release_in(
     // 5. Tag.
     if !state.tagged {
         let message = release::tag_message(&version_text, &facts.branch, &amis);
-        git.create_tag(&facts.tag, &commit, &message)?;
+        let signer = signing::signer(&signing_repo.repo, options.sign)?;
+        git.create_tag(&facts.tag, &commit, &message, signer.as_ref())?;
         state.tagged = true;
         state.save(sh)?;
         eprintln!("tagged {} `{}`", short(&commit), facts.tag);
@@ -395,6 +403,7 @@ fn preflight(
     sh: &Shell,
     root: &Path,
     git: &Git,
+    signing_repo: &Git,
     options: &Options,
     state: Option<&State>,
 ) -> (Vec<Check>, Option<Facts>) {
@@ -461,6 +470,9 @@ fn preflight(
         Ok(identity) => Check::ok("git identity", identity.clone()),
         Err(e) => Check::fail("git identity", format!("{e:#}")),
     });
+    if !state.is_some_and(|s| s.tagged) {
+        checks.push(check_signing(signing_repo, options.sign));
+    }
     checks.push(if options.local {
         Check::ok("credentials", "not needed: the local stand-in has its own")
     } else {
@@ -507,6 +519,30 @@ fn preflight(
         _ => None,
     };
     (checks, facts)
+}
+
+/// The signing check: unsigned, or the configured program and key are there.
+pub fn check_signing(git: &Git, choice: signing::Choice) -> Check {
+    match signing::signer(&git.repo, choice) {
+        Ok(None) => Check::ok(
+            "signing",
+            "the tag will not be signed (`tag.gpgSign` is off; `--sign` signs it)",
+        ),
+        Ok(Some(signer)) => match signer.check() {
+            Ok(detail) => Check::ok("signing", format!("signed with {detail}")),
+            Err(e) => Check::fail("signing", format!("{e:#}")),
+        },
+        Err(e) => Check::fail("signing", format!("{e:#}")),
+    }
+}
+
+/// How the plan describes the tag.
+pub fn signing_summary(git: &Git, choice: signing::Choice) -> &'static str {
+    match signing::signer(&git.repo, choice) {
+        Ok(Some(signer)) if signer.format == signing::Format::Ssh => "annotated, signed with ssh",
+        Ok(Some(_)) => "annotated, signed with OpenPGP",
+        _ => "annotated",
+    }
 }
 
 pub fn check_tag_free(git: &Git, tag: &str, own: Option<&str>) -> Check {

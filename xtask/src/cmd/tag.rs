@@ -1,11 +1,14 @@
 //! `cargo xtask tag VERSION`: only the tag (and push) of a release, for images built another
 //! way. The same checks on the version and the tag; `ds0_utils.py` must already hold VERSION.
 
-use crate::cmd::release::{check_clean, check_order, check_remote, check_tag_free, short};
+use crate::cmd::release::{
+    check_clean, check_order, check_remote, check_signing, check_tag_free, short, signing_summary,
+};
 use crate::cmd::FixContext;
 use crate::core::release::{self, Check};
 use crate::core::{ds0, registry, registry::REGISTRY_PATH, version};
 use crate::git::{self, Git};
+use crate::signing;
 use anyhow::{bail, Result};
 use std::path::Path;
 use xshell::Shell;
@@ -15,6 +18,7 @@ pub struct Options {
     pub push: Option<String>,
     pub dry_run: bool,
     pub yes: bool,
+    pub sign: signing::Choice,
 }
 
 pub fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
@@ -72,6 +76,7 @@ pub fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
         ),
         Err(e) => Check::fail("git identity", format!("{e:#}")),
     });
+    checks.push(check_signing(&git, options.sign));
     if let (Some(remote), Some(tag)) = (&options.push, &tag) {
         checks.push(check_remote(sh, root, &git, remote, tag, false, false));
     }
@@ -88,8 +93,9 @@ pub fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
         ds0::read(&git.file_at_head(ds0::DS0_PATH)?).map_err(anyhow::Error::msg)?;
 
     eprintln!(
-        "\nplan: tag {} `{tag}` (annotated; the message lists the {} AMIs of `{REGISTRY_PATH}`)",
+        "\nplan: tag {} `{tag}` ({}; the message lists the {} AMIs of `{REGISTRY_PATH}`)",
         short(&head),
+        signing_summary(&git, options.sign),
         amis.len()
     );
     let branch = branch.ok().flatten().unwrap_or_default();
@@ -104,7 +110,8 @@ pub fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
         crate::cmd::confirm(options.yes, "pushing", "push")?;
     }
     let message = release::tag_message(&options.version, &ds0_branch, &amis);
-    git.create_tag(&tag, &head, &message)?;
+    let signer = signing::signer(&git.repo, options.sign)?;
+    git.create_tag(&tag, &head, &message, signer.as_ref())?;
     println!("tagged {} `{tag}`", short(&head));
     if let Some(remote) = &options.push {
         git::push(sh, root, remote, &branch, &tag).fix(
