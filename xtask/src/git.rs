@@ -89,6 +89,47 @@ impl Git {
         })
     }
 
+    /// Whether the object database has `commit`.
+    pub fn has_commit(&self, commit: &str) -> bool {
+        git2::Oid::from_str(commit)
+            .ok()
+            .and_then(|id| self.repo.find_commit(id).ok())
+            .is_some()
+    }
+
+    /// Commits reachable from `tip` but not from `base`, newest first, as `SHORT subject`.
+    pub fn commits_missing_from(&self, tip: &str, base: &str) -> Result<Vec<String>> {
+        let mut walk = self.repo.revwalk().context("cannot walk the history")?;
+        walk.push(git2::Oid::from_str(tip)?)
+            .with_context(|| format!("cannot find commit `{tip}`"))?;
+        walk.hide(git2::Oid::from_str(base)?)
+            .with_context(|| format!("cannot find commit `{base}`"))?;
+        let mut commits = Vec::new();
+        for id in walk {
+            let id = id.context("cannot walk the history")?;
+            let commit = self.repo.find_commit(id)?;
+            let text = id.to_string();
+            commits.push(format!(
+                "{} {}",
+                &text[..10],
+                String::from_utf8_lossy(commit.summary_bytes().unwrap_or(b"(no message)"))
+            ));
+        }
+        Ok(commits)
+    }
+
+    /// The commit a local branch points to.
+    pub fn branch_commit(&self, branch: &str) -> Result<String> {
+        let reference = self
+            .repo
+            .find_reference(&format!("refs/heads/{branch}"))
+            .with_context(|| format!("there is no local branch `{branch}`"))?;
+        let commit = reference
+            .peel_to_commit()
+            .with_context(|| format!("cannot read branch `{branch}`"))?;
+        Ok(commit.id().to_string())
+    }
+
     pub fn has_remote(&self, name: &str) -> bool {
         self.repo.find_remote(name).is_ok()
     }
@@ -173,6 +214,41 @@ pub fn remote_has_tag(sh: &Shell, root: &Path, remote: &str, tag: &str) -> Resul
         .read()
         .with_context(|| format!("cannot ask remote `{remote}` for its tags (`git ls-remote`)"))?;
     Ok(!output.trim().is_empty())
+}
+
+/// The commit the remote's `branch` points to (`None` when it has no such branch), asked
+/// through `git ls-remote`: nothing is written.
+pub fn remote_branch_tip(
+    sh: &Shell,
+    root: &Path,
+    remote: &str,
+    branch: &str,
+) -> Result<Option<String>> {
+    let reference = format!("refs/heads/{branch}");
+    let output = cmd!(sh, "git -C {root} ls-remote --heads {remote} {reference}")
+        .quiet()
+        .ignore_stderr()
+        .read()
+        .with_context(|| {
+            format!("cannot ask remote `{remote}` for branch `{branch}` (`git ls-remote`)")
+        })?;
+    Ok(output
+        .lines()
+        .find(|l| l.ends_with(&format!("\t{reference}")))
+        .and_then(|l| l.split_whitespace().next())
+        .map(String::from))
+}
+
+/// Fetches the objects of the remote's `branch` without updating any ref or `FETCH_HEAD`.
+pub fn fetch_branch(sh: &Shell, root: &Path, remote: &str, branch: &str) -> Result<()> {
+    let reference = format!("refs/heads/{branch}");
+    cmd!(
+        sh,
+        "git -C {root} fetch --quiet --no-write-fetch-head --no-tags {remote} {reference}"
+    )
+    .quiet()
+    .run()
+    .with_context(|| format!("cannot fetch branch `{branch}` from `{remote}`"))
 }
 
 /// Pushes the branch and the tag in one atomic push.

@@ -138,3 +138,98 @@ fn release_tags_are_signed_and_verified_too() {
     let object = git_in(&clone, &repo.home(), &["cat-file", "-p", "release/2.6.9"]);
     assert!(object.contains("4 AMIs:"), "{object}");
 }
+
+#[test]
+fn push_refuses_a_branch_behind_its_remote_naming_the_commits() {
+    let repo = git_repo("remote-behind");
+    let remote = repo.root.with_extension("remote.git");
+    let other = repo.root.with_extension("other");
+    let _ = std::fs::remove_dir_all(&remote);
+    let _ = std::fs::remove_dir_all(&other);
+    git_in(
+        &repo.root,
+        &repo.home(),
+        &["clone", "--quiet", "--bare", ".", remote.to_str().unwrap()],
+    );
+    repo.git(&["remote", "add", "origin", remote.to_str().unwrap()]);
+    repo.git(&["fetch", "--quiet", "origin"]);
+    repo.git(&["branch", "--quiet", "--set-upstream-to", "origin/2.6"]);
+    // Someone else pushes a commit to the release branch.
+    git_in(
+        &repo.root,
+        &repo.home(),
+        &[
+            "clone",
+            "--quiet",
+            remote.to_str().unwrap(),
+            other.to_str().unwrap(),
+        ],
+    );
+    std::fs::write(other.join("NOTES"), "a fix\n").unwrap();
+    git_in(&other, &repo.home(), &["add", "NOTES"]);
+    git_in(
+        &other,
+        &repo.home(),
+        &["commit", "--quiet", "-m", "Fix the notes"],
+    );
+    git_in(&other, &repo.home(), &["push", "--quiet", "origin", "2.6"]);
+    let theirs = git_in(&other, &repo.home(), &["rev-parse", "HEAD"]);
+    let short = &theirs[..10];
+
+    // A dry run only asks the remote: it names the commit and changes nothing.
+    let before = repo.snapshot();
+    let run = repo
+        .xtask(&["release", "2.6.9", "--push", "--dry-run"])
+        .fails(2, &["FAIL  remote branch", short, "git pull origin 2.6"]);
+    assert!(run.stderr.contains("behind or has diverged"), "{run:#?}");
+    repo.xtask(&["release", "2.6.9", "--local", "--push", "--dry-run"])
+        .fails(2, &["FAIL  remote branch", short]);
+    assert!(
+        before == repo.snapshot(),
+        "a dry run changed a file or a ref"
+    );
+
+    // `tag --push` fetches and names the commit with its subject, before tagging.
+    repo.xtask(&["tag", "2.6.3", "--push", "--yes"]).fails(
+        2,
+        &[
+            "FAIL  remote branch",
+            "`2.6` is behind `origin/2.6`",
+            &format!("{short} Fix the notes"),
+        ],
+    );
+    assert_eq!(repo.git(&["tag", "--list"]), "");
+
+    // A local commit on top: diverged, both sides named.
+    repo.write("LOCAL", "mine\n");
+    repo.git(&["add", "LOCAL"]);
+    repo.git(&["commit", "--quiet", "-m", "Local work"]);
+    repo.xtask(&["tag", "2.6.3", "--push", "--yes"]).fails(
+        2,
+        &[
+            "`2.6` has diverged from `origin/2.6`",
+            "Fix the notes",
+            "Local work",
+        ],
+    );
+
+    // After `git pull` the check passes.
+    repo.git(&[
+        "pull",
+        "--quiet",
+        "--no-rebase",
+        "--no-edit",
+        "origin",
+        "2.6",
+    ]);
+    let run = repo
+        .xtask(&["release", "2.6.9", "--local", "--push", "--dry-run"])
+        .ok();
+    assert!(
+        run.stderr
+            .contains("ok    remote branch  `2.6` is ahead of `origin/2.6`"),
+        "{run:#?}"
+    );
+    let _ = std::fs::remove_dir_all(&remote);
+    let _ = std::fs::remove_dir_all(&other);
+}

@@ -507,6 +507,16 @@ fn preflight(
             pushed,
             options.local,
         ));
+        if let (false, Some(branch)) = (pushed, &branch) {
+            checks.push(check_remote_branch(
+                sh,
+                root,
+                git,
+                remote,
+                branch,
+                options.dry_run,
+            ));
+        }
     }
     let facts = match (parsed, branch, tag, head, identity) {
         (Ok(version), Some(branch), Some(tag), Ok(head), Ok(identity)) => Some(Facts {
@@ -651,6 +661,110 @@ pub fn check_remote(
         ),
         Ok(false) => Check::ok("remote", format!("`{remote}` does not have `{tag}` yet")),
         Err(e) => Check::fail("remote", format!("{e:#}")),
+    }
+}
+
+/// With `--push`: the remote's copy of `branch` must not have commits the local branch lacks,
+/// or `git push --atomic` would be refused after every image is paid for. A dry run only asks
+/// (`git ls-remote`); otherwise the remote's commits are fetched (no ref is touched) to name them.
+pub fn check_remote_branch(
+    sh: &Shell,
+    root: &Path,
+    git: &Git,
+    remote: &str,
+    branch: &str,
+    dry_run: bool,
+) -> Check {
+    const WHAT: &str = "remote branch";
+    if !git.has_remote(remote) {
+        return Check::ok(WHAT, format!("no remote `{remote}` (see the remote check)"));
+    }
+    let local = match git.branch_commit(branch) {
+        Ok(commit) => commit,
+        Err(_) => {
+            return Check::ok(
+                WHAT,
+                format!("no local branch `{branch}` yet (see the branch check)"),
+            )
+        }
+    };
+    let tip = match git::remote_branch_tip(sh, root, remote, branch) {
+        Ok(Some(tip)) => tip,
+        Ok(None) => {
+            return Check::ok(
+                WHAT,
+                format!("`{remote}` has no branch `{branch}` yet: the push creates it"),
+            )
+        }
+        Err(e) => return Check::fail(WHAT, format!("{e:#}")),
+    };
+    if tip == local {
+        return Check::ok(
+            WHAT,
+            format!(
+                "`{branch}` is even with `{remote}/{branch}` ({})",
+                short(&tip)
+            ),
+        );
+    }
+    if !git.has_commit(&tip) && !dry_run {
+        if let Err(e) = git::fetch_branch(sh, root, remote, branch) {
+            return Check::fail(WHAT, format!("{e:#}"));
+        }
+    }
+    let pull = format!("run `git pull {remote} {branch}` (and check the result) before releasing");
+    if !git.has_commit(&tip) {
+        return Check::fail(
+            WHAT,
+            format!(
+                "`{remote}/{branch}` is at {}, a commit this repository does not have: the local branch is behind or has diverged, so the push would be refused after the build: {pull}",
+                short(&tip)
+            ),
+        );
+    }
+    let theirs = git.commits_missing_from(&tip, &local);
+    let ours = git.commits_missing_from(&local, &tip);
+    match (theirs, ours) {
+        (Ok(theirs), _) if theirs.is_empty() => Check::ok(
+            WHAT,
+            format!(
+                "`{branch}` is ahead of `{remote}/{branch}` ({})",
+                short(&tip)
+            ),
+        ),
+        (Ok(theirs), Ok(ours)) => {
+            let list = |commits: &[String]| {
+                commits
+                    .iter()
+                    .take(10)
+                    .map(|c| format!("\n  {c}"))
+                    .collect::<String>()
+                    + &if commits.len() > 10 {
+                        format!("\n  and {} more", commits.len() - 10)
+                    } else {
+                        String::new()
+                    }
+            };
+            let state = if ours.is_empty() {
+                "is behind"
+            } else {
+                "has diverged from"
+            };
+            let mut text = format!(
+                "`{branch}` {state} `{remote}/{branch}`: the push would be refused after the build; {pull}\n`{remote}` has {} commit(s) that `{branch}` lacks:{}",
+                theirs.len(),
+                list(&theirs)
+            );
+            if !ours.is_empty() {
+                text.push_str(&format!(
+                    "\n`{branch}` has {} commit(s) that `{remote}` lacks:{}",
+                    ours.len(),
+                    list(&ours)
+                ));
+            }
+            Check::fail(WHAT, text)
+        }
+        (Err(e), _) | (_, Err(e)) => Check::fail(WHAT, format!("{e:#}")),
     }
 }
 

@@ -2,7 +2,8 @@
 //! way. The same checks on the version and the tag; `ds0_utils.py` must already hold VERSION.
 
 use crate::cmd::release::{
-    check_clean, check_order, check_remote, check_signing, check_tag_free, short, signing_summary,
+    check_clean, check_order, check_remote, check_remote_branch, check_signing, check_tag_free,
+    short, signing_summary,
 };
 use crate::cmd::FixContext;
 use crate::core::release::{self, Check};
@@ -79,6 +80,16 @@ pub fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
     checks.push(check_signing(&git, options.sign));
     if let (Some(remote), Some(tag)) = (&options.push, &tag) {
         checks.push(check_remote(sh, root, &git, remote, tag, false, false));
+        if let Ok(Some(branch)) = &branch {
+            checks.push(check_remote_branch(
+                sh,
+                root,
+                &git,
+                remote,
+                branch,
+                options.dry_run,
+            ));
+        }
     }
     eprint!("{}", release::report(&checks));
     let failed = release::failures(&checks);
