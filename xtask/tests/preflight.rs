@@ -180,10 +180,10 @@ fn push_refuses_a_branch_behind_its_remote_naming_the_commits() {
     let before = repo.snapshot();
     let run = repo
         .xtask(&["release", "2.6.9", "--push", "--dry-run"])
-        .fails(2, &["FAIL  remote branch", short, "git pull origin 2.6"]);
+        .fails(2, &["FAIL  upstream", short, "git pull origin 2.6"]);
     assert!(run.stderr.contains("behind or has diverged"), "{run:#?}");
     repo.xtask(&["release", "2.6.9", "--local", "--push", "--dry-run"])
-        .fails(2, &["FAIL  remote branch", short]);
+        .fails(2, &["FAIL  upstream", short]);
     assert!(
         before == repo.snapshot(),
         "a dry run changed a file or a ref"
@@ -193,7 +193,7 @@ fn push_refuses_a_branch_behind_its_remote_naming_the_commits() {
     repo.xtask(&["tag", "2.6.3", "--push", "--yes"]).fails(
         2,
         &[
-            "FAIL  remote branch",
+            "FAIL  upstream",
             "`2.6` is behind `origin/2.6`",
             &format!("{short} Fix the notes"),
         ],
@@ -227,7 +227,7 @@ fn push_refuses_a_branch_behind_its_remote_naming_the_commits() {
         .ok();
     assert!(
         run.stderr
-            .contains("ok    remote branch  `2.6` is ahead of `origin/2.6`"),
+            .contains("ok    upstream      `2.6` is ahead of `origin/2.6`"),
         "{run:#?}"
     );
     let _ = std::fs::remove_dir_all(&remote);

@@ -675,7 +675,7 @@ pub fn check_remote_branch(
     branch: &str,
     dry_run: bool,
 ) -> Check {
-    const WHAT: &str = "remote branch";
+    const WHAT: &str = "upstream";
     if !git.has_remote(remote) {
         return Check::ok(WHAT, format!("no remote `{remote}` (see the remote check)"));
     }
