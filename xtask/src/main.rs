@@ -15,7 +15,7 @@ mod signing;
 mod standin;
 mod view;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use core::template::Kind;
 use std::process::ExitCode;
 
@@ -33,7 +33,7 @@ enum Command {
     Config {
         /// The template kind: `official`, `test-ebs` or `test-instance`.
         #[arg(value_name = "KIND")]
-        kind: String,
+        kind: Kind,
         /// Only these builders (names like `us-east-1-1404-hvm`, comma-separated or repeated).
         #[arg(long, num_args = 1..)]
         only: Vec<String>,
@@ -133,7 +133,7 @@ enum Command {
         version: Option<String>,
         /// Only test images of this kind: test-ebs or test-instance.
         #[arg(long, value_name = "KIND")]
-        kind: Option<String>,
+        kind: Option<Kind>,
         /// Only these regions (comma-separated or repeated).
         #[arg(long, value_name = "REGION", num_args = 1..)]
         region: Vec<String>,
@@ -148,7 +148,7 @@ enum Command {
     Local {
         /// `up` (start and keep running), `down` (stop) or `status`.
         #[arg(value_name = "ACTION")]
-        action: String,
+        action: LocalAction,
     },
     /// List every command.
     Help,
@@ -171,6 +171,16 @@ impl SignArgs {
     }
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum LocalAction {
+    /// Start the stand-in and keep it running.
+    Up,
+    /// Stop the kept stand-in.
+    Down,
+    /// Tell whether it runs, and where.
+    Status,
+}
+
 #[derive(clap::Args)]
 struct TestArgs {
     /// Only these builders (names like `us-east-1-1404-hvm`, comma-separated or repeated).
@@ -185,12 +195,19 @@ struct TestArgs {
 }
 
 impl TestArgs {
-    fn options(self) -> cmd::build::Options {
-        cmd::build::Options {
+    fn flags(self) -> cmd::build::Flags {
+        cmd::build::Flags {
             only: self.only,
             local: self.local,
             packer_args: self.packer_args,
             ..Default::default()
+        }
+    }
+
+    fn options(self) -> cmd::build::Options {
+        cmd::build::Options {
+            flags: self.flags(),
+            release: None,
         }
     }
 }
@@ -247,11 +264,14 @@ fn dispatch(sh: &xshell::Shell, command: Command) -> anyhow::Result<ExitCode> {
             resume,
         } => {
             let options = cmd::build::Options {
-                no_parallel,
-                debug,
-                yes,
-                resume: resume.map(|r| Some(r).filter(|r| !r.is_empty())),
-                ..common.options()
+                flags: cmd::build::Flags {
+                    no_parallel,
+                    debug,
+                    yes,
+                    resume: resume.map(|r| Some(r).filter(|r| !r.is_empty())),
+                    ..common.flags()
+                },
+                release: None,
             };
             cmd::build::run(sh, &root, Kind::Official, &options)?;
         }
@@ -312,17 +332,14 @@ fn dispatch(sh: &xshell::Shell, command: Command) -> anyhow::Result<ExitCode> {
                 local,
             },
         )?,
-        Command::Local { action } => match action.as_str() {
-            "up" => cmd::local::up(sh, &root)?,
-            "down" => cmd::local::down(&root)?,
-            "status" => cmd::local::status(&root)?,
-            other => {
-                anyhow::bail!("unknown action `{other}` for `local`: use `up`, `down` or `status`")
-            }
+        Command::Local { action } => match action {
+            LocalAction::Up => cmd::local::up(sh, &root)?,
+            LocalAction::Down => cmd::local::down(&root)?,
+            LocalAction::Status => cmd::local::status(&root)?,
         },
         Command::Config { kind, only, out } => {
             let out = out.as_deref().map(path);
-            cmd::config::run(sh, cmd::parse_kind(&kind)?, &only, out.as_deref())?
+            cmd::config::run(sh, kind, &only, out.as_deref())?
         }
         Command::SetVersion { version, branch } => {
             cmd::set_version::run(sh, &version, branch.as_deref())?

@@ -2,6 +2,7 @@
 //! which inputs, and every builder's outcome, so a run can be resumed and cleaned up.
 
 use crate::core::packer_log::{Ami, Outcome, Tracker};
+use crate::core::template::{Kind, PlannedBuilder};
 use crate::project;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -16,7 +17,7 @@ pub const INPUTS: [&str; 2] = ["ds0_utils.py", "build/images.json"];
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunRecord {
     pub run_id: String,
-    pub kind: String,
+    pub kind: Kind,
     pub local: bool,
     pub version: String,
     pub branch: String,
@@ -32,8 +33,7 @@ pub struct RunRecord {
 pub struct BuilderRecord {
     pub region: String,
     pub ami_name: String,
-    /// `pending`, `succeeded`, `failed`, `exists` or `interrupted`.
-    pub state: String,
+    pub state: BuilderState,
     #[serde(default)]
     pub amis: Vec<AmiRecord>,
     #[serde(default)]
@@ -44,6 +44,53 @@ pub struct BuilderRecord {
     /// `BUCKET/PREFIX` of an instance-store bundle.
     #[serde(default)]
     pub bundle: Option<String>,
+}
+
+/// Where one builder of a run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BuilderState {
+    /// Not built yet (or not by an attempt that finished).
+    Pending,
+    Succeeded,
+    Failed,
+    /// Packer refused: an image with its AMI name already exists.
+    Exists,
+    /// Stopped by Ctrl-C (or SIGTERM) before it finished.
+    Interrupted,
+}
+
+impl BuilderState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BuilderState::Pending => "pending",
+            BuilderState::Succeeded => "succeeded",
+            BuilderState::Failed => "failed",
+            BuilderState::Exists => "exists",
+            BuilderState::Interrupted => "interrupted",
+        }
+    }
+}
+
+impl std::fmt::Display for BuilderState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl BuilderRecord {
+    /// A builder of the plan, not built yet.
+    pub fn pending(planned: &PlannedBuilder) -> BuilderRecord {
+        BuilderRecord {
+            region: planned.region.clone(),
+            ami_name: planned.ami_name.clone(),
+            state: BuilderState::Pending,
+            amis: Vec::new(),
+            error: None,
+            existing_ami: None,
+            bundle: planned.bundle.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,7 +130,7 @@ impl RunRecord {
     pub fn unfinished(&self) -> Vec<String> {
         self.builders
             .iter()
-            .filter(|(_, b)| b.state != "succeeded")
+            .filter(|(_, b)| b.state != BuilderState::Succeeded)
             .map(|(name, _)| name.clone())
             .collect()
     }
@@ -92,7 +139,7 @@ impl RunRecord {
     pub fn amis(&self) -> Vec<Ami> {
         self.builders
             .iter()
-            .filter(|(_, b)| b.state == "succeeded")
+            .filter(|(_, b)| b.state == BuilderState::Succeeded)
             .flat_map(|(name, b)| {
                 b.amis.iter().map(move |a| Ami {
                     builder: name.clone(),
@@ -115,7 +162,7 @@ impl RunRecord {
             builder.error = None;
             match state.map(|s| &s.outcome) {
                 Some(Outcome::Succeeded) => {
-                    builder.state = "succeeded".into();
+                    builder.state = BuilderState::Succeeded;
                     builder.amis = state
                         .unwrap()
                         .amis
@@ -127,20 +174,20 @@ impl RunRecord {
                         .collect();
                 }
                 Some(Outcome::Failed { error }) => {
-                    builder.state = "failed".into();
+                    builder.state = BuilderState::Failed;
                     builder.error = Some(error.clone());
                 }
                 Some(Outcome::AlreadyExists { ami, error }) => {
-                    builder.state = "exists".into();
+                    builder.state = BuilderState::Exists;
                     builder.existing_ami = Some(ami.clone());
                     builder.error = Some(error.clone());
                 }
                 Some(Outcome::Running) | None if interrupted => {
-                    builder.state = "interrupted".into();
+                    builder.state = BuilderState::Interrupted;
                     builder.error = Some("interrupted by Ctrl-C".into());
                 }
                 Some(Outcome::Running) | None => {
-                    builder.state = "failed".into();
+                    builder.state = BuilderState::Failed;
                     builder.error = Some(format!(
                         "Packer ended without finishing this builder (last step: {}); see `{log}`",
                         state.map_or("none", |s| s.step.as_str())
@@ -166,7 +213,7 @@ pub fn list(root: &Path) -> Vec<RunRecord> {
 }
 
 /// A new run folder's id, `KIND[-local]-YYYYMMDD-HHMMSS`, unique among existing folders.
-pub fn new_run_id(root: &Path, kind: &str, local: bool, epoch: u64) -> String {
+pub fn new_run_id(root: &Path, kind: Kind, local: bool, epoch: u64) -> String {
     let base = format!(
         "{kind}{}-{}",
         if local { "-local" } else { "" },

@@ -115,7 +115,7 @@ fn config_writes_a_file_and_only_selects_builders() {
             ],
         );
     repo.xtask(&["config", "nightly"])
-        .fails(2, &["unknown template kind `nightly`", "test-ebs"]);
+        .fails(2, &["invalid value 'nightly'", "test-ebs"]);
     assert_eq!(before, repo.snapshot());
 }
 

@@ -7,7 +7,7 @@ use crate::core::registry::REGISTRY_PATH;
 use crate::core::template::{self, Inputs, Kind};
 use crate::credentials::{self, Credentials};
 use crate::packer::{BuildRequest, Packer};
-use crate::runs::{self, Attempt, BuilderRecord, RunRecord};
+use crate::runs::{self, Attempt, BuilderRecord, BuilderState, RunRecord};
 use crate::standin::Standin;
 use crate::view::{self, View};
 use crate::{cmd, interrupt, project};
@@ -16,8 +16,9 @@ use std::io::IsTerminal;
 use std::path::Path;
 use xshell::Shell;
 
+/// What the user asked for on the command line of `test-ebs`, `test-instance` or `publish`.
 #[derive(Debug, Clone, Default)]
-pub struct Options {
+pub struct Flags {
     pub only: Vec<String>,
     pub local: bool,
     pub no_parallel: bool,
@@ -26,15 +27,28 @@ pub struct Options {
     /// `Some(None)`: the latest run; `Some(Some(id))`: that run.
     pub resume: Option<Option<String>>,
     pub packer_args: Vec<String>,
-    /// Where a publish merges its AMIs, when not the default (a local release rehearsal).
-    pub registry: Option<String>,
-    /// The id of a new run, when the caller chose it (a release records it before building).
-    pub run_id: Option<String>,
+}
+
+/// What `release` decides for the publish it drives, on top of the flags: a user's publish
+/// never sets these.
+#[derive(Debug, Clone)]
+pub struct ReleaseOverrides {
+    /// Where the AMIs are merged: the release's `ami_ids.json` (in the scratch clone for a
+    /// rehearsal).
+    pub registry: String,
+    /// The id of the run, chosen and recorded by the release before it builds.
+    pub run_id: String,
     /// Where the local stand-in lives, when not in this repository (a release rehearsal runs in
     /// a scratch clone but shares the real repository's stand-in and virtualenv).
     pub standin_root: Option<std::path::PathBuf>,
-    /// The command that continues after a failure, when not `publish --resume` (a release).
-    pub resume_command: Option<String>,
+    /// The command that continues after a failure: the release, not `publish --resume`.
+    pub resume_command: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub flags: Flags,
+    pub release: Option<ReleaseOverrides>,
 }
 
 /// What a finished build reports to its caller (the release command builds on it).
@@ -44,16 +58,17 @@ pub struct Finished {
 
 pub fn run(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Finished> {
     interrupt::install();
-    if options.resume.is_some() {
+    let flags = &options.flags;
+    if flags.resume.is_some() {
         return resume(sh, root, kind, options);
     }
     // Preflight: everything that can be checked is checked before anything starts.
     let matrix = project::matrix(sh)?;
     let (version, branch) = project::version_and_branch(sh)?;
     matrix::check_names(&matrix, &version).map_err(anyhow::Error::msg)?;
-    let only = project::split_names(&options.only);
+    let only = project::split_names(&flags.only);
     let epoch = project::epoch()?;
-    // The same template without run details: its builders and regions make the plan.
+    // The plan without run details: its builders and regions are what the user confirms.
     let probe = Inputs {
         kind,
         version: &version,
@@ -64,10 +79,9 @@ pub fn run(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Fin
         only: &only,
         local: None,
     };
-    let probe_template = template::generate(&matrix, &probe).map_err(anyhow::Error::msg)?;
-    let names = builder_names(&probe_template);
+    let probe_plan = template::plan(&matrix, &probe).map_err(anyhow::Error::msg)?;
     let packer = Packer::detect(sh)?;
-    let credentials = if options.local {
+    let credentials = if flags.local {
         None
     } else {
         let credentials = credentials::load(root, kind != Kind::TestEbs)?;
@@ -87,23 +101,22 @@ pub fn run(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Fin
         .as_ref()
         .and_then(|c| c.launch_size.clone())
         .unwrap_or_else(|| matrix.settings.launch_size.clone());
-    let plan = plan(
+    let plan = plan_text(
         &matrix,
-        &probe_template,
-        kind,
+        &probe_plan,
         &version,
         &branch,
         &launch_size,
-        options,
+        flags,
         registry_path.as_deref(),
     );
     eprintln!("{plan}");
     // Effects from here on.
     let (standin, credentials) = confirm_and_start(sh, root, kind, options, &matrix, credentials)?;
-    let run_id = options
-        .run_id
-        .clone()
-        .unwrap_or_else(|| runs::new_run_id(root, kind.as_str(), options.local, epoch));
+    let run_id = match &options.release {
+        Some(release) => release.run_id.clone(),
+        None => runs::new_run_id(root, kind, flags.local, epoch),
+    };
     let registry_path = registry_path.map(|p| {
         if p.is_empty() {
             scratch_registry(&run_id)
@@ -122,8 +135,8 @@ pub fn run(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Fin
     let commit = project::git_commit(sh);
     let mut record = RunRecord {
         run_id: run_id.clone(),
-        kind: kind.as_str().to_string(),
-        local: options.local,
+        kind,
+        local: flags.local,
         version: version.clone(),
         branch: branch.clone(),
         commit: commit.clone(),
@@ -140,30 +153,20 @@ pub fn run(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Fin
         sh.copy_file(REGISTRY_PATH, path)
             .with_context(|| format!("cannot copy `{REGISTRY_PATH}` to `{path}`"))?;
     }
-    let template = write_template(sh, root, &matrix, &record, &only, standin.as_ref())?;
-    for builder in template["builders"].as_array().expect("builders") {
-        let name = builder["name"].as_str().expect("name").to_string();
-        record.builders.insert(
-            name,
-            BuilderRecord {
-                region: builder["region"].as_str().unwrap_or_default().to_string(),
-                ami_name: builder["ami_name"].as_str().unwrap_or_default().to_string(),
-                state: "pending".into(),
-                amis: Vec::new(),
-                error: None,
-                existing_ami: None,
-                bundle: builder["s3_bucket"].as_str().map(String::from),
-            },
-        );
+    let run_plan = write_template(sh, root, &matrix, &record, &only, standin.as_ref())?;
+    for planned in &run_plan.builders {
+        record
+            .builders
+            .insert(planned.name.clone(), BuilderRecord::pending(planned));
     }
     record.save(sh)?;
     eprintln!("run `{run_id}`: logs and record in `{}/`", record.dir());
-    let only = if options.only.is_empty() {
+    let only = if flags.only.is_empty() {
         Vec::new()
     } else {
-        names
+        probe_plan.names()
     };
-    attempt(sh, &packer, &credentials, &mut record, only, options)?;
+    attempt(sh, &packer, &credentials, &mut record, only, flags)?;
     drop(standin);
     finish(sh, record, kind, options)
 }
@@ -179,11 +182,15 @@ fn confirm_and_start(
     loaded: Option<Credentials>,
 ) -> Result<(Option<Standin>, Credentials)> {
     if kind == Kind::Official {
-        cmd::confirm(options.yes, "publishing", "publish")?;
+        cmd::confirm(options.flags.yes, "publishing", "publish")?;
     }
     interrupt::check()?;
-    let root = options.standin_root.as_deref().unwrap_or(root);
-    match (options.local, loaded) {
+    let root = options
+        .release
+        .as_ref()
+        .and_then(|r| r.standin_root.as_deref())
+        .unwrap_or(root);
+    match (options.flags.local, loaded) {
         (true, _) => {
             let standin = Standin::attach_or_start(sh, root, matrix)?;
             interrupt::check()?;
@@ -196,26 +203,27 @@ fn confirm_and_start(
 }
 
 fn resume(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Finished> {
-    let run_id = match options.resume.clone().flatten() {
+    let flags = &options.flags;
+    let run_id = match flags.resume.clone().flatten() {
         Some(id) => id,
         None => runs::list(root)
             .into_iter()
             .rev()
-            .find(|r| r.kind == kind.as_str() && r.local == options.local)
+            .find(|r| r.kind == kind && r.local == flags.local)
             .map(|r| r.run_id)
             .with_context(|| {
                 format!(
                     "no {}{kind} run to resume in `{}/`",
-                    if options.local { "local " } else { "" },
+                    if flags.local { "local " } else { "" },
                     runs::RUNS_DIR
                 )
             })?,
     };
     let mut record = RunRecord::load(sh, &run_id)?;
-    if record.kind != kind.as_str() {
+    if record.kind != kind {
         bail!("run `{run_id}` is a {} run, not {kind}: resume it with `cargo xtask {} --resume {run_id}`", record.kind, record.kind);
     }
-    if record.local != options.local {
+    if record.local != flags.local {
         let flag = if record.local { "with" } else { "without" };
         bail!(
             "run `{run_id}` was {} local run: resume it {flag} `--local`",
@@ -247,7 +255,7 @@ fn resume(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Fini
     }
     let matrix = project::matrix(sh)?;
     let packer = Packer::detect(sh)?;
-    let credentials = match options.local {
+    let credentials = match flags.local {
         true => None,
         false => Some(credentials::load(root, kind != Kind::TestEbs)?),
     };
@@ -263,7 +271,7 @@ fn resume(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Fini
     let (standin, credentials) = confirm_and_start(sh, root, kind, options, &matrix, credentials)?;
     let all: Vec<String> = record.builders.keys().cloned().collect();
     write_template(sh, root, &matrix, &record, &all, standin.as_ref())?;
-    attempt(sh, &packer, &credentials, &mut record, remaining, options)?;
+    attempt(sh, &packer, &credentials, &mut record, remaining, flags)?;
     drop(standin);
     finish(sh, record, kind, options)
 }
@@ -277,15 +285,14 @@ fn write_template(
     record: &RunRecord,
     only: &[String],
     standin: Option<&Standin>,
-) -> Result<serde_json::Value> {
+) -> Result<template::Plan> {
     let run_dir = runs::run_dir(root, &record.run_id);
     // A rehearsal of failure: builders named in `XTASK_LOCAL_FAIL` fail in the stand-in's
     // provisioning (local builds only), so a resume can be tried without touching any file.
     let fail = project::split_names(&[sh.var("XTASK_LOCAL_FAIL").unwrap_or_default()]);
     let local = standin.map(|s| s.template_local(root, &run_dir.join("standin"), fail));
-    let kind = Kind::parse(&record.kind).context("the run record names an unknown kind")?;
     let inputs = Inputs {
-        kind,
+        kind: record.kind,
         version: &record.version,
         branch: &record.branch,
         epoch: record.epoch,
@@ -295,13 +302,15 @@ fn write_template(
         local: local.as_ref(),
     };
     let template = template::generate(matrix, &inputs).map_err(anyhow::Error::msg)?;
+    let plan = template::plan(matrix, &inputs).map_err(anyhow::Error::msg)?;
     if let Some(local) = &local {
         sh.create_dir(&local.work_dir)?;
         // The stand-in "instance" is this machine: its upload folders must exist, as /tmp does
         // on a real instance.
-        for builder in template["builders"].as_array().into_iter().flatten() {
-            if let Some(upload) = builder["x509_upload_path"].as_str() {
-                sh.create_dir(upload)?;
+        for builder in &plan.builders {
+            sh.create_dir(local.remote_folder(&builder.name))?;
+            if record.kind != Kind::TestEbs {
+                sh.create_dir(format!("{}/{}/x509", local.work_dir, builder.name))?;
             }
         }
     }
@@ -310,7 +319,7 @@ fn write_template(
         &format!("{}/template.json", record.dir()),
         &template::render(&template),
     )?;
-    Ok(template)
+    Ok(plan)
 }
 
 /// One `packer validate` + `packer build` over `builders` (all when empty).
@@ -320,7 +329,7 @@ fn attempt(
     credentials: &Credentials,
     record: &mut RunRecord,
     builders: Vec<String>,
-    options: &Options,
+    options: &Flags,
 ) -> Result<()> {
     let dir = record.dir();
     let template = Path::new(&dir).join("template.json");
@@ -398,8 +407,9 @@ fn finish(sh: &Shell, record: RunRecord, kind: Kind, options: &Options) -> Resul
         }
     }
     let standin_root = options
-        .standin_root
-        .clone()
+        .release
+        .as_ref()
+        .and_then(|r| r.standin_root.clone())
         .unwrap_or_else(|| sh.current_dir());
     let standin_kept = record.local && Standin::running(&standin_root).is_some();
     print!("{}", summary(&record, kind, options, standin_kept));
@@ -429,19 +439,19 @@ fn summary(record: &RunRecord, kind: Kind, options: &Options, standin_kept: bool
         "builder", "result"
     );
     for (name, b) in &record.builders {
-        let detail = match b.state.as_str() {
-            "succeeded" => b.amis.iter().map(|a| format!("{}:{}", a.region, a.id)).collect::<Vec<_>>().join(" "),
-            "exists" => format!(
+        let detail = match b.state {
+            BuilderState::Succeeded => b.amis.iter().map(|a| format!("{}:{}", a.region, a.id)).collect::<Vec<_>>().join(" "),
+            BuilderState::Exists => format!(
                 "an image named `{}` already exists: {} (an earlier attempt made it; deregister it with `cargo xtask cleanup` to rebuild)",
                 b.ami_name,
                 b.existing_ami.as_deref().unwrap_or("?")
             ),
             _ => view::first_line(b.error.as_deref().unwrap_or("")).to_string(),
         };
-        let state = if b.state == "succeeded" {
+        let state = if b.state == BuilderState::Succeeded {
             "ok".to_string()
         } else {
-            b.state.to_uppercase()
+            b.state.as_str().to_uppercase()
         };
         out.push_str(&format!("{name:<width$}  {state:<11}  {detail}\n"));
     }
@@ -491,12 +501,12 @@ fn summary(record: &RunRecord, kind: Kind, options: &Options, standin_kept: bool
     }
     if !failed.is_empty() {
         let local = if record.local { " --local" } else { "" };
-        let retry = match kind {
-            _ if options.resume_command.is_some() => {
-                options.resume_command.clone().unwrap_or_default()
+        let retry = match (&options.release, kind) {
+            (Some(release), _) => release.resume_command.clone(),
+            (None, Kind::Official) => {
+                format!("cargo xtask publish --resume {}{local}", record.run_id)
             }
-            Kind::Official => format!("cargo xtask publish --resume {}{local}", record.run_id),
-            _ => format!("cargo xtask {kind} --only {}{local}", failed.join(",")),
+            (None, _) => format!("cargo xtask {kind} --only {}{local}", failed.join(",")),
         };
         out.push_str(&format!(
             "retry only the builders that did not succeed:\n  {retry}\n"
@@ -512,10 +522,11 @@ pub fn preview(
     kind: Kind,
     version: &str,
     branch: &str,
-    options: &Options,
+    flags: &Flags,
+    registry: Option<&str>,
 ) -> Result<String> {
     let matrix = project::matrix(sh)?;
-    let only = project::split_names(&options.only);
+    let only = project::split_names(&flags.only);
     let inputs = Inputs {
         kind,
         version,
@@ -526,28 +537,16 @@ pub fn preview(
         only: &only,
         local: None,
     };
-    let template = template::generate(&matrix, &inputs).map_err(anyhow::Error::msg)?;
-    Ok(plan(
+    let plan = template::plan(&matrix, &inputs).map_err(anyhow::Error::msg)?;
+    Ok(plan_text(
         &matrix,
-        &template,
-        kind,
+        &plan,
         version,
         branch,
         &matrix.settings.launch_size,
-        options,
-        registry_target(kind, options).as_deref(),
+        flags,
+        registry,
     ))
-}
-
-fn builder_names(template: &serde_json::Value) -> Vec<String> {
-    template["builders"]
-        .as_array()
-        .map(|b| {
-            b.iter()
-                .filter_map(|b| b["name"].as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Where a run merges its AMIs: publish only; a local publish never writes the real registry
@@ -556,33 +555,26 @@ fn registry_target(kind: Kind, options: &Options) -> Option<String> {
     if kind != Kind::Official {
         return None;
     }
-    match (&options.registry, options.local) {
-        (Some(path), _) => Some(path.clone()),
+    match (&options.release, options.flags.local) {
+        (Some(release), _) => Some(release.registry.clone()),
         (None, false) => Some(REGISTRY_PATH.to_string()),
         (None, true) => Some(String::new()),
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn plan(
+fn plan_text(
     matrix: &matrix::Matrix,
-    template: &serde_json::Value,
-    kind: Kind,
+    plan: &template::Plan,
     version: &str,
     branch: &str,
     launch_size: &str,
-    options: &Options,
+    flags: &Flags,
     registry: Option<&str>,
 ) -> String {
-    let builders = template["builders"].as_array().expect("builders");
-    let mut regions: std::collections::BTreeMap<&str, usize> = Default::default();
-    for b in builders {
-        *regions
-            .entry(b["region"].as_str().unwrap_or("?"))
-            .or_default() += 1;
-    }
+    let kind = plan.kind;
+    let regions = plan.regions();
     let public = kind == Kind::Official && matrix.settings.public;
-    let target = if options.local {
+    let target = if flags.local {
         "the LOCAL stand-in (no AWS account, no cost)"
     } else {
         "AWS (this costs money)"
@@ -591,7 +583,7 @@ fn plan(
         "plan: {kind} build of ComboAMI {version} (branch {branch}) against {target}\n  \
          launches {} {launch_size} instance(s) in {} region(s): {}\n  \
          images will be {}\n",
-        builders.len(),
+        plan.builders.len(),
         regions.len(),
         regions
             .iter()

@@ -31,8 +31,8 @@ pub fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
              without one it would delete everything the project ever built"
         );
     }
-    if let Some(kind) = &filter.kind {
-        if kind != "test-ebs" && kind != "test-instance" {
+    if let Some(kind) = filter.kind {
+        if !kind.is_test() {
             bail!("`--kind {kind}` is not a test kind: use `test-ebs` or `test-instance` (official images are removed by `--run` or `--version`)");
         }
     }
@@ -53,7 +53,9 @@ pub fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
 
     let records: Vec<RunRecord> = runs::list(root)
         .into_iter()
-        .filter(|r| r.local == options.local && filter.matches(&r.run_id, &r.version, &r.kind))
+        .filter(|r| {
+            r.local == options.local && filter.matches(&r.run_id, &r.version, r.kind.as_str())
+        })
         .collect();
     if let Some(run) = &filter.run {
         if records.iter().all(|r| &r.run_id != run) {
@@ -172,7 +174,7 @@ fn regions(
         .flat_map(|r| r.builders.values().map(|b| b.region.clone()))
         .collect();
     let run_known = options.filter.run.is_some() && !records.is_empty();
-    match options.filter.kind.as_deref() {
+    match options.filter.kind {
         _ if run_known => {}
         Some(_) => {
             regions.insert(matrix.settings.test_region.clone());

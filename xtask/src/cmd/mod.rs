@@ -2,6 +2,7 @@
 
 pub mod ami_ids;
 pub mod build;
+pub mod checks;
 pub mod cleanup;
 pub mod config;
 pub mod local;
@@ -9,7 +10,6 @@ pub mod release;
 pub mod set_version;
 pub mod tag;
 
-use crate::core::template::Kind;
 use anyhow::{bail, Context, Result};
 use std::io::IsTerminal;
 
@@ -118,14 +118,6 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
     } else {
         2
     }
-}
-
-pub fn parse_kind(text: &str) -> Result<Kind> {
-    Kind::parse(text).ok_or_else(|| {
-        anyhow::anyhow!(
-            "unknown template kind `{text}`: use `official`, `test-ebs` or `test-instance`"
-        )
-    })
 }
 
 /// Asks for a typed `answer` before a costly or destructive `action` (shown after its plan);

@@ -1,13 +1,13 @@
 //! `cargo xtask tag VERSION`: only the tag (and push) of a release, for images built another
 //! way. The same checks on the version and the tag; `ds0_utils.py` must already hold VERSION.
 
-use crate::cmd::release::{
-    check_clean, check_order, check_remote, check_remote_branch, check_signing, check_tag_free,
-    short, signing_summary,
+use crate::cmd::checks::{
+    check_clean, check_identity, check_order, check_remote, check_remote_branch, check_signing,
+    check_tag_free, check_version, short, signing_summary,
 };
 use crate::cmd::FixContext;
 use crate::core::release::{self, Check};
-use crate::core::{ds0, registry, registry::REGISTRY_PATH, version};
+use crate::core::{ds0, registry, registry::REGISTRY_PATH};
 use crate::git::{self, Git};
 use crate::signing;
 use anyhow::{bail, Result};
@@ -24,14 +24,10 @@ pub struct Options {
 
 pub fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
     let git = Git::open(root)?;
-    let mut checks = Vec::new();
-    let parsed = version::parse(&options.version);
-    let tag = parsed.as_ref().ok().map(version::tag_name);
-    checks.push(match &parsed {
-        Ok(v) => Check::ok("version", format!("{v} (tag `{}`)", version::tag_name(v))),
-        Err(e) => Check::fail("version", e.clone()),
-    });
-    if let (Ok(v), Some(tag)) = (&parsed, &tag) {
+    let (check, parsed) = check_version(&options.version);
+    let mut checks = vec![check];
+    let tag = parsed.as_ref().map(|(_, tag)| tag.clone());
+    if let Some((v, tag)) = &parsed {
         checks.push(check_tag_free(&git, tag, None));
         checks.push(check_order(&git, v, None));
     }
@@ -65,18 +61,7 @@ pub fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
             Err(e) => Check::fail("branch", format!("{e:#}")),
         });
     }
-    let identity = git.signature();
-    checks.push(match &identity {
-        Ok(s) => Check::ok(
-            "git identity",
-            format!(
-                "{} <{}>",
-                String::from_utf8_lossy(s.name_bytes()),
-                String::from_utf8_lossy(s.email_bytes())
-            ),
-        ),
-        Err(e) => Check::fail("git identity", format!("{e:#}")),
-    });
+    checks.push(check_identity(&git).0);
     checks.push(check_signing(&git, options.sign));
     if let (Some(remote), Some(tag)) = (&options.push, &tag) {
         checks.push(check_remote(sh, root, &git, remote, tag, false, false));

@@ -1,6 +1,7 @@
 //! What a cleanup deletes: the filters, the parsing of the `aws` CLI's JSON answers, the plan
 //! per region (with the published images of `ami_ids.json` held back) and its table. Pure.
 
+use crate::core::template::Kind;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -9,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 pub struct Filter {
     pub run: Option<String>,
     pub version: Option<String>,
-    pub kind: Option<String>,
+    pub kind: Option<Kind>,
 }
 
 impl Filter {
@@ -23,7 +24,7 @@ impl Filter {
         for (tag, value) in [
             ("RunId", &self.run),
             ("Version", &self.version),
-            ("Kind", &self.kind),
+            ("Kind", &self.kind.map(|k| k.as_str().to_string())),
         ] {
             if let Some(value) = value {
                 filters.push(format!("Name=tag:{tag},Values={value}"));
@@ -35,7 +36,7 @@ impl Filter {
     pub fn matches(&self, run: &str, version: &str, kind: &str) -> bool {
         self.run.as_deref().is_none_or(|r| r == run)
             && self.version.as_deref().is_none_or(|v| v == version)
-            && self.kind.as_deref().is_none_or(|k| k == kind)
+            && self.kind.is_none_or(|k| k.as_str() == kind)
     }
 
     pub fn describe(&self) -> String {
@@ -284,7 +285,7 @@ mod tests {
         let filter = Filter {
             run: None,
             version: Some("2.6.3".into()),
-            kind: Some("test-ebs".into()),
+            kind: Some(Kind::TestEbs),
         };
         assert_eq!(
             filter.tag_filters("comboami"),

@@ -7,8 +7,12 @@ use crate::core::matrix::{self, Image, Matrix};
 use serde_json::{json, Map, Value};
 use std::fmt;
 
-/// The three templates a user can build.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The three templates a user can build. Spelled `official`, `test-ebs`, `test-instance` on the
+/// command line, in run records and in the `Kind` tag.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "kebab-case")]
 pub enum Kind {
     Official,
     TestEbs,
@@ -22,12 +26,6 @@ impl Kind {
             Kind::TestEbs => "test-ebs",
             Kind::TestInstance => "test-instance",
         }
-    }
-
-    pub fn parse(text: &str) -> Option<Kind> {
-        [Kind::Official, Kind::TestEbs, Kind::TestInstance]
-            .into_iter()
-            .find(|k| k.as_str() == text)
     }
 
     pub fn is_test(self) -> bool {
@@ -49,6 +47,39 @@ pub const CREDENTIAL_VARIABLES: [&str; 5] = [
     "aws_signing_cert",
     "aws_signing_key",
 ];
+
+/// One builder of a template, typed: what a plan shows and a run record starts from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedBuilder {
+    /// The builder name, like `us-east-1-1404-hvm`.
+    pub name: String,
+    pub region: String,
+    pub ami_name: String,
+    /// `BUCKET/PREFIX` of an instance-store bundle; `None` for EBS builds.
+    pub bundle: Option<String>,
+}
+
+/// What a template builds, without the Packer JSON around it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub kind: Kind,
+    pub builders: Vec<PlannedBuilder>,
+}
+
+impl Plan {
+    pub fn names(&self) -> Vec<String> {
+        self.builders.iter().map(|b| b.name.clone()).collect()
+    }
+
+    /// Builders per region, regions sorted.
+    pub fn regions(&self) -> std::collections::BTreeMap<&str, usize> {
+        let mut regions = std::collections::BTreeMap::new();
+        for b in &self.builders {
+            *regions.entry(b.region.as_str()).or_default() += 1;
+        }
+        regions
+    }
+}
 
 /// Everything besides the matrix that a template depends on.
 #[derive(Debug, Clone)]
@@ -84,6 +115,14 @@ pub struct Local {
     pub record_file: String,
     /// Builders whose stand-in provisioning fails on purpose, to rehearse a failure.
     pub fail_builders: Vec<String>,
+}
+
+impl Local {
+    /// The folder of one builder on the stand-in "instance": its uploaded scripts, and later
+    /// anything else that must not be shared between builders. The caller creates it.
+    pub fn remote_folder(&self, builder: &str) -> String {
+        format!("{}/{builder}/remote", self.work_dir)
+    }
 }
 
 /// The rows a kind builds: every enabled row for official, the test region's rows for tests.
@@ -123,9 +162,30 @@ pub fn bundle_location(matrix: &Matrix, inputs: &Inputs, image: &Image) -> Strin
     )
 }
 
-/// Generates the template. Errors name what is wrong (unknown `--only` names, rows without an
-/// EBS source AMI, names AWS would reject).
-pub fn generate(matrix: &Matrix, inputs: &Inputs) -> Result<Value, String> {
+/// The builders of the template [`generate`] would make, typed. Same errors as [`generate`].
+pub fn plan(matrix: &Matrix, inputs: &Inputs) -> Result<Plan, String> {
+    let chosen = chosen(matrix, inputs)?;
+    // The same checks as the template (an EBS build needs its source AMI).
+    for image in &chosen {
+        builder(matrix, inputs, image)?;
+    }
+    Ok(Plan {
+        kind: inputs.kind,
+        builders: chosen
+            .iter()
+            .map(|image| PlannedBuilder {
+                name: image.builder_name(),
+                region: image.region.clone(),
+                ami_name: ami_name(matrix, inputs, image),
+                bundle: (inputs.kind != Kind::TestEbs)
+                    .then(|| bundle_location(matrix, inputs, image)),
+            })
+            .collect(),
+    })
+}
+
+/// The rows of the kind that `--only` keeps, checked.
+fn chosen<'m>(matrix: &'m Matrix, inputs: &Inputs) -> Result<Vec<&'m Image>, String> {
     matrix::check_names(matrix, inputs.version)?;
     let all = rows(matrix, inputs.kind);
     if let Some(unknown) = inputs
@@ -151,7 +211,13 @@ pub fn generate(matrix: &Matrix, inputs: &Inputs) -> Result<Value, String> {
             matrix::MATRIX_PATH
         ));
     }
-    let builders = chosen
+    Ok(chosen)
+}
+
+/// Generates the template. Errors name what is wrong (unknown `--only` names, rows without an
+/// EBS source AMI, names AWS would reject).
+pub fn generate(matrix: &Matrix, inputs: &Inputs) -> Result<Value, String> {
+    let builders = chosen(matrix, inputs)?
         .iter()
         .map(|image| builder(matrix, inputs, image))
         .collect::<Result<Vec<_>, _>>()?;
@@ -171,7 +237,7 @@ pub fn generate(matrix: &Matrix, inputs: &Inputs) -> Result<Value, String> {
         "variables": variables,
         "sensitive-variables": ["aws_access_key", "aws_secret_key"],
         "builders": builders,
-        "provisioners": [provisioner(matrix, inputs)],
+        "provisioners": [provisioner(matrix, inputs, &builders)],
     }))
 }
 
@@ -297,7 +363,7 @@ fn bundle_commands(inputs: &Inputs, image: &Image) -> (String, String) {
     )
 }
 
-fn provisioner(matrix: &Matrix, inputs: &Inputs) -> Value {
+fn provisioner(matrix: &Matrix, inputs: &Inputs, builders: &[Value]) -> Value {
     let environment = json!([
         format!("COMBOAMI_VERSION={}", inputs.version),
         format!("COMBOAMI_BRANCH={}", inputs.branch),
@@ -327,11 +393,25 @@ fn provisioner(matrix: &Matrix, inputs: &Inputs) -> Value {
                         local.fail_builders.join(",")
                     )));
             }
+            // Every builder shares the one stand-in "instance", and Packer names its uploaded
+            // script `script_NNNN.sh` (4 random digits): builders sharing a folder would delete
+            // each other's scripts. Each gets its own folder.
+            let overrides: Map<String, Value> = builders
+                .iter()
+                .filter_map(|b| b["name"].as_str())
+                .map(|name| {
+                    (
+                        name.to_string(),
+                        json!({ "remote_folder": local.remote_folder(name) }),
+                    )
+                })
+                .collect();
             json!({
                 "type": "shell",
                 "script": local.provision_script,
                 "environment_vars": environment,
                 "remote_folder": local.work_dir,
+                "override": overrides,
             })
         }
         None => json!({
@@ -427,6 +507,22 @@ mod tests {
         let err = generate(&matrix(), &i).unwrap_err();
         assert!(err.contains("unknown builder `us-east-1-1404`"), "{err}");
         assert!(err.contains("us-east-1-1404-hvm"), "{err}");
+    }
+
+    #[test]
+    fn the_typed_plan_matches_the_template() {
+        for kind in [Kind::Official, Kind::TestEbs, Kind::TestInstance] {
+            let t = generate(&matrix(), &inputs(kind)).unwrap();
+            let p = plan(&matrix(), &inputs(kind)).unwrap();
+            let builders = t["builders"].as_array().unwrap();
+            assert_eq!(builders.len(), p.builders.len());
+            for (b, planned) in builders.iter().zip(&p.builders) {
+                assert_eq!(b["name"], planned.name.as_str());
+                assert_eq!(b["region"], planned.region.as_str());
+                assert_eq!(b["ami_name"], planned.ami_name.as_str());
+                assert_eq!(b["s3_bucket"].as_str(), planned.bundle.as_deref());
+            }
+        }
     }
 
     #[test]
