@@ -383,7 +383,16 @@ fn ami_ids_reads_several_pairs_manifests_and_ignores_failures() {
 fn ami_ids_malformed_input_names_file_and_line_and_changes_nothing() {
     let repo = Repo::new("ami-ids-bad");
     let before = repo.snapshot();
-    repo.write("bad.log", "1,,ui,say,fine\nthis is not packer output\n");
+    // The first line shows whether a file is a machine-readable log at all; later lines are
+    // decoded when they can matter (the scan skips provisioning output without decoding it).
+    repo.write(
+        "bad.log",
+        "1,,ui,say,fine\nBuild 'x' is not packer output\n",
+    );
+    repo.write(
+        "plain.log",
+        "==> us-east-1-1404-hvm: Creating AMI\n1,,ui,say,fine\n",
+    );
     repo.write(
         "badpair.log",
         "1,,ui,say,fine\n1,x-1404-hvm,artifact,0,id,us-east-1-ami-12345678\n",
@@ -394,6 +403,13 @@ fn ami_ids_malformed_input_names_file_and_line_and_changes_nothing() {
     repo.xtask(&["ami-ids", "bad.log"]).fails(
         2,
         &["`bad.log` line 2 is not a Packer machine-readable record"],
+    );
+    repo.xtask(&["ami-ids", "plain.log"]).fails(
+        2,
+        &[
+            "`plain.log` line 1 is not a Packer machine-readable record",
+            "`-machine-readable`",
+        ],
     );
     repo.xtask(&["ami-ids", "badpair.log"])
         .fails(2, &["`badpair.log` line 2", "not a `REGION:AMI` pair"]);
@@ -418,7 +434,7 @@ fn ami_ids_malformed_input_names_file_and_line_and_changes_nothing() {
     let mut now = repo.snapshot();
     now.retain(|(p, _)| !p.ends_with("ami_ids.json"));
     assert_eq!(before_with_inputs, now);
-    assert_eq!(before.len() + 4, repo.snapshot().len());
+    assert_eq!(before.len() + 5, repo.snapshot().len());
 }
 
 #[test]

@@ -1,12 +1,13 @@
 //! `cargo xtask ami-ids`: merge the AMIs of Packer output files into `ami_ids.json`.
 
 use crate::cmd::BuildsFailed;
-use crate::core::packer_log::{self, Ami, Tracker};
+use crate::core::packer_log::{self, Ami, OutcomeScanner, Tracker};
 use crate::core::registry::{self, Change};
 use crate::project;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
 use xshell::Shell;
 
 pub fn run(sh: &Shell, files: &[String], registry_path: &str) -> Result<()> {
@@ -100,28 +101,57 @@ pub fn read_amis(sh: &Shell, file: &str) -> Result<Found> {
     match first {
         None => bail!("`{file}` is empty: expected a Packer machine-readable log or manifest"),
         Some(b'{') => read_manifest(file, reader),
-        Some(_) => read_log(file, reader),
+        Some(_) => read_log(file, &path, reader),
     }
 }
 
-fn read_log(file: &str, reader: impl BufRead) -> Result<Found> {
+/// Reads the log in large chunks of whole lines and decodes only the records that can change an
+/// outcome (see [`OutcomeScanner`]): a log of gigabytes takes about as long as `grep`, in the
+/// memory of one chunk.
+fn read_log(file: &str, path: &Path, mut reader: impl Read) -> Result<Found> {
+    const CHUNK: usize = 1 << 20;
+    let scanner = OutcomeScanner::default();
     let mut tracker = Tracker::default();
-    for (index, line) in reader.lines().enumerate() {
-        let number = index + 1;
-        let line = line.with_context(|| format!("cannot read `{file}` line {number}"))?;
-        if line.trim().is_empty() {
-            continue;
+    let mut buffer = vec![0u8; CHUNK];
+    let (mut filled, mut offset, mut checked_first) = (0, 0u64, false);
+    loop {
+        let read = match reader.read(&mut buffer[filled..]) {
+            Ok(read) => read,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).with_context(|| format!("cannot read `{file}`")),
+        };
+        filled += read;
+        let end = match memchr::memrchr(b'\n', &buffer[..filled]) {
+            _ if read == 0 => filled,
+            Some(last) => last + 1,
+            None => {
+                // A line longer than the buffer: make room for it.
+                if filled == buffer.len() {
+                    buffer.resize(buffer.len() * 2, 0);
+                }
+                continue;
+            }
+        };
+        let chunk = &buffer[..end];
+        if !checked_first {
+            checked_first = check_first_record(file, chunk)?;
         }
-        let record = packer_log::parse_line(&line).with_context(|| {
-            format!(
-                "`{file}` line {number} is not a Packer machine-readable record \
-                 (`TIMESTAMP,TARGET,TYPE,DATA...`): `{}`; was the build run with `-machine-readable`?",
-                line.chars().take(80).collect::<String>()
-            )
-        })?;
-        tracker
-            .feed(&record)
-            .map_err(|e| anyhow::anyhow!("`{file}` line {number}: {e}"))?;
+        for range in scanner.lines(chunk) {
+            let at = offset + range.start as u64;
+            let line = String::from_utf8_lossy(&chunk[range]);
+            let Some(record) = packer_log::parse_line(&line) else {
+                bail!("{}", not_a_record(file, line_number(path, at), &line));
+            };
+            if let Err(e) = tracker.feed(&record) {
+                bail!("`{file}` line {}: {e}", line_number(path, at));
+            }
+        }
+        if read == 0 {
+            break;
+        }
+        buffer.copy_within(end..filled, 0);
+        filled -= end;
+        offset += end as u64;
     }
     let amis = tracker.successful_amis();
     for ami in &amis {
@@ -131,6 +161,42 @@ fn read_log(file: &str, reader: impl BufRead) -> Result<Found> {
         amis,
         failed: tracker.failed_builders(),
     })
+}
+
+/// Whether the chunk showed the first record; an error when that first line is not one (a log
+/// made without `-machine-readable`, or not a Packer log at all).
+fn check_first_record(file: &str, chunk: &[u8]) -> Result<bool> {
+    for (index, line) in chunk.split(|b| *b == b'\n').enumerate() {
+        let line = String::from_utf8_lossy(line);
+        if line.trim().is_empty() {
+            continue;
+        }
+        if packer_log::parse_line(&line).is_none() {
+            bail!("{}", not_a_record(file, index + 1, &line));
+        }
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+fn not_a_record(file: &str, number: usize, line: &str) -> String {
+    format!(
+        "`{file}` line {number} is not a Packer machine-readable record \
+         (`TIMESTAMP,TARGET,TYPE,DATA...`): `{}`; was the build run with `-machine-readable`?",
+        line.chars().take(80).collect::<String>()
+    )
+}
+
+/// The line number of a byte offset, for an error message: counted only when one is reported.
+fn line_number(path: &Path, offset: u64) -> usize {
+    let Ok(file) = std::fs::File::open(path) else {
+        return 0;
+    };
+    let (mut prefix, mut buffer, mut lines) = (file.take(offset), vec![0u8; 1 << 16], 1);
+    while let Ok(read @ 1..) = prefix.read(&mut buffer) {
+        lines += memchr::memchr_iter(b'\n', &buffer[..read]).count();
+    }
+    lines
 }
 
 #[derive(Deserialize)]

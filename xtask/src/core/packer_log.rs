@@ -272,6 +272,50 @@ pub fn existing_ami(error: &str) -> Option<String> {
     crate::core::matrix::is_ami_id(&id).then_some(id)
 }
 
+/// Finds, in a chunk of a machine-readable log, the lines that can change a builder's outcome or
+/// AMIs: artifacts, errors and Packer's `Build '...'` verdicts (a superset of what [`Tracker`]
+/// acts on for [`Tracker::successful_amis`]). It searches the whole chunk for three byte strings
+/// instead of splitting every line, so a log that is gigabytes of provisioning output is skipped
+/// at memory speed and only the few records that matter are decoded.
+pub struct OutcomeScanner {
+    needles: [memchr::memmem::Finder<'static>; 3],
+}
+
+impl Default for OutcomeScanner {
+    fn default() -> Self {
+        // Escaping never changes these: Packer escapes only commas inside data and line breaks.
+        OutcomeScanner {
+            needles: [",artifact,", ",error,", "Build '"].map(memchr::memmem::Finder::new),
+        }
+    }
+}
+
+impl OutcomeScanner {
+    /// Byte ranges of the matching lines of `chunk` (without their line break), in order.
+    pub fn lines(&self, chunk: &[u8]) -> Vec<std::ops::Range<usize>> {
+        let mut starts: Vec<usize> = Vec::new();
+        for needle in &self.needles {
+            let mut from = 0;
+            while let Some(found) = needle.find(&chunk[from..]) {
+                let at = from + found;
+                let start = memchr::memrchr(b'\n', &chunk[..at]).map_or(0, |i| i + 1);
+                let end = memchr::memchr(b'\n', &chunk[at..]).map_or(chunk.len(), |i| at + i);
+                starts.push(start);
+                from = end.max(at + 1).min(chunk.len());
+            }
+        }
+        starts.sort_unstable();
+        starts.dedup();
+        starts
+            .into_iter()
+            .map(|start| {
+                let end = memchr::memchr(b'\n', &chunk[start..]).map_or(chunk.len(), |i| start + i);
+                start..end
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -377,5 +421,46 @@ mod tests {
                 .data,
             ["say", "a, b\nc"]
         );
+    }
+
+    #[test]
+    fn the_scanner_finds_every_line_the_tracker_needs() {
+        let logs = [
+            include_str!("../../tests/data/packer-1.6.6-ebs-success.log"),
+            include_str!("../../tests/data/packer-1.6.6-instance-success.log"),
+            include_str!("../../tests/data/packer-1.6.6-ami-name-exists.log"),
+            include_str!("../../tests/data/packer-1.6.6-source-ami-missing.log"),
+            include_str!("../../tests/data/packer-1.6.6-instance-echoes-secret.log"),
+        ];
+        let scanner = OutcomeScanner::default();
+        for log in logs {
+            let full = track(log);
+            let found: String = scanner
+                .lines(log.as_bytes())
+                .into_iter()
+                .map(|r| format!("{}\n", &log[r]))
+                .collect();
+            assert!(found.lines().count() < log.lines().count());
+            let scanned = track(&found);
+            assert_eq!(scanned.successful_amis(), full.successful_amis());
+            for (name, state) in &full.builders {
+                assert_eq!(scanned.builders[name].outcome, state.outcome, "{name}");
+            }
+        }
+        // Line boundaries: the first and last line, no final line break, several hits a line.
+        let chunk = b"1,b,artifact,0,id,x\n1,,ui,message,  b: noise\n1,,ui,error,Build 'b' errored: x,error,y";
+        let lines: Vec<_> = scanner
+            .lines(chunk)
+            .into_iter()
+            .map(|r| String::from_utf8_lossy(&chunk[r]).into_owned())
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "1,b,artifact,0,id,x",
+                "1,,ui,error,Build 'b' errored: x,error,y"
+            ]
+        );
+        assert!(scanner.lines(b"").is_empty());
     }
 }
