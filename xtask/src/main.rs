@@ -150,6 +150,18 @@ enum Command {
         #[arg(value_name = "ACTION")]
         action: LocalAction,
     },
+    /// Check what the commands need on this machine and say how to install what is missing.
+    Doctor {
+        /// Install the missing Debian packages (as root, or through `sudo`).
+        #[arg(long)]
+        install: bool,
+        /// Also require what real builds need: `build/local.json`, the `aws` CLI, a git identity.
+        #[arg(long)]
+        real: bool,
+        /// Only these checks, like `packer` or `sshd` (the report names them all).
+        #[arg(value_name = "CHECK")]
+        only: Vec<String>,
+    },
     /// List every command.
     Help,
 }
@@ -350,6 +362,18 @@ fn dispatch(sh: &xshell::Shell, command: Command) -> anyhow::Result<ExitCode> {
                 .as_deref()
                 .map_or(core::registry::REGISTRY_PATH.into(), path);
             cmd::ami_ids::run(sh, &files, &registry)?
+        }
+        Command::Doctor {
+            install,
+            real,
+            only,
+        } => {
+            let options = cmd::doctor::Options {
+                install,
+                real,
+                only,
+            };
+            return cmd::doctor::run(sh, &root, &options);
         }
         Command::Help => unreachable!("handled before dispatch"),
     }

@@ -358,7 +358,7 @@ fn ensure_venv(sh: &Shell, root: &Path) -> Result<PathBuf> {
     result.map(|()| venv)
 }
 
-fn find_sshd() -> Result<PathBuf> {
+pub fn find_sshd() -> Result<PathBuf> {
     ["/usr/sbin/sshd", "/usr/local/sbin/sshd", "/sbin/sshd"]
         .iter()
         .map(PathBuf::from)
@@ -376,7 +376,7 @@ fn current_user(sh: &Shell) -> Result<String> {
     Ok(user.trim().to_string())
 }
 
-fn is_root() -> bool {
+pub fn is_root() -> bool {
     std::env::var("USER").map(|u| u == "root").unwrap_or(false)
         || std::fs::metadata("/proc/self")
             .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)

@@ -132,11 +132,12 @@ fn every_template_passes_packer_validate() {
     for kind in ["official", "test-ebs", "test-instance"] {
         let file = format!("{kind}.json");
         repo.xtask(&["config", kind, "--out", &file]).ok();
+        common::require(&["packer"]);
         let out = std::process::Command::new("packer")
             .args(["validate", "-var-file=build/local.json", &file])
             .current_dir(&repo.root)
             .output()
-            .expect("`packer` must be installed for this test (Debian: apt-get install packer)");
+            .unwrap();
         assert!(
             out.status.success(),
             "packer validate {kind}:\n{}{}",
@@ -488,4 +489,86 @@ fn ami_ids_without_a_successful_build_says_so_and_fails() {
         );
     assert!(!run.stdout.contains("nothing changed"), "{}", run.stdout);
     assert_eq!(before, repo.snapshot());
+}
+
+/// A PATH like the test's own without `program`: folders that hold it are replaced by copies made
+/// of links to everything else in them.
+fn path_without(program: &str, scratch: &std::path::Path) -> String {
+    let path = std::env::var_os("PATH").unwrap();
+    let dirs: Vec<String> = std::env::split_paths(&path)
+        .enumerate()
+        .map(|(index, dir)| {
+            if !dir.join(program).exists() {
+                return dir.display().to_string();
+            }
+            let shadow = scratch.join(format!("bin-{index}"));
+            std::fs::create_dir_all(&shadow).unwrap();
+            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+                if entry.file_name() != program {
+                    let _ =
+                        std::os::unix::fs::symlink(entry.path(), shadow.join(entry.file_name()));
+                }
+            }
+            shadow.display().to_string()
+        })
+        .collect();
+    dirs.join(":")
+}
+
+#[test]
+fn doctor_names_what_is_missing_with_its_install_command() {
+    let repo = Repo::new("doctor");
+    let run = repo.xtask(&["doctor"]);
+    assert_eq!(
+        run.code, 0,
+        "this machine has every prerequisite:\n{run:#?}"
+    );
+    assert!(
+        run.stdout.contains("ok       packer        Packer "),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("local.json"), "{}", run.stdout);
+
+    let path = path_without("packer", &repo.path("target/doctor"));
+    let run = repo
+        .command_in("build", &["doctor"])
+        .env("PATH", &path)
+        .run();
+    assert_eq!(run.code, 1, "{run:#?}");
+    let line = run
+        .stdout
+        .lines()
+        .find(|l| l.contains(" packer "))
+        .unwrap_or_else(|| panic!("no line about packer:\n{}", run.stdout));
+    assert!(line.contains("MISSING"), "{line}");
+    assert!(line.contains("apt-get install packer`"), "{line}");
+    assert!(run.stdout.contains("\nmissing: packer\n"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("cargo xtask doctor --install"),
+        "{}",
+        run.stdout
+    );
+    // The other checks still pass, and a named check alone fails alone.
+    assert!(run.stdout.contains("ok       curl"), "{}", run.stdout);
+    let run = repo
+        .command_in(".", &["doctor", "curl", "git"])
+        .env("PATH", &path)
+        .run();
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert!(!run.stdout.contains("packer"), "{}", run.stdout);
+    repo.xtask(&["doctor", "nonsense"])
+        .fails(2, &["unknown check `nonsense`", "`packer`"]);
+    // Without a git identity, `--real` fails on it (the test's home has no configuration).
+    let run = repo.xtask(&["doctor", "--real"]);
+    assert_eq!(run.code, 1, "{run:#?}");
+    let missing = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("missing: "))
+        .unwrap();
+    assert!(
+        missing.contains("git-identity") && missing.contains("local.json"),
+        "{missing}"
+    );
 }

@@ -5,6 +5,7 @@ pub mod build;
 pub mod checks;
 pub mod cleanup;
 pub mod config;
+pub mod doctor;
 pub mod local;
 pub mod release;
 pub mod set_version;

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
 
 pub struct Repo {
     pub root: PathBuf,
@@ -184,7 +185,10 @@ pub fn git_in(dir: &Path, home: &Path, args: &[&str]) -> String {
     let mut command = Command::new("git");
     command.args(args).current_dir(dir);
     isolate_git(&mut command, home);
-    let output = command.output().expect("git runs");
+    let Ok(output) = command.output() else {
+        require(&["git"]);
+        panic!("git does not run");
+    };
     assert!(
         output.status.success(),
         "git {args:?} failed: {}",
@@ -197,6 +201,53 @@ pub fn git_in(dir: &Path, home: &Path, args: &[&str]) -> String {
 /// runs) so moto is installed once, under the real repo's `target/`.
 pub fn standin_venv() -> PathBuf {
     source_root().join("target/standin-venv")
+}
+
+/// What the commands under test need on this machine, as `cargo xtask doctor` names it.
+pub const PREREQUISITES: [&str; 6] = [
+    "packer",
+    "sshd",
+    "ssh-keygen",
+    "python3-venv",
+    "curl",
+    "git",
+];
+
+/// Fails the test with the doctor's report, not a stack of errors, when one of `checks` (names
+/// of `cargo xtask doctor` checks, like `tmux`) is missing here.
+#[track_caller]
+pub fn require(checks: &[&str]) {
+    if let Some(report) = doctor(checks) {
+        panic!("{report}");
+    }
+}
+
+/// The doctor's report when one of `checks` is missing, `None` when all pass.
+fn doctor(checks: &[&str]) -> Option<String> {
+    let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .arg("doctor")
+        .args(checks)
+        .current_dir(source_root())
+        .output()
+        .expect("the xtask binary runs");
+    (!output.status.success()).then(|| {
+        format!(
+            "this test needs what this machine lacks; `cargo xtask doctor {}` says:\n{}{}",
+            checks.join(" "),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+/// Called when a command did not do what a test expected: a missing prerequisite explains that
+/// better than the command's own error, so the test fails with the doctor's report instead.
+#[track_caller]
+fn explain_by_missing_prerequisites() {
+    static REPORT: OnceLock<Option<String>> = OnceLock::new();
+    if let Some(report) = REPORT.get_or_init(|| doctor(&PREREQUISITES)) {
+        panic!("{report}");
+    }
 }
 
 pub trait RunExt {
@@ -224,6 +275,9 @@ pub struct Run {
 impl Run {
     #[track_caller]
     pub fn ok(self) -> Run {
+        if self.code != 0 {
+            explain_by_missing_prerequisites();
+        }
         assert_eq!(self.code, 0, "expected success:\n{self:#?}");
         self
     }
@@ -231,6 +285,9 @@ impl Run {
     /// Asserts a failure with this exit code whose stderr contains every `needle`.
     #[track_caller]
     pub fn fails(self, code: i32, needles: &[&str]) -> Run {
+        if self.code != code || !needles.iter().all(|n| self.stderr.contains(n)) {
+            explain_by_missing_prerequisites();
+        }
         assert_eq!(self.code, code, "unexpected exit code:\n{self:#?}");
         for needle in needles {
             assert!(
