@@ -2,9 +2,11 @@
 //! launched. Secret values stay in memory: they reach Packer only through the var-file path
 //! (never a command line) and only leave this module inside a [`Masker`].
 
+use crate::core::json;
 use crate::core::mask::Masker;
 use crate::core::template::CREDENTIAL_VARIABLES;
 use anyhow::{bail, Context, Result};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -28,17 +30,64 @@ pub struct Credentials {
     pub warnings: Vec<String>,
 }
 
-fn read_vars(path: &Path, shown: &str) -> Result<BTreeMap<String, serde_json::Value>> {
+/// The variables of a var-file. It holds secrets, so no message quotes a value from it: only
+/// positions, JSON kinds and keys that look like variable names.
+fn read_vars(path: &Path, shown: &str) -> Result<BTreeMap<String, Value>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read `{shown}`"))?;
-    serde_json::from_str(&text).map_err(|e| {
+    let fix = format!("compare it with `{LOCAL_DEFAULT_JSON}`");
+    let value: Value = json::parse(&text).map_err(|e| {
         anyhow::anyhow!(
-            "`{shown}` is not a JSON object of variables: {}; compare it with `{LOCAL_DEFAULT_JSON}`",
-            crate::core::json_error(&e)
+            "`{shown}` is not a JSON object of variables: {}; {fix}",
+            e.without_values(is_variable_name)
         )
-    })
+    })?;
+    let Value::Object(vars) = value else {
+        bail!(
+            "`{shown}` holds {}, not a JSON object of variables like \
+             `{{\"aws_access_key\": \"...\", ...}}`; {fix}",
+            kind_of(&value)
+        );
+    };
+    let mut problems = Vec::new();
+    for (key, value) in &vars {
+        if !value.is_string() {
+            let name = match is_variable_name(key) {
+                true => format!("field `{key}`"),
+                false => "a field whose name is not a variable name".to_string(),
+            };
+            problems.push(format!(
+                "`{shown}` {name} holds {}, not a string: put the value in double quotes",
+                kind_of(value)
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        bail!("{}", problems.join("\n"));
+    }
+    Ok(vars.into_iter().collect())
 }
 
-fn string(vars: &BTreeMap<String, serde_json::Value>, key: &str) -> String {
+/// Names like `aws_secret_key`; a key that is not one may be a misplaced secret, never shown.
+fn is_variable_name(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= 64
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "`null`",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn string(vars: &BTreeMap<String, Value>, key: &str) -> String {
     vars.get(key)
         .and_then(|v| v.as_str())
         .unwrap_or_default()
@@ -142,6 +191,24 @@ pub fn load(root: &Path, instance_store: bool) -> Result<Credentials> {
             .map(String::from),
         warnings,
     })
+}
+
+/// Masks every secret the tool may know of in `root`: the AWS environment's and the keys of
+/// `build/local.json` when it can be read. For messages printed after a failure, so it never
+/// fails itself.
+pub fn masker_for_messages(root: &Path) -> Masker {
+    let mut secrets = environment_secrets();
+    if let Ok(text) = std::fs::read_to_string(root.join(LOCAL_JSON)) {
+        if let Ok(Value::Object(vars)) = json::parse::<Value>(&text) {
+            secrets.extend(
+                ENV_KEYS
+                    .iter()
+                    .filter_map(|(key, _)| vars.get(*key)?.as_str().map(String::from)),
+            );
+        }
+    }
+    // Masking a short value would garble messages; no real key is that short.
+    Masker::new(secrets.iter().map(String::as_str).filter(|s| s.len() >= 8))
 }
 
 /// The stand-in's dummy credentials, masked like real ones so local runs exercise the masking.

@@ -2,12 +2,30 @@
 //!
 //! This file only parses flags and dispatches; see ARCHITECTURE.md for the codemap.
 
+// These shadow the standard macros in every module below: std's panic when stdout or stderr is a
+// closed pipe (`cargo xtask config | head -1`); see `output.rs`.
+macro_rules! println {
+    () => { $crate::output::stdout(format_args!(""), true) };
+    ($($arg:tt)*) => { $crate::output::stdout(format_args!($($arg)*), true) };
+}
+macro_rules! print {
+    ($($arg:tt)*) => { $crate::output::stdout(format_args!($($arg)*), false) };
+}
+macro_rules! eprintln {
+    () => { $crate::output::stderr(format_args!(""), true) };
+    ($($arg:tt)*) => { $crate::output::stderr(format_args!($($arg)*), true) };
+}
+macro_rules! eprint {
+    ($($arg:tt)*) => { $crate::output::stderr(format_args!($($arg)*), false) };
+}
+
 mod aws;
 mod cmd;
 mod core;
 mod credentials;
 mod git;
 mod interrupt;
+mod output;
 mod packer;
 mod project;
 mod runs;
@@ -247,10 +265,19 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match dispatch(&sh, command) {
-        Ok(code) => code,
+    let result = dispatch(&sh, command);
+    // Errors may quote files and answers: mask every secret the tool knows of before printing.
+    let masker = credentials::masker_for_messages(&sh.current_dir());
+    match result {
+        Ok(code) => match output::stdout_failure() {
+            None => code,
+            Some(failure) => {
+                eprintln!("error: cannot write the output: {}", masker.mask(&failure));
+                ExitCode::from(1)
+            }
+        },
         Err(e) => {
-            eprint!("{}", cmd::render_error(&e));
+            eprint!("{}", masker.mask(&cmd::render_error(&e)));
             ExitCode::from(cmd::exit_code(&e))
         }
     }

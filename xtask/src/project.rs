@@ -61,8 +61,10 @@ pub fn registry(sh: &Shell, path: &str) -> Result<registry::Registry> {
 
 /// Writes through a temporary file in the same folder and a rename, keeping the permissions of
 /// the file it replaces: a failure or a kill leaves either the old or the new file, never half.
+/// A symbolic link is written through: its target gets the new contents (the temporary file
+/// sits beside the target) and the link stays a link.
 pub fn write_atomic(sh: &Shell, path: &str, contents: &str) -> Result<()> {
-    let target = sh.current_dir().join(path);
+    let target = through_links(&sh.current_dir().join(path), path)?;
     let dir = target.parent().context("a file path has a parent")?;
     let name = target
         .file_name()
@@ -83,6 +85,24 @@ pub fn write_atomic(sh: &Shell, path: &str, contents: &str) -> Result<()> {
         let _ = std::fs::remove_file(&temporary);
     }
     result
+}
+
+/// The file a path names, following symbolic links; a path that is not a link stays as it is.
+fn through_links(path: &Path, shown: &str) -> Result<PathBuf> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            std::fs::canonicalize(path).with_context(|| {
+                let link = std::fs::read_link(path)
+                    .map(|l| l.display().to_string())
+                    .unwrap_or_default();
+                format!(
+                    "`{shown}` is a symbolic link to `{link}`, which cannot be followed: \
+                 fix the link or replace it with the file"
+                )
+            })
+        }
+        _ => Ok(path.to_path_buf()),
+    }
 }
 
 /// Seconds since the epoch: `SOURCE_DATE_EPOCH` when set (reproducible output), else now.
@@ -138,5 +158,39 @@ mod tests {
         assert_eq!(at("/r/build", "/tmp/x.log"), "/tmp/x.log");
         assert_eq!(at("/elsewhere", "x.log"), "/elsewhere/x.log");
         assert_eq!(at("/r", "."), "/r");
+    }
+
+    /// Every JSON reader goes through `core::json::parse`, which refuses duplicate keys that
+    /// serde_json alone would silently drop.
+    #[test]
+    fn json_is_read_only_through_the_strict_parser() {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut stack = vec![src.clone()];
+        let mut offenders = Vec::new();
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs")
+                    && !path.ends_with("core/json.rs")
+                {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    for (index, line) in text.lines().enumerate() {
+                        if ["from_str", "from_slice", "from_reader"]
+                            .iter()
+                            .any(|f| line.contains(&format!("serde_json::{f}")))
+                        {
+                            offenders.push(format!("{}:{}", path.display(), index + 1));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(
+            offenders.is_empty(),
+            "read JSON with `crate::core::json::parse` (it refuses duplicate keys), not serde_json \
+             directly: {offenders:?}"
+        );
     }
 }

@@ -124,7 +124,7 @@ impl RunRecord {
         let text = sh.read_file(&path).with_context(|| {
             format!("no run `{run_id}`: `{path}` cannot be read (runs are the folders of `{RUNS_DIR}/`)")
         })?;
-        serde_json::from_str(&text).with_context(|| format!("`{path}` is damaged"))
+        crate::core::json::parse(&text).map_err(|e| anyhow::anyhow!("`{path}` is damaged: {e}"))
     }
 
     pub fn unfinished(&self) -> Vec<String> {
@@ -206,7 +206,7 @@ pub fn list(root: &Path) -> Vec<RunRecord> {
     let mut records: Vec<RunRecord> = entries
         .filter_map(|e| e.ok())
         .filter_map(|e| std::fs::read_to_string(e.path().join("run.json")).ok())
-        .filter_map(|text| serde_json::from_str(&text).ok())
+        .filter_map(|text| crate::core::json::parse(&text).ok())
         .collect();
     records.sort_by(|a, b| (a.epoch, &a.run_id).cmp(&(b.epoch, &b.run_id)));
     records

@@ -102,7 +102,7 @@ impl Standin {
     /// The stand-in that `local up` keeps running, if there is one.
     pub fn running(root: &Path) -> Option<Standin> {
         let text = std::fs::read_to_string(state_file(root)).ok()?;
-        let standin: Standin = serde_json::from_str(&text).ok()?;
+        let standin: Standin = crate::core::json::parse(&text).ok()?;
         standin.is_alive().then_some(standin)
     }
 
@@ -295,8 +295,8 @@ pub fn stop_running(root: &Path) -> Result<bool> {
     let Ok(text) = std::fs::read_to_string(&file) else {
         return Ok(false);
     };
-    let standin: Standin = serde_json::from_str(&text)
-        .with_context(|| format!("`{}` is damaged: delete it", file.display()))?;
+    let standin: Standin = crate::core::json::parse(&text)
+        .map_err(|e| anyhow::anyhow!("`{}` is damaged ({e}): delete it", file.display()))?;
     let was_running = pid_alive(standin.moto_pid) || pid_alive(standin.sshd_pid);
     standin.stop();
     std::fs::remove_file(&file).with_context(|| format!("cannot remove `{}`", file.display()))?;

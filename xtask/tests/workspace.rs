@@ -267,7 +267,10 @@ fn set_version_refusals_change_nothing() {
     repo.xtask(&["set-version", "2.6.1+build.5"])
         .fails(2, &["contains `+`", "AMI name"]);
     repo.xtask(&["set-version", "2.6.4", "--branch", "my branch"])
-        .fails(2, &["`my branch` is not a usable branch name"]);
+        .fails(
+            2,
+            &["`my branch` is not a valid git branch name: it contains a space"],
+        );
     assert_eq!(before, repo.snapshot());
 
     let cases = [

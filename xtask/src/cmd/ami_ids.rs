@@ -1,6 +1,7 @@
 //! `cargo xtask ami-ids`: merge the AMIs of Packer output files into `ami_ids.json`.
 
 use crate::cmd::BuildsFailed;
+use crate::core::matrix::Matrix;
 use crate::core::packer_log::{self, Ami, OutcomeScanner, Tracker};
 use crate::core::registry::{self, Change};
 use crate::project;
@@ -11,10 +12,13 @@ use std::path::Path;
 use xshell::Shell;
 
 pub fn run(sh: &Shell, files: &[String], registry_path: &str) -> Result<()> {
+    let matrix = project::matrix(sh)?;
     let mut amis = Vec::new();
     let mut failed = Vec::new();
     for file in files {
         let found = read_amis(sh, file)?;
+        check_regions(&matrix, &found.amis)
+            .with_context(|| format!("`{file}` cannot be merged"))?;
         amis.extend(found.amis);
         failed.extend(found.failed);
     }
@@ -69,8 +73,11 @@ pub fn run(sh: &Shell, files: &[String], registry_path: &str) -> Result<()> {
     Ok(())
 }
 
-/// Merges AMIs into a registry file, atomically; the file is untouched when nothing changes.
+/// Merges AMIs into a registry file, atomically; the file is untouched when nothing changes or
+/// an AMI is in a region the project does not publish to.
 pub fn merge_into(sh: &Shell, registry_path: &str, amis: &[Ami]) -> Result<Vec<Change>> {
+    check_regions(&project::matrix(sh)?, amis)
+        .with_context(|| format!("nothing was merged into `{registry_path}`"))?;
     let mut registry = project::registry(sh, registry_path)?;
     let changes = registry::merge(&mut registry, amis).map_err(anyhow::Error::msg)?;
     if !changes.is_empty() {
@@ -85,6 +92,35 @@ pub fn merge_into(sh: &Shell, registry_path: &str, amis: &[Ami]) -> Result<Vec<C
 pub struct Found {
     pub amis: Vec<Ami>,
     pub failed: Vec<(String, String)>,
+}
+
+/// Every AMI must be in a region of `settings.regions`; each bad region is named once, with its
+/// first AMI.
+fn check_regions(matrix: &Matrix, amis: &[Ami]) -> Result<()> {
+    let mut bad: std::collections::BTreeMap<&str, Vec<&Ami>> = Default::default();
+    for ami in amis {
+        if matrix.check_region(&ami.region).is_err() {
+            bad.entry(&ami.region).or_default().push(ami);
+        }
+    }
+    let problems: Vec<String> = bad
+        .iter()
+        .map(|(region, amis)| {
+            let why = matrix.check_region(region).unwrap_err();
+            let more = match amis.len() {
+                1 => String::new(),
+                n => format!(" (and {} more)", n - 1),
+            };
+            format!(
+                "AMI `{}` of builder `{}`{more}: {why}",
+                amis[0].id, amis[0].builder
+            )
+        })
+        .collect();
+    if !problems.is_empty() {
+        bail!("{}", problems.join("\n"));
+    }
+    Ok(())
 }
 
 /// The successful AMIs of a machine-readable log or a `manifest` file, read as a stream.
@@ -210,11 +246,14 @@ struct ManifestBuild {
     artifact_id: String,
 }
 
-fn read_manifest(file: &str, reader: impl Read) -> Result<Found> {
-    let manifest: Manifest = serde_json::from_reader(reader).map_err(|e| {
+fn read_manifest(file: &str, mut reader: impl Read) -> Result<Found> {
+    let mut text = String::new();
+    reader
+        .read_to_string(&mut text)
+        .with_context(|| format!("cannot read `{file}`"))?;
+    let manifest: Manifest = crate::core::json::parse(&text).map_err(|e| {
         anyhow::anyhow!(
-            "`{file}` is not a Packer manifest: {}; expected {{\"builds\": [{{\"name\", \"artifact_id\", ...}}]}}",
-            crate::core::json_error(&e)
+            "`{file}` is not a Packer manifest: {e}; expected {{\"builds\": [{{\"name\", \"artifact_id\", ...}}]}}"
         )
     })?;
     // A manifest accumulates runs: a later build of the same builder supersedes earlier ones.

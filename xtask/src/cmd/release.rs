@@ -60,8 +60,10 @@ impl State {
             return Ok(None);
         }
         let text = project::read(sh, &path)?;
-        serde_json::from_str(&text).map(Some).with_context(|| {
-            format!("`{path}` is damaged: fix it, or remove it to start the release over")
+        crate::core::json::parse(&text).map(Some).map_err(|e| {
+            anyhow::anyhow!(
+                "`{path}` is damaged ({e}): fix it, or remove it to start the release over"
+            )
         })
     }
 

@@ -101,7 +101,7 @@ impl RegionPlan {
 }
 
 fn parse(json: &str, what: &str) -> Result<Value, String> {
-    serde_json::from_str(json)
+    crate::core::json::parse(json)
         .map_err(|e| format!("the `aws` CLI's answer to {what} is not JSON ({e})"))
 }
 

@@ -2,6 +2,8 @@
 //!
 //! Only the literal's contents change; every other byte of the file stays as it was. Pure.
 
+use crate::core::refname;
+
 pub const DS0_PATH: &str = "ds0_utils.py";
 pub const VERSION_FN: &str = "comboami_version";
 pub const BRANCH_FN: &str = "comboami_defaultbranch";
@@ -115,23 +117,27 @@ pub fn read(text: &str) -> Result<(String, String), String> {
     ))
 }
 
-/// A branch name safe to put in a Python literal and in git: letters, digits, `.`, `_`, `-`, `/`.
+/// A branch name git accepts (`git check-ref-format --branch`) and that is safe to put in a
+/// Python literal, a shell variable and an image tag: letters, digits, `.`, `_`, `-`, `/`.
 pub fn check_branch(branch: &str) -> Result<(), String> {
-    let ok = !branch.is_empty()
-        && !branch.starts_with(['-', '/', '.'])
-        && !branch.ends_with(['/', '.'])
-        && !branch.contains("..")
-        && branch
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c));
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{branch}` is not a usable branch name: use letters, digits, `.`, `_`, `-` and `/`, \
-             like `2.6`"
-        ))
+    let shown: String = branch.chars().flat_map(char::escape_debug).collect();
+    if let Err(rule) = refname::check_branch(branch) {
+        return Err(format!(
+            "`{shown}` is not a valid git branch name: {rule} (see `git help check-ref-format`); \
+             choose a name like `2.6` or `dev/2.6`"
+        ));
     }
+    if let Some(bad) = branch
+        .chars()
+        .find(|&c| !(c.is_ascii_alphanumeric() || "._-/".contains(c)))
+    {
+        return Err(format!(
+            "`{shown}` contains `{bad}`: git allows it, but this project's branch names use only \
+             letters, digits, `.`, `_`, `-` and `/`, because the name is written into `{DS0_PATH}` \
+             and image tags; choose a name like `2.6` or `dev/2.6`"
+        ));
+    }
+    Ok(())
 }
 
 /// Returns the new file text with the version (and, when given, the branch) replaced.

@@ -2,6 +2,7 @@
 //!
 //! Pure: parses a string, validates, and answers questions about rows. No I/O.
 
+use crate::core::json;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -35,6 +36,9 @@ pub struct Settings {
     pub ec2_api_tools_version: String,
     /// The region of the test builds.
     pub test_region: String,
+    /// The regions this project may publish to: every row, the test region and every AMI merged
+    /// into `ami_ids.json` must be in one of them, so a typo never reaches AWS or the registry.
+    pub regions: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -77,11 +81,14 @@ impl Image {
 impl Matrix {
     /// Parses and validates the structure (not the version-dependent names: see [`check_names`]).
     pub fn parse(text: &str) -> Result<Matrix, String> {
-        let matrix: Matrix = serde_json::from_str(text).map_err(|e| {
-            format!(
-                "`{MATRIX_PATH}` is not a valid image matrix: {}",
-                super::json_error(&e)
-            )
+        let matrix: Matrix = json::parse(text).map_err(|e| match e.kind {
+            json::ErrorKind::DuplicateKey { .. } => {
+                format!("`{MATRIX_PATH}` is not a valid image matrix: {e}")
+            }
+            _ => format!(
+                "`{MATRIX_PATH}` is not a valid image matrix: {e}; `build/README.md` describes \
+                 its fields"
+            ),
         })?;
         let problems = matrix.problems();
         if problems.is_empty() {
@@ -95,6 +102,20 @@ impl Matrix {
         }
     }
 
+    /// Whether the project may publish to `region` (`settings.regions`); the error says how to
+    /// fix it.
+    pub fn check_region(&self, region: &str) -> Result<(), String> {
+        if self.settings.regions.iter().any(|r| r == region) {
+            return Ok(());
+        }
+        Err(format!(
+            "`{region}` is not one of the regions this project publishes to (`settings.regions` \
+             in `{MATRIX_PATH}`: {}); fix the region name, or add `{region}` to \
+             `settings.regions` if the project is to publish there",
+            self.settings.regions.join(", ")
+        ))
+    }
+
     pub fn enabled(&self) -> impl Iterator<Item = &Image> {
         self.images.iter().filter(|i| i.enabled)
     }
@@ -102,11 +123,31 @@ impl Matrix {
     fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        if self.settings.regions.is_empty() {
+            problems.push(
+                "settings: field `regions` is empty: list the regions this project publishes to, \
+                 like `[\"us-east-1\", \"eu-west-1\"]`"
+                    .to_string(),
+            );
+        }
+        for (index, region) in self.settings.regions.iter().enumerate() {
+            if !is_region(region) {
+                problems.push(format!(
+                    "settings: field `regions`: `{region}` is not a region name like `us-east-1`"
+                ));
+            } else if self.settings.regions[..index].contains(region) {
+                problems.push(format!(
+                    "settings: field `regions`: `{region}` is listed twice: remove one"
+                ));
+            }
+        }
         if !is_region(&self.settings.test_region) {
             problems.push(format!(
                 "settings: field `test_region`: `{}` is not a region name like `us-east-1`",
                 self.settings.test_region
             ));
+        } else if let Err(e) = self.check_region(&self.settings.test_region) {
+            problems.push(format!("settings: field `test_region`: {e}"));
         }
         for (index, image) in self.images.iter().enumerate() {
             let row = index + 1;
@@ -117,6 +158,8 @@ impl Matrix {
                     at("region"),
                     image.region
                 ));
+            } else if let Err(e) = self.check_region(&image.region) {
+                problems.push(format!("{}: {e}", at("region")));
             }
             if image.os_version.len() != 4 || !image.os_version.bytes().all(|b| b.is_ascii_digit())
             {
@@ -336,6 +379,66 @@ mod tests {
             .contains("start and end"));
         assert!(check_bucket_name("ab").unwrap_err().contains("3 to 63"));
         assert!(check_ami_name("a".repeat(129).as_str()).is_err());
+    }
+
+    #[test]
+    fn regions_must_be_listed_in_settings() {
+        let matrix = Matrix::parse(SHIPPED).unwrap();
+        assert_eq!(matrix.settings.regions.len(), 10);
+        assert!(matrix.check_region("eu-central-1").is_ok());
+        let err = matrix.check_region("xx-fake-9").unwrap_err();
+        assert!(
+            err.contains("`xx-fake-9` is not one of the regions"),
+            "{err}"
+        );
+        assert!(
+            err.contains("settings.regions") && err.contains("us-west-2"),
+            "{err}"
+        );
+
+        let typo = SHIPPED.replacen("\"region\": \"us-east-1\"", "\"region\": \"us-fake-9\"", 1);
+        let err = Matrix::parse(&typo).unwrap_err();
+        assert!(
+            err.contains("field `region`: `us-fake-9` is not one of"),
+            "{err}"
+        );
+
+        let test_region = SHIPPED.replace(
+            "\"test_region\": \"us-east-1\"",
+            "\"test_region\": \"eu-west-3\"",
+        );
+        let err = Matrix::parse(&test_region).unwrap_err();
+        assert!(
+            err.contains("field `test_region`: `eu-west-3` is not one of"),
+            "{err}"
+        );
+
+        let twice = SHIPPED.replace(
+            "\"us-west-2\"\n        ]",
+            "\"us-west-2\",\n \"us-west-2\"]",
+        );
+        let err = Matrix::parse(&twice).unwrap_err();
+        assert!(err.contains("`us-west-2` is listed twice"), "{err}");
+
+        let mut empty: serde_json::Value = json::parse(SHIPPED).unwrap();
+        empty["settings"]["regions"] = serde_json::json!([]);
+        let err = Matrix::parse(&empty.to_string()).unwrap_err();
+        assert!(err.contains("field `regions` is empty"), "{err}");
+    }
+
+    #[test]
+    fn a_key_twice_is_refused_naming_it() {
+        let twice = SHIPPED.replacen(
+            "\"public\": true,",
+            "\"public\": true, \"public\": false,",
+            1,
+        );
+        let err = Matrix::parse(&twice).unwrap_err();
+        assert!(
+            err.contains("duplicate key `public` in `settings`"),
+            "{err}"
+        );
+        assert!(err.contains("line 8"), "{err}");
     }
 
     #[test]

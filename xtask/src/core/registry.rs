@@ -4,6 +4,7 @@
 //! virtualization type. Existing entries keep their place, so a release diff shows only what
 //! changed; new entries go at the end of their region, in a stable order.
 
+use crate::core::json;
 use crate::core::packer_log::Ami;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -27,12 +28,14 @@ pub struct Entry {
 pub type Registry = BTreeMap<String, Vec<Entry>>;
 
 pub fn parse(text: &str) -> Result<Registry, String> {
-    serde_json::from_str(text).map_err(|e| {
-        format!(
-            "`{REGISTRY_PATH}` is not a valid registry: {}; \
-             restore it from git (`git checkout -- {REGISTRY_PATH}`)",
-            super::json_error(&e)
-        )
+    json::parse(text).map_err(|e| match e.kind {
+        json::ErrorKind::DuplicateKey { .. } => {
+            format!("`{REGISTRY_PATH}` is not a valid registry: {e}; nothing was merged")
+        }
+        _ => format!(
+            "`{REGISTRY_PATH}` is not a valid registry: {e}; \
+             restore it from git (`git checkout -- {REGISTRY_PATH}`)"
+        ),
     })
 }
 

@@ -1,0 +1,408 @@
+//! Issue 10, item 8: odd input is refused with a clear message, changes nothing (byte for byte)
+//! and never echoes a secret. Driven through the built binary in temporary copies of the repo.
+
+mod common;
+
+use common::{Repo, Run, RunExt};
+use std::process::Stdio;
+
+/// A secret as a user would have it in `build/local.json`.
+const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYSECRETKEY";
+const ACCESS: &str = "AKIAIOSFODNN7SECRETX";
+
+fn data(name: &str) -> String {
+    common::source_root()
+        .join("xtask/tests/data")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+#[track_caller]
+fn assert_no_secret(run: &Run) {
+    for secret in [SECRET, ACCESS, "SECRETKEY", "SECRETX"] {
+        assert!(
+            !run.all().contains(secret),
+            "a secret was printed:\n{run:#?}"
+        );
+    }
+}
+
+#[track_caller]
+fn assert_clean_refusal(run: &Run) {
+    let all = run.all();
+    assert!(
+        !all.contains("panicked") && !all.contains("Traceback"),
+        "{run:#?}"
+    );
+}
+
+#[test]
+fn a_key_twice_in_any_json_is_refused_naming_it() {
+    let repo = Repo::new("dup-keys");
+    let log = data("packer-1.6.6-ebs-success.log");
+
+    // `ami_ids.json` with `us-east-1` twice: a plain JSON reader would drop the first copy.
+    let registry = repo.read("ami_ids.json");
+    let twice = registry.replacen(
+        "{\n",
+        "{\n    \"us-east-1\": [\n        {\n            \"Distributor ID\": \"Ubuntu\",\n            \
+         \"Release\": \"1204\",\n            \"id\": \"ami-12345678\",\n            \
+         \"virtualization type\": \"pv\"\n        }\n    ],\n",
+        1,
+    );
+    repo.write("ami_ids.json", &twice);
+    let line = twice
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.contains("\"us-east-1\""))
+        .nth(1)
+        .unwrap()
+        .0
+        + 1;
+    let before = repo.snapshot();
+    let run = repo.xtask(&["ami-ids", &log]).fails(
+        2,
+        &[
+            "`ami_ids.json` is not a valid registry",
+            &format!("line {line}, column"),
+            "duplicate key `us-east-1` in the top-level object",
+            "remove one, or merge the two",
+        ],
+    );
+    assert_clean_refusal(&run);
+    // A merge through another registry path names that file.
+    std::fs::copy(repo.path("ami_ids.json"), repo.path("other.json")).unwrap();
+    let before_other = repo.snapshot();
+    repo.xtask(&["ami-ids", &log, "--registry", "other.json"])
+        .fails(2, &["`other.json` is not a valid registry", "`us-east-1`"]);
+    assert_eq!(before_other, repo.snapshot());
+    std::fs::remove_file(repo.path("other.json")).unwrap();
+    assert_eq!(before, repo.snapshot());
+    repo.write("ami_ids.json", &registry);
+
+    // The image matrix: every command reads it first.
+    let matrix = repo.read("build/images.json");
+    repo.write(
+        "build/images.json",
+        &matrix.replacen(
+            "\"public\": true,",
+            "\"public\": true,\n        \"public\": false,",
+            1,
+        ),
+    );
+    let before = repo.snapshot();
+    for args in [
+        &["config", "official"][..],
+        &["set-version", "2.6.4"][..],
+        &["publish", "--local", "--yes"][..],
+    ] {
+        let run = repo.xtask(args).fails(
+            2,
+            &[
+                "`build/images.json`",
+                "line 9,",
+                "duplicate key `public` in `settings`",
+            ],
+        );
+        assert_clean_refusal(&run);
+    }
+    assert_eq!(before, repo.snapshot());
+    repo.write("build/images.json", &matrix);
+
+    // A Packer manifest with a builder's name twice.
+    repo.write(
+        "manifest.json",
+        "{\"builds\": [\n  {\"name\": \"sa-east-1-1204-pv\",\n   \"name\": \"us-east-1-1204-pv\", \
+         \"artifact_id\": \"sa-east-1:ami-11111111\"}\n]}\n",
+    );
+    let before = repo.snapshot();
+    repo.xtask(&["ami-ids", "manifest.json"]).fails(
+        2,
+        &[
+            "`manifest.json` is not a Packer manifest: line 3,",
+            "duplicate key `name` in `builds[0]`",
+        ],
+    );
+    assert_eq!(before, repo.snapshot());
+
+    // A run record.
+    repo.write(
+        "build/runs/official-local-20260101-000000/run.json",
+        "{\"run_id\": \"official-local-20260101-000000\",\n \"run_id\": \"x\"}\n",
+    );
+    let before = repo.snapshot();
+    repo.xtask(&[
+        "publish",
+        "--local",
+        "--yes",
+        "--resume",
+        "official-local-20260101-000000",
+    ])
+    .fails(
+        2,
+        &["run.json` is damaged", "line 2,", "duplicate key `run_id`"],
+    );
+    assert_eq!(before, repo.snapshot());
+}
+
+#[test]
+fn local_json_errors_never_echo_a_secret() {
+    let repo = Repo::new("local-json");
+    let cases = [
+        // A bare string: serde's own message would quote it.
+        (
+            format!("\"{SECRET}\""),
+            "holds a string, not a JSON object of variables",
+        ),
+        (
+            format!("[\"{ACCESS}\", \"{SECRET}\"]"),
+            "holds an array, not a JSON object",
+        ),
+        (
+            format!("{{\"aws_access_key\": \"{ACCESS}\", \"aws_secret_key\": [\"{SECRET}\"]}}"),
+            "field `aws_secret_key` holds an array, not a string",
+        ),
+        (
+            format!(
+                "{{\"aws_access_key\": \"{ACCESS}\",\n \"aws_secret_key\": \"{SECRET}\" \"x\"}}"
+            ),
+            "line 2, column",
+        ),
+        (
+            format!("{{\"aws_secret_key\": \"{SECRET}\",\n \"aws_secret_key\": \"{SECRET}2\"}}"),
+            "duplicate key `aws_secret_key`",
+        ),
+        // A secret pasted as a key is never named.
+        (
+            format!("{{\"{ACCESS}\": \"\",\n \"{ACCESS}\": \"\"}}"),
+            "line 2, column",
+        ),
+        (
+            format!("{{\"{SECRET}\": 7}}"),
+            "a field whose name is not a variable name",
+        ),
+    ];
+    for (text, needle) in &cases {
+        repo.write("build/local.json", text);
+        let before = repo.snapshot();
+        for args in [&["test-ebs"][..], &["cleanup", "--kind", "test-ebs"][..]] {
+            let run = repo.xtask(args).fails(2, &["`build/local.json`", needle]);
+            assert_no_secret(&run);
+            assert_clean_refusal(&run);
+        }
+        assert_eq!(before, repo.snapshot());
+    }
+}
+
+#[test]
+fn branch_names_follow_git_rules() {
+    let repo = Repo::new("branch-names");
+    let ds0 = repo.read("ds0_utils.py");
+    let git_accepts = |name: &str| {
+        std::process::Command::new("git")
+            .args(["check-ref-format", "--branch", name])
+            .current_dir(std::env::temp_dir())
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    let before = repo.snapshot();
+    let refused = [
+        ("2.6.lock", "its part `2.6.lock` ends with `.lock`"),
+        ("a//b", "contains `//`"),
+        ("a/.b", "its part `.b` starts with `.`"),
+        ("..", "contains `..`"),
+        ("a..b", "contains `..`"),
+        ("x@{1}", "contains `@{`"),
+        ("a\u{1b}[31mred", "the control character `\\u{1b}`"),
+        ("a b", "a space"),
+        ("a~1", "contains `~`"),
+        ("a:b", "contains `:`"),
+        ("a/", "ends with `/`"),
+        ("/a", "starts with `/`"),
+        ("a.", "ends with `.`"),
+        ("-a", "starts with `-`"),
+        ("HEAD", "`HEAD`"),
+    ];
+    for (name, rule) in refused {
+        assert!(!git_accepts(name), "git accepts {name:?}");
+        let run = repo
+            .xtask(&["set-version", "2.6.4", &format!("--branch={name}")])
+            .fails(
+                2,
+                &[
+                    "is not a valid git branch name",
+                    rule,
+                    "git help check-ref-format",
+                ],
+            );
+        assert!(
+            !run.stderr.contains('\u{1b}'),
+            "a control character was printed"
+        );
+    }
+    // Names git allows but this project keeps out of `ds0_utils.py` and image tags.
+    for name in ["a+b", "a@b", "é"] {
+        assert!(git_accepts(name), "git refuses {name:?}");
+        repo.xtask(&["set-version", "2.6.4", "--branch", name])
+            .fails(2, &["git allows it, but this project's branch names"]);
+    }
+    assert_eq!(before, repo.snapshot());
+    for name in ["2.6", "dev/2.6", "release-2.6_x", "a.lock.b"] {
+        assert!(git_accepts(name), "git refuses {name:?}");
+        repo.xtask(&["set-version", "2.6.4", "--branch", name]).ok();
+        assert!(repo.read("ds0_utils.py").contains(&format!("\"{name}\"")));
+        repo.write("ds0_utils.py", &ds0);
+    }
+}
+
+#[test]
+fn symlinks_are_edited_through() {
+    let repo = Repo::new("symlinks");
+    for file in ["ds0_utils.py", "ami_ids.json"] {
+        std::fs::create_dir_all(repo.path("shared")).unwrap();
+        std::fs::rename(repo.path(file), repo.path(&format!("shared/{file}"))).unwrap();
+        std::os::unix::fs::symlink(format!("shared/{file}"), repo.path(file)).unwrap();
+    }
+    repo.xtask(&["set-version", "2.6.4"]).ok();
+    repo.xtask(&["ami-ids", &data("packer-1.6.6-ebs-success.log")])
+        .ok();
+    for file in ["ds0_utils.py", "ami_ids.json"] {
+        let meta = std::fs::symlink_metadata(repo.path(file)).unwrap();
+        assert!(
+            meta.file_type().is_symlink(),
+            "`{file}` is no longer a link"
+        );
+    }
+    assert!(
+        repo.read("shared/ds0_utils.py").contains("'2.6.4'")
+            || repo.read("shared/ds0_utils.py").contains("\"2.6.4\"")
+    );
+    assert!(repo
+        .read("shared/ami_ids.json")
+        .contains("ami-d0a24dc52b7332642"));
+    // No temporary file is left beside the link or the target.
+    for dir in [".", "shared"] {
+        for entry in std::fs::read_dir(repo.path(dir)).unwrap() {
+            let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+            assert!(!name.ends_with(".tmp"), "left behind: {dir}/{name}");
+        }
+    }
+
+    // A link that leads nowhere is refused, naming it, and stays as it was.
+    std::os::unix::fs::symlink("missing/t.json", repo.path("t.json")).unwrap();
+    repo.xtask(&["config", "official", "--out", "t.json"])
+        .fails(
+            2,
+            &["`t.json` is a symbolic link to `missing/t.json`, which cannot be followed"],
+        );
+    assert_eq!(
+        std::fs::read_link(repo.path("t.json")).unwrap(),
+        std::path::Path::new("missing/t.json")
+    );
+}
+
+#[test]
+fn regions_outside_settings_are_refused() {
+    let repo = Repo::new("regions");
+    let matrix = repo.read("build/images.json");
+
+    // A region typo in the matrix is refused before any stand-in starts.
+    repo.write(
+        "build/images.json",
+        &matrix.replacen("\"region\": \"us-east-1\"", "\"region\": \"us-fake-9\"", 1),
+    );
+    let before = repo.snapshot();
+    for args in [
+        &["config", "official"][..],
+        &["publish", "--local", "--yes"][..],
+    ] {
+        let run = repo.xtask(args).fails(
+            2,
+            &[
+                "field `region`: `us-fake-9` is not one of the regions this project publishes to",
+                "`settings.regions` in `build/images.json`",
+                "add `us-fake-9` to `settings.regions`",
+            ],
+        );
+        assert_clean_refusal(&run);
+    }
+    assert_eq!(before, repo.snapshot());
+    assert!(!repo.path("target/standin").exists());
+    repo.write("build/images.json", &matrix);
+
+    // An AMI in an unknown region, from a log or a manifest, is never merged.
+    let log = std::fs::read_to_string(data("packer-1.6.6-ebs-success.log"))
+        .unwrap()
+        .replace("us-east-1:ami-", "xx-fake-9:ami-");
+    repo.write("fake.log", &log);
+    repo.write(
+        "manifest.json",
+        "{\"builds\": [{\"name\": \"sa-east-1-1204-pv\", \
+         \"artifact_id\": \"sa-east-1:ami-11111111,xx-fake-9:ami-22222222\"}]}",
+    );
+    let before = repo.snapshot();
+    for file in ["fake.log", "manifest.json"] {
+        repo.xtask(&["ami-ids", file]).fails(
+            2,
+            &[
+                &format!("`{file}` cannot be merged"),
+                "of builder `",
+                "`xx-fake-9` is not one of the regions this project publishes to",
+            ],
+        );
+    }
+    assert_eq!(before, repo.snapshot());
+}
+
+#[test]
+fn a_closed_stdout_or_stderr_never_panics() {
+    let repo = Repo::new("pipes");
+    // `cargo xtask config test-ebs 2>&1 | head -1` with an invalid matrix, `head` gone already.
+    let matrix = repo.read("build/images.json");
+    repo.write(
+        "build/images.json",
+        &matrix.replace("\"region\": \"us-east-1\"", "\"region\": \"us-fake-9\""),
+    );
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let status = repo
+        .command_in(".", &["config", "test-ebs"])
+        .stdout(writer.try_clone().unwrap())
+        .stderr(writer)
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(2), "the refusal's own exit code");
+    repo.write("build/images.json", &matrix);
+
+    // A successful command whose reader left: the work is done, the exit code is its own.
+    for args in [
+        &["config", "official"][..],
+        &["help"][..],
+        &["ami-ids", &data("packer-1.6.6-ebs-success.log")][..],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let run = repo.command_in(".", args).stdout(writer).run();
+        assert_eq!(run.code, 0, "{args:?}: {run:#?}");
+        assert_clean_refusal(&run);
+    }
+    assert!(repo.read("ami_ids.json").contains("ami-d0a24dc52b7332642"));
+
+    // Any other failure to write the output is reported, not hidden: exit 1.
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let run = repo
+        .command_in(".", &["config", "official"])
+        .stdout(Stdio::from(full))
+        .run();
+    assert_eq!(run.code, 1, "{run:#?}");
+    assert!(
+        run.stderr.contains("error: cannot write the output"),
+        "{run:#?}"
+    );
+}
