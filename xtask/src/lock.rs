@@ -174,7 +174,7 @@ pub fn acquire(root: &Path, command: &str, busy: Busy) -> Result<()> {
     let previous = {
         let mut text = String::new();
         let _ = file.read_to_string(&mut text);
-        serde_json::from_str::<Holder>(&text).ok()
+        crate::core::json::parse::<Holder>(&text).ok()
     };
     let me = std::process::id();
     let holder = Holder {
@@ -282,7 +282,7 @@ fn write_holder(file: &mut File, holder: &Holder) -> Result<()> {
 
 /// The holder a lock file names, if it can be read.
 pub fn read_holder(path: &Path) -> Option<Holder> {
-    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+    crate::core::json::parse(&std::fs::read_to_string(path).ok()?).ok()
 }
 
 /// Whether a command holds the lock now (checked without taking it), and who.
