@@ -38,13 +38,15 @@ impl Group {
 }
 
 /// Every check: its name (for `doctor NAME...`), group and the Debian package that provides it.
-const CHECKS: [(&str, Group, Option<&str>); 11] = [
+const CHECKS: [(&str, Group, Option<&str>); 12] = [
     ("packer", Group::Local, Some("packer")),
     ("sshd", Group::Local, Some("openssh-server")),
     ("ssh-keygen", Group::Local, Some("openssh-client")),
     ("python3-venv", Group::Local, Some("python3-venv")),
     ("curl", Group::Local, Some("curl")),
     ("git", Group::Local, Some("git")),
+    // The provisioning unpacks the EC2 tool fixtures on the stand-in's instance.
+    ("unzip", Group::Local, Some("unzip")),
     ("shellcheck", Group::Tests, Some("shellcheck")),
     ("tmux", Group::Tests, Some("tmux")),
     ("aws", Group::Real, Some("awscli")),
