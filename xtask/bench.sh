@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Benchmarks reported in README.md: start-up of `cargo xtask`, a cold compile, parsing a large
-# Packer log as a stream, and local builds against the stand-in. Run from the repository:
-#   bash xtask/bench.sh
-# `bash xtask/bench.sh local` runs only the local builds.
+# Benchmarks reported in README.md: start-up of `cargo xtask`, a cold compile, `ami-ids` on a
+# 1 GiB Packer log against a Python baseline and `grep -c`, and local builds against the stand-in.
+# Run from the repository:
+#   bash xtask/bench.sh            # everything
+#   bash xtask/bench.sh ami-ids    # only `ami-ids` on the 1 GiB log (RUNS=5 runs each)
+#   bash xtask/bench.sh local      # only the local builds
 # Uses hyperfine when installed (Debian: `apt-get install hyperfine`), else repeats by hand.
 # Writes only below target/bench/.
 set -euo pipefail
@@ -13,6 +15,7 @@ mkdir -p "$out"
 time_it() { # NAME RUNS COMMAND: mean wall time of the shell command COMMAND over RUNS runs
     local name=$1 runs=$2 command=$3
     if command -v hyperfine >/dev/null; then
+        # shellcheck disable=SC2086 # options, one word each
         hyperfine --style basic ${HYPERFINE_OPTIONS:-} --warmup 1 --runs "$runs" \
             --export-json "$out/$name.json" "$command" | grep -E "Time|Range"
     else
@@ -24,12 +27,12 @@ time_it() { # NAME RUNS COMMAND: mean wall time of the shell command COMMAND ove
     fi
 }
 
-if [ "${1:-}" != local ]; then
+part=${1:-all}
+if [ "$part" = all ]; then
 echo "== cold compile (debug, the whole workspace, from an empty target folder)"
 rm -rf "$out/cold"
-start=$(date +%s%N)
-CARGO_TARGET_DIR="$out/cold" cargo build --quiet --package xtask
-echo "  $((($(date +%s%N) - start) / 1000000)) ms"
+/usr/bin/time -f "  %e s wall, %U s user + %S s system CPU (load before: $(cut -d' ' -f1 /proc/loadavg))" \
+    env CARGO_TARGET_DIR="$out/cold" cargo build --quiet --package xtask
 rm -rf "$out/cold"
 
 cargo build --quiet --package xtask
@@ -37,26 +40,47 @@ echo "== start-up: \`cargo xtask help\` (through cargo, as users run it)"
 time_it startup-cargo 20 "cargo xtask help"
 echo "== start-up: the binary alone, \`xtask help\`"
 HYPERFINE_OPTIONS=--shell=none time_it startup-binary 50 "target/debug/xtask help"
+fi
 
-echo "== parsing a large Packer log as a stream (\`xtask ami-ids\`)"
-log="$out/large-packer.log"
+if [ "$part" = all ] || [ "$part" = ami-ids ]; then
+cargo build --quiet --package xtask
+
+# `ami-ids` as users run it: through `cargo xtask` (the dev profile), side by side in one
+# hyperfine run with the 2015-style Python extractor and `grep -c`, so load hits all three alike.
+echo "== ami-ids on a 1 GiB Packer machine-readable log (32 builders among provisioning output)"
+log="$out/packer-1gib.log"
 if [ ! -f "$log" ]; then
-    golden=xtask/tests/data/packer-1.6.6-ebs-success.log
-    {
-        head -n 20 "$golden"
-        # Provisioning output is the bulk of a real log: two million lines of it.
-        line=$(grep -m1 ',ui,message,' "$golden")
-        yes "$line" | head -n 2000000 || true # `yes` ends by SIGPIPE
-        tail -n +21 "$golden"
-    } >"$log"
+    # shellcheck disable=SC2046 # one argument per builder name
+    python3 xtask/bench/make_log.py "$log" $((1 << 30)) \
+        $(cargo xtask config official 2>/dev/null | grep -o '"name": "[^"]*"' | cut -d'"' -f4)
 fi
 echo "  $(wc -l <"$log") lines, $(($(stat -c %s "$log") / 1048576)) MiB"
 echo '{}' >"$out/registry.json"
-cargo build --quiet --release --package xtask
-time_it parse-log 5 "target/release/xtask ami-ids $log --registry $out/registry.json"
-/usr/bin/time -f "  peak memory: %M KiB" target/release/xtask ami-ids "$log" --registry "$out/registry.json" >/dev/null
-
+cargo xtask ami-ids "$log" --registry "$out/registry.json" 2>/dev/null | tail -n 1
+if command -v hyperfine >/dev/null; then
+    hyperfine --style basic --warmup 1 --runs "${RUNS:-5}" --export-json "$out/ami-ids.json" \
+        -n "cargo xtask ami-ids" "cargo xtask ami-ids $log --registry $out/registry.json" \
+        -n "python3 extract_2015.py" "python3 xtask/bench/extract_2015.py $log" \
+        -n "grep -c artifact" "grep -c artifact $log" | grep -E "Benchmark|Time|Range"
+    python3 - "$out/ami-ids.json" <<'PY'
+import json, sys
+runs = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
+tool, python, grep = (runs[n] for n in ("cargo xtask ami-ids", "python3 extract_2015.py", "grep -c artifact"))
+for what in ("mean", "user"):
+    print(f"  by {what + (' (wall)' if what == 'mean' else ' CPU')}: Python / cargo xtask = "
+          f"{python[what] / tool[what]:.1f}x faster, cargo xtask / grep -c = {tool[what] / grep[what]:.2f}x")
+PY
+else
+    time_it ami-ids 3 "cargo xtask ami-ids $log --registry $out/registry.json"
+    time_it python-2015 3 "python3 xtask/bench/extract_2015.py $log"
+    time_it grep-c 3 "grep -c artifact $log"
 fi
+# Memory of the tool itself (through `cargo xtask`, cargo's own would be counted too).
+/usr/bin/time -o "$out/ami-ids-memory.txt" -f "  peak memory of the xtask binary: %M KiB" \
+    target/debug/xtask ami-ids "$log" --registry "$out/registry.json" >/dev/null 2>&1
+cat "$out/ami-ids-memory.txt"
+fi
+[ "$part" = all ] || [ "$part" = local ] || exit 0
 
 cargo build --quiet --package xtask
 echo "== local builds against the stand-in (a temporary copy of the repository)"

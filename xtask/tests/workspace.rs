@@ -532,6 +532,12 @@ fn doctor_names_what_is_missing_with_its_install_command() {
         run.stdout
     );
     assert!(run.stdout.contains("local.json"), "{}", run.stdout);
+    let run = repo.xtask(&["doctor", "--install"]).ok();
+    assert!(
+        run.stdout.starts_with("nothing to install\n"),
+        "{}",
+        run.stdout
+    );
 
     let path = path_without("packer", &repo.path("target/doctor"));
     let run = repo
