@@ -105,6 +105,32 @@ fn through_links(path: &Path, shown: &str) -> Result<PathBuf> {
     }
 }
 
+/// The files a release edits and commits (`ds0_utils.py`, `ami_ids.json`), as paths inside the
+/// repository at `root`: a symbolic link is edited through, so the commit must hold its target;
+/// a target outside the repository cannot be committed and is refused.
+pub fn release_files(root: &Path) -> Result<Vec<String>> {
+    let real_root = std::fs::canonicalize(root)
+        .with_context(|| format!("cannot resolve `{}`", root.display()))?;
+    let mut files = Vec::new();
+    for file in [ds0::DS0_PATH, registry::REGISTRY_PATH] {
+        let target = through_links(&root.join(file), file)?;
+        if target == root.join(file) {
+            files.push(file.to_string());
+            continue;
+        }
+        let inside = target.strip_prefix(&real_root).map_err(|_| {
+            anyhow::anyhow!(
+                "`{file}` is a symbolic link to `{}`, outside the repository, so a release commit \
+                 cannot hold the new version: move the file into the repository (or link to a \
+                 file inside it)",
+                target.display()
+            )
+        })?;
+        files.push(inside.to_string_lossy().into_owned());
+    }
+    Ok(files)
+}
+
 /// Seconds since the epoch: `SOURCE_DATE_EPOCH` when set (reproducible output), else now.
 pub fn epoch() -> Result<u64> {
     match std::env::var("SOURCE_DATE_EPOCH") {

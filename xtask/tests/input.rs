@@ -406,3 +406,55 @@ fn a_closed_stdout_or_stderr_never_panics() {
         "{run:#?}"
     );
 }
+
+/// Only the test region's rows stay enabled: a release rehearsal of 4 builders.
+fn small_matrix(repo: &Repo) {
+    let mut matrix: serde_json::Value =
+        serde_json::from_str(&repo.read("build/images.json")).unwrap();
+    for row in matrix["images"].as_array_mut().unwrap() {
+        if row["region"] != "us-east-1" {
+            row["enabled"] = false.into();
+            row["disabled_because"] = "a small matrix for the test".into();
+        }
+    }
+    repo.write(
+        "build/images.json",
+        &(serde_json::to_string_pretty(&matrix).unwrap() + "\n"),
+    );
+}
+
+#[test]
+fn a_release_commits_the_target_of_a_symlinked_file() {
+    let repo = Repo::new("symlink-release");
+    small_matrix(&repo);
+    std::fs::create_dir_all(repo.path("shared")).unwrap();
+    std::fs::rename(repo.path("ds0_utils.py"), repo.path("shared/ds0_utils.py")).unwrap();
+    std::os::unix::fs::symlink("shared/ds0_utils.py", repo.path("ds0_utils.py")).unwrap();
+    repo.git_init("2.6");
+
+    // A link out of the repository cannot be committed: refused before anything starts.
+    let outside = repo.root.with_extension("outside.json");
+    std::fs::copy(repo.path("ami_ids.json"), &outside).unwrap();
+    std::fs::remove_file(repo.path("ami_ids.json")).unwrap();
+    std::os::unix::fs::symlink(&outside, repo.path("ami_ids.json")).unwrap();
+    let before = repo.snapshot();
+    repo.xtask(&["release", "2.6.9", "--dry-run"]).fails(
+        2,
+        &[
+            "`ami_ids.json` is a symbolic link to",
+            "outside the repository",
+        ],
+    );
+    assert_eq!(before, repo.snapshot());
+    std::fs::remove_file(&outside).unwrap();
+    repo.git(&["checkout", "--", "ami_ids.json"]);
+
+    repo.xtask(&["release", "2.6.9", "--local", "--yes"]).ok();
+    let clone = repo.path("target/rehearsal/release-2.6.9/repo");
+    let link = std::fs::symlink_metadata(clone.join("ds0_utils.py")).unwrap();
+    assert!(link.file_type().is_symlink(), "the link was replaced");
+    let committed = common::git_in(&clone, &repo.home(), &["show", "HEAD:shared/ds0_utils.py"]);
+    assert!(committed.contains("2.6.9"), "{committed}");
+    let status = common::git_in(&clone, &repo.home(), &["status", "--porcelain"]);
+    assert_eq!(status, "", "the release left changes out of its commit");
+}

@@ -352,7 +352,9 @@ fn release_in(
         Some(commit) => commit.clone(),
         None => {
             let message = release::commit_message(&version_text, &facts.branch, &amis);
-            let commit = git.commit(&[ds0::DS0_PATH, REGISTRY_PATH], &message)?;
+            let files = project::release_files(root)?;
+            let files: Vec<&str> = files.iter().map(String::as_str).collect();
+            let commit = git.commit(&files, &message)?;
             state.commit = Some(commit.clone());
             state.save(sh)?;
             eprintln!(
@@ -441,12 +443,27 @@ fn preflight(
         checks.push(check_tag_free(git, tag, own_tag));
         checks.push(check_order(git, v, own_tag));
     }
-    // On resume the release's own edits are expected.
-    let allowed: &[&str] = match state {
-        Some(s) if s.version_set && s.commit.is_none() => &[ds0::DS0_PATH, REGISTRY_PATH],
-        _ => &[],
+    // A symlinked `ds0_utils.py` or `ami_ids.json` is edited through: its target is committed.
+    let files = match project::release_files(root) {
+        Ok(files) => {
+            if files != [ds0::DS0_PATH, REGISTRY_PATH] {
+                checks.push(Check::ok("release files", files.join(", ")));
+            }
+            files
+        }
+        Err(e) => {
+            checks.push(Check::fail("release files", format!("{e:#}")));
+            Vec::new()
+        }
     };
-    checks.push(check_clean(git, allowed));
+    // On resume the release's own edits are expected.
+    let allowed: Vec<&str> = match state {
+        Some(s) if s.version_set && s.commit.is_none() => {
+            files.iter().map(String::as_str).collect()
+        }
+        _ => Vec::new(),
+    };
+    checks.push(check_clean(git, &allowed));
     let head = git.head_commit();
     if let Some(state) = state {
         let expected = state.commit.as_deref().unwrap_or(&state.start_head);
