@@ -125,7 +125,8 @@ fn check_all(sh: &Shell, root: &Path, options: &Options) -> Vec<Finding> {
         .map(|&(name, group, package)| Finding {
             name,
             group,
-            package,
+            // Installing the package fixes an absent Packer, not a present one's missing plugin.
+            package: package.filter(|_| name != "packer" || on_path("packer").is_none()),
             result: check(sh, root, name, package),
         })
         .collect()
