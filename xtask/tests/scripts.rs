@@ -30,15 +30,8 @@ fn every_build_script_passes_shellcheck() {
         found.iter().any(|p| p.ends_with("build/provision.sh")),
         "{found:?}"
     );
-    let output = match Command::new("shellcheck").arg("--version").output() {
-        Ok(output) => output,
-        Err(e) => panic!(
-            "`shellcheck` cannot run ({e}): the scripts under `build/` are checked with it. \
-             Install it (Debian: `apt-get install shellcheck`; `.ci/run` installs it in CI), \
-             then run the tests again"
-        ),
-    };
-    assert!(output.status.success(), "shellcheck --version failed");
+    // Without shellcheck, the test fails with the doctor's report and install command.
+    common::require(&["shellcheck"]);
     let output = Command::new("shellcheck")
         .args(["--external-sources", "--format", "gcc"])
         .args(&found)
