@@ -354,6 +354,18 @@ fn regions_outside_settings_are_refused() {
             ],
         );
     }
+    // Nor is a region to search for leftovers.
+    repo.xtask(&[
+        "cleanup",
+        "--kind",
+        "test-ebs",
+        "--region",
+        "us-east-1,xx-fake-9",
+    ])
+    .fails(
+        2,
+        &["`--region xx-fake-9` is refused", "`settings.regions`"],
+    );
     assert_eq!(before, repo.snapshot());
 }
 

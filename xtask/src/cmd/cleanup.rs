@@ -37,6 +37,12 @@ pub fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
         }
     }
     let matrix = project::matrix(sh)?;
+    // A mistyped `--region` would only end in an error from AWS, after the other regions.
+    for region in project::split_names(&options.regions) {
+        if let Err(e) = matrix.check_region(&region) {
+            bail!("`--region {region}` is refused: {e}");
+        }
+    }
     let published: BTreeSet<String> = registry::ids(&project::registry(sh, REGISTRY_PATH)?)
         .into_iter()
         .map(String::from)
