@@ -30,6 +30,7 @@ mod packer;
 mod project;
 mod runs;
 mod signing;
+mod simulated;
 mod standin;
 mod view;
 
@@ -79,9 +80,9 @@ enum Command {
         registry: Option<String>,
     },
     /// Build private EBS-backed test images in the test region.
-    TestEbs(TestArgs),
+    TestEbs(TestBuildArgs),
     /// Build private instance-store test images in the test region.
-    TestInstance(TestArgs),
+    TestInstance(TestBuildArgs),
     /// Build every enabled row of the matrix as public images and merge them into `ami_ids.json`.
     Publish {
         #[command(flatten)]
@@ -95,6 +96,9 @@ enum Command {
         /// Launch without asking, after the plan is shown.
         #[arg(long)]
         yes: bool,
+        /// Build private images (`ami_groups` empty) and leave `ami_ids.json` alone.
+        #[arg(long)]
+        private: bool,
         /// Rebuild only what did not succeed in the latest run, or in RUN.
         #[arg(long, value_name = "RUN", num_args = 0..=1, default_missing_value = "")]
         resume: Option<String>,
@@ -123,6 +127,15 @@ enum Command {
         yes: bool,
         #[command(flatten)]
         sign: SignArgs,
+        /// Build one builder at a time (troubleshooting).
+        #[arg(long)]
+        no_parallel: bool,
+        /// Pause after every Packer step (needs a terminal).
+        #[arg(long)]
+        debug: bool,
+        /// Options passed on to `packer build` (after `--`).
+        #[arg(last = true, value_name = "PACKER_ARGS")]
+        packer_args: Vec<String>,
     },
     /// Tag the current commit `release/VERSION` (or `candidate/VERSION`) for images built another way.
     Tag {
@@ -224,6 +237,27 @@ struct TestArgs {
     packer_args: Vec<String>,
 }
 
+#[derive(clap::Args)]
+struct TestBuildArgs {
+    #[command(flatten)]
+    common: TestArgs,
+    /// Bake this ComboAMI branch instead of the one in `ds0_utils.py`.
+    #[arg(long, value_name = "BRANCH")]
+    branch: Option<String>,
+}
+
+impl TestBuildArgs {
+    fn options(self) -> cmd::build::Options {
+        cmd::build::Options {
+            flags: cmd::build::Flags {
+                branch: self.branch,
+                ..self.common.flags()
+            },
+            release: None,
+        }
+    }
+}
+
 impl TestArgs {
     fn flags(self) -> cmd::build::Flags {
         cmd::build::Flags {
@@ -231,13 +265,6 @@ impl TestArgs {
             local: self.local,
             packer_args: self.packer_args,
             ..Default::default()
-        }
-    }
-
-    fn options(self) -> cmd::build::Options {
-        cmd::build::Options {
-            flags: self.flags(),
-            release: None,
         }
     }
 }
@@ -300,6 +327,7 @@ fn dispatch(sh: &xshell::Shell, command: Command) -> anyhow::Result<ExitCode> {
             no_parallel,
             debug,
             yes,
+            private,
             resume,
         } => {
             let options = cmd::build::Options {
@@ -307,6 +335,7 @@ fn dispatch(sh: &xshell::Shell, command: Command) -> anyhow::Result<ExitCode> {
                     no_parallel,
                     debug,
                     yes,
+                    private,
                     resume: resume.map(|r| Some(r).filter(|r| !r.is_empty())),
                     ..common.flags()
                 },
@@ -323,6 +352,9 @@ fn dispatch(sh: &xshell::Shell, command: Command) -> anyhow::Result<ExitCode> {
             local,
             yes,
             sign,
+            no_parallel,
+            debug,
+            packer_args,
         } => cmd::release::run(
             sh,
             &root,
@@ -335,6 +367,9 @@ fn dispatch(sh: &xshell::Shell, command: Command) -> anyhow::Result<ExitCode> {
                 local,
                 yes,
                 sign: sign.choice(),
+                no_parallel,
+                debug,
+                packer_args,
             },
         )?,
         Command::Tag {

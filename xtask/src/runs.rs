@@ -23,6 +23,9 @@ pub struct RunRecord {
     pub branch: String,
     pub commit: String,
     pub epoch: u64,
+    /// Private images although the kind is public (a candidate, `publish --private`).
+    #[serde(default)]
+    pub private: bool,
     /// The registry this run's AMIs are merged into (publish only).
     pub registry: Option<String>,
     pub builders: BTreeMap<String, BuilderRecord>,
@@ -44,6 +47,9 @@ pub struct BuilderRecord {
     /// `BUCKET/PREFIX` of an instance-store bundle.
     #[serde(default)]
     pub bundle: Option<String>,
+    /// The ComboAMI commit the image was built from, from its checked image report.
+    #[serde(default)]
+    pub comboami_commit: Option<String>,
 }
 
 /// Where one builder of a run stands.
@@ -89,6 +95,7 @@ impl BuilderRecord {
             error: None,
             existing_ami: None,
             bundle: planned.bundle.clone(),
+            comboami_commit: None,
         }
     }
 }
@@ -112,6 +119,20 @@ pub struct Attempt {
 impl RunRecord {
     pub fn dir(&self) -> String {
         format!("{RUNS_DIR}/{}", self.run_id)
+    }
+
+    /// Where Packer downloads the image reports, `BUILDER.json` each.
+    pub fn report_dir(&self) -> String {
+        format!("{}/reports", self.dir())
+    }
+
+    /// The ComboAMI commit of every builder that succeeded, by builder.
+    pub fn comboami_commits(&self) -> BTreeMap<String, String> {
+        self.builders
+            .iter()
+            .filter(|(_, b)| b.state == BuilderState::Succeeded)
+            .filter_map(|(name, b)| Some((name.clone(), b.comboami_commit.clone()?)))
+            .collect()
     }
 
     pub fn save(&self, sh: &Shell) -> Result<()> {
@@ -160,6 +181,7 @@ impl RunRecord {
             let state = tracker.builders.get(name);
             builder.existing_ami = None;
             builder.error = None;
+            builder.comboami_commit = None;
             match state.map(|s| &s.outcome) {
                 Some(Outcome::Succeeded) => {
                     builder.state = BuilderState::Succeeded;

@@ -70,25 +70,34 @@ impl Standin {
         self.dir.join("local.json")
     }
 
-    /// What the template needs to aim a build at the stand-in; stand-in work goes in `work_dir`.
+    /// What the template needs to aim a build of the run in `run_dir` at the stand-in: the
+    /// stand-in's work goes in `run_dir/standin/`, the simulated image roots (kept after the
+    /// build) in `run_dir/image-root/`.
     pub fn template_local(
         &self,
         root: &Path,
-        work_dir: &Path,
+        run_dir: &Path,
         fail_builders: Vec<String>,
+        wrong_version_builders: Vec<String>,
     ) -> template::Local {
         let script = |name: &str| root.join("build/local").join(name).display().to_string();
+        let work_dir = run_dir.join("standin");
+        let world = crate::simulated::World::new(run_dir);
         template::Local {
             ec2_endpoint: self.endpoint(),
             ssh_port: self.ssh_port,
             key_pair_name: KEY_PAIR.to_string(),
             private_key_file: self.dir.join("id_rsa").display().to_string(),
             work_dir: work_dir.display().to_string(),
-            provision_script: script("provision.sh"),
+            image_roots: world.image_roots.display().to_string(),
+            standin_bin: world.bin.display().to_string(),
+            comboami_fixture: world.comboami.display().to_string(),
+            downloads: world.downloads.display().to_string(),
             bundle_vol_script: script("bundle-vol.sh"),
             bundle_upload_script: script("bundle-upload.sh"),
             record_file: work_dir.join("standin-record.txt").display().to_string(),
             fail_builders,
+            wrong_version_builders,
         }
     }
 

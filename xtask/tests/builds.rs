@@ -36,14 +36,30 @@ fn assert_standin_stopped(repo: &Repo, id: &str) {
     );
 }
 
+/// The kept root of one builder's image in a local run.
+fn image_root(repo: &Repo, id: &str, builder: &str) -> std::path::PathBuf {
+    repo.path(&format!("build/runs/{id}/image-root/{builder}"))
+}
+
+fn kept(repo: &Repo, id: &str, builder: &str, file: &str) -> String {
+    std::fs::read_to_string(image_root(repo, id, builder).join(file))
+        .unwrap_or_else(|e| panic!("{builder}: `{file}`: {e}"))
+}
+
 #[test]
-fn test_ebs_local_builds_four_private_images() {
+fn test_ebs_local_runs_the_real_provisioning_and_checks_its_reports() {
     let repo = Repo::new("ebs-local");
     let registry = repo.read("ami_ids.json");
-    let run = repo.xtask(&["test-ebs", "--local"]).ok();
+    repo.xtask(&["local", "up"]).ok();
+    let run = repo
+        .command_in(".", &["test-ebs", "--local"])
+        .env("SOURCE_DATE_EPOCH", "1795573423")
+        .run()
+        .ok();
     let rec = record(&repo, &run);
     let builders = rec["builders"].as_object().unwrap();
     assert_eq!(builders.len(), 4);
+    let id = run_id(&run);
     for (name, b) in builders {
         assert_eq!(b["state"], "succeeded", "{name}: {b}");
         assert!(b["amis"][0]["id"].as_str().unwrap().starts_with("ami-"));
@@ -51,22 +67,128 @@ fn test_ebs_local_builds_four_private_images() {
             run.stdout.contains(b["amis"][0]["id"].as_str().unwrap()),
             "summary lists the AMI"
         );
+        // Every builder's report was downloaded and its ComboAMI commit recorded.
+        let report: Value =
+            serde_json::from_str(&repo.read(&format!("build/runs/{id}/reports/{name}.json")))
+                .unwrap();
+        assert_eq!(report["version"], "2.6.3", "{name}");
+        assert_eq!(b["comboami_commit"], report["comboami_commit"], "{name}");
     }
     assert!(run.stdout.contains("4 of 4 builders succeeded"));
+
+    // The real build/provision.sh made a 2.6 image of the simulated root of an HVM 14.04 builder.
+    let hvm = "us-east-1-1404-hvm";
+    assert!(kept(&repo, &id, hvm, "boot/grub/menu.lst").contains("ro console=ttyS0"));
+    assert!(!kept(&repo, &id, hvm, "boot/grub/menu.lst").contains("hvc0"));
+    let fstab = kept(&repo, &id, hvm, "etc/fstab");
     assert!(
-        run.stdout
-            .contains("test AMIs lived in this command's own stand-in and are gone with it"),
-        "{}",
-        run.stdout
+        !fstab.contains("LABEL=UEFI") && fstab.contains("cloudimg-rootfs"),
+        "{fstab}"
     );
-    // The stand-in provisioner ran once per builder, with the version and branch.
-    let id = run_id(&run);
-    let standin_record = repo.read(&format!("build/runs/{id}/standin/standin-record.txt"));
-    for name in builders.keys() {
-        assert!(standin_record.contains(&format!("provision builder={name} version=2.6.3 branch=2.6 ami_tools=1.5.3 api_tools=1.7.4.0")), "{standin_record}");
+    let hook = image_root(&repo, &id, hvm).join("etc/init.d/start-ami-script.sh");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&hook).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o755, "the boot hook is executable");
     }
+    assert!(
+        kept(&repo, &id, hvm, "etc/init.d/start-ami-script.sh").contains("python ds0_updater.py")
+    );
+    let limits = kept(&repo, &id, hvm, "etc/security/limits.d/cassandra.conf");
+    assert!(
+        limits.contains("cassandra - nofile 100000") && limits.contains("root - memlock unlimited"),
+        "{limits}"
+    );
+    assert_eq!(
+        kept(&repo, &id, hvm, "etc/sysctl.d/99-cassandra.conf"),
+        "vm.max_map_count = 131072\n"
+    );
+    let profile = kept(&repo, &id, hvm, "home/ubuntu/.profile");
+    assert!(
+        profile.starts_with("python datastax_ami/ds4_motd.py\n"),
+        "{profile}"
+    );
+    assert!(
+        profile.contains("export JAVA_HOME=/usr/lib/jvm/java-7-openjdk-amd64"),
+        "{profile}"
+    );
+    let clone = image_root(&repo, &id, hvm).join("home/ubuntu/datastax_ami");
+    assert_eq!(
+        common::git_in(&clone, &repo.home(), &["rev-parse", "--abbrev-ref", "HEAD"]),
+        "2.6\n",
+        "checked out at the branch of ds0_utils.py"
+    );
+    assert_eq!(
+        kept(&repo, &id, hvm, "home/ubuntu/datastax_ami/VERSION"),
+        "2.6.3\n"
+    );
+    assert!(!image_root(&repo, &id, hvm)
+        .join("etc/ssh/ssh_host_rsa_key")
+        .exists());
+    assert!(!image_root(&repo, &id, hvm)
+        .join("home/ubuntu/.ssh/authorized_keys")
+        .exists());
+    let instances = std::fs::read_dir(image_root(&repo, &id, hvm).join("var/lib/cloud/instances"))
+        .unwrap()
+        .count();
+    assert_eq!(instances, 0, "cloud-init runs again at first boot");
+    assert!(image_root(&repo, &id, hvm)
+        .join("tmp/ec2/bin/ec2-bundle-vol")
+        .exists());
+    // Its commands went to the recording stand-ins.
+    let commands = repo.read(&format!("build/runs/{id}/image-root/{hvm}.commands"));
+    for command in [
+        "apt-get -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confnew dist-upgrade",
+        "install --no-install-recommends mdadm",
+        "install grub",
+        "update-rc.d -f start-ami-script.sh start 99 2 3 4 5 .",
+        "git clone https://github.com/riptano/ComboAMI.git /home/ubuntu/datastax_ami",
+        "curl -fsSL -o",
+    ] {
+        assert!(commands.contains(command), "`{command}` not run:\n{commands}");
+    }
+    // A PV builder keeps its boot menu; its fstab is not an HVM one's business.
+    let pv = "us-east-1-1404-pv";
+    assert!(kept(&repo, &id, pv, "boot/grub/menu.lst").contains("ro console=hvc0"));
+    assert!(kept(&repo, &id, pv, "etc/fstab").contains("LABEL=UEFI"));
+    assert!(!repo
+        .read(&format!("build/runs/{id}/image-root/{pv}.commands"))
+        .contains("install grub"));
+
+    // The template of a local test-ebs build, machine details aside, is the golden one.
+    let text = repo.read(&format!("build/runs/{id}/template.json"));
+    let template: Value = serde_json::from_str(&text).unwrap();
+    let port = &template["builders"][0]["ssh_port"];
+    let endpoint = template["builders"][0]["custom_endpoint_ec2"]
+        .as_str()
+        .unwrap();
+    let text = text
+        .replace(&repo.root.display().to_string(), "$ROOT")
+        .replace(
+            &format!("\"ssh_port\": {port}"),
+            "\"ssh_port\": \"$SSH_PORT\"",
+        )
+        .replace(endpoint, "$EC2_ENDPOINT");
+    common::golden("template-test-ebs-local.json", &text);
+
+    // A provisioning that bakes another version is caught by its report.
+    let wrong = repo
+        .command_in(".", &["test-ebs", "--local", "--only", "us-east-1-1204-pv"])
+        .env("XTASK_LOCAL_WRONG_VERSION", "us-east-1-1204-pv")
+        .run()
+        .fails(1, &["1 of 1 builders did not succeed"]);
+    assert!(
+        wrong
+            .stdout
+            .contains("version `2.6.3-wrong` was baked, but `ds0_utils.py` says `2.6.3`"),
+        "{wrong:#?}"
+    );
+    let rec = record(&repo, &wrong);
+    assert_eq!(rec["builders"]["us-east-1-1204-pv"]["state"], "failed");
+
     // Test images are listed, never merged.
     assert_eq!(registry, repo.read("ami_ids.json"));
+    repo.xtask(&["local", "down"]).ok();
     assert_standin_stopped(&repo, &id);
 }
 
@@ -159,12 +281,10 @@ fn publish_failure_then_resume_rebuilds_only_the_failed_builder() {
     repo.xtask(&["local", "up"]).ok();
     let only = "us-east-1-1404-hvm,eu-west-1-1204-pv,ap-southeast-2-1404-pv,sa-east-1-1204-hvm";
     // One builder fails in provisioning.
-    let provision = repo.read("build/local/provision.sh");
-    repo.write(
-        "build/local/provision.sh",
-        &provision.replacen("set -eu\n", "set -eu\n[ \"$PACKER_BUILD_NAME\" = eu-west-1-1204-pv ] && { echo injected failure >&2; exit 3; }\n", 1),
-    );
-    let first = repo.xtask(&["publish", "--local", "--yes", "--only", only]);
+    let first = repo
+        .command_in(".", &["publish", "--local", "--yes", "--only", only])
+        .env("XTASK_LOCAL_FAIL", "eu-west-1-1204-pv")
+        .run();
     assert_eq!(first.code, 1, "{first:#?}");
     let id = run_id(&first);
     assert!(
@@ -202,7 +322,6 @@ fn publish_failure_then_resume_rebuilds_only_the_failed_builder() {
         .fails(2, &["`ds0_utils.py` changed since run", "restore it"]);
     repo.write("ds0_utils.py", &ds0);
 
-    repo.write("build/local/provision.sh", &provision);
     let second = repo
         .xtask(&["publish", "--local", "--yes", "--resume"])
         .ok();

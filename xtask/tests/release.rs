@@ -300,6 +300,23 @@ fn local_release_resumes_after_a_failure_then_commits_tags_and_pushes() {
         let id = builder["amis"][0]["id"].as_str().unwrap();
         assert!(committed.contains(id), "{name}: {id} not in the registry");
         assert!(tag.contains(id), "{name}: {id} not in the tag message");
+        // Every image's report was checked; its ComboAMI commit is in the record and the tag.
+        let commit = builder["comboami_commit"].as_str().unwrap();
+        assert!(
+            tag.contains(&format!("{id}  ComboAMI {commit}")),
+            "{name}: {commit} not in the tag message:\n{tag}"
+        );
+        assert!(clone
+            .join(format!("build/runs/{run_id}/reports/{name}.json"))
+            .is_file());
+    }
+    // A release is public: every builder of the template shares its images with all.
+    let template: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(clone.join(format!("build/runs/{run_id}/template.json"))).unwrap(),
+    )
+    .unwrap();
+    for builder in template["builders"].as_array().unwrap() {
+        assert_eq!(builder["ami_groups"], serde_json::json!(["all"]));
     }
     assert_eq!(
         record["attempts"][1]["builders"],
@@ -321,4 +338,71 @@ fn local_release_resumes_after_a_failure_then_commits_tags_and_pushes() {
         "a rehearsal changed the real repository"
     );
     assert_eq!(repo.git(&["tag", "--list"]), "");
+}
+
+#[test]
+fn local_candidate_rehearsal_builds_private_images_and_leaves_the_registry() {
+    let repo = git_repo("candidate-local");
+    let dry = repo
+        .xtask(&["release", "2.6.9-beta1", "--local", "--dry-run"])
+        .ok();
+    for needle in [
+        "2. publish every enabled row as PRIVATE (a candidate) images",
+        "images will be PRIVATE (ami_groups empty",
+        "3. leave `ami_ids.json` as it is",
+    ] {
+        assert!(
+            dry.stderr.contains(needle),
+            "{needle:?} not in:\n{}",
+            dry.stderr
+        );
+    }
+    let run = repo
+        .xtask(&["release", "2.6.9-beta1", "--local", "--yes"])
+        .ok();
+    assert!(
+        run.stdout.contains("released ComboAMI 2.6.9-beta1"),
+        "{run:#?}"
+    );
+    let clone = repo.path("target/rehearsal/release-2.6.9-beta1/repo");
+    let run_id = run
+        .stdout
+        .split("publish run `")
+        .nth(1)
+        .unwrap()
+        .split('`')
+        .next()
+        .unwrap();
+    let template: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(clone.join(format!("build/runs/{run_id}/template.json"))).unwrap(),
+    )
+    .unwrap();
+    let builders = template["builders"].as_array().unwrap();
+    assert_eq!(builders.len(), 32);
+    for builder in builders {
+        assert_eq!(builder["ami_groups"], serde_json::json!([]), "{builder}");
+    }
+    // The registry is as it was; the AMIs are in the run record and the candidate tag.
+    assert_eq!(
+        git_in(&clone, &repo.home(), &["diff", "HEAD~1", "--name-only"]),
+        "ds0_utils.py\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(clone.join("ami_ids.json")).unwrap(),
+        repo.read("ami_ids.json")
+    );
+    let record: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(clone.join(format!("build/runs/{run_id}/run.json"))).unwrap(),
+    )
+    .unwrap();
+    let tag = git_in(
+        &clone,
+        &repo.home(),
+        &["cat-file", "-p", "candidate/2.6.9-beta1"],
+    );
+    assert!(tag.contains("32 AMIs:"), "{tag}");
+    for (name, builder) in record["builders"].as_object().unwrap() {
+        let id = builder["amis"][0]["id"].as_str().unwrap();
+        assert!(tag.contains(id), "{name}: {id} not in the tag message");
+    }
 }

@@ -581,3 +581,25 @@ fn doctor_names_what_is_missing_with_its_install_command() {
         "{missing}"
     );
 }
+
+/// Issue 9: every change to a template shows up in review as a change of these files.
+#[test]
+fn templates_of_every_kind_match_the_golden_files() {
+    let repo = Repo::new("golden");
+    // A fixed version and branch, whatever `ds0_utils.py` holds today.
+    repo.xtask(&["set-version", "2.6.3", "--branch", "2.6"])
+        .ok();
+    for kind in ["official", "test-ebs", "test-instance"] {
+        let run = repo
+            .command_in(".", &["config", kind])
+            .env("SOURCE_DATE_EPOCH", EPOCH)
+            .run()
+            .ok();
+        common::golden(&format!("template-{kind}.json"), &run.stdout);
+    }
+    let official = template(&repo, "official");
+    assert_eq!(
+        official["builders"][0]["ami_description"],
+        "Launch a DataStax Enterprise or DataStax Community cluster (https://github.com/riptano/ComboAMI)."
+    );
+}

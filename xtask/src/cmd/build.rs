@@ -2,12 +2,13 @@
 //! build with a live view, record, merge, summary; and `publish --resume`.
 
 use crate::cmd::BuildsFailed;
-use crate::core::matrix;
 use crate::core::registry::REGISTRY_PATH;
 use crate::core::template::{self, Inputs, Kind};
+use crate::core::{ds0, matrix, report};
 use crate::credentials::{self, Credentials};
 use crate::packer::{BuildRequest, Packer};
 use crate::runs::{self, Attempt, BuilderRecord, BuilderState, RunRecord};
+use crate::simulated::World;
 use crate::standin::Standin;
 use crate::view::{self, View};
 use crate::{cmd, interrupt, project};
@@ -21,6 +22,10 @@ use xshell::Shell;
 pub struct Flags {
     pub only: Vec<String>,
     pub local: bool,
+    /// Bake this branch instead of the one in `ds0_utils.py` (test builds).
+    pub branch: Option<String>,
+    /// Private images, not merged into the registry (candidates, `publish --private`).
+    pub private: bool,
     pub no_parallel: bool,
     pub debug: bool,
     pub yes: bool,
@@ -34,8 +39,8 @@ pub struct Flags {
 #[derive(Debug, Clone)]
 pub struct ReleaseOverrides {
     /// Where the AMIs are merged: the release's `ami_ids.json` (in the scratch clone for a
-    /// rehearsal).
-    pub registry: String,
+    /// rehearsal); `None` for a candidate, whose private AMIs stay out of the registry.
+    pub registry: Option<String>,
     /// The id of the run, chosen and recorded by the release before it builds.
     pub run_id: String,
     /// Where the local stand-in lives, when not in this repository (a release rehearsal runs in
@@ -64,7 +69,14 @@ pub fn run(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Fin
     }
     // Preflight: everything that can be checked is checked before anything starts.
     let matrix = project::matrix(sh)?;
-    let (version, branch) = project::version_and_branch(sh)?;
+    let (version, ds0_branch) = project::version_and_branch(sh)?;
+    let branch = match &flags.branch {
+        Some(branch) => {
+            ds0::check_branch(branch).map_err(|e| anyhow::anyhow!("`--branch {branch}`: {e}"))?;
+            branch.clone()
+        }
+        None => ds0_branch,
+    };
     matrix::check_names(&matrix, &version).map_err(anyhow::Error::msg)?;
     let only = project::split_names(&flags.only);
     let epoch = project::epoch()?;
@@ -77,6 +89,8 @@ pub fn run(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Fin
         git_commit: "",
         run_id: "",
         only: &only,
+        private: flags.private,
+        report_dir: "",
         local: None,
     };
     let probe_plan = template::plan(&matrix, &probe).map_err(anyhow::Error::msg)?;
@@ -141,6 +155,7 @@ pub fn run(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Fin
         branch: branch.clone(),
         commit: commit.clone(),
         epoch,
+        private: flags.private,
         registry: registry_path.clone(),
         builders: Default::default(),
         attempts: Vec::new(),
@@ -166,7 +181,16 @@ pub fn run(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Fin
     } else {
         probe_plan.names()
     };
-    attempt(sh, &packer, &credentials, &mut record, only, flags)?;
+    attempt(
+        sh,
+        &packer,
+        &credentials,
+        &matrix,
+        standin.as_ref(),
+        &mut record,
+        only,
+        flags,
+    )?;
     drop(standin);
     finish(sh, record, kind, options)
 }
@@ -271,7 +295,16 @@ fn resume(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Fini
     let (standin, credentials) = confirm_and_start(sh, root, kind, options, &matrix, credentials)?;
     let all: Vec<String> = record.builders.keys().cloned().collect();
     write_template(sh, root, &matrix, &record, &all, standin.as_ref())?;
-    attempt(sh, &packer, &credentials, &mut record, remaining, flags)?;
+    attempt(
+        sh,
+        &packer,
+        &credentials,
+        &matrix,
+        standin.as_ref(),
+        &mut record,
+        remaining,
+        flags,
+    )?;
     drop(standin);
     finish(sh, record, kind, options)
 }
@@ -290,7 +323,9 @@ fn write_template(
     // A rehearsal of failure: builders named in `XTASK_LOCAL_FAIL` fail in the stand-in's
     // provisioning (local builds only), so a resume can be tried without touching any file.
     let fail = project::split_names(&[sh.var("XTASK_LOCAL_FAIL").unwrap_or_default()]);
-    let local = standin.map(|s| s.template_local(root, &run_dir.join("standin"), fail));
+    // A rehearsal of a wrong image report: these builders bake another version.
+    let wrong = project::split_names(&[sh.var("XTASK_LOCAL_WRONG_VERSION").unwrap_or_default()]);
+    let local = standin.map(|s| s.template_local(root, &run_dir, fail, wrong));
     let inputs = Inputs {
         kind: record.kind,
         version: &record.version,
@@ -299,6 +334,8 @@ fn write_template(
         git_commit: &record.commit,
         run_id: &record.run_id,
         only,
+        private: record.private,
+        report_dir: &record.report_dir(),
         local: local.as_ref(),
     };
     let template = template::generate(matrix, &inputs).map_err(anyhow::Error::msg)?;
@@ -322,11 +359,15 @@ fn write_template(
     Ok(plan)
 }
 
-/// One `packer validate` + `packer build` over `builders` (all when empty).
+/// One `packer validate` + `packer build` over `builders` (all when empty), then the check of
+/// every image report.
+#[allow(clippy::too_many_arguments)]
 fn attempt(
     sh: &Shell,
     packer: &Packer,
     credentials: &Credentials,
+    matrix: &matrix::Matrix,
+    standin: Option<&Standin>,
     record: &mut RunRecord,
     builders: Vec<String>,
     options: &Flags,
@@ -348,11 +389,32 @@ fn attempt(
         args.push("-debug".to_string());
     }
     args.extend(packer.translate(&options.packer_args));
-    let attempted = if builders.is_empty() {
+    let attempted: Vec<String> = if builders.is_empty() {
         record.builders.keys().cloned().collect()
     } else {
         builders
     };
+    // Reports of earlier attempts must not pass for this one's.
+    sh.create_dir(record.report_dir())
+        .with_context(|| format!("cannot create `{}`", record.report_dir()))?;
+    for name in &attempted {
+        let _ = sh.remove_path(format!("{}/{name}.json", record.report_dir()));
+    }
+    if let Some(standin) = standin {
+        let world = World::new(&sh.current_dir().join(&dir));
+        world.prepare(
+            sh,
+            &sh.current_dir(),
+            matrix,
+            &record.branch,
+            &standin.venv.join("bin/python"),
+        )?;
+        for image in matrix.enabled() {
+            if attempted.contains(&image.builder_name()) {
+                world.seed(image)?;
+            }
+        }
+    }
     let terminal = std::io::stderr().is_terminal() && !options.debug;
     let mut view = View::new(attempted.clone(), terminal);
     eprintln!(
@@ -374,6 +436,7 @@ fn attempt(
         &mut view,
     )?;
     record.apply(&result.tracker, &attempted, result.interrupted, &output_log);
+    check_reports(sh, matrix, record, &attempted);
     record.attempts.push(Attempt {
         number,
         started: project::epoch().unwrap_or(record.epoch),
@@ -389,6 +452,50 @@ fn attempt(
         );
     }
     Ok(())
+}
+
+/// Accepts an image only when its report says it is what the run meant to build: a builder
+/// whose report is missing or differs is failed, and its AMI is neither merged nor tagged.
+fn check_reports(
+    sh: &Shell,
+    matrix: &matrix::Matrix,
+    record: &mut RunRecord,
+    attempted: &[String],
+) {
+    let report_dir = record.report_dir();
+    for name in attempted {
+        let Some(builder) = record.builders.get_mut(name) else {
+            continue;
+        };
+        if builder.state != BuilderState::Succeeded {
+            continue;
+        }
+        let path = format!("{report_dir}/{name}.json");
+        let text = sh.read_file(&path).ok();
+        let virtualization = matrix
+            .images
+            .iter()
+            .find(|i| &i.builder_name() == name)
+            .map_or("?", |i| i.virtualization.as_str());
+        let expected = report::Expected {
+            version: &record.version,
+            branch: &record.branch,
+            virtualization,
+        };
+        match report::check(text.as_deref(), &expected) {
+            Ok(report) => builder.comboami_commit = Some(report.comboami_commit),
+            Err(problem) => {
+                let amis: Vec<String> = builder.amis.iter().map(|a| a.id.clone()).collect();
+                builder.state = BuilderState::Failed;
+                builder.error = Some(format!(
+                    "image report `{path}`: {problem}; so its AMI {} is not accepted (not merged, \
+                     not tagged; `cargo xtask cleanup --run {}` lists it)",
+                    amis.join(", "),
+                    record.run_id
+                ));
+            }
+        }
+    }
 }
 
 /// Merges (publish), prints the summary, and turns failures into exit status 1.
@@ -535,6 +642,8 @@ pub fn preview(
         git_commit: "",
         run_id: "",
         only: &only,
+        private: flags.private,
+        report_dir: "",
         local: None,
     };
     let plan = template::plan(&matrix, &inputs).map_err(anyhow::Error::msg)?;
@@ -552,11 +661,11 @@ pub fn preview(
 /// Where a run merges its AMIs: publish only; a local publish never writes the real registry
 /// (an empty path stands for the scratch copy, named once the run id is known).
 fn registry_target(kind: Kind, options: &Options) -> Option<String> {
-    if kind != Kind::Official {
+    if kind != Kind::Official || options.flags.private {
         return None;
     }
     match (&options.release, options.flags.local) {
-        (Some(release), _) => Some(release.registry.clone()),
+        (Some(release), _) => release.registry.clone(),
         (None, false) => Some(REGISTRY_PATH.to_string()),
         (None, true) => Some(String::new()),
     }
@@ -573,7 +682,8 @@ fn plan_text(
 ) -> String {
     let kind = plan.kind;
     let regions = plan.regions();
-    let public = kind == Kind::Official && matrix.settings.public;
+    // What the template really sets, not what the kind usually is.
+    let public = plan.public;
     let target = if flags.local {
         "the LOCAL stand-in (no AWS account, no cost)"
     } else {
@@ -590,10 +700,12 @@ fn plan_text(
             .map(|(r, n)| format!("{r} ({n})"))
             .collect::<Vec<_>>()
             .join(", "),
-        if public {
-            "PUBLIC (ami_groups: all)"
-        } else {
-            "private"
+        match (public, kind) {
+            (true, _) => "PUBLIC (ami_groups: all)",
+            (false, Kind::Official) if matrix.settings.public => {
+                "PRIVATE (ami_groups empty: a candidate, or `--private`)"
+            }
+            (false, _) => "private",
         },
     );
     match registry {
@@ -601,6 +713,9 @@ fn plan_text(
             "  AMIs are merged into a scratch copy of `{REGISTRY_PATH}` in the run folder\n"
         )),
         Some(path) => out.push_str(&format!("  AMIs are merged into `{path}`\n")),
+        None if kind == Kind::Official => out.push_str(&format!(
+            "  AMIs are kept in the run record (and a candidate's tag message); `{REGISTRY_PATH}` is left alone\n"
+        )),
         None => out.push_str("  AMIs are listed, not added to the registry\n"),
     }
     out

@@ -12,6 +12,7 @@ pub fn run(sh: &Shell, kind: Kind, only: &[String], out: Option<&str>) -> Result
     let commit = project::git_commit(sh);
     let run_id = format!("{kind}-{epoch}");
     let only = project::split_names(only);
+    let report_dir = format!("{}/{run_id}/reports", crate::runs::RUNS_DIR);
     let inputs = Inputs {
         kind,
         version: &version,
@@ -20,6 +21,8 @@ pub fn run(sh: &Shell, kind: Kind, only: &[String], out: Option<&str>) -> Result
         git_commit: &commit,
         run_id: &run_id,
         only: &only,
+        private: false,
+        report_dir: &report_dir,
         local: None,
     };
     let generated = template::generate(&matrix, &inputs).map_err(anyhow::Error::msg)?;

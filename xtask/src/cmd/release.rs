@@ -32,6 +32,11 @@ pub struct Options {
     pub local: bool,
     pub yes: bool,
     pub sign: signing::Choice,
+    /// Passed on to the publish: one builder at a time, Packer's `-debug`, and options for
+    /// `packer build`.
+    pub no_parallel: bool,
+    pub debug: bool,
+    pub packer_args: Vec<String>,
 }
 
 /// What is done of one release; saved after every step.
@@ -215,13 +220,21 @@ fn release_in(
     }
     let facts = facts.expect("facts are known when every check passed");
     let version_text = facts.version.to_string();
+    // A candidate is private and stays out of the registry: its AMIs are in the run record
+    // and the tag message. A release is public and merged.
+    let candidate = !facts.version.pre.is_empty();
     let resume_command = resume_command(options);
     // The user's flags of the publish this release drives; the rest is the release's.
     let publish_flags = build::Flags {
         local: options.local,
         yes: true,
+        private: candidate,
+        no_parallel: options.no_parallel,
+        debug: options.debug,
+        packer_args: options.packer_args.clone(),
         ..Default::default()
     };
+    let registry = (!candidate).then_some(REGISTRY_PATH);
 
     // The plan: every step, with the exact file change and what is already done.
     let ds0_old = project::read(sh, ds0::DS0_PATH)?;
@@ -253,7 +266,12 @@ fn release_in(
         }));
     }
     plan.push_str(&format!(
-        "2. publish every enabled row as public images{}\n",
+        "2. publish every enabled row as {} images{}\n",
+        if candidate {
+            "PRIVATE (a candidate)"
+        } else {
+            "public"
+        },
         match state_ref.and_then(|s| s.publish_run.as_deref()) {
             Some(run) => format!(" (resumes run `{run}`: only what did not succeed is rebuilt)"),
             None => String::new(),
@@ -265,14 +283,24 @@ fn release_in(
         &version_text,
         &facts.branch,
         &publish_flags,
-        Some(REGISTRY_PATH),
+        registry,
     )?));
+    if candidate {
+        plan.push_str(&format!(
+            "3. leave `{REGISTRY_PATH}` as it is: a candidate's AMIs go to the run record and the tag message\n"
+        ));
+    } else {
+        plan.push_str(&format!(
+            "3. merge the new AMIs into `{REGISTRY_PATH}` (an entry is replaced only by a new AMI of its region, release and virtualization type)\n"
+        ));
+    }
     plan.push_str(&format!(
-        "3. merge the new AMIs into `{REGISTRY_PATH}` (an entry is replaced only by a new AMI of its region, release and virtualization type)\n"
-    ));
-    plan.push_str(&format!(
-        "4. commit `{}` and `{REGISTRY_PATH}` as {}: \"Release ComboAMI {version_text}\"{}\n",
-        ds0::DS0_PATH,
+        "4. commit {} as {}: \"Release ComboAMI {version_text}\"{}\n",
+        if candidate {
+            format!("`{}`", ds0::DS0_PATH)
+        } else {
+            format!("`{}` and `{REGISTRY_PATH}`", ds0::DS0_PATH)
+        },
         facts.identity,
         done(state_ref.is_some_and(|s| s.commit.is_some()))
     ));
@@ -335,7 +363,7 @@ fn release_in(
             ..publish_flags
         },
         release: Some(build::ReleaseOverrides {
-            registry: REGISTRY_PATH.to_string(),
+            registry: registry.map(String::from),
             run_id: run_id.clone(),
             standin_root: standin_root.map(Path::to_path_buf),
             resume_command: resume_command.clone(),
@@ -346,12 +374,14 @@ fn release_in(
         || format!("run `{resume_command}` to resume: only what did not succeed is rebuilt"),
     )?;
     let amis = finished.record.amis();
+    let commits = finished.record.comboami_commits();
 
     // 4. Commit.
     let commit = match &state.commit {
         Some(commit) => commit.clone(),
         None => {
-            let message = release::commit_message(&version_text, &facts.branch, &amis);
+            let message = release::commit_message(&version_text, &facts.branch, &amis, candidate);
+            // A candidate leaves `ami_ids.json` as it was: committing it changes nothing.
             let files = project::release_files(root)?;
             let files: Vec<&str> = files.iter().map(String::as_str).collect();
             let commit = git.commit(&files, &message)?;
@@ -367,7 +397,7 @@ fn release_in(
 
     // 5. Tag.
     if !state.tagged {
-        let message = release::tag_message(&version_text, &facts.branch, &amis);
+        let message = release::tag_message(&version_text, &facts.branch, &amis, &commits);
         let signer = signing::signer(&signing_repo.repo, options.sign)?;
         git.create_tag(&facts.tag, &commit, &message, signer.as_ref())?;
         state.tagged = true;
@@ -393,9 +423,14 @@ fn release_in(
     println!("  commit  {} on `{}`", short(&commit), facts.branch);
     println!("  tag     {}", facts.tag);
     println!(
-        "  AMIs    {} in {} regions, in `{REGISTRY_PATH}` (publish run `{run_id}`)",
+        "  AMIs    {} in {} regions, {} (publish run `{run_id}`)",
         amis.len(),
-        regions.len()
+        regions.len(),
+        if candidate {
+            format!("private; in the tag message, not in `{REGISTRY_PATH}`")
+        } else {
+            format!("public, in `{REGISTRY_PATH}`")
+        }
     );
     match &state.pushed_to {
         Some(remote) => println!("  pushed  to `{remote}`"),

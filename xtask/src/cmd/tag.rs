@@ -105,7 +105,8 @@ pub fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
     if options.push.is_some() {
         crate::cmd::confirm(options.yes, "pushing", "push")?;
     }
-    let message = release::tag_message(&options.version, &ds0_branch, &amis);
+    // Images built another way: their ComboAMI commits are not known here.
+    let message = release::tag_message(&options.version, &ds0_branch, &amis, &Default::default());
     let signer = signing::signer(&git.repo, options.sign)?;
     git.create_tag(&tag, &head, &message, signer.as_ref())?;
     println!("tagged {} `{tag}`", short(&head));

@@ -3,6 +3,7 @@
 
 pub mod cleanup;
 pub mod ds0;
+pub mod image_root;
 pub mod json;
 pub mod mask;
 pub mod matrix;
@@ -10,5 +11,6 @@ pub mod packer_log;
 pub mod refname;
 pub mod registry;
 pub mod release;
+pub mod report;
 pub mod template;
 pub mod version;

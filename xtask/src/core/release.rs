@@ -62,7 +62,15 @@ pub fn ami_lines(amis: &[Ami]) -> Vec<String> {
     lines
 }
 
-pub fn commit_message(version: &str, branch: &str, amis: &[Ami]) -> String {
+pub fn commit_message(version: &str, branch: &str, amis: &[Ami], candidate: bool) -> String {
+    if candidate {
+        return format!(
+            "Release ComboAMI {version}\n\n\
+             Set the version to {version} (branch {branch}) in `ds0_utils.py`. The {} AMIs of \
+             this candidate are private and listed in its tag, not in `ami_ids.json`.\n",
+            amis.len()
+        );
+    }
     format!(
         "Release ComboAMI {version}\n\n\
          Set the version to {version} (branch {branch}) in `ds0_utils.py` and add the {} \
@@ -71,12 +79,30 @@ pub fn commit_message(version: &str, branch: &str, amis: &[Ami]) -> String {
     )
 }
 
-pub fn tag_message(version: &str, branch: &str, amis: &[Ami]) -> String {
+/// The annotated tag's message: every AMI with the ComboAMI commit its image was built from
+/// (from its image report; `commits` maps builder names to commits).
+pub fn tag_message(
+    version: &str,
+    branch: &str,
+    amis: &[Ami],
+    commits: &std::collections::BTreeMap<String, String>,
+) -> String {
     let mut out = format!(
         "ComboAMI {version} (branch {branch})\n\n{} AMIs:\n",
         amis.len()
     );
-    for line in ami_lines(amis) {
+    let mut lines: Vec<String> = amis
+        .iter()
+        .map(|ami| {
+            let line = ami_lines(std::slice::from_ref(ami)).remove(0);
+            match commits.get(&ami.builder) {
+                Some(commit) => format!("{line}  ComboAMI {commit}"),
+                None => line,
+            }
+        })
+        .collect();
+    lines.sort();
+    for line in lines {
         out.push_str(&line);
         out.push('\n');
     }
@@ -171,13 +197,17 @@ mod tests {
             ami("us-east-1-1404-pv", "us-east-1", "ami-00000002"),
             ami("eu-west-1-1204-hvm", "eu-west-1", "ami-00000001"),
         ];
+        let commits = [("eu-west-1-1204-hvm".to_string(), "0123abcd".to_string())].into();
         assert_eq!(
-            tag_message("2.6.4", "2.6", &amis),
+            tag_message("2.6.4", "2.6", &amis, &commits),
             "ComboAMI 2.6.4 (branch 2.6)\n\n2 AMIs:\n\
-             eu-west-1       1204 hvm  ami-00000001\n\
+             eu-west-1       1204 hvm  ami-00000001  ComboAMI 0123abcd\n\
              us-east-1       1404 pv   ami-00000002\n"
         );
-        assert!(commit_message("2.6.4", "2.6", &amis).starts_with("Release ComboAMI 2.6.4\n\n"));
+        assert!(
+            commit_message("2.6.4", "2.6", &amis, false).starts_with("Release ComboAMI 2.6.4\n\n")
+        );
+        assert!(commit_message("2.6.4-beta1", "2.6", &amis, true).contains("not in `ami_ids.json`"));
     }
 
     #[test]

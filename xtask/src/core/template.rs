@@ -4,6 +4,7 @@
 //! drift apart the way the hand-kept templates of the seed did. Pure: no I/O.
 
 use crate::core::matrix::{self, Image, Matrix};
+use crate::core::report;
 use serde_json::{json, Map, Value};
 use std::fmt;
 
@@ -63,6 +64,8 @@ pub struct PlannedBuilder {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     pub kind: Kind,
+    /// Whether the images are public (`ami_groups: ["all"]`), as the template sets them.
+    pub public: bool,
     pub builders: Vec<PlannedBuilder>,
 }
 
@@ -94,6 +97,10 @@ pub struct Inputs<'a> {
     pub run_id: &'a str,
     /// Builder names to keep; empty means all.
     pub only: &'a [String],
+    /// Private images even where the kind is public (candidates, `publish --private`).
+    pub private: bool,
+    /// Where Packer downloads each builder's image report (`BUILDER.json` inside).
+    pub report_dir: &'a str,
     /// Set for `--local`: the stand-in endpoints that replace AWS.
     pub local: Option<&'a Local>,
 }
@@ -105,16 +112,32 @@ pub struct Local {
     pub ssh_port: u16,
     pub key_pair_name: String,
     pub private_key_file: String,
-    /// Where x509 uploads and bundles go on the stand-in "instance" (this machine).
+    /// Where x509 uploads, bundles and uploaded scripts go on the stand-in "instance" (this
+    /// machine), one folder per builder.
     pub work_dir: String,
-    /// Stand-in scripts for provisioning and bundling (`build/local/*.sh`).
-    pub provision_script: String,
+    /// The simulated image roots, `BUILDER/` each, and the commands run against them,
+    /// `BUILDER.commands`.
+    pub image_roots: String,
+    /// The folder of stand-in system commands put first on PATH (links to `build/local/standin.sh`).
+    pub standin_bin: String,
+    /// The fixture repository the stand-in `git` clones ComboAMI from.
+    pub comboami_fixture: String,
+    /// The folder of fixture zips the stand-in `curl` downloads the EC2 tools from.
+    pub downloads: String,
+    /// Stand-in scripts for bundling (`build/local/bundle-*.sh`).
     pub bundle_vol_script: String,
     pub bundle_upload_script: String,
     /// Where the stand-ins record what they were given.
     pub record_file: String,
     /// Builders whose stand-in provisioning fails on purpose, to rehearse a failure.
     pub fail_builders: Vec<String>,
+    /// Builders whose provisioning bakes another version on purpose, to rehearse a wrong report.
+    pub wrong_version_builders: Vec<String>,
+}
+
+/// The version a rehearsal of a wrong image report bakes instead of the run's.
+pub fn wrong_version(version: &str) -> String {
+    format!("{version}-wrong")
 }
 
 impl Local {
@@ -171,6 +194,7 @@ pub fn plan(matrix: &Matrix, inputs: &Inputs) -> Result<Plan, String> {
     }
     Ok(Plan {
         kind: inputs.kind,
+        public: is_public(matrix, inputs),
         builders: chosen
             .iter()
             .map(|image| PlannedBuilder {
@@ -237,7 +261,7 @@ pub fn generate(matrix: &Matrix, inputs: &Inputs) -> Result<Value, String> {
         "variables": variables,
         "sensitive-variables": ["aws_access_key", "aws_secret_key"],
         "builders": builders,
-        "provisioners": [provisioner(matrix, inputs, &builders)],
+        "provisioners": provisioners(matrix, inputs, &builders),
     }))
 }
 
@@ -247,7 +271,7 @@ fn user(name: &str) -> Value {
 
 fn builder(matrix: &Matrix, inputs: &Inputs, image: &Image) -> Result<Value, String> {
     let name = image.builder_name();
-    let public = inputs.kind == Kind::Official && matrix.settings.public;
+    let public = is_public(matrix, inputs);
     let tags = tags(matrix, inputs);
     let mut b = json!({
         "name": name,
@@ -304,7 +328,7 @@ fn builder(matrix: &Matrix, inputs: &Inputs, image: &Image) -> Result<Value, Str
         }
         if inputs.kind != Kind::TestEbs {
             // Packer creates the bundle folder itself and fails if it exists: keep them apart.
-            let dir = format!("{}/{name}", local.work_dir);
+            let dir = builder_work_dir(local, &name);
             fields.insert("x509_upload_path".into(), json!(format!("{dir}/x509")));
             fields.insert("bundle_destination".into(), json!(format!("{dir}/bundle")));
         }
@@ -363,64 +387,107 @@ fn bundle_commands(inputs: &Inputs, image: &Image) -> (String, String) {
     )
 }
 
-fn provisioner(matrix: &Matrix, inputs: &Inputs, builders: &[Value]) -> Value {
-    let environment = json!([
-        format!("COMBOAMI_VERSION={}", inputs.version),
-        format!("COMBOAMI_BRANCH={}", inputs.branch),
-        format!(
-            "EC2_AMI_TOOLS_VERSION={}",
-            matrix.settings.ec2_ami_tools_version
-        ),
-        format!(
-            "EC2_API_TOOLS_VERSION={}",
-            matrix.settings.ec2_api_tools_version
-        ),
-    ]);
-    match inputs.local {
-        // The stand-in "instance" is this machine: never run the real provisioning here.
-        Some(local) => {
-            let mut environment = environment;
-            environment
-                .as_array_mut()
-                .expect("environment is an array")
-                .push(json!(format!("XTASK_STANDIN_RECORD={}", local.record_file)));
-            if !local.fail_builders.is_empty() {
-                environment
-                    .as_array_mut()
-                    .expect("environment is an array")
-                    .push(json!(format!(
-                        "XTASK_STANDIN_FAIL={}",
-                        local.fail_builders.join(",")
-                    )));
-            }
-            // Every builder shares the one stand-in "instance", and Packer names its uploaded
-            // script `script_NNNN.sh` (4 random digits): builders sharing a folder would delete
-            // each other's scripts. Each gets its own folder.
-            let overrides: Map<String, Value> = builders
-                .iter()
-                .filter_map(|b| b["name"].as_str())
-                .map(|name| {
-                    (
-                        name.to_string(),
-                        json!({ "remote_folder": local.remote_folder(name) }),
-                    )
-                })
-                .collect();
-            json!({
+/// Whether the images of this template are public (`ami_groups: ["all"]`): official builds
+/// when `build/images.json` says so, unless the caller asked for private ones.
+pub fn is_public(matrix: &Matrix, inputs: &Inputs) -> bool {
+    inputs.kind == Kind::Official && matrix.settings.public && !inputs.private
+}
+
+/// One builder's folder on the stand-in instance: uploaded scripts, x509 files and bundles of
+/// parallel builders must not meet.
+pub fn builder_work_dir(local: &Local, builder: &str) -> String {
+    format!("{}/{builder}", local.work_dir)
+}
+
+/// The provisioning (`build/provision.sh`, the same file on AWS and on the stand-in), then the
+/// download of the image report it wrote.
+fn provisioners(matrix: &Matrix, inputs: &Inputs, builders: &[Value]) -> Value {
+    let environment = |version: &str| {
+        vec![
+            format!("COMBOAMI_VERSION={version}"),
+            format!("COMBOAMI_BRANCH={}", inputs.branch),
+            format!(
+                "EC2_AMI_TOOLS_VERSION={}",
+                matrix.settings.ec2_ami_tools_version
+            ),
+            format!(
+                "EC2_API_TOOLS_VERSION={}",
+                matrix.settings.ec2_api_tools_version
+            ),
+        ]
+    };
+    let report_download = |source: String| {
+        json!({
+            "type": "file",
+            "direction": "download",
+            "source": source,
+            "destination": format!("{}/{{{{build_name}}}}.json", inputs.report_dir),
+        })
+    };
+    let Some(local) = inputs.local else {
+        return json!([
+            {
                 "type": "shell",
-                "script": local.provision_script,
-                "environment_vars": environment,
-                "remote_folder": local.work_dir,
-                "override": overrides,
-            })
+                "script": "build/provision.sh",
+                "environment_vars": environment(inputs.version),
+                "execute_command": "chmod +x {{ .Path }}; {{ .Vars }} sudo -E -n bash '{{ .Path }}'",
+            },
+            report_download(report::REMOTE_PATH.to_string()),
+        ]);
+    };
+    // The stand-in "instance" is this machine: the script reaches the image's `/` through
+    // IMAGE_ROOT, a simulated root per builder, and the system commands through PATH, where
+    // recording stand-ins come first.
+    let root = format!("{}/{{{{build_name}}}}", local.image_roots);
+    // Every builder shares the one stand-in "instance", and Packer names its uploaded script
+    // `script_NNNN.sh` (4 random digits): builders sharing a folder would delete each other's
+    // scripts. Each gets its own folder.
+    let overrides: Map<String, Value> = builders
+        .iter()
+        .filter_map(|b| b["name"].as_str())
+        .map(|name| {
+            (
+                name.to_string(),
+                json!({ "remote_folder": local.remote_folder(name) }),
+            )
+        })
+        .collect();
+    let local_provisioner = |version: &str| {
+        let mut environment = environment(version);
+        environment.extend([
+            format!("IMAGE_ROOT={root}"),
+            format!("XTASK_STANDIN_COMMANDS={root}.commands"),
+            format!("XTASK_STANDIN_COMBOAMI={}", local.comboami_fixture),
+            format!("XTASK_STANDIN_DOWNLOADS={}", local.downloads),
+        ]);
+        if !local.fail_builders.is_empty() {
+            environment.push(format!(
+                "XTASK_STANDIN_FAIL={}",
+                local.fail_builders.join(",")
+            ));
         }
-        None => json!({
+        json!({
             "type": "shell",
             "script": "build/provision.sh",
             "environment_vars": environment,
-            "execute_command": "chmod +x {{ .Path }}; {{ .Vars }} sudo -E -n bash '{{ .Path }}'",
-        }),
+            "override": overrides,
+            "execute_command": format!(
+                "chmod +x {{{{ .Path }}}}; export XTASK_STANDIN_PATH=\"$PATH\" PATH='{}':\"$PATH\"; \
+                 {{{{ .Vars }}}} sudo -E -n bash '{{{{ .Path }}}}'",
+                local.standin_bin
+            ),
+        })
+    };
+    let mut provisioners = vec![local_provisioner(inputs.version)];
+    if !local.wrong_version_builders.is_empty() {
+        // A rehearsal of a wrong image report: these builders bake another version.
+        provisioners[0]["except"] = json!(local.wrong_version_builders);
+        let mut wrong = local_provisioner(&wrong_version(inputs.version));
+        wrong["only"] = json!(local.wrong_version_builders);
+        provisioners.push(wrong);
     }
+    provisioners.push(report_download(format!("{root}{}", report::REMOTE_PATH)));
+    Value::Array(provisioners)
 }
 
 /// The template as written to disk and stdout: pretty, sorted keys, trailing newline.
@@ -447,6 +514,8 @@ mod tests {
             git_commit: "0123abc",
             run_id: "test",
             only: &[],
+            private: false,
+            report_dir: "build/runs/test/reports",
             local: None,
         }
     }
@@ -517,6 +586,7 @@ mod tests {
             let builders = t["builders"].as_array().unwrap();
             assert_eq!(builders.len(), p.builders.len());
             for (b, planned) in builders.iter().zip(&p.builders) {
+                assert_eq!(b["ami_groups"] == json!(["all"]), p.public);
                 assert_eq!(b["name"], planned.name.as_str());
                 assert_eq!(b["region"], planned.region.as_str());
                 assert_eq!(b["ami_name"], planned.ami_name.as_str());

@@ -135,7 +135,12 @@ impl Repo {
         while let Some(dir) = stack.pop() {
             for entry in std::fs::read_dir(&dir).unwrap() {
                 let entry = entry.unwrap();
-                if entry.file_type().unwrap().is_dir() {
+                let kind = entry.file_type().unwrap();
+                if kind.is_symlink() {
+                    // Simulated image roots hold links (to folders, too): compare the target.
+                    let target = std::fs::read_link(entry.path()).unwrap();
+                    files.push((entry.path(), target.into_os_string().into_encoded_bytes()));
+                } else if kind.is_dir() {
                     stack.push(entry.path());
                 } else {
                     files.push((entry.path(), std::fs::read(entry.path()).unwrap()));
@@ -301,5 +306,32 @@ impl Run {
 
     pub fn all(&self) -> String {
         format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+/// Compares `actual` byte for byte with the checked-in file `xtask/tests/data/NAME`, or writes
+/// it there when `UPDATE_GOLDEN=1` (then review the change with `git diff`).
+#[track_caller]
+pub fn golden(name: &str, actual: &str) {
+    let path = source_root().join("xtask/tests/data").join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1") {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_default();
+    if expected != actual {
+        let line = expected
+            .lines()
+            .zip(actual.lines())
+            .position(|(e, a)| e != a)
+            .unwrap_or_else(|| expected.lines().count().min(actual.lines().count()));
+        panic!(
+            "`{}` differs from the generated output, first at line {}:\n  golden:    {:?}\n  generated: {:?}\n\
+             if the change is intended, regenerate with `UPDATE_GOLDEN=1 cargo test -p xtask` and review `git diff`",
+            path.display(),
+            line + 1,
+            expected.lines().nth(line).unwrap_or("<end>"),
+            actual.lines().nth(line).unwrap_or("<end>"),
+        );
     }
 }
