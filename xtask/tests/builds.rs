@@ -201,10 +201,21 @@ fn test_instance_local_bundles_and_uploads() {
             "--local",
             "--only",
             "us-east-1-1404-hvm,us-east-1-1204-pv",
+            "--branch",
+            "2.6-next",
         ])
         .ok();
     let id = run_id(&run);
     let rec = record(&repo, &run);
+    // `--branch` bakes that branch, with the version of `ds0_utils.py`.
+    assert_eq!(rec["branch"], "2.6-next");
+    assert!(run.stdout.contains("branch 2.6-next"), "{}", run.stdout);
+    let report: Value = serde_json::from_str(
+        &repo.read(&format!("build/runs/{id}/reports/us-east-1-1204-pv.json")),
+    )
+    .unwrap();
+    assert_eq!(report["branch"], "2.6-next");
+    assert_eq!(report["version"], "2.6.3");
     assert_eq!(rec["builders"].as_object().unwrap().len(), 2);
     assert_eq!(rec["builders"]["us-east-1-1404-hvm"]["state"], "succeeded");
     let bundle = rec["builders"]["us-east-1-1404-hvm"]["bundle"]
@@ -441,6 +452,15 @@ fn preflight_refusals_launch_nothing() {
         ],
     );
     assert!(!run.all().contains("real/looking/secret"));
+    // `--private`: the plan says so, from the template it would run.
+    repo.xtask(&["publish", "--private", "--local"]).fails(
+        2,
+        &[
+            "images will be PRIVATE (ami_groups empty",
+            "`ami_ids.json` is left alone",
+            "publishing needs confirmation",
+        ],
+    );
     // No packer on PATH.
     repo.command_in(".", &["test-ebs", "--local"])
         .env("PATH", "/nonexistent")

@@ -159,6 +159,17 @@ fn dry_run_prints_the_plan_and_changes_no_byte_and_no_ref() {
         &["release", "2.6.4", "--dry-run", "--local", "--push"][..],
         &["release", "2.6.4-beta1", "--dry-run", "--local"][..],
         &["tag", "2.6.3", "--dry-run"][..],
+        // The publish options of `publish`, and Packer's after `--`, are accepted too.
+        &[
+            "release",
+            "2.6.4",
+            "--dry-run",
+            "--local",
+            "--no-parallel",
+            "--debug",
+            "--",
+            "-on-error=abort",
+        ][..],
     ] {
         let run = repo.xtask(args).ok();
         assert!(
