@@ -203,9 +203,18 @@ mod tests {
                 {
                     let text = std::fs::read_to_string(&path).unwrap();
                     for (index, line) in text.lines().enumerate() {
-                        if ["from_str", "from_slice", "from_reader"]
+                        // Split so that this test does not find itself.
+                        let direct = [
+                            ("serde_json::", "from_str"),
+                            ("serde_json::", "from_slice"),
+                            ("serde_json::", "from_reader"),
+                            ("Deserializer::", "from_"),
+                            (".parse::<Value>", "()"),
+                            (".parse::<serde_json::Value>", "()"),
+                        ];
+                        if direct
                             .iter()
-                            .any(|f| line.contains(&format!("serde_json::{f}")))
+                            .any(|(a, b)| line.contains(&format!("{a}{b}")))
                         {
                             offenders.push(format!("{}:{}", path.display(), index + 1));
                         }
