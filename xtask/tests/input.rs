@@ -149,6 +149,7 @@ fn a_key_twice_in_any_json_is_refused_naming_it() {
 #[test]
 fn local_json_errors_never_echo_a_secret() {
     let repo = Repo::new("local-json");
+    repo.git_init("2.6");
     let cases = [
         // A bare string: serde's own message would quote it.
         (
@@ -186,7 +187,12 @@ fn local_json_errors_never_echo_a_secret() {
     for (text, needle) in &cases {
         repo.write("build/local.json", text);
         let before = repo.snapshot();
-        for args in [&["test-ebs"][..], &["cleanup", "--kind", "test-ebs"][..]] {
+        for args in [
+            &["test-ebs"][..],
+            &["publish", "--yes"][..],
+            &["cleanup", "--kind", "test-ebs"][..],
+            &["release", "2.6.4", "--dry-run"][..],
+        ] {
             let run = repo.xtask(args).fails(2, &["`build/local.json`", needle]);
             assert_no_secret(&run);
             assert_clean_refusal(&run);
@@ -469,4 +475,29 @@ fn a_release_commits_the_target_of_a_symlinked_file() {
     assert!(committed.contains("2.6.9"), "{committed}");
     let status = common::git_in(&clone, &repo.home(), &["status", "--porcelain"]);
     assert_eq!(status, "", "the release left changes out of its commit");
+}
+
+#[test]
+fn an_error_that_quotes_a_known_secret_masks_it() {
+    let repo = Repo::new("mask-errors");
+    // A secret from the environment, quoted back in a file name.
+    let run = repo
+        .command_in(".", &["ami-ids", &format!("{SECRET}.log")])
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .run();
+    assert_eq!(run.code, 2, "{run:#?}");
+    assert!(
+        run.stderr.contains("cannot open `<sensitive>.log`"),
+        "{run:#?}"
+    );
+    assert_no_secret(&run);
+    // A key of `build/local.json`, typed where a version belongs.
+    repo.write(
+        "build/local.json",
+        &format!("{{\"aws_access_key\": \"{ACCESS}\", \"aws_secret_key\": \"{SECRET}\"}}"),
+    );
+    let run = repo
+        .xtask(&["set-version", ACCESS])
+        .fails(2, &["`<sensitive>` is not a semantic version"]);
+    assert_no_secret(&run);
 }
