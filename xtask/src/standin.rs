@@ -120,7 +120,7 @@ impl Standin {
         match Standin::running(root) {
             Some(standin) => {
                 eprintln!(
-                    "local: using the running stand-in (EC2/S3 at {}, SSH on port {})",
+                    "local: using the running stand-in\n  EC2/S3 at {}, SSH on port {}",
                     standin.endpoint(),
                     standin.ssh_port
                 );
@@ -129,7 +129,7 @@ impl Standin {
             None => {
                 let standin = Standin::start(sh, root, matrix, false)?;
                 eprintln!(
-                    "local: started a stand-in for this command (EC2/S3 at {}, SSH on port {})",
+                    "local: started a stand-in for this command\n  EC2/S3 at {}, SSH on port {}",
                     standin.endpoint(),
                     standin.ssh_port
                 );

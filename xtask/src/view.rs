@@ -1,5 +1,8 @@
-//! The live view of a build: one line per builder on a terminal, plain lines otherwise, and the
-//! summary table at the end.
+//! The live view of a build. On a terminal: a header line (done / failed / running / waiting,
+//! elapsed) and as many builder lines as fit the terminal, redrawn in place; the size is asked
+//! of the terminal at every redraw, so a resize is picked up by the next one. Otherwise: one
+//! line per builder state change (started, finished, failed). Packer's full output is in the
+//! run folder either way.
 
 use crate::core::packer_log::{Event, Outcome, Record, Tracker};
 use std::collections::BTreeMap;
@@ -10,9 +13,38 @@ pub struct View {
     terminal: bool,
     order: Vec<String>,
     started: Instant,
+    /// When Packer first said something about a builder: the others are still waiting.
+    seen: BTreeMap<String, Duration>,
     ended: BTreeMap<String, Duration>,
+    /// Lines of the last frame, and the terminal size it was drawn for.
     drawn: usize,
+    drawn_size: Option<Size>,
     last_draw: Option<Instant>,
+}
+
+/// A terminal size in columns and rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size {
+    pub cols: usize,
+    pub rows: usize,
+}
+
+/// Where a builder is, in the order the view lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Group {
+    Failed,
+    Running,
+    Waiting,
+    Done,
+}
+
+/// One builder as the view shows it.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub group: Group,
+    pub name: String,
+    pub elapsed: Duration,
+    pub text: String,
 }
 
 impl View {
@@ -21,8 +53,10 @@ impl View {
             terminal,
             order: builders,
             started: Instant::now(),
+            seen: BTreeMap::new(),
             ended: BTreeMap::new(),
             drawn: 0,
+            drawn_size: None,
             last_draw: None,
         }
     }
@@ -41,31 +75,40 @@ impl View {
 
     pub fn update(&mut self, tracker: &Tracker, events: &[Event], record: &Record) {
         let now = self.started.elapsed();
+        let mut changed = false;
         for event in events {
-            if let Event::Finished { builder } | Event::Failed { builder, .. } = event {
-                self.ended.entry(builder.clone()).or_insert(now);
+            match event {
+                Event::Step { builder, .. } => {
+                    if !self.seen.contains_key(builder) {
+                        self.seen.insert(builder.clone(), now);
+                        if !self.terminal {
+                            eprintln!("{} {builder}: started", stamp(now));
+                        }
+                    }
+                }
+                Event::Finished { builder } | Event::Failed { builder, .. } => {
+                    self.seen.entry(builder.clone()).or_insert(now);
+                    if self.ended.insert(builder.clone(), now).is_none() {
+                        changed = true;
+                        if !self.terminal {
+                            eprintln!("{} {builder}: {}", stamp(now), outcome(tracker, builder));
+                        }
+                    }
+                }
+                Event::Artifact { .. } => {}
             }
         }
         if self.terminal {
-            // Redraw at most ten times a second: 32 builders print a lot.
-            if self
-                .last_draw
-                .is_none_or(|t| t.elapsed() > Duration::from_millis(100))
+            // Redraw at most ten times a second (32 builders print a lot), and at once when a
+            // builder ends, so the counts are never behind.
+            if changed
+                || self
+                    .last_draw
+                    .is_none_or(|t| t.elapsed() > Duration::from_millis(100))
             {
                 self.draw(tracker);
             }
             return;
-        }
-        let stamp = format!("[{:>4}s]", now.as_secs());
-        for event in events {
-            match event {
-                Event::Step { builder, step } => eprintln!("{stamp} {builder}: {step}"),
-                Event::Finished { builder } => eprintln!("{stamp} {builder}: finished"),
-                Event::Failed { builder, error } => {
-                    eprintln!("{stamp} {builder}: FAILED: {}", first_line(error))
-                }
-                Event::Artifact { .. } => {}
-            }
         }
         // Packer's pause prompt in `-debug` mode is a plain ui line; show it.
         if events.is_empty()
@@ -87,49 +130,266 @@ impl View {
 
     fn clear(&mut self) {
         if self.terminal && self.drawn > 0 {
-            eprint!("\x1b[{}A\x1b[J", self.drawn);
+            eprint!("\r\x1b[{}A\x1b[J", self.drawn);
             self.drawn = 0;
         }
     }
 
+    fn rows(&self, tracker: &Tracker) -> Vec<Row> {
+        let now = self.started.elapsed();
+        self.order
+            .iter()
+            .map(|name| {
+                let state = tracker.builders.get(name);
+                let begun = self.seen.get(name).copied().unwrap_or(now);
+                let elapsed = self.ended.get(name).copied().unwrap_or(now).saturating_sub(begun);
+                let (group, text) = match state.map(|s| &s.outcome) {
+                    Some(Outcome::Succeeded) => (Group::Done, "finished".to_string()),
+                    Some(Outcome::Failed { error }) => (Group::Failed, first_line(error).into()),
+                    Some(Outcome::AlreadyExists { ami, .. }) => {
+                        (Group::Failed, format!("AMI name already used by {ami}"))
+                    }
+                    _ if !self.seen.contains_key(name) => (Group::Waiting, "waiting".to_string()),
+                    _ => (
+                        Group::Running,
+                        state.map_or(String::new(), |s| s.step.clone()),
+                    ),
+                };
+                Row {
+                    group,
+                    name: name.clone(),
+                    elapsed,
+                    text,
+                }
+            })
+            .collect()
+    }
+
     fn draw(&mut self, tracker: &Tracker) {
+        let size = terminal_size();
+        let lines = frame(&self.rows(tracker), self.started.elapsed(), size);
         let mut out = String::new();
         if self.drawn > 0 {
-            out.push_str(&format!("\x1b[{}A", self.drawn));
+            if self.drawn_size == Some(size) {
+                out.push_str(&format!("\r\x1b[{}A", self.drawn));
+            } else {
+                // The terminal was resized: it may have rewrapped or scrolled the last frame,
+                // so counting lines up is no longer exact. Start again from the top.
+                out.push_str("\x1b[H\x1b[2J");
+            }
         }
-        let width = self.order.iter().map(String::len).max().unwrap_or(0);
-        let now = self.started.elapsed();
-        for name in &self.order {
-            let state = tracker.builders.get(name);
-            let elapsed = self.ended.get(name).copied().unwrap_or(now);
-            let (mark, text) = match state.map(|s| &s.outcome) {
-                Some(Outcome::Succeeded) => ("done", "finished".to_string()),
-                Some(Outcome::Failed { error }) => ("FAIL", first_line(error).to_string()),
-                Some(Outcome::AlreadyExists { ami, .. }) => {
-                    ("FAIL", format!("AMI name already used by {ami}"))
-                }
-                _ => (
-                    "....",
-                    state.map_or("waiting".to_string(), |s| s.step.clone()),
-                ),
-            };
-            let line = format!(
-                "{mark} {name:<width$} {:>2}:{:02}  {text}",
-                elapsed.as_secs() / 60,
-                elapsed.as_secs() % 60
-            );
+        for line in &lines {
             out.push_str("\x1b[2K");
-            out.push_str(&line.chars().take(160).collect::<String>());
+            out.push_str(line);
             out.push('\n');
         }
+        // Whatever a longer earlier frame left below goes.
+        out.push_str("\x1b[J");
         let mut stderr = std::io::stderr().lock();
         let _ = stderr.write_all(out.as_bytes());
         let _ = stderr.flush();
-        self.drawn = self.order.len();
+        self.drawn = lines.len();
+        self.drawn_size = Some(size);
         self.last_draw = Some(Instant::now());
+    }
+}
+
+/// The frame for a terminal of `size`: a header line, then failed, running and waiting
+/// builders (finished ones last, when there is room), each line cut to the width; when not all
+/// fit, the last line counts the rest. Leaves the terminal's last row for the cursor.
+pub fn frame(rows: &[Row], elapsed: Duration, size: Size) -> Vec<String> {
+    let width = size.cols.saturating_sub(1).max(10);
+    let room = size.rows.saturating_sub(1).max(1);
+    let count = |group| rows.iter().filter(|r| r.group == group).count();
+    let header = format!(
+        "{} done, {} failed, {} running, {} waiting  [{}]",
+        count(Group::Done),
+        count(Group::Failed),
+        count(Group::Running),
+        count(Group::Waiting),
+        clock(elapsed)
+    );
+    let mut lines = vec![cut(&header, width)];
+    let mut sorted: Vec<&Row> = rows.iter().collect();
+    sorted.sort_by_key(|r| r.group);
+    let builder_room = room - 1;
+    let shown = if sorted.len() <= builder_room {
+        sorted.len()
+    } else {
+        builder_room.saturating_sub(1)
+    };
+    let name_width = rows.iter().map(|r| r.name.len()).max().unwrap_or(0);
+    for row in &sorted[..shown] {
+        let mark = match row.group {
+            Group::Failed => "FAIL",
+            Group::Running => "....",
+            Group::Waiting => "    ",
+            Group::Done => "done",
+        };
+        let line = format!(
+            "{mark} {:<name_width$} {:>5}  {}",
+            row.name,
+            clock(row.elapsed),
+            row.text
+        );
+        lines.push(cut(&line, width));
+    }
+    if shown < sorted.len() && builder_room > 0 {
+        let rest = &sorted[shown..];
+        let mut parts = Vec::new();
+        for (group, word) in [
+            (Group::Failed, "failed"),
+            (Group::Running, "running"),
+            (Group::Waiting, "waiting"),
+            (Group::Done, "done"),
+        ] {
+            let n = rest.iter().filter(|r| r.group == group).count();
+            if n > 0 {
+                parts.push(format!("{n} {word}"));
+            }
+        }
+        let line = format!("     ... {} more: {}", rest.len(), parts.join(", "));
+        lines.push(cut(&line, width));
+    }
+    lines
+}
+
+/// At most `width` characters, with control characters (tabs, escapes) made spaces so a line
+/// never moves the cursor.
+fn cut(text: &str, width: usize) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(width)
+        .collect::<String>()
+        .trim_end()
+        .to_string()
+}
+
+fn clock(elapsed: Duration) -> String {
+    format!("{}:{:02}", elapsed.as_secs() / 60, elapsed.as_secs() % 60)
+}
+
+fn stamp(elapsed: Duration) -> String {
+    format!("[{:>4}s]", elapsed.as_secs())
+}
+
+/// How a builder ended, for the one-line-per-change form.
+fn outcome(tracker: &Tracker, builder: &str) -> String {
+    let Some(state) = tracker.builders.get(builder) else {
+        return "ended".into();
+    };
+    match &state.outcome {
+        Outcome::Succeeded => {
+            let amis: Vec<String> = state
+                .amis
+                .iter()
+                .map(|a| format!("{}:{}", a.region, a.id))
+                .collect();
+            format!("finished {}", amis.join(" "))
+        }
+        Outcome::Failed { error } => format!("FAILED: {}", first_line(error)),
+        Outcome::AlreadyExists { ami, .. } => format!("FAILED: AMI name already used by {ami}"),
+        Outcome::Running => "ended".into(),
+    }
+}
+
+/// The size of the terminal on stderr (where the view is drawn); `COLUMNS`/`LINES`, then 80x24,
+/// when it cannot be asked.
+fn terminal_size() -> Size {
+    // SAFETY: TIOCGWINSZ fills a `winsize` and touches nothing else; a zeroed `winsize` is valid.
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    let asked = unsafe { libc::ioctl(libc::STDERR_FILENO, libc::TIOCGWINSZ, &mut ws) } == 0;
+    if asked && ws.ws_col > 0 && ws.ws_row > 0 {
+        return Size {
+            cols: ws.ws_col.into(),
+            rows: ws.ws_row.into(),
+        };
+    }
+    let env = |name: &str, default| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|&n: &usize| n > 0)
+            .unwrap_or(default)
+    };
+    Size {
+        cols: env("COLUMNS", 80),
+        rows: env("LINES", 24),
     }
 }
 
 pub fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or("")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(groups: &[(Group, usize)]) -> Vec<Row> {
+        let mut rows = Vec::new();
+        for &(group, n) in groups {
+            for i in 0..n {
+                rows.push(Row {
+                    group,
+                    name: format!("ap-southeast-{i}-1404-hvm"),
+                    elapsed: Duration::from_secs(75),
+                    text: "Waiting for SSH to become available... and a very long step text that goes on and on".into(),
+                });
+            }
+        }
+        rows
+    }
+
+    #[test]
+    fn a_frame_fits_80x24_and_lists_failed_and_running_first() {
+        let rows = rows(&[
+            (Group::Done, 10),
+            (Group::Running, 18),
+            (Group::Failed, 2),
+            (Group::Waiting, 2),
+        ]);
+        let size = Size { cols: 80, rows: 24 };
+        let lines = frame(&rows, Duration::from_secs(62), size);
+        assert_eq!(lines.len(), 23, "{lines:#?}");
+        assert!(lines.iter().all(|l| l.chars().count() < 80), "{lines:#?}");
+        assert_eq!(lines[0], "10 done, 2 failed, 18 running, 2 waiting  [1:02]");
+        assert!(lines[1].starts_with("FAIL ") && lines[2].starts_with("FAIL "));
+        assert!(
+            lines[3..21].iter().all(|l| l.starts_with("....")),
+            "{lines:#?}"
+        );
+        assert_eq!(lines[22], "     ... 11 more: 1 waiting, 10 done");
+    }
+
+    #[test]
+    fn small_and_roomy_terminals() {
+        let rows = rows(&[(Group::Done, 3), (Group::Running, 2)]);
+        let roomy = frame(
+            &rows,
+            Duration::ZERO,
+            Size {
+                cols: 200,
+                rows: 50,
+            },
+        );
+        assert_eq!(roomy.len(), 6);
+        assert!(
+            roomy[5].starts_with("done"),
+            "finished ones last: {roomy:#?}"
+        );
+        let tiny = frame(&rows, Duration::ZERO, Size { cols: 20, rows: 4 });
+        assert_eq!(tiny.len(), 3, "{tiny:#?}");
+        assert!(tiny.iter().all(|l| l.chars().count() < 20), "{tiny:#?}");
+        assert!(tiny[2].starts_with("     ... 4 more"), "{tiny:#?}");
+        assert_eq!(
+            frame(&rows, Duration::ZERO, Size { cols: 80, rows: 1 }).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn control_characters_never_reach_the_terminal() {
+        assert_eq!(cut("a\tb\x1b[2Jc", 80), "a b [2Jc");
+    }
 }

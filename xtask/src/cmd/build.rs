@@ -175,7 +175,7 @@ pub fn run(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Fin
             .insert(planned.name.clone(), BuilderRecord::pending(planned));
     }
     record.save(sh)?;
-    eprintln!("run `{run_id}`: logs and record in `{}/`", record.dir());
+    eprintln!("run `{run_id}`\n  logs and record in `{}/`", record.dir());
     let only = if flags.only.is_empty() {
         Vec::new()
     } else {
@@ -508,8 +508,11 @@ fn finish(sh: &Shell, record: RunRecord, kind: Kind, options: &Options) -> Resul
             );
         } else {
             let changes = cmd::ami_ids::merge_into(sh, path, &record.amis())?;
+            if !changes.is_empty() {
+                println!("`{path}`:");
+            }
             for change in &changes {
-                println!("{path}: {change}");
+                println!("  {change}");
             }
         }
     }
@@ -563,19 +566,20 @@ fn summary(record: &RunRecord, kind: Kind, options: &Options, standin_kept: bool
         out.push_str(&format!("{name:<width$}  {state:<11}  {detail}\n"));
     }
     let failed = record.unfinished();
+    // Short lines: the summary stays readable in an 80-column terminal.
     out.push_str(&format!(
-        "\n{} run `{}` ({}{}, branch {}): {} of {} builders succeeded\n",
+        "\n{} run `{}`: {} of {} builders succeeded\n  version {}, branch {}{}\n",
         record.kind,
         record.run_id,
-        record.version,
-        if record.local { ", local stand-in" } else { "" },
-        record.branch,
         record.builders.len() - failed.len(),
-        record.builders.len()
+        record.builders.len(),
+        record.version,
+        record.branch,
+        if record.local { ", local stand-in" } else { "" },
     ));
     if let Some(attempt) = record.attempts.last() {
         out.push_str(&format!(
-            "full output (secrets masked): {}\n",
+            "full output (secrets masked):\n  {}\n",
             attempt.output_log
         ));
     }
@@ -585,7 +589,7 @@ fn summary(record: &RunRecord, kind: Kind, options: &Options, standin_kept: bool
         .filter(|p| p.starts_with(runs::RUNS_DIR))
     {
         out.push_str(&format!(
-            "local rehearsal: AMIs merged into `{path}`; the real `{REGISTRY_PATH}` was not touched\n"
+            "local run: the real `{REGISTRY_PATH}` was not touched; AMIs merged into\n  {path}\n"
         ));
     }
     if kind.is_test() && failed.len() < record.builders.len() {
@@ -689,17 +693,19 @@ fn plan_text(
     } else {
         "AWS (this costs money)"
     };
+    let regions_text = regions
+        .iter()
+        .map(|(r, n)| format!("{r} ({n})"))
+        .collect::<Vec<_>>();
+    // Short lines: the plan stays readable in an 80-column terminal, also indented in a release.
     let mut out = format!(
-        "plan: {kind} build of ComboAMI {version} (branch {branch}) against {target}\n  \
-         launches {} {launch_size} instance(s) in {} region(s): {}\n  \
+        "plan: {kind} build of ComboAMI {version} (branch {branch})\n  \
+         against {target}\n  \
+         launches {} {launch_size} instance(s) in {} region(s):\n{}  \
          images will be {}\n",
         plan.builders.len(),
         regions.len(),
-        regions
-            .iter()
-            .map(|(r, n)| format!("{r} ({n})"))
-            .collect::<Vec<_>>()
-            .join(", "),
+        wrap_list(&regions_text, 60, "    "),
         match (public, kind) {
             (true, _) => "PUBLIC (ami_groups: all)",
             (false, Kind::Official) if matrix.settings.public => {
@@ -719,6 +725,27 @@ fn plan_text(
         None => out.push_str("  AMIs are listed, not added to the registry\n"),
     }
     out
+}
+
+/// `items` joined with ", " into lines of at most `width` characters (an item longer than that
+/// gets a line of its own), each line indented and ended.
+fn wrap_list(items: &[String], width: usize, indent: &str) -> String {
+    let mut lines: Vec<String> = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        let item = if index + 1 < items.len() {
+            format!("{item},")
+        } else {
+            item.clone()
+        };
+        match lines.last_mut() {
+            Some(line) if line.len() + 1 + item.len() <= width => {
+                line.push(' ');
+                line.push_str(&item);
+            }
+            _ => lines.push(item),
+        }
+    }
+    lines.iter().map(|l| format!("{indent}{l}\n")).collect()
 }
 
 /// The scratch registry of a local publish, in its run folder.
