@@ -28,6 +28,7 @@ mod interrupt;
 mod output;
 mod packer;
 mod project;
+mod report;
 mod runs;
 mod signing;
 mod simulated;
@@ -136,6 +137,10 @@ enum Command {
         /// Options passed on to `packer build` (after `--`).
         #[arg(last = true, value_name = "PACKER_ARGS")]
         packer_args: Vec<String>,
+        /// Print the end-of-run summary as one JSON document on stdout (everything else goes
+        /// to stderr).
+        #[arg(long)]
+        json: bool,
     },
     /// Tag the current commit `release/VERSION` (or `candidate/VERSION`) for images built another way.
     Tag {
@@ -174,6 +179,10 @@ enum Command {
         /// Clean up the local stand-in kept by `cargo xtask local up`.
         #[arg(long)]
         local: bool,
+        /// Print what was found (and deleted) as one JSON document on stdout (everything else
+        /// goes to stderr).
+        #[arg(long)]
+        json: bool,
     },
     /// Keep a local AWS stand-in running across commands: `up`, `down` or `status`.
     Local {
@@ -232,6 +241,10 @@ struct TestArgs {
     /// Run against the local AWS stand-in: no account, no cost.
     #[arg(long)]
     local: bool,
+    /// Print the end-of-run summary as one JSON document on stdout (the live view and
+    /// everything else go to stderr).
+    #[arg(long)]
+    json: bool,
     /// Options passed on to `packer build` (after `--`).
     #[arg(last = true, value_name = "PACKER_ARGS")]
     packer_args: Vec<String>,
@@ -264,6 +277,7 @@ impl TestArgs {
             only: self.only,
             local: self.local,
             packer_args: self.packer_args,
+            json: self.json,
             ..Default::default()
         }
     }
@@ -292,20 +306,58 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let name = command.name();
+    report::set_json(command.json());
     let result = dispatch(&sh, command);
     // Errors may quote files and answers: mask every secret the tool knows of before printing.
     let masker = credentials::masker_for_messages(&sh.current_dir());
     match result {
-        Ok(code) => match output::stdout_failure() {
-            None => code,
-            Some(failure) => {
-                eprintln!("error: cannot write the output: {}", masker.mask(&failure));
-                ExitCode::from(1)
+        Ok(code) => {
+            report::document(serde_json::json!({"command": name, "ok": true}));
+            match output::stdout_failure() {
+                None => code,
+                Some(failure) => {
+                    eprintln!("error: cannot write the output: {}", masker.mask(&failure));
+                    ExitCode::from(1)
+                }
             }
-        },
+        }
         Err(e) => {
+            let code = cmd::exit_code(&e);
             eprint!("{}", masker.mask(&cmd::render_error(&e)));
-            ExitCode::from(cmd::exit_code(&e))
+            let document = cmd::error_document(name, &e, code).to_string();
+            report::document(serde_json::from_str(&masker.mask(&document)).unwrap_or_default());
+            ExitCode::from(code)
+        }
+    }
+}
+
+impl Command {
+    /// The command's name as typed.
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Config { .. } => "config",
+            Command::SetVersion { .. } => "set-version",
+            Command::AmiIds { .. } => "ami-ids",
+            Command::TestEbs(_) => "test-ebs",
+            Command::TestInstance(_) => "test-instance",
+            Command::Publish { .. } => "publish",
+            Command::Release { .. } => "release",
+            Command::Tag { .. } => "tag",
+            Command::Cleanup { .. } => "cleanup",
+            Command::Local { .. } => "local",
+            Command::Doctor { .. } => "doctor",
+            Command::Help => "help",
+        }
+    }
+
+    /// `--json`: the command's report is one JSON document on stdout.
+    fn json(&self) -> bool {
+        match self {
+            Command::TestEbs(args) | Command::TestInstance(args) => args.json,
+            Command::Publish { common, .. } => common.json,
+            Command::Release { json, .. } | Command::Cleanup { json, .. } => *json,
+            _ => false,
         }
     }
 }
@@ -355,6 +407,7 @@ fn dispatch(sh: &xshell::Shell, command: Command) -> anyhow::Result<ExitCode> {
             no_parallel,
             debug,
             packer_args,
+            json: _,
         } => cmd::release::run(
             sh,
             &root,
@@ -396,6 +449,7 @@ fn dispatch(sh: &xshell::Shell, command: Command) -> anyhow::Result<ExitCode> {
             region,
             execute,
             local,
+            json: _,
         } => cmd::cleanup::run(
             sh,
             &root,

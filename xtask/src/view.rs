@@ -142,7 +142,12 @@ impl View {
             .map(|name| {
                 let state = tracker.builders.get(name);
                 let begun = self.seen.get(name).copied().unwrap_or(now);
-                let elapsed = self.ended.get(name).copied().unwrap_or(now).saturating_sub(begun);
+                let elapsed = self
+                    .ended
+                    .get(name)
+                    .copied()
+                    .unwrap_or(now)
+                    .saturating_sub(begun);
                 let (group, text) = match state.map(|s| &s.outcome) {
                     Some(Outcome::Succeeded) => (Group::Done, "finished".to_string()),
                     Some(Outcome::Failed { error }) => (Group::Failed, first_line(error).into()),
@@ -279,14 +284,8 @@ fn outcome(tracker: &Tracker, builder: &str) -> String {
         return "ended".into();
     };
     match &state.outcome {
-        Outcome::Succeeded => {
-            let amis: Vec<String> = state
-                .amis
-                .iter()
-                .map(|a| format!("{}:{}", a.region, a.id))
-                .collect();
-            format!("finished {}", amis.join(" "))
-        }
+        // Packer reports the AMIs after every build ended: the summary lists them.
+        Outcome::Succeeded => "finished".into(),
         Outcome::Failed { error } => format!("FAILED: {}", first_line(error)),
         Outcome::AlreadyExists { ami, .. } => format!("FAILED: AMI name already used by {ami}"),
         Outcome::Running => "ended".into(),

@@ -75,6 +75,27 @@ fn test_ebs_local_runs_the_real_provisioning_and_checks_its_reports() {
         assert_eq!(b["comboami_commit"], report["comboami_commit"], "{name}");
     }
     assert!(run.stdout.contains("4 of 4 builders succeeded"));
+    // Without a terminal: one line per builder state change, not one per Packer message.
+    let changes: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("[")).collect();
+    assert_eq!(changes.len(), 8, "{}", run.stderr);
+    for name in builders.keys() {
+        assert!(
+            run.stderr.contains(&format!("s] {name}: started")),
+            "{}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains(&format!("s] {name}: finished\n")),
+            "{}",
+            run.stderr
+        );
+    }
+    assert!(
+        run.stdout
+            .contains("test AMIs lived in this command's own stand-in and are gone with it"),
+        "{}",
+        run.stdout
+    );
 
     // The real build/provision.sh made a 2.6 image of the simulated root of an HVM 14.04 builder.
     let hvm = "us-east-1-1404-hvm";

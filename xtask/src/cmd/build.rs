@@ -11,7 +11,7 @@ use crate::runs::{self, Attempt, BuilderRecord, BuilderState, RunRecord};
 use crate::simulated::World;
 use crate::standin::Standin;
 use crate::view::{self, View};
-use crate::{cmd, interrupt, project};
+use crate::{cmd, interrupt, project, report};
 use anyhow::{bail, Context, Result};
 use std::io::IsTerminal;
 use std::path::Path;
@@ -32,6 +32,8 @@ pub struct Flags {
     /// `Some(None)`: the latest run; `Some(Some(id))`: that run.
     pub resume: Option<Option<String>>,
     pub packer_args: Vec<String>,
+    /// `--json`: the summary is also the run's JSON document on stdout.
+    pub json: bool,
 }
 
 /// What `release` decides for the publish it drives, on top of the flags: a user's publish
@@ -501,18 +503,19 @@ fn check_reports(
 /// Merges (publish), prints the summary, and turns failures into exit status 1.
 fn finish(sh: &Shell, record: RunRecord, kind: Kind, options: &Options) -> Result<Finished> {
     let interrupted = record.attempts.last().is_some_and(|a| a.interrupted);
+    let mut changes = Vec::new();
     if let Some(path) = &record.registry {
         if interrupted {
             eprintln!(
                 "interrupted: `{path}` was left as it was; resume to build the rest and merge"
             );
         } else {
-            let changes = cmd::ami_ids::merge_into(sh, path, &record.amis())?;
+            changes = cmd::ami_ids::merge_into(sh, path, &record.amis())?;
             if !changes.is_empty() {
-                println!("`{path}`:");
+                report::say(format!("`{path}`:"));
             }
             for change in &changes {
-                println!("  {change}");
+                report::say(format!("  {change}"));
             }
         }
     }
@@ -522,7 +525,22 @@ fn finish(sh: &Shell, record: RunRecord, kind: Kind, options: &Options) -> Resul
         .and_then(|r| r.standin_root.clone())
         .unwrap_or_else(|| sh.current_dir());
     let standin_kept = record.local && Standin::running(&standin_root).is_some();
-    print!("{}", summary(&record, kind, options, standin_kept));
+    report::say(summary(&record, kind, options, standin_kept).trim_end());
+    if options.flags.json && options.release.is_none() {
+        report::document(serde_json::json!({
+            "command": command_name(kind),
+            "ok": record.unfinished().is_empty(),
+            "run_id": record.run_id,
+            "run_folder": record.dir(),
+            "succeeded": record.builders.len() - record.unfinished().len(),
+            "failed": record.unfinished(),
+            "amis": record.amis(),
+            "registry": record.registry,
+            "registry_changes": changes.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "retry": retry_command(&record, kind, options),
+            "run": record,
+        }));
+    }
     if record.unfinished().is_empty() {
         Ok(Finished { record })
     } else {
@@ -610,20 +628,34 @@ fn summary(record: &RunRecord, kind: Kind, options: &Options, standin_kept: bool
                 .to_string(),
         });
     }
-    if !failed.is_empty() {
-        let local = if record.local { " --local" } else { "" };
-        let retry = match (&options.release, kind) {
-            (Some(release), _) => release.resume_command.clone(),
-            (None, Kind::Official) => {
-                format!("cargo xtask publish --resume {}{local}", record.run_id)
-            }
-            (None, _) => format!("cargo xtask {kind} --only {}{local}", failed.join(",")),
-        };
+    if let Some(retry) = retry_command(record, kind, options) {
         out.push_str(&format!(
             "retry only the builders that did not succeed:\n  {retry}\n"
         ));
     }
     out
+}
+
+/// The command that builds this kind.
+fn command_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Official => "publish",
+        other => other.as_str(),
+    }
+}
+
+/// The command that builds what did not succeed, if anything did not.
+fn retry_command(record: &RunRecord, kind: Kind, options: &Options) -> Option<String> {
+    let failed = record.unfinished();
+    if failed.is_empty() {
+        return None;
+    }
+    let local = if record.local { " --local" } else { "" };
+    Some(match (&options.release, kind) {
+        (Some(release), _) => release.resume_command.clone(),
+        (None, Kind::Official) => format!("cargo xtask publish --resume {}{local}", record.run_id),
+        (None, _) => format!("cargo xtask {kind} --only {}{local}", failed.join(",")),
+    })
 }
 
 /// The plan a build of `version` would show, without reading credentials or starting anything

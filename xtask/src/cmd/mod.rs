@@ -78,20 +78,54 @@ impl<T, E: Into<anyhow::Error>> FixContext<T> for std::result::Result<T, E> {
     }
 }
 
-/// An error as the user reads it: what failed on the first line, each cause on its own
-/// indented line, the fix (if any) last.
-pub fn render_error(error: &anyhow::Error) -> String {
-    let mut lines: Vec<String> = Vec::new();
+/// An error taken apart: what failed, its causes (outermost first) and the fixes.
+struct Parts {
+    what: String,
+    causes: Vec<String>,
+    fixes: Vec<String>,
+}
+
+fn parts(error: &anyhow::Error) -> Parts {
+    let mut messages = Vec::new();
     let mut fixes = Vec::new();
     for (index, cause) in error.chain().enumerate() {
         if let Some(fixable) = cause.downcast_ref::<Fixable>() {
             fixes.push(fixable.fix.clone());
         }
-        let text = cause.to_string();
         // Markers such as `BuildsFailed` only carry the exit code when a message says more.
         if index > 0 && (cause.is::<BuildsFailed>() || cause.is::<PartlyFailed>()) {
             continue;
         }
+        messages.push(cause.to_string());
+    }
+    let what = messages.remove(0);
+    Parts {
+        what,
+        causes: messages,
+        fixes,
+    }
+}
+
+/// The JSON document of a command that failed (`--json`).
+pub fn error_document(command: &str, error: &anyhow::Error, exit_code: u8) -> serde_json::Value {
+    let parts = parts(error);
+    serde_json::json!({
+        "command": command,
+        "ok": false,
+        "exit_code": exit_code,
+        "error": parts.what,
+        "causes": parts.causes,
+        "fixes": parts.fixes,
+    })
+}
+
+/// An error as the user reads it: what failed on the first line, each cause on its own
+/// indented line, the fix (if any) last.
+pub fn render_error(error: &anyhow::Error) -> String {
+    let parts = parts(error);
+    let mut lines: Vec<String> = Vec::new();
+    let messages = std::iter::once(&parts.what).chain(&parts.causes);
+    for (index, text) in messages.enumerate() {
         let mut text_lines = text.lines();
         let first = text_lines.next().unwrap_or("");
         lines.push(if index == 0 {
@@ -104,7 +138,7 @@ pub fn render_error(error: &anyhow::Error) -> String {
             lines.push(format!("    {more}"));
         }
     }
-    for fix in fixes {
+    for fix in &parts.fixes {
         lines.push(format!("fix: {fix}"));
     }
     lines.join("\n") + "\n"

@@ -42,7 +42,7 @@ pub fn parse_line(line: &str) -> Option<Record> {
 }
 
 /// An AMI that a builder produced, with what the registry needs to file it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 pub struct Ami {
     pub builder: String,
     pub region: String,

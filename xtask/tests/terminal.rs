@@ -1,0 +1,198 @@
+//! Issue 13: the live view in a real terminal (tmux at 80x24, resized while it runs), and
+//! `--json`: one local publish of all 32 builders serves both.
+
+mod common;
+
+use common::Repo;
+use serde_json::Value;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A tmux server of the test's own (its own socket), killed when the test ends.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn run(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("tmux runs (Debian: apt-get install tmux)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The visible screen, wrapped lines joined (so a line wider than the pane shows as one).
+    fn screen(&self) -> Vec<String> {
+        self.run(&["capture-pane", "-p", "-J", "-t", "view"])
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Everything the pane showed, scrollback included.
+    fn history(&self) -> Vec<String> {
+        self.run(&["capture-pane", "-p", "-J", "-S", "-", "-t", "view"])
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .output();
+    }
+}
+
+/// `3 done, 0 failed, 29 running, 0 waiting  [0:12]`
+fn is_header(line: &str) -> bool {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    words.len() == 9
+        && words[1] == "done,"
+        && words[3] == "failed,"
+        && words[5] == "running,"
+        && words[7] == "waiting"
+        && words[8].starts_with('[')
+        && words[8].ends_with(']')
+}
+
+fn is_builder_line(line: &str) -> bool {
+    ["FAIL ", ".... ", "done ", "     "]
+        .iter()
+        .any(|mark| line.starts_with(mark))
+}
+
+fn wider_than(lines: &[String], cols: usize) -> Vec<&String> {
+    lines.iter().filter(|l| l.chars().count() > cols).collect()
+}
+
+/// The screen right after a resize and a redraw: the view starts at the top (a header, then
+/// builder lines), fits `cols`, and nothing of the frame drawn before is left around it.
+#[track_caller]
+fn assert_clean_view(screen: &[String], cols: usize) {
+    let shown: Vec<&String> = screen.iter().filter(|l| !l.trim().is_empty()).collect();
+    assert!(wider_than(screen, cols).is_empty(), "{screen:#?}");
+    assert!(
+        is_header(&screen[0]),
+        "the view starts at the top: {screen:#?}"
+    );
+    assert_eq!(
+        shown.iter().filter(|l| is_header(l)).count(),
+        1,
+        "{screen:#?}"
+    );
+    assert!(shown[1..].iter().all(|l| is_builder_line(l)), "{screen:#?}");
+}
+
+#[test]
+fn publish_fits_an_80x24_terminal_and_json_lists_every_builder() {
+    let repo = Repo::new("terminal");
+    // The command as a user types it in the terminal, with the test's isolated environment.
+    let script = format!(
+        "cd '{root}'\n\
+         export HOME='{home}' XDG_CONFIG_HOME='{home}/.config' GIT_CONFIG_NOSYSTEM=1\n\
+         export XTASK_STANDIN_VENV='{venv}'\n\
+         unset SOURCE_DATE_EPOCH AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY\n\
+         '{bin}' publish --local --yes --json | jq . > pretty.json\n\
+         echo \"EXIT=${{PIPESTATUS[0]}} JQ=${{PIPESTATUS[1]}}\"\n\
+         sleep 600\n",
+        root = repo.root.display(),
+        home = repo.home().display(),
+        venv = common::standin_venv().display(),
+        bin = env!("CARGO_BIN_EXE_xtask"),
+    );
+    repo.write("run.sh", &script);
+    let tmux = Tmux {
+        socket: format!("xtask-test-{}", std::process::id()),
+    };
+    let run_sh = repo.path("run.sh").display().to_string();
+    tmux.run(&[
+        "new-session",
+        "-d",
+        "-x",
+        "80",
+        "-y",
+        "24",
+        "-s",
+        "view",
+        "bash",
+        &run_sh,
+    ]);
+
+    let deadline = Instant::now() + Duration::from_secs(900);
+    let mut resized = false;
+    let mut headers_seen = 0;
+    let finished = loop {
+        assert!(
+            Instant::now() < deadline,
+            "no end in sight:\n{:#?}",
+            tmux.history()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+        let screen = tmux.screen();
+        if let Some(line) = screen.iter().find(|l| l.starts_with("EXIT=")) {
+            break line.clone();
+        }
+        if !screen.iter().any(|l| is_header(l)) {
+            continue;
+        }
+        headers_seen += 1;
+        assert!(wider_than(&screen, 80).is_empty(), "{screen:#?}");
+        assert_eq!(
+            screen.iter().filter(|l| is_header(l)).count(),
+            1,
+            "{screen:#?}"
+        );
+        if !resized && screen.iter().any(|l| l.starts_with(".... ")) {
+            // Taller (the frame no longer fills the screen), narrower (the terminal rewraps
+            // the old frame's lines), shorter, then back, while builders run: each redraw
+            // starts over at the top instead of leaving pieces of the old frame.
+            resized = true;
+            for (cols, rows) in [(80, 50), (60, 50), (60, 16), (80, 24)] {
+                let (x, y) = (cols.to_string(), rows.to_string());
+                tmux.run(&["resize-window", "-t", "view", "-x", &x, "-y", &y]);
+                std::thread::sleep(Duration::from_millis(1500));
+                let screen = tmux.screen();
+                if screen.iter().any(|l| l.starts_with("EXIT=")) {
+                    break;
+                }
+                assert_eq!(screen.len(), rows);
+                assert_clean_view(&screen, cols);
+            }
+        }
+    };
+    assert!(resized && headers_seen > 0, "the view never showed");
+    assert_eq!(finished, "EXIT=0 JQ=0", "{:#?}", tmux.history());
+
+    // Everything the terminal showed fits 80 columns, and the summary is readable.
+    let history = tmux.history();
+    assert!(wider_than(&history, 80).is_empty(), "{history:#?}");
+    let text = history.join("\n");
+    assert!(text.contains("32 of 32 builders succeeded"), "{text}");
+    let table: Vec<&String> = history
+        .iter()
+        .filter(|l| l.split_whitespace().nth(1) == Some("ok"))
+        .collect();
+    assert_eq!(table.len(), 32, "{text}");
+    assert!(table.iter().all(|l| l.contains(":ami-")), "{text}");
+
+    // `--json`: one document on stdout, through jq, with every builder and its AMI.
+    let doc: Value = serde_json::from_str(&repo.read("pretty.json")).unwrap();
+    assert_eq!(doc["command"], "publish");
+    assert_eq!(doc["ok"], true);
+    let builders = doc["run"]["builders"].as_object().unwrap();
+    assert_eq!(builders.len(), 32, "{doc:#}");
+    for (name, builder) in builders {
+        let id = builder["amis"][0]["id"].as_str().unwrap_or_default();
+        assert!(id.starts_with("ami-"), "{name}: {builder}");
+        assert!(text.contains(id), "the summary on the terminal lists {id}");
+    }
+    assert_eq!(doc["amis"].as_array().unwrap().len(), 32);
+    assert_eq!(doc["failed"], serde_json::json!([]));
+    assert!(doc["registry_changes"].as_array().unwrap().len() >= 32);
+}
