@@ -325,8 +325,7 @@ fn main() -> ExitCode {
         Err(e) => {
             let code = cmd::exit_code(&e);
             eprint!("{}", masker.mask(&cmd::render_error(&e)));
-            let document = cmd::error_document(name, &e, code).to_string();
-            report::document(serde_json::from_str(&masker.mask(&document)).unwrap_or_default());
+            report::document(cmd::error_document(name, &e, code, &masker));
             ExitCode::from(code)
         }
     }

@@ -106,16 +106,24 @@ fn parts(error: &anyhow::Error) -> Parts {
     }
 }
 
-/// The JSON document of a command that failed (`--json`).
-pub fn error_document(command: &str, error: &anyhow::Error, exit_code: u8) -> serde_json::Value {
+/// The JSON document of a command that failed (`--json`), every message masked.
+pub fn error_document(
+    command: &str,
+    error: &anyhow::Error,
+    exit_code: u8,
+    masker: &crate::core::mask::Masker,
+) -> serde_json::Value {
     let parts = parts(error);
+    let masked = |texts: &[String]| -> Vec<String> {
+        texts.iter().map(|t| masker.mask(t).to_string()).collect()
+    };
     serde_json::json!({
         "command": command,
         "ok": false,
         "exit_code": exit_code,
-        "error": parts.what,
-        "causes": parts.causes,
-        "fixes": parts.fixes,
+        "error": masker.mask(&parts.what).to_string(),
+        "causes": masked(&parts.causes),
+        "fixes": masked(&parts.fixes),
     })
 }
 
