@@ -28,7 +28,6 @@ mod interrupt;
 mod output;
 mod packer;
 mod project;
-mod report;
 mod runs;
 mod signing;
 mod simulated;
@@ -307,13 +306,13 @@ fn main() -> ExitCode {
         }
     };
     let name = command.name();
-    report::set_json(command.json());
+    output::set_json(command.json());
     let result = dispatch(&sh, command);
     // Errors may quote files and answers: mask every secret the tool knows of before printing.
     let masker = credentials::masker_for_messages(&sh.current_dir());
     match result {
         Ok(code) => {
-            report::document(serde_json::json!({"command": name, "ok": true}));
+            output::document(serde_json::json!({"command": name, "ok": true}));
             match output::stdout_failure() {
                 None => code,
                 Some(failure) => {
@@ -325,7 +324,7 @@ fn main() -> ExitCode {
         Err(e) => {
             let code = cmd::exit_code(&e);
             eprint!("{}", masker.mask(&cmd::render_error(&e)));
-            report::document(cmd::error_document(name, &e, code, &masker));
+            output::document(cmd::error_document(name, &e, code, &masker));
             ExitCode::from(code)
         }
     }
@@ -353,7 +352,7 @@ impl Command {
     /// `--json`: the command's report is one JSON document on stdout.
     fn json(&self) -> bool {
         match self {
-            Command::TestEbs(args) | Command::TestInstance(args) => args.json,
+            Command::TestEbs(args) | Command::TestInstance(args) => args.common.json,
             Command::Publish { common, .. } => common.json,
             Command::Release { json, .. } | Command::Cleanup { json, .. } => *json,
             _ => false,

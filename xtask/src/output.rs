@@ -6,8 +6,9 @@
 //! command goes on to its own exit code. Any other failure to write stdout (a full disk) is kept
 //! and turned into an error at the end, since the output is then incomplete.
 
-use std::fmt::Arguments;
+use std::fmt::{Arguments, Display};
 use std::io::{ErrorKind, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 /// The first failure to write stdout that was not a closed pipe.
@@ -53,4 +54,37 @@ pub fn stdout_failure() -> Option<String> {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .clone()
+}
+
+// `--json`: a command's report for people goes to stderr, and stdout carries one JSON document
+// at the end (the run's summary, or the error), so `cargo xtask publish --json | jq .` sees only
+// the document.
+
+static JSON: AtomicBool = AtomicBool::new(false);
+static EMITTED: AtomicBool = AtomicBool::new(false);
+
+pub fn set_json(on: bool) {
+    JSON.store(on, Ordering::SeqCst);
+}
+
+pub fn json() -> bool {
+    JSON.load(Ordering::SeqCst)
+}
+
+/// A line of the report for people: stdout, or stderr when stdout carries the JSON document.
+pub fn say(text: impl Display) {
+    if json() {
+        stderr(format_args!("{text}"), true);
+    } else {
+        stdout(format_args!("{text}"), true);
+    }
+}
+
+/// The end-of-run document, with `--json`: printed once, on stdout; later ones are dropped
+/// (a release's own summary wins over the publish it drives).
+pub fn document(value: serde_json::Value) {
+    if json() && !EMITTED.swap(true, Ordering::SeqCst) {
+        let text = serde_json::to_string_pretty(&value).expect("JSON values serialize");
+        stdout(format_args!("{text}"), true);
+    }
 }

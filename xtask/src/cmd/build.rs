@@ -11,7 +11,7 @@ use crate::runs::{self, Attempt, BuilderRecord, BuilderState, RunRecord};
 use crate::simulated::World;
 use crate::standin::Standin;
 use crate::view::{self, View};
-use crate::{cmd, interrupt, project, report};
+use crate::{cmd, interrupt, output, project};
 use anyhow::{bail, Context, Result};
 use std::io::IsTerminal;
 use std::path::Path;
@@ -512,10 +512,10 @@ fn finish(sh: &Shell, record: RunRecord, kind: Kind, options: &Options) -> Resul
         } else {
             changes = cmd::ami_ids::merge_into(sh, path, &record.amis())?;
             if !changes.is_empty() {
-                report::say(format!("`{path}`:"));
+                output::say(format!("`{path}`:"));
             }
             for change in &changes {
-                report::say(format!("  {change}"));
+                output::say(format!("  {change}"));
             }
         }
     }
@@ -525,9 +525,9 @@ fn finish(sh: &Shell, record: RunRecord, kind: Kind, options: &Options) -> Resul
         .and_then(|r| r.standin_root.clone())
         .unwrap_or_else(|| sh.current_dir());
     let standin_kept = record.local && Standin::running(&standin_root).is_some();
-    report::say(summary(&record, kind, options, standin_kept).trim_end());
+    output::say(summary(&record, kind, options, standin_kept).trim_end());
     if options.flags.json && options.release.is_none() {
-        report::document(serde_json::json!({
+        output::document(serde_json::json!({
             "command": command_name(kind),
             "ok": record.unfinished().is_empty(),
             "run_id": record.run_id,
