@@ -90,9 +90,11 @@ fn test_ebs_local_runs_the_real_provisioning_and_checks_its_reports() {
             run.stderr
         );
     }
+    // The stand-in is kept by `local up`: the hint cleans it up there.
     assert!(
-        run.stdout
-            .contains("test AMIs lived in this command's own stand-in and are gone with it"),
+        run.stdout.contains(&format!(
+            "remove them with `cargo xtask cleanup --run {id} --local --execute`"
+        )),
         "{}",
         run.stdout
     );
