@@ -114,6 +114,11 @@ pub fn run(sh: &Shell, root: &Path, options: &Options) -> Result<ExitCode> {
             packages.join(" "),
             if options.real { " --real" } else { "" }
         );
+    } else if !packages.is_empty() {
+        println!(
+            "installed {}, yet the checks above still fail: is the program on PATH?",
+            packages.join(" ")
+        );
     }
     Ok(ExitCode::from(1))
 }
