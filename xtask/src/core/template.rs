@@ -471,10 +471,13 @@ fn provisioners(matrix: &Matrix, inputs: &Inputs, builders: &[Value]) -> Value {
             "script": "build/provision.sh",
             "environment_vars": environment,
             "override": overrides,
+            // The real script on this machine: without its stand-ins it would run the real
+            // apt-get and friends here, so it does not start without them.
             "execute_command": format!(
-                "chmod +x {{{{ .Path }}}}; export XTASK_STANDIN_PATH=\"$PATH\" PATH='{}':\"$PATH\"; \
-                 {{{{ .Vars }}}} sudo -E -n bash '{{{{ .Path }}}}'",
-                local.standin_bin
+                "chmod +x {{{{ .Path }}}}; [ -x '{bin}/apt-get' ] || {{ echo 'the stand-in commands \
+                 are missing from {bin}' >&2; exit 1; }}; export XTASK_STANDIN_PATH=\"$PATH\" \
+                 PATH='{bin}':\"$PATH\"; {{{{ .Vars }}}} sudo -E -n bash '{{{{ .Path }}}}'",
+                bin = local.standin_bin
             ),
         })
     };
@@ -593,6 +596,80 @@ mod tests {
                 assert_eq!(b["s3_bucket"].as_str(), planned.bundle.as_deref());
             }
         }
+    }
+
+    #[test]
+    fn local_builds_run_the_real_provisioning_and_a_wrong_version_only_where_asked() {
+        let local = Local {
+            ec2_endpoint: "http://127.0.0.1:1".into(),
+            ssh_port: 2,
+            key_pair_name: "k".into(),
+            private_key_file: "/r/id_rsa".into(),
+            work_dir: "/r/run/standin".into(),
+            image_roots: "/r/run/image-root".into(),
+            standin_bin: "/r/run/standin/bin".into(),
+            comboami_fixture: "/r/run/standin/comboami.git".into(),
+            downloads: "/r/run/standin/downloads".into(),
+            bundle_vol_script: "/r/build/local/bundle-vol.sh".into(),
+            bundle_upload_script: "/r/build/local/bundle-upload.sh".into(),
+            record_file: "/r/run/standin/record.txt".into(),
+            fail_builders: vec!["us-east-1-1204-pv".into()],
+            wrong_version_builders: vec!["us-east-1-1404-pv".into()],
+        };
+        let mut i = inputs(Kind::TestEbs);
+        i.local = Some(&local);
+        let t = generate(&matrix(), &i).unwrap();
+        let p = t["provisioners"].as_array().unwrap();
+        assert_eq!(p.len(), 3);
+        for shell in &p[..2] {
+            assert_eq!(shell["script"], "build/provision.sh");
+            let env = shell["environment_vars"].to_string();
+            assert!(
+                env.contains("IMAGE_ROOT=/r/run/image-root/{{build_name}}"),
+                "{env}"
+            );
+            assert!(
+                env.contains("XTASK_STANDIN_FAIL=us-east-1-1204-pv"),
+                "{env}"
+            );
+            assert!(shell["execute_command"]
+                .as_str()
+                .unwrap()
+                .contains("PATH='/r/run/standin/bin':"));
+            assert_eq!(
+                shell["override"]["us-east-1-1404-hvm"]["remote_folder"],
+                "/r/run/standin/us-east-1-1404-hvm/remote"
+            );
+        }
+        assert_eq!(p[0]["except"], json!(["us-east-1-1404-pv"]));
+        assert!(p[0]["environment_vars"]
+            .to_string()
+            .contains("COMBOAMI_VERSION=2.6.3\""));
+        assert_eq!(p[1]["only"], json!(["us-east-1-1404-pv"]));
+        assert!(p[1]["environment_vars"]
+            .to_string()
+            .contains("COMBOAMI_VERSION=2.6.3-wrong"));
+        assert_eq!(p[2]["direction"], "download");
+        assert_eq!(
+            p[2]["source"],
+            "/r/run/image-root/{{build_name}}/tmp/comboami-image-report.json"
+        );
+        assert_eq!(
+            p[2]["destination"],
+            "build/runs/test/reports/{{build_name}}.json"
+        );
+    }
+
+    #[test]
+    fn candidates_and_private_publishes_share_with_nobody() {
+        let mut i = inputs(Kind::Official);
+        i.private = true;
+        let t = generate(&matrix(), &i).unwrap();
+        for b in t["builders"].as_array().unwrap() {
+            assert_eq!(b["ami_groups"], json!([]));
+        }
+        assert!(!plan(&matrix(), &i).unwrap().public);
+        assert!(plan(&matrix(), &inputs(Kind::Official)).unwrap().public);
     }
 
     #[test]
