@@ -489,10 +489,17 @@ fn check_reports(
             Err(problem) => {
                 let amis: Vec<String> = builder.amis.iter().map(|a| a.id.clone()).collect();
                 builder.state = BuilderState::Failed;
+                // Packer has registered it already, public for an official release: say so.
+                let public = record.kind == Kind::Official && !record.private;
                 builder.error = Some(format!(
                     "image report `{path}`: {problem}; so its AMI {} is not accepted (not merged, \
-                     not tagged; `cargo xtask cleanup --run {}` lists it)",
+                     not tagged){}; `cargo xtask cleanup --run {}` lists it, `--execute` removes it",
                     amis.join(", "),
+                    if public && matrix.settings.public {
+                        ", but Packer made it PUBLIC"
+                    } else {
+                        ""
+                    },
                     record.run_id
                 ));
             }
