@@ -99,9 +99,10 @@ fn release_preflight_reports_every_failure_at_once_and_changes_nothing() {
     repo.git(&["tag", "release/2.6.5"]);
     repo.write("notes.txt", "work in progress\n");
     let before = repo.snapshot();
-    let run = repo
-        .xtask(&["release", "2.6.4", "--push", "--yes"])
-        .fails(2, &["preflight check(s) failed; nothing was changed"]);
+    let run = repo.xtask(&["release", "2.6.4", "--push", "--yes"]).fails(
+        2,
+        &["preflight check(s) failed (listed on top); nothing was changed"],
+    );
     for needle in [
         "FAIL  order         2.6.4 is not newer than the latest release 2.6.5",
         "FAIL  working tree  uncommitted changes or untracked files: `notes.txt`",
@@ -133,9 +134,9 @@ fn release_preflight_reports_every_failure_at_once_and_changes_nothing() {
         .fails(2, &["FAIL  version", "`2.6` is not a semantic version"]);
     repo.xtask(&["release", "2.6.5", "--local"])
         .fails(2, &["FAIL  tag", "`release/2.6.5` already exists"]);
-    // `--allow-branch` accepts the branch; `--branch` names another release branch.
+    // `--allow-branch` accepts the branch; a rehearsal takes the commit whatever the branch.
     let run = repo
-        .xtask(&["release", "2.7.0", "--allow-branch", "--local", "--dry-run"])
+        .xtask(&["release", "2.7.0", "--allow-branch", "--dry-run"])
         .fails(2, &[]);
     assert!(
         run.stderr
@@ -143,6 +144,56 @@ fn release_preflight_reports_every_failure_at_once_and_changes_nothing() {
         "{}",
         run.stderr
     );
+    let run = repo
+        .xtask(&["release", "2.7.0", "--local", "--dry-run"])
+        .fails(2, &[]);
+    assert!(
+        run.stderr.contains(
+            "ok    branch        on `main`; the rehearsal puts this commit on `2.7` in its scratch clone"
+        ),
+        "{}",
+        run.stderr
+    );
+
+    // A dry run shows the plan and the diff even when checks fail, the failures on top; with
+    // `--json`, all of it is one document on stdout.
+    let run = repo
+        .xtask(&["release", "2.6.6", "--dry-run", "--push", "--json"])
+        .fails(2, &["preflight check(s) failed (listed on top)"]);
+    let report: Vec<&str> = run
+        .stderr
+        .lines()
+        .skip_while(|l| *l != "preflight:")
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter(|l| l.starts_with("  ok  ") || l.starts_with("  FAIL"))
+        .collect();
+    let first_ok = report.iter().position(|l| l.starts_with("  ok")).unwrap();
+    assert!(first_ok >= 4, "{report:#?}");
+    assert!(
+        report[first_ok..].iter().all(|l| l.starts_with("  ok")),
+        "{report:#?}"
+    );
+    for needle in [
+        "plan: release ComboAMI 2.6.6 from branch `2.6`",
+        "-    return \"2.6.3\"\n     +    return \"2.6.6\"",
+        "launches 32 m3.medium instance(s) in 8 region(s)",
+        "6. push branch `2.6` and tag `release/2.6.6` to `origin`",
+    ] {
+        assert!(
+            run.stderr.contains(needle),
+            "lacks {needle:?}:\n{}",
+            run.stderr
+        );
+    }
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).expect("one JSON document");
+    assert_eq!(doc["ok"], false);
+    assert_eq!(doc["dry_run"], true);
+    assert_eq!(doc["checks"][0]["ok"], false, "{doc:#}");
+    assert!(doc["plan"]
+        .as_str()
+        .unwrap()
+        .contains("+    return \"2.6.6\""));
 
     // No identity: a clear error naming the fix.
     std::fs::remove_file(repo.home().join(".gitconfig")).unwrap();
@@ -416,4 +467,66 @@ fn local_candidate_rehearsal_builds_private_images_and_leaves_the_registry() {
         let id = builder["amis"][0]["id"].as_str().unwrap();
         assert!(tag.contains(id), "{name}: {id} not in the tag message");
     }
+}
+
+/// The README's rehearsal on a fresh clone, which has only `main`: the rehearsal takes the
+/// current commit and its scratch clone gets the release branch. (Two rows of the matrix keep
+/// it short.)
+#[test]
+fn rehearsal_runs_from_a_fresh_clone_with_only_main() {
+    let repo = Repo::new("fresh-clone");
+    let mut matrix: serde_json::Value =
+        serde_json::from_str(&repo.read("build/images.json")).unwrap();
+    for (index, row) in matrix["images"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .enumerate()
+    {
+        if index >= 2 {
+            row["enabled"] = serde_json::json!(false);
+            row["disabled_because"] = serde_json::json!("a short test");
+        }
+    }
+    repo.write(
+        "build/images.json",
+        &serde_json::to_string_pretty(&matrix).unwrap(),
+    );
+    repo.git_init("main");
+    let before = repo.snapshot_without_target();
+    let run = repo
+        .xtask(&["release", "2.6.4", "--local", "--push", "--yes", "--json"])
+        .ok();
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).expect("one JSON document");
+    assert_eq!(doc["ok"], true, "{doc:#}");
+    assert_eq!(doc["branch"], "2.6");
+    assert_eq!(doc["tag"], "release/2.6.4");
+    assert_eq!(doc["pushed_to"], "origin");
+    assert_eq!(doc["amis"].as_array().unwrap().len(), 2, "{doc:#}");
+    assert_eq!(doc["publish_run"]["builders"].as_object().unwrap().len(), 2);
+    assert!(
+        run.stderr.contains(&format!(
+            "rehearsal: commit {} (on `main`) is branch `2.6` in the scratch clone",
+            &repo.git(&["rev-parse", "HEAD"])[..10]
+        )),
+        "{}",
+        run.stderr
+    );
+    // The scratch remote got the release commit on `2.6`, on top of the real HEAD.
+    let remote = repo.path("target/rehearsal/release-2.6.4/remote.git");
+    let released = git_in(&remote, &repo.home(), &["rev-parse", "refs/heads/2.6"]);
+    assert_eq!(released.trim(), doc["commit"].as_str().unwrap());
+    let parent = git_in(&remote, &repo.home(), &["rev-parse", "refs/heads/2.6~1"]);
+    assert_eq!(parent, repo.git(&["rev-parse", "HEAD"]));
+    assert!(git_in(&remote, &repo.home(), &["show-ref"]).contains("refs/tags/release/2.6.4"));
+    // The real repository: still only `main`, no tag, not a byte changed.
+    assert_eq!(
+        repo.git(&["branch", "--list", "--format=%(refname:short)"]),
+        "main\n"
+    );
+    assert_eq!(repo.git(&["tag", "--list"]), "");
+    assert!(
+        before == repo.snapshot_without_target(),
+        "a rehearsal changed the real repository"
+    );
 }

@@ -7,9 +7,9 @@ use crate::aws::{Aws, Unconfigured};
 use crate::cmd::PartlyFailed;
 use crate::core::cleanup::{self, Bundle, Filter, RegionPlan};
 use crate::core::registry::{self, REGISTRY_PATH};
-use crate::project;
 use crate::runs::{self, RunRecord};
 use crate::standin::Standin;
+use crate::{output, project};
 use anyhow::{bail, Context, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -107,10 +107,10 @@ pub fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
     }
     let found = cleanup::render(&plans);
     if found.is_empty() && failures.is_empty() {
-        println!("nothing found for {}", filter.describe());
+        output::say(format!("nothing found for {}", filter.describe()));
     } else {
-        print!("{found}");
-        println!("\nfound {}", cleanup::totals(&plans));
+        output::say(found.trim_end());
+        output::say(format!("\nfound {}", cleanup::totals(&plans)));
     }
     let protected: Vec<String> = plans
         .iter()
@@ -139,12 +139,25 @@ pub fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
         .iter()
         .any(|p| !p.is_empty() && p.protected.len() < count(p))
     {
-        println!("nothing was deleted: run the same command with `--execute` to delete the above");
+        output::say(
+            "nothing was deleted: run the same command with `--execute` to delete the above",
+        );
     }
     if options.execute && failures.is_empty() && plans.iter().any(|p| count(p) > p.protected.len())
     {
-        println!("\ncleanup done: deleted {}", cleanup::totals(&plans));
+        output::say(format!(
+            "\ncleanup done: deleted {}",
+            cleanup::totals(&plans)
+        ));
     }
+    output::document(serde_json::json!({
+        "command": "cleanup",
+        "ok": failures.is_empty(),
+        "filter": filter.describe(),
+        "execute": options.execute,
+        "regions": plans,
+        "failures": failures,
+    }));
     if !failures.is_empty() {
         for failure in &failures {
             eprintln!("error: {failure}");
@@ -310,7 +323,7 @@ fn delete(sh: &Shell, aws: &Aws, plan: &RegionPlan) -> Vec<String> {
         args,
     ) {
         Ok(_) => {
-            println!("{}: {what}", plan.region);
+            output::say(format!("{}: {what}", plan.region));
             true
         }
         Err(e) => {

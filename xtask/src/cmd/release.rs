@@ -14,7 +14,7 @@ use crate::core::{ds0, matrix, registry::REGISTRY_PATH, version};
 use crate::credentials;
 use crate::git::{self, Git};
 use crate::packer::Packer;
-use crate::{interrupt, project, runs, signing};
+use crate::{interrupt, output, project, runs, signing};
 use anyhow::{bail, Context, Result};
 use semver::Version;
 use serde::{Deserialize, Serialize};
@@ -112,11 +112,12 @@ fn rehearse(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
         push: None,
         ..options.clone()
     };
-    let (checks, _) = preflight(sh, root, &real, &real, &real_options, None);
+    let (mut checks, facts) = preflight(sh, root, &real, &real, &real_options, None);
+    checks.sort_by_key(|c| c.result.is_ok());
     if release::failures(&checks) > 0 {
         eprint!("{}", release::report(&checks));
         bail!(
-            "{} preflight check(s) failed in the real repository; nothing was changed: fix them and run the same command again",
+            "{} preflight check(s) failed in the real repository (listed on top); nothing was changed: fix them and run the same command again",
             release::failures(&checks)
         );
     }
@@ -150,11 +151,33 @@ fn rehearse(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
         sh.create_dir(&scratch)
             .with_context(|| format!("cannot create `{}`", scratch.display()))?;
         cmd!(sh, "git clone --quiet --bare {root} {remote}")
+            .quiet()
             .run()
             .context("cannot make the scratch remote for the rehearsal")?;
-        cmd!(sh, "git clone --quiet {remote} {clone}")
+        // The current commit becomes the release branch there, whatever the branch here (a
+        // fresh clone has only `main`); the real repository's refs are not touched.
+        let branch = &facts
+            .as_ref()
+            .expect("facts are known when every check passed")
+            .branch;
+        let refspec = format!("HEAD:refs/heads/{branch}");
+        cmd!(sh, "git -C {root} push --quiet --force {remote} {refspec}")
+            .quiet()
+            .run()
+            .context("cannot give the scratch remote the release branch")?;
+        cmd!(sh, "git clone --quiet --branch {branch} {remote} {clone}")
+            .quiet()
             .run()
             .context("cannot make the scratch clone for the rehearsal")?;
+        let here = match real.current_branch() {
+            Ok(Some(current)) => format!("on `{current}`"),
+            _ => "detached".to_string(),
+        };
+        eprintln!(
+            "rehearsal: commit {} ({here}) is branch `{branch}` in the scratch clone `{}`",
+            short(&head),
+            clone.display()
+        );
     }
     let options = Options {
         push: options.push.as_ref().map(|_| "origin".to_string()),
@@ -193,7 +216,18 @@ fn release_in(
     let state = State::load(sh, &options.version)?;
     if let Some(state) = &state {
         if state.done(options.push.as_deref()) {
-            println!(
+            output::document(serde_json::json!({
+                "command": "release",
+                "ok": true,
+                "already_done": true,
+                "version": state.version,
+                "branch": state.branch,
+                "commit": state.commit,
+                "tag": state.tag,
+                "pushed_to": state.pushed_to,
+                "publish_run_id": state.publish_run,
+            }));
+            output::say(format!(
                 "release {} is already done: commit {} tagged `{}`{}",
                 state.version,
                 short(state.commit.as_deref().unwrap_or("?")),
@@ -203,7 +237,7 @@ fn release_in(
                     .as_ref()
                     .map(|r| format!(", pushed to `{r}`"))
                     .unwrap_or_default()
-            );
+            ));
             return Ok(());
         }
         eprintln!(
@@ -212,13 +246,24 @@ fn release_in(
             progress(state, options.push.as_deref())
         );
     }
-    let (checks, facts) = preflight(sh, root, &git, &signing_repo, options, state.as_ref());
+    let (mut checks, facts) = preflight(sh, root, &git, &signing_repo, options, state.as_ref());
+    // Failing checks on top, where they are read first.
+    checks.sort_by_key(|c| c.result.is_ok());
     eprint!("{}", release::report(&checks));
     let failed = release::failures(&checks);
-    if failed > 0 {
-        bail!("{failed} preflight check(s) failed; nothing was changed: fix them and run the same command again");
+    let refused = || {
+        anyhow::anyhow!(
+            "{failed} preflight check(s) failed (listed on top); nothing was changed: fix them and run the same command again"
+        )
+    };
+    if failed > 0 && !options.dry_run {
+        return Err(refused());
     }
-    let facts = facts.expect("facts are known when every check passed");
+    // A dry run shows the plan even when checks failed, as far as the version allows.
+    let Some(facts) = facts else {
+        output::document(dry_run_document(&checks, None));
+        return Err(refused());
+    };
     let version_text = facts.version.to_string();
     // A candidate is private and stays out of the registry: its AMIs are in the run record
     // and the tag message. A release is public and merged.
@@ -237,9 +282,11 @@ fn release_in(
     let registry = (!candidate).then_some(REGISTRY_PATH);
 
     // The plan: every step, with the exact file change and what is already done.
-    let ds0_old = project::read(sh, ds0::DS0_PATH)?;
-    let ds0_new =
-        ds0::edit(&ds0_old, &version_text, Some(&facts.branch)).map_err(anyhow::Error::msg)?;
+    let ds0_change = project::read(sh, ds0::DS0_PATH).and_then(|old| {
+        let new =
+            ds0::edit(&old, &version_text, Some(&facts.branch)).map_err(anyhow::Error::msg)?;
+        Ok((old, new))
+    });
     let done = |yes: bool| if yes { " (done)" } else { "" };
     let state_ref = state.as_ref();
     let mut plan = format!(
@@ -258,7 +305,11 @@ fn release_in(
         done(state_ref.is_some_and(|s| s.version_set))
     ));
     if !state_ref.is_some_and(|s| s.version_set) {
-        let diff = release::diff(ds0::DS0_PATH, &ds0_old, &ds0_new, 2);
+        let diff = match &ds0_change {
+            Ok((old, new)) => release::diff(ds0::DS0_PATH, old, new, 2),
+            Err(e) if options.dry_run => format!("(the change cannot be shown: {e:#})\n"),
+            Err(e) => bail!("{e:#}"),
+        };
         plan.push_str(&indent(if diff.is_empty() {
             "(it already holds this version and branch)\n"
         } else {
@@ -277,14 +328,18 @@ fn release_in(
             None => String::new(),
         }
     ));
-    plan.push_str(&indent(&build::preview(
+    plan.push_str(&indent(&match build::preview(
         sh,
         Kind::Official,
         &version_text,
         &facts.branch,
         &publish_flags,
         registry,
-    )?));
+    ) {
+        Ok(preview) => preview,
+        Err(e) if options.dry_run => format!("(the build plan cannot be shown: {e:#})\n"),
+        Err(e) => return Err(e),
+    }));
     if candidate {
         plan.push_str(&format!(
             "3. leave `{REGISTRY_PATH}` as it is: a candidate's AMIs go to the run record and the tag message\n"
@@ -319,6 +374,10 @@ fn release_in(
     }
     eprint!("{plan}");
     if options.dry_run {
+        output::document(dry_run_document(&checks, Some(&plan)));
+        if failed > 0 {
+            return Err(refused());
+        }
         eprintln!("\ndry run: nothing was changed (no file, no ref, nothing launched)");
         return Ok(());
     }
@@ -419,10 +478,14 @@ fn release_in(
 
     let regions: std::collections::BTreeSet<&str> =
         amis.iter().map(|a| a.region.as_str()).collect();
-    println!("\nreleased ComboAMI {version_text}:");
-    println!("  commit  {} on `{}`", short(&commit), facts.branch);
-    println!("  tag     {}", facts.tag);
-    println!(
+    output::say(format!("\nreleased ComboAMI {version_text}:"));
+    output::say(format!(
+        "  commit  {} on `{}`",
+        short(&commit),
+        facts.branch
+    ));
+    output::say(format!("  tag     {}", facts.tag));
+    output::say(format!(
         "  AMIs    {} in {} regions, {} (publish run `{run_id}`)",
         amis.len(),
         regions.len(),
@@ -431,14 +494,27 @@ fn release_in(
         } else {
             format!("public, in `{REGISTRY_PATH}`")
         }
-    );
+    ));
     match &state.pushed_to {
-        Some(remote) => println!("  pushed  to `{remote}`"),
-        None => println!(
+        Some(remote) => output::say(format!("  pushed  to `{remote}`")),
+        None => output::say(format!(
             "  not pushed: run `git push --atomic origin {} {}` or this command with `--push`",
             facts.branch, facts.tag
-        ),
+        )),
     }
+    output::document(serde_json::json!({
+        "command": "release",
+        "ok": true,
+        "version": version_text,
+        "candidate": candidate,
+        "rehearsal": options.local,
+        "branch": facts.branch,
+        "commit": commit,
+        "tag": facts.tag,
+        "pushed_to": state.pushed_to,
+        "publish_run": finished.record,
+        "amis": amis,
+    }));
     Ok(())
 }
 
@@ -511,8 +587,15 @@ fn preflight(
             Err(e) => Check::fail("HEAD", format!("{e:#}")),
         });
     }
+    if let (None, Err(e)) = (state, &head) {
+        checks.push(Check::fail("HEAD", format!("{e:#}")));
+    }
     if let Some(branch) = &branch {
-        checks.push(check_branch(git, branch, options.allow_branch));
+        checks.push(if options.local {
+            check_rehearsal_branch(git, branch)
+        } else {
+            check_branch(git, branch, options.allow_branch)
+        });
     }
     let (check, identity) = check_identity(git);
     checks.push(check);
@@ -564,17 +647,59 @@ fn preflight(
             ));
         }
     }
-    let facts = match (parsed, branch, tag, head, identity) {
-        (Some(version), Some(branch), Some(tag), Ok(head), Some(identity)) => Some(Facts {
+    // Placeholders stand in only where a check failed: a dry run still shows its plan.
+    let facts = match (parsed, branch, tag) {
+        (Some(version), Some(branch), Some(tag)) => Some(Facts {
             version,
             branch,
             tag,
-            head,
-            identity,
+            head: head.unwrap_or_else(|_| "(none)".into()),
+            identity: identity.unwrap_or_else(|| "(no git identity)".into()),
         }),
         _ => None,
     };
     (checks, facts)
+}
+
+/// A rehearsal (`--local`) releases the current commit whatever the branch here: its scratch
+/// clone gets the commit as the release branch.
+fn check_rehearsal_branch(git: &Git, branch: &str) -> Check {
+    if let Err(e) = ds0::check_branch(branch) {
+        return Check::fail("branch", e);
+    }
+    let here = match git.current_branch() {
+        Ok(Some(current)) if current == branch => {
+            return Check::ok("branch", format!("on `{branch}`"))
+        }
+        Ok(Some(current)) => format!("on `{current}`"),
+        Ok(None) => "HEAD is detached".to_string(),
+        Err(e) => return Check::fail("branch", format!("{e:#}")),
+    };
+    Check::ok(
+        "branch",
+        format!("{here}; the rehearsal puts this commit on `{branch}` in its scratch clone"),
+    )
+}
+
+/// The `--json` document of a dry run: every check, and the plan when it could be made.
+fn dry_run_document(checks: &[Check], plan: Option<&str>) -> serde_json::Value {
+    let checks: Vec<serde_json::Value> = checks
+        .iter()
+        .map(|c| {
+            let (ok, detail) = match &c.result {
+                Ok(detail) => (true, detail),
+                Err(problem) => (false, problem),
+            };
+            serde_json::json!({"check": c.what, "ok": ok, "detail": detail})
+        })
+        .collect();
+    serde_json::json!({
+        "command": "release",
+        "dry_run": true,
+        "ok": checks.iter().all(|c| c["ok"] == true),
+        "checks": checks,
+        "plan": plan,
+    })
 }
 
 /// The command that resumes this release: the same command, confirmed.

@@ -54,7 +54,7 @@ impl Filter {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Image {
     pub id: String,
     pub name: String,
@@ -66,7 +66,7 @@ pub struct Image {
     pub bundle: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 pub struct Bundle {
     pub bucket: String,
     pub prefix: String,
@@ -74,7 +74,7 @@ pub struct Bundle {
 }
 
 /// Everything to delete in one region, and what is held back.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct RegionPlan {
     pub region: String,
     pub images: Vec<Image>,
