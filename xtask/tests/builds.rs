@@ -200,6 +200,15 @@ fn test_ebs_local_runs_the_real_provisioning_and_checks_its_reports() {
         .env("XTASK_LOCAL_WRONG_VERSION", "us-east-1-1204-pv")
         .run()
         .fails(1, &["1 of 1 builders did not succeed"]);
+    // The error's last line is the fix.
+    assert!(
+        wrong.stderr.trim_end().ends_with(
+            "\nfix: the summary above says why each failed; \
+             `cargo xtask test-ebs --only us-east-1-1204-pv --local` rebuilds only those"
+        ),
+        "{}",
+        wrong.stderr
+    );
     assert!(
         wrong
             .stdout

@@ -1,7 +1,7 @@
 //! `cargo xtask test-ebs`, `test-instance` and `publish`: preflight, plan, template, validate,
 //! build with a live view, record, merge, summary; and `publish --resume`.
 
-use crate::cmd::BuildsFailed;
+use crate::cmd::{BuildsFailed, FixContext};
 use crate::core::registry::REGISTRY_PATH;
 use crate::core::template::{self, Inputs, Kind};
 use crate::core::{ds0, matrix, report};
@@ -551,12 +551,20 @@ fn finish(sh: &Shell, record: RunRecord, kind: Kind, options: &Options) -> Resul
     if record.unfinished().is_empty() {
         Ok(Finished { record })
     } else {
-        Err(anyhow::Error::new(BuildsFailed)).context(format!(
+        let what = format!(
             "run `{}`: {} of {} builders did not succeed",
             record.run_id,
             record.unfinished().len(),
             record.builders.len()
-        ))
+        );
+        match retry_command(&record, kind, options) {
+            // A release states its own fix: resuming the release.
+            Some(retry) if options.release.is_none() => Err(anyhow::Error::new(BuildsFailed)).fix(
+                || what,
+                || format!("the summary above says why each failed; `{retry}` rebuilds only those"),
+            ),
+            _ => Err(anyhow::Error::new(BuildsFailed)).context(what),
+        }
     }
 }
 
