@@ -157,6 +157,10 @@ enum Command {
         yes: bool,
         #[command(flatten)]
         sign: SignArgs,
+        /// Print what was tagged (and pushed) as one JSON document on stdout (everything else
+        /// goes to stderr).
+        #[arg(long)]
+        json: bool,
     },
     /// List (and with `--execute` delete) what matching builds left in AWS: AMIs, snapshots, volumes, S3 bundles.
     Cleanup {
@@ -354,7 +358,9 @@ impl Command {
         match self {
             Command::TestEbs(args) | Command::TestInstance(args) => args.common.json,
             Command::Publish { common, .. } => common.json,
-            Command::Release { json, .. } | Command::Cleanup { json, .. } => *json,
+            Command::Release { json, .. }
+            | Command::Cleanup { json, .. }
+            | Command::Tag { json, .. } => *json,
             _ => false,
         }
     }
@@ -429,6 +435,7 @@ fn dispatch(sh: &xshell::Shell, command: Command) -> anyhow::Result<ExitCode> {
             dry_run,
             yes,
             sign,
+            json: _,
         } => cmd::tag::run(
             sh,
             &root,

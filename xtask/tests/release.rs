@@ -82,7 +82,19 @@ fn tag_push_goes_to_the_bare_remote() {
     repo.xtask(&["tag", "2.6.3", "--push"])
         .fails(2, &["pushing needs confirmation", "--yes"]);
     assert_eq!(repo.git(&["tag", "--list"]), "");
-    repo.xtask(&["tag", "2.6.3", "--push", "--yes"]).ok();
+    let run = repo
+        .xtask(&["tag", "2.6.3", "--push", "--yes", "--json"])
+        .ok();
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).expect("one JSON document");
+    assert_eq!(doc["tag"], "release/2.6.3", "{doc:#}");
+    assert_eq!(doc["pushed_to"], "origin");
+    assert_eq!(
+        doc["commit"].as_str().unwrap(),
+        repo.git(&["rev-parse", "HEAD"]).trim()
+    );
+    assert!(run
+        .stderr
+        .contains("pushed `2.6` and `release/2.6.3` to `origin`"));
     let remote_refs = git_in(&remote, &repo.home(), &["show-ref"]);
     assert!(remote_refs.contains("refs/heads/2.6"), "{remote_refs}");
     assert!(
@@ -118,6 +130,23 @@ fn release_preflight_reports_every_failure_at_once_and_changes_nothing() {
         );
     }
     assert!(run.stderr.contains("5 preflight check(s) failed"));
+    // With `--json`, the refusal is a document listing the checks, failed ones first.
+    let run = repo
+        .xtask(&["release", "2.6.4", "--push", "--yes", "--json"])
+        .fails(2, &["5 preflight check(s) failed"]);
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).expect("one JSON document");
+    assert_eq!(
+        (doc["ok"].clone(), doc["dry_run"].clone()),
+        (false.into(), false.into())
+    );
+    let oks: Vec<bool> = doc["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["ok"].as_bool().unwrap())
+        .collect();
+    assert_eq!(&oks[..5], [false; 5], "{doc:#}");
+    assert!(oks[5..].iter().all(|ok| *ok), "{doc:#}");
     assert!(before == repo.snapshot(), "a refused release changed files");
 
     // A version AWS would reject, a version that is not semver, an existing tag.

@@ -116,6 +116,7 @@ fn rehearse(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
     checks.sort_by_key(|c| c.result.is_ok());
     if release::failures(&checks) > 0 {
         eprint!("{}", release::report(&checks));
+        output::document(preflight_document(&checks, None, false));
         bail!(
             "{} preflight check(s) failed in the real repository (listed on top); nothing was changed: fix them and run the same command again",
             release::failures(&checks)
@@ -257,11 +258,12 @@ fn release_in(
         )
     };
     if failed > 0 && !options.dry_run {
+        output::document(preflight_document(&checks, None, false));
         return Err(refused());
     }
     // A dry run shows the plan even when checks failed, as far as the version allows.
     let Some(facts) = facts else {
-        output::document(dry_run_document(&checks, None));
+        output::document(preflight_document(&checks, None, true));
         return Err(refused());
     };
     let version_text = facts.version.to_string();
@@ -374,7 +376,7 @@ fn release_in(
     }
     eprint!("{plan}");
     if options.dry_run {
-        output::document(dry_run_document(&checks, Some(&plan)));
+        output::document(preflight_document(&checks, Some(&plan), true));
         if failed > 0 {
             return Err(refused());
         }
@@ -681,8 +683,9 @@ fn check_rehearsal_branch(git: &Git, branch: &str) -> Check {
     )
 }
 
-/// The `--json` document of a dry run: every check, and the plan when it could be made.
-fn dry_run_document(checks: &[Check], plan: Option<&str>) -> serde_json::Value {
+/// The `--json` document of a dry run, or of a release its checks refused: every check, and the
+/// plan when it could be made.
+fn preflight_document(checks: &[Check], plan: Option<&str>, dry_run: bool) -> serde_json::Value {
     let checks: Vec<serde_json::Value> = checks
         .iter()
         .map(|c| {
@@ -695,7 +698,7 @@ fn dry_run_document(checks: &[Check], plan: Option<&str>) -> serde_json::Value {
         .collect();
     serde_json::json!({
         "command": "release",
-        "dry_run": true,
+        "dry_run": dry_run,
         "ok": checks.iter().all(|c| c["ok"] == true),
         "checks": checks,
         "plan": plan,

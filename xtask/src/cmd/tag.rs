@@ -9,7 +9,7 @@ use crate::cmd::FixContext;
 use crate::core::release::{self, Check};
 use crate::core::{ds0, registry, registry::REGISTRY_PATH};
 use crate::git::{self, Git};
-use crate::signing;
+use crate::{output, signing};
 use anyhow::{bail, Result};
 use std::path::Path;
 use xshell::Shell;
@@ -98,7 +98,20 @@ pub fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
     if let Some(remote) = &options.push {
         eprintln!("      then push branch `{branch}` and tag `{tag}` to `{remote}`");
     }
+    let document = |pushed_to: Option<&str>| {
+        serde_json::json!({
+            "command": "tag",
+            "ok": true,
+            "dry_run": options.dry_run,
+            "tag": tag,
+            "commit": head,
+            "branch": branch,
+            "amis": amis,
+            "pushed_to": pushed_to,
+        })
+    };
     if options.dry_run {
+        output::document(document(None));
         eprintln!("\ndry run: nothing was changed");
         return Ok(());
     }
@@ -109,13 +122,14 @@ pub fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
     let message = release::tag_message(&options.version, &ds0_branch, &amis, &Default::default());
     let signer = signing::signer(&git.repo, options.sign)?;
     git.create_tag(&tag, &head, &message, signer.as_ref())?;
-    println!("tagged {} `{tag}`", short(&head));
+    output::say(format!("tagged {} `{tag}`", short(&head)));
     if let Some(remote) = &options.push {
         git::push(sh, root, remote, &branch, &tag).fix(
             || format!("tag `{tag}` is made locally but not pushed"),
             || format!("resolve the cause above, then push with `git push --atomic {remote} {branch} {tag}`"),
         )?;
-        println!("pushed `{branch}` and `{tag}` to `{remote}`");
+        output::say(format!("pushed `{branch}` and `{tag}` to `{remote}`"));
     }
+    output::document(document(options.push.as_deref()));
     Ok(())
 }
