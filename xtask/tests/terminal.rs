@@ -20,7 +20,10 @@ impl Tmux {
             .arg(&self.socket)
             .args(args)
             .output()
-            .expect("tmux runs (Debian: apt-get install tmux)");
+            .unwrap_or_else(|e| {
+                common::require(&["tmux"]);
+                panic!("tmux does not run: {e}")
+            });
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
