@@ -152,14 +152,30 @@ impl Packer {
         }
         let mut output = create(output_log)?;
         let stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
+        // Lines come through a channel, so the view's clock moves on while Packer is quiet
+        // (waiting minutes for an AMI, say).
+        let (send, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stdout.lines() {
+                let failed = line.is_err();
+                if send.send(line).is_err() || failed {
+                    break;
+                }
+            }
+        });
         let mut relay_error = None;
-        for line in stdout.lines() {
-            let line = match line {
-                Ok(line) => line,
-                Err(e) => {
+        loop {
+            let line = match lines.recv_timeout(std::time::Duration::from_secs(1)) {
+                Ok(Ok(line)) => line,
+                Ok(Err(e)) => {
                     relay_error = Some(e);
                     break;
                 }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    view.tick(&tracker);
+                    continue;
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
             };
             let line = masker.mask(&line);
             writeln!(output, "{line}").context("cannot write the run's output log")?;

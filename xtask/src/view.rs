@@ -122,6 +122,13 @@ impl View {
         }
     }
 
+    /// Packer was quiet for a while: on a terminal, redraw so the clocks move on.
+    pub fn tick(&mut self, tracker: &Tracker) {
+        if self.terminal && self.drawn > 0 {
+            self.draw(tracker);
+        }
+    }
+
     pub fn finish(&mut self, tracker: &Tracker) {
         if self.terminal {
             self.draw(tracker);
