@@ -79,11 +79,21 @@ fi
 # Ubuntu archive of both 12.04 and 14.04, and Cassandra and DSE of the 2.6 era support it.
 java_home=/usr/lib/jvm/java-7-openjdk-amd64
 apt_get install openjdk-7-jdk
-update-java-alternatives -s java-1.7.0-openjdk-amd64
+# It fails on a server for alternatives it has nothing to set (the browser plugin); what
+# matters is checked below: `java` on PATH is this JDK's, so JAVA_HOME says what runs.
+update-java-alternatives -s java-1.7.0-openjdk-amd64 || true
 if [ ! -x "$root$java_home/bin/java" ]; then
     echo "openjdk-7-jdk did not install $java_home/bin/java" >&2
     exit 1
 fi
+default_java=$(readlink -f "$root/usr/bin/java" || true)
+case "$default_java" in
+    "$(readlink -f "$root$java_home")"/*) ;;
+    *)
+        echo "the default \`java\` is \`${default_java:-none}\`, not OpenJDK 7's in $java_home" >&2
+        exit 1
+        ;;
+esac
 
 # 7. ComboAMI, at the branch the image pulls its updates from. 2.6 keeps its version in
 # VERSION at the top of the repository. (`cd`, not `git -C`: 12.04's git is 1.7.9.)

@@ -38,10 +38,14 @@ apt-get)
     esac
     for package in "$@"; do
         if [ "$package" = openjdk-7-jdk ]; then
-            java="$IMAGE_ROOT/usr/lib/jvm/java-7-openjdk-amd64/bin/java"
-            mkdir -p "$(dirname "$java")"
-            printf '#!/bin/sh\necho "java version \\"1.7.0_stand-in\\""\n' >"$java"
-            chmod 755 "$java"
+            # What the package leaves that the provisioning checks: the JDK's java, the JRE's,
+            # and /usr/bin/java leading to it (through the alternatives, on a real system).
+            jdk="$IMAGE_ROOT/usr/lib/jvm/java-7-openjdk-amd64"
+            mkdir -p "$jdk/bin" "$jdk/jre/bin" "$IMAGE_ROOT/usr/bin"
+            printf '#!/bin/sh\necho "java version \\"1.7.0_stand-in\\""\n' >"$jdk/jre/bin/java"
+            chmod 755 "$jdk/jre/bin/java"
+            ln -sf ../jre/bin/java "$jdk/bin/java"
+            ln -sf ../lib/jvm/java-7-openjdk-amd64/jre/bin/java "$IMAGE_ROOT/usr/bin/java"
         fi
     done
     ;;
