@@ -94,6 +94,7 @@ fn assert_clean_view(screen: &[String], cols: usize) {
 
 #[test]
 fn publish_fits_an_80x24_terminal_and_json_lists_every_builder() {
+    common::require(&["tmux", "jq"]);
     let repo = Repo::new("terminal");
     // The command as a user types it in the terminal, with the test's isolated environment.
     let script = format!(

@@ -38,7 +38,7 @@ impl Group {
 }
 
 /// Every check: its name (for `doctor NAME...`), group and the Debian package that provides it.
-const CHECKS: [(&str, Group, Option<&str>); 12] = [
+const CHECKS: [(&str, Group, Option<&str>); 13] = [
     ("packer", Group::Local, Some("packer")),
     ("sshd", Group::Local, Some("openssh-server")),
     ("ssh-keygen", Group::Local, Some("openssh-client")),
@@ -49,6 +49,8 @@ const CHECKS: [(&str, Group, Option<&str>); 12] = [
     ("unzip", Group::Local, Some("unzip")),
     ("shellcheck", Group::Tests, Some("shellcheck")),
     ("tmux", Group::Tests, Some("tmux")),
+    // `--json` is tested as the README uses it: piped through jq.
+    ("jq", Group::Tests, Some("jq")),
     ("aws", Group::Real, Some("awscli")),
     ("git-identity", Group::Real, None),
     ("local.json", Group::Real, None),
