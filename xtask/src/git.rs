@@ -78,6 +78,46 @@ impl Git {
         reference.peel_to_commit().ok().map(|c| c.id().to_string())
     }
 
+    /// The id of an annotated tag's object (what a remote lists for the tag), if it exists.
+    pub fn tag_object(&self, name: &str) -> Option<String> {
+        let reference = self
+            .repo
+            .find_reference(&format!("refs/tags/{name}"))
+            .ok()?;
+        reference.target().map(|id| id.to_string())
+    }
+
+    /// An annotated tag's message.
+    pub fn tag_message(&self, name: &str) -> Option<String> {
+        let reference = self
+            .repo
+            .find_reference(&format!("refs/tags/{name}"))
+            .ok()?;
+        let tag = reference.peel_to_tag().ok()?;
+        tag.message_bytes()
+            .map(|m| String::from_utf8_lossy(m).into_owned())
+    }
+
+    /// A commit's parents.
+    pub fn parents(&self, commit: &str) -> Result<Vec<String>> {
+        let commit = self
+            .repo
+            .revparse_single(commit)
+            .and_then(|o| o.peel_to_commit())
+            .with_context(|| format!("cannot find commit `{commit}`"))?;
+        Ok(commit.parent_ids().map(|id| id.to_string()).collect())
+    }
+
+    /// A commit's message.
+    pub fn commit_message(&self, commit: &str) -> Result<String> {
+        let commit = self
+            .repo
+            .revparse_single(commit)
+            .and_then(|o| o.peel_to_commit())
+            .with_context(|| format!("cannot find commit `{commit}`"))?;
+        Ok(String::from_utf8_lossy(commit.message_bytes()).into_owned())
+    }
+
     /// The identity for commits and tags, from the user's git configuration.
     pub fn signature(&self) -> Result<git2::Signature<'static>> {
         self.repo.signature().map_err(|e| {
@@ -205,15 +245,20 @@ impl Git {
     }
 }
 
-/// Whether the remote has the tag, asked through `git ls-remote`.
-pub fn remote_has_tag(sh: &Shell, root: &Path, remote: &str, tag: &str) -> Result<bool> {
+/// The object the remote's tag points to (`None`: it has no such tag), asked through
+/// `git ls-remote`.
+pub fn remote_tag(sh: &Shell, root: &Path, remote: &str, tag: &str) -> Result<Option<String>> {
     let reference = format!("refs/tags/{tag}");
     let output = cmd!(sh, "git -C {root} ls-remote --tags {remote} {reference}")
         .quiet()
         .ignore_stderr()
         .read()
         .with_context(|| format!("cannot ask remote `{remote}` for its tags (`git ls-remote`)"))?;
-    Ok(!output.trim().is_empty())
+    Ok(output
+        .lines()
+        .find(|l| l.ends_with(&reference))
+        .and_then(|l| l.split_whitespace().next())
+        .map(String::from))
 }
 
 /// The commit the remote's `branch` points to (`None` when it has no such branch), asked

@@ -1,40 +1,119 @@
-//! Ctrl-C during long work: remember it, pass it on to Packer exactly once, and let the
-//! command stop at its next checkpoint so stand-ins are stopped and records written.
+//! Ctrl-C and SIGTERM during long work: remember it, pass it on to Packer's process group once
+//! (as a terminal would, so Packer cancels its builds and deletes what it launched), explain a
+//! second one, and let the command stop at its next checkpoint with exit status 130.
+//!
+//! Packer runs in its own process group, so a Ctrl-C pressed while it cleans up cannot reach it
+//! a second time and make it abandon its instances. Short helpers (ssh-keygen, the stand-in's
+//! key import, `packer validate`) run in their own groups too, so a Ctrl-C never shows their
+//! tracebacks or false failures: the command checks [`requested`] after them.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 static REQUESTED: AtomicBool = AtomicBool::new(false);
-static CHILD: AtomicU32 = AtomicU32::new(0);
+static COUNT: AtomicUsize = AtomicUsize::new(0);
+/// The process group of the running `packer build`, 0 when none runs.
+static PACKER_GROUP: AtomicI32 = AtomicI32::new(0);
+/// What the user runs to continue after an interrupt, once the command has started work.
+static RESUME: Mutex<Option<String>> = Mutex::new(None);
 
-/// Installs the handler; commands that start long-running work call it first.
+/// Installs the handler (SIGINT, SIGTERM, SIGHUP); every command that may start work calls it.
 pub fn install() {
     let _ = ctrlc::set_handler(|| {
-        let first = !REQUESTED.swap(true, Ordering::SeqCst);
-        let child = CHILD.load(Ordering::SeqCst);
-        if first {
-            eprintln!("\ninterrupted: stopping (Packer cleans up its instances first; this can take a minute)...");
-            if child != 0 {
-                // Packer runs in its own process group, so it has not seen this Ctrl-C yet.
-                let _ = std::process::Command::new("kill")
-                    .args(["-INT", &child.to_string()])
-                    .status();
+        REQUESTED.store(true, Ordering::SeqCst);
+        let count = COUNT.fetch_add(1, Ordering::SeqCst) + 1;
+        let group = PACKER_GROUP.load(Ordering::SeqCst);
+        if !crate::cmd::started() {
+            // Nothing to stop or record yet (checks, a plan, a prompt, a wait for the lock):
+            // stop now rather than at the end of a prompt.
+            say("\ninterrupted: stopped before anything started; nothing was changed");
+            std::process::exit(130);
+        }
+        if count == 1 {
+            if group != 0 {
+                say("\nstopping: Packer cancels its builds and deletes the instances it launched (this can take a minute)...");
+                signal_group(group, libc::SIGINT);
+            } else {
+                say("\nstopping at the next safe point...");
             }
+        } else if group != 0 {
+            say("\nstill stopping: Packer is deleting what it launched; waiting for it, so nothing is left running (or costing money); killing it now would leave instances behind");
+        } else {
+            say("\nstill stopping: finishing the current step, so nothing is left half-done...");
         }
     });
 }
 
-pub fn set_child(pid: u32) {
-    CHILD.store(pid, Ordering::SeqCst);
+/// A line on stderr that never panics (stderr may be closed).
+fn say(text: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{text}");
+}
+
+/// `kill(-group, signal)`; a group that is gone is not an error.
+pub fn signal_group(group: i32, signal: i32) {
+    if group > 0 {
+        // SAFETY: kill(2) has no memory effects; a negative pid names a process group.
+        unsafe {
+            libc::kill(-group, signal);
+        }
+    }
+}
+
+/// Registers (or, with 0, clears) Packer's process group, to receive the interrupt.
+pub fn set_packer_group(group: i32) {
+    PACKER_GROUP.store(group, Ordering::SeqCst);
+    // Ctrl-C pressed between the spawn and this call must still reach Packer.
+    if group != 0 && requested() {
+        signal_group(group, libc::SIGINT);
+    }
 }
 
 pub fn requested() -> bool {
     REQUESTED.load(Ordering::SeqCst)
 }
 
-/// Fails with "interrupted" when Ctrl-C was pressed, so the caller unwinds and cleans up.
-pub fn check() -> anyhow::Result<()> {
+/// Sets the command that resumes the work, shown when an interrupt stops it.
+pub fn set_resume(command: impl Into<String>) {
+    *RESUME.lock().unwrap_or_else(|e| e.into_inner()) = Some(command.into());
+}
+
+pub fn resume_command() -> Option<String> {
+    RESUME.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// Marks an error as "stopped by Ctrl-C or SIGTERM" (exit 130). Its text is the one line the
+/// user sees.
+#[derive(Debug)]
+pub struct Interrupted(pub String);
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+/// Fails with [`Interrupted`] when Ctrl-C was pressed, so the caller unwinds (stand-ins are
+/// stopped by their `Drop`) before doing `next`.
+pub fn check(next: &str) -> anyhow::Result<()> {
     if requested() {
-        anyhow::bail!("interrupted by Ctrl-C before the build started; nothing was launched");
+        return Err(interrupted(next));
     }
     Ok(())
+}
+
+/// The interrupt error for a command stopped before `next`.
+pub fn interrupted(next: &str) -> anyhow::Error {
+    let message = match resume_command() {
+        Some(resume) => {
+            format!("stopped before {next}; what finished is recorded: run `{resume}` to resume")
+        }
+        None if crate::cmd::started() => {
+            format!("stopped before {next}; nothing is left half-done")
+        }
+        None => format!("stopped before {next}; nothing was started"),
+    };
+    anyhow::Error::new(Interrupted(message))
 }

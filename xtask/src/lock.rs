@@ -52,43 +52,67 @@ impl Child {
     /// The process it was, if it still runs: same start time, and its command line still
     /// holds the marker (a PID reused by another program is left alone).
     pub fn is_alive(&self) -> bool {
-        process_start(self.pid) == Some(self.start)
-            && std::fs::read(format!("/proc/{}/cmdline", self.pid))
-                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(self.marker.as_str()))
+        process_start(self.pid) == Some(self.start) && has_marker(self.pid, &self.marker)
     }
 
-    /// Stops it: Packer with SIGINT first (so it deletes what it launched), the stand-in with
-    /// SIGTERM; SIGKILL when it does not stop within `patience`.
+    /// Whether it, or (for a group) any process of its group, still runs. A group outlives its
+    /// leader: Packer's plugins keep running when Packer itself died with this command. A member
+    /// counts only if it started after the leader and carries the marker.
+    pub fn is_running(&self) -> bool {
+        self.is_alive() || (self.group && !self.members().is_empty())
+    }
+
+    fn members(&self) -> Vec<u32> {
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|&pid| {
+                let Some((group, start)) = group_and_start(pid) else {
+                    return false;
+                };
+                group == self.pid && start >= self.start && has_marker(pid, &self.marker)
+            })
+            .collect()
+    }
+
+    /// Stops it. Packer, while it lives, gets SIGINT first, so it deletes what it launched;
+    /// everything else (and Packer's orphaned plugins, which ignore SIGINT) gets SIGTERM. SIGKILL
+    /// follows when it does not stop within `patience`.
     pub fn stop(&self, patience: Duration) {
-        if !self.is_alive() {
+        if !self.is_running() {
             return;
         }
-        let first = if self.what == "packer" {
-            libc::SIGINT
+        let (first, patience) = if self.what == "packer" && self.is_alive() {
+            (libc::SIGINT, patience)
         } else {
-            libc::SIGTERM
+            (libc::SIGTERM, Duration::from_secs(5))
         };
         self.signal(first);
         let deadline = Instant::now() + patience;
-        while Instant::now() < deadline && self.is_alive() {
+        while Instant::now() < deadline && self.is_running() {
             std::thread::sleep(Duration::from_millis(100));
         }
-        if self.is_alive() {
+        if self.is_running() {
             self.signal(libc::SIGKILL);
         }
         let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline && self.is_alive() {
+        while Instant::now() < deadline && self.is_running() {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
 
     fn signal(&self, signal: i32) {
-        if self.group {
+        if self.group && !self.members().is_empty() {
             interrupt::signal_group(self.pid as i32, signal);
         }
-        // SAFETY: kill(2) has no memory effects.
-        unsafe {
-            libc::kill(self.pid as i32, signal);
+        if self.is_alive() {
+            // SAFETY: kill(2) has no memory effects.
+            unsafe {
+                libc::kill(self.pid as i32, signal);
+            }
         }
     }
 }
@@ -134,22 +158,39 @@ pub fn acquire(root: &Path, command: &str, busy: Busy) -> Result<()> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create `{}`", dir.display()))?;
     }
-    // Opened without truncating: the previous holder's record is read once the lock is ours.
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .with_context(|| format!("cannot open the lock file `{}`", path.display()))?;
+    let open = || {
+        // Opened without truncating: the previous holder's record is read once the lock is ours.
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(|| format!("cannot open the lock file `{}`", path.display()))
+    };
+    let mut file = open()?;
     let mut waiting_said = false;
     loop {
         // SAFETY: flock(2) on a file descriptor this function owns.
         let taken = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
         if taken {
-            break;
+            // The holder before may have removed the file as it finished: a lock on a file no
+            // longer at `path` locks nothing.
+            if same_file(&file, &path) {
+                break;
+            }
+            file = open()?;
+            continue;
         }
-        let other = read_holder(&path);
+        // The holder writes its record just after taking the lock: give it a moment.
+        let mut other = read_holder(&path);
+        for _ in 0..20 {
+            if other.is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            other = read_holder(&path);
+        }
         let who = describe(other.as_ref());
         match busy {
             Busy::Refuse => {
@@ -195,7 +236,11 @@ pub fn acquire(root: &Path, command: &str, busy: Busy) -> Result<()> {
 
 /// Stops what a dead command left running, and says what it was.
 fn stop_orphans(previous: &Holder) {
-    let alive: Vec<&Child> = previous.children.iter().filter(|c| c.is_alive()).collect();
+    let alive: Vec<&Child> = previous
+        .children
+        .iter()
+        .filter(|c| c.is_running())
+        .collect();
     if alive.is_empty() && previous.run.is_none() {
         return;
     }
@@ -218,7 +263,7 @@ fn stop_orphans(previous: &Holder) {
         }
         let left: Vec<String> = alive
             .iter()
-            .filter(|c| c.is_alive())
+            .filter(|c| c.is_running())
             .map(|c| format!("{} (pid {})", c.what, c.pid))
             .collect();
         if left.is_empty() {
@@ -229,9 +274,32 @@ fn stop_orphans(previous: &Holder) {
     }
     if let Some(run) = &previous.run {
         eprintln!(
-            "note: `cargo xtask {}` (pid {}) did not finish run `{run}`; its attempt counts as interrupted",
+            "note: `cargo xtask {}` (pid {}) did not finish run `{run}`: resume it; anything its Packer launched and could not delete is listed by `cargo xtask cleanup --run {run}`",
             previous.command, previous.pid
         );
+    }
+}
+
+/// Ends this command's hold on the lock: the file is removed, unless processes it started are
+/// still listed (then the next command finds and stops them).
+pub fn release(root: &Path) {
+    let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(mut held) = held.take() {
+        held.holder.run = None;
+        if held.holder.children.is_empty() {
+            // Removed while still locked, so no one can take a lock on the removed file.
+            let _ = std::fs::remove_file(lock_path(root));
+        } else {
+            let _ = write_holder(&mut held.file, &held.holder);
+        }
+    }
+}
+
+fn same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
     }
 }
 
@@ -256,11 +324,6 @@ pub fn remove_child(pid: u32) {
 /// Records the run this command works on.
 pub fn set_run(run: &str) {
     update(|holder| holder.run = Some(run.to_string()));
-}
-
-/// Forgets the run: it ended as recorded (done, failed or interrupted).
-pub fn clear_run() {
-    update(|holder| holder.run = None);
 }
 
 fn update(change: impl FnOnce(&mut Holder)) {
@@ -305,7 +368,7 @@ pub fn orphans(root: &Path) -> Vec<Child> {
         return Vec::new();
     }
     read_holder(&lock_path(root))
-        .map(|h| h.children.into_iter().filter(|c| c.is_alive()).collect())
+        .map(|h| h.children.into_iter().filter(|c| c.is_running()).collect())
         .unwrap_or_default()
 }
 
@@ -326,14 +389,24 @@ pub fn ensure_held() -> Result<()> {
 
 /// A process's start time in clock ticks since boot (field 22 of `/proc/PID/stat`).
 pub fn process_start(pid: u32) -> Option<u64> {
+    group_and_start(pid).map(|(_, start)| start)
+}
+
+/// A running process's group and start time (fields 5 and 22 of `/proc/PID/stat`); `None` for
+/// a zombie or a process that is gone.
+fn group_and_start(pid: u32) -> Option<(u32, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let (_, rest) = stat.rsplit_once(") ")?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    // A zombie is not running any more.
     if fields.first() == Some(&"Z") {
         return None;
     }
-    fields.get(19)?.parse().ok()
+    Some((fields.get(2)?.parse().ok()?, fields.get(19)?.parse().ok()?))
+}
+
+fn has_marker(pid: u32, marker: &str) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
 }
 
 fn now() -> u64 {

@@ -25,6 +25,7 @@ mod core;
 mod credentials;
 mod git;
 mod interrupt;
+mod lock;
 mod output;
 mod packer;
 mod project;
@@ -371,6 +372,51 @@ fn dispatch(sh: &xshell::Shell, command: Command) -> anyhow::Result<ExitCode> {
     let caller = sh.current_dir();
     let root = project::enter_root(sh)?;
     let path = |arg: &str| project::from_caller(&caller, &root, arg);
+    if let Some((name, busy)) = lock_for(&command) {
+        interrupt::install();
+        lock::acquire(&root, name, busy)?;
+    }
+    let result = run(sh, &root, command, path);
+    // Whatever happened, it is recorded: the next command has nothing of this one to report.
+    lock::release(&root);
+    result
+}
+
+/// The repository lock a command takes: everything that builds, merges, releases, tags,
+/// deletes or keeps a stand-in. Reading commands (`config`, dry runs, listings, `local status`)
+/// take none.
+fn lock_for(command: &Command) -> Option<(&'static str, lock::Busy)> {
+    use lock::Busy::{Refuse, Wait};
+    match command {
+        Command::TestEbs(_) => Some(("test-ebs", Refuse)),
+        Command::TestInstance(_) => Some(("test-instance", Refuse)),
+        Command::Publish { .. } => Some(("publish", Refuse)),
+        Command::Release { dry_run: false, .. } => Some(("release", Refuse)),
+        Command::Tag { dry_run: false, .. } => Some(("tag", Refuse)),
+        Command::Cleanup { execute: true, .. } => Some(("cleanup", Refuse)),
+        Command::Local {
+            action: LocalAction::Up | LocalAction::Down,
+        } => Some(("local", Refuse)),
+        Command::SetVersion { .. } => Some(("set-version", Refuse)),
+        // A merge is short: wait for the other merge rather than refuse and lose the AMIs.
+        Command::AmiIds { .. } => Some(("ami-ids", Wait)),
+        Command::Release { .. }
+        | Command::Tag { .. }
+        | Command::Cleanup { .. }
+        | Command::Local { .. }
+        | Command::Config { .. }
+        | Command::Doctor { .. }
+        | Command::Help => None,
+    }
+}
+
+fn run(
+    sh: &xshell::Shell,
+    root: &std::path::Path,
+    command: Command,
+    path: impl Fn(&str) -> String,
+) -> anyhow::Result<ExitCode> {
+    let root = root.to_path_buf();
     match command {
         Command::TestEbs(args) => {
             cmd::build::run(sh, &root, Kind::TestEbs, &args.options())?;

@@ -3,8 +3,8 @@
 
 use crate::core::mask::Masker;
 use crate::core::packer_log::{self, Tracker};
-use crate::interrupt;
 use crate::view::View;
+use crate::{interrupt, lock};
 use anyhow::{bail, Context, Result};
 use semver::Version;
 use std::io::{BufRead, BufReader, Write};
@@ -86,11 +86,16 @@ impl Packer {
         var_file: &Path,
         masker: &Masker,
     ) -> Result<()> {
-        let out = cmd!(sh, "packer validate -var-file={var_file} {template}")
-            .quiet()
-            .ignore_status()
-            .output()
-            .context("cannot run `packer validate`")?;
+        // Its own process group: a Ctrl-C must not make it fail and look like a rejection.
+        let out = std::process::Command::from(cmd!(
+            sh,
+            "packer validate -var-file={var_file} {template}"
+        ))
+        .stdin(Stdio::null())
+        .process_group(0)
+        .output()
+        .context("cannot run `packer validate`")?;
+        interrupt::check("launching Packer")?;
         if !out.status.success() {
             let text = format!(
                 "{}{}",
@@ -138,7 +143,10 @@ impl Packer {
             command.stdin(Stdio::null()).process_group(0);
         }
         let mut child = command.spawn().context("cannot start `packer build`")?;
-        interrupt::set_child(child.id());
+        if !*debug {
+            lock::add_child("packer", "packer", child.id(), true);
+            interrupt::set_packer_group(child.id() as i32);
+        }
 
         let stderr = child.stderr.take().expect("stderr is piped");
         let debug_log = create(packer_log)?;
@@ -178,7 +186,10 @@ impl Packer {
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
             };
             let line = masker.mask(&line);
-            writeln!(output, "{line}").context("cannot write the run's output log")?;
+            // Flushed line by line: a killed command's log still holds everything up to the kill.
+            writeln!(output, "{line}")
+                .and_then(|()| output.flush())
+                .context("cannot write the run's output log")?;
             let Some(record) = packer_log::parse_line(&line) else {
                 view.note(&line);
                 continue;
@@ -189,7 +200,8 @@ impl Packer {
             }
         }
         let status = child.wait().context("cannot wait for `packer build`")?;
-        interrupt::set_child(0);
+        interrupt::set_packer_group(0);
+        lock::remove_child(child.id());
         let _ = stderr_thread.join();
         if let Some(e) = relay_error {
             return Err(e).context("cannot read Packer's output");

@@ -114,6 +114,13 @@ pub struct Attempt {
     pub output_log: String,
     pub packer_log: String,
     pub interrupted: bool,
+    /// False while Packer runs; stays false when the command was killed.
+    #[serde(default = "finished_default")]
+    pub finished: bool,
+}
+
+fn finished_default() -> bool {
+    true
 }
 
 impl RunRecord {
@@ -182,7 +189,19 @@ impl RunRecord {
             builder.existing_ami = None;
             builder.error = None;
             builder.comboami_commit = None;
+            // Packer says "finished" of a cancelled build too: only an AMI makes a success.
+            let no_ami = state.is_none_or(|s| s.amis.is_empty());
             match state.map(|s| &s.outcome) {
+                Some(Outcome::Succeeded) if no_ami && interrupted => {
+                    builder.state = BuilderState::Interrupted;
+                    builder.error = Some("interrupted (Ctrl-C or SIGTERM)".into());
+                }
+                Some(Outcome::Succeeded) if no_ami => {
+                    builder.state = BuilderState::Failed;
+                    builder.error = Some(format!(
+                        "Packer reported this build finished but named no AMI; see `{log}`"
+                    ));
+                }
                 Some(Outcome::Succeeded) => {
                     builder.state = BuilderState::Succeeded;
                     builder.amis = state
@@ -195,6 +214,13 @@ impl RunRecord {
                         })
                         .collect();
                 }
+                // What Packer reports of builds it cancelled.
+                Some(Outcome::Failed { error })
+                    if interrupted && error.contains("context canceled") =>
+                {
+                    builder.state = BuilderState::Interrupted;
+                    builder.error = Some("interrupted (Ctrl-C or SIGTERM)".into());
+                }
                 Some(Outcome::Failed { error }) => {
                     builder.state = BuilderState::Failed;
                     builder.error = Some(error.clone());
@@ -206,7 +232,7 @@ impl RunRecord {
                 }
                 Some(Outcome::Running) | None if interrupted => {
                     builder.state = BuilderState::Interrupted;
-                    builder.error = Some("interrupted by Ctrl-C".into());
+                    builder.error = Some("interrupted (Ctrl-C or SIGTERM)".into());
                 }
                 Some(Outcome::Running) | None => {
                     builder.state = BuilderState::Failed;
@@ -234,20 +260,51 @@ pub fn list(root: &Path) -> Vec<RunRecord> {
     records
 }
 
-/// A new run folder's id, `KIND[-local]-YYYYMMDD-HHMMSS`, unique among existing folders.
-pub fn new_run_id(root: &Path, kind: Kind, local: bool, epoch: u64) -> String {
+/// A new run's id, `KIND[-local]-YYYYMMDD-HHMMSS[-N]`, with its folder: creating the folder
+/// reserves the id, so two commands can never get the same one.
+pub fn new_run_id(root: &Path, kind: Kind, local: bool, epoch: u64) -> Result<String> {
     let base = format!(
         "{kind}{}-{}",
         if local { "-local" } else { "" },
         utc_stamp(epoch)
     );
+    let runs = root.join(RUNS_DIR);
+    std::fs::create_dir_all(&runs)
+        .with_context(|| format!("cannot create `{}`", runs.display()))?;
     let mut id = base.clone();
     let mut n = 2;
-    while root.join(RUNS_DIR).join(&id).exists() {
-        id = format!("{base}-{n}");
-        n += 1;
+    loop {
+        match std::fs::create_dir(runs.join(&id)) {
+            Ok(()) => return Ok(id),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                id = format!("{base}-{n}");
+                n += 1;
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot create `{RUNS_DIR}/{id}`"));
+            }
+        }
     }
-    id
+}
+
+/// The number of a run's next attempt: after every recorded one and every log in its folder,
+/// so no attempt's logs are ever overwritten (not even those of a killed command).
+pub fn next_attempt(record: &RunRecord, dir: &Path) -> usize {
+    let recorded = record.attempts.iter().map(|a| a.number).max().unwrap_or(0);
+    let logged = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.strip_prefix("output-")?
+                .strip_suffix(".log")?
+                .parse::<usize>()
+                .ok()
+        })
+        .max()
+        .unwrap_or(0);
+    recorded.max(logged) + 1
 }
 
 pub fn run_dir(root: &Path, run_id: &str) -> PathBuf {

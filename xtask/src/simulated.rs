@@ -83,9 +83,8 @@ impl World {
             let named = self.downloads.join(format!("{tools}-{version}"));
             copy_tree(&fixtures.join(tools), &named)?;
             let zip = self.downloads.join(format!("{tools}-{version}.zip"));
-            cmd!(sh, "{python} -m zipfile -c {zip} {named}")
-                .quiet()
-                .run()
+            // Detached from Ctrl-C: no Python traceback; the build checks for it after.
+            crate::standin::run_detached(cmd!(sh, "{python} -m zipfile -c {zip} {named}"))
                 .with_context(|| format!("cannot zip the fixture `{}`", zip.display()))?;
         }
         Ok(())

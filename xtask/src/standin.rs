@@ -7,6 +7,7 @@
 
 use crate::core::matrix::Matrix;
 use crate::core::template;
+use crate::lock;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::net::{TcpListener, TcpStream};
@@ -157,18 +158,14 @@ impl Standin {
 
         let key = dir.join("id_rsa");
         let host_key = dir.join("host_key");
-        cmd!(
+        run_detached(cmd!(
             sh,
             "ssh-keygen -q -t rsa -b 2048 -N '' -C xtask-standin -f {key}"
-        )
-        .quiet()
-        .run()
+        ))
         .context(
             "cannot make the stand-in's SSH key: is `ssh-keygen` (openssh-client) installed?",
         )?;
-        cmd!(sh, "ssh-keygen -q -t ed25519 -N '' -f {host_key}")
-            .quiet()
-            .run()
+        run_detached(cmd!(sh, "ssh-keygen -q -t ed25519 -N '' -f {host_key}"))
             .context("cannot make the stand-in's SSH host key")?;
         std::fs::copy(dir.join("id_rsa.pub"), dir.join("authorized_keys"))
             .context("cannot write the stand-in's authorized_keys")?;
@@ -193,6 +190,9 @@ impl Standin {
             .process_group(0)
             .spawn()
             .context("cannot start the moto server")?;
+        // Recorded even when kept: until `local up` has written its state, a kill would
+        // leave it unknown.
+        lock::add_child("moto", LAUNCHER, moto.id(), true);
 
         let config = sshd_config(&dir, ssh_port, &user);
         std::fs::write(dir.join("sshd_config"), config)?;
@@ -212,6 +212,7 @@ impl Standin {
                 .process_group(0)
                 .spawn()
                 .context("cannot start sshd")?;
+        lock::add_child("sshd", "sshd", sshd.id(), true);
 
         let mut standin = Standin {
             dir: dir.clone(),
@@ -241,6 +242,9 @@ impl Standin {
             std::fs::write(standin.var_file(), vars.to_string())?;
             if keep {
                 std::fs::write(state_file(root), serde_json::to_string_pretty(&standin)?)?;
+                // Handed over to `local down`.
+                lock::remove_child(standin.moto_pid);
+                lock::remove_child(standin.sshd_pid);
             }
             Ok(())
         })();
@@ -267,12 +271,10 @@ impl Standin {
              key=open(sys.argv[3],'rb').read()\n\
              for r in sys.argv[4:]:\n    \
                boto3.client('ec2',region_name=r,endpoint_url=sys.argv[1],aws_access_key_id='standin',aws_secret_access_key='standin').import_key_pair(KeyName=sys.argv[2],PublicKeyMaterial=key)\n";
-        cmd!(
+        run_detached(cmd!(
             sh,
             "{python} -c {script} {endpoint} {KEY_PAIR} {public_key} {regions...}"
-        )
-        .quiet()
-        .run()
+        ))
         .context("cannot import the stand-in's key pair into moto")?;
         Ok(())
     }
@@ -287,6 +289,8 @@ impl Standin {
         while Instant::now() < deadline && (pid_alive(self.moto_pid) || pid_alive(self.sshd_pid)) {
             std::thread::sleep(Duration::from_millis(50));
         }
+        lock::remove_child(self.moto_pid);
+        lock::remove_child(self.sshd_pid);
     }
 }
 
@@ -367,6 +371,29 @@ fn ensure_venv(sh: &Shell, root: &Path) -> Result<PathBuf> {
     result.map(|()| venv)
 }
 
+/// Runs a short helper in its own process group with its output captured: a Ctrl-C meant for
+/// this command neither kills it half-way nor prints its traceback (the caller checks for the
+/// interrupt afterwards).
+pub fn run_detached(command: xshell::Cmd) -> Result<std::process::Output> {
+    let mut command = std::process::Command::from(command);
+    let shown = format!("`{}`", command.get_program().to_string_lossy());
+    let output = command
+        .stdin(std::process::Stdio::null())
+        .process_group(0)
+        .output()
+        .with_context(|| format!("cannot run {shown}"))?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let last: Vec<&str> = stderr.lines().rev().take(3).collect();
+        bail!(
+            "{shown} failed ({}): {}",
+            output.status,
+            last.into_iter().rev().collect::<Vec<_>>().join(" / ")
+        );
+    }
+    Ok(output)
+}
+
 pub fn find_sshd() -> Result<PathBuf> {
     ["/usr/sbin/sshd", "/usr/local/sbin/sshd", "/sbin/sshd"]
         .iter()
@@ -392,6 +419,9 @@ pub fn is_root() -> bool {
             .unwrap_or(false)
 }
 
+/// `SetEnv SHLVL=1`: bash sources the user's `~/.bashrc` for commands run over SSH only when it
+/// is the first shell level; a fresh instance has no such file, and a developer's (pyenv, ...)
+/// can make every one of Packer's commands take seconds.
 fn sshd_config(dir: &Path, port: u16, user: &str) -> String {
     format!(
         "Port {port}\n\
@@ -405,6 +435,7 @@ fn sshd_config(dir: &Path, port: u16, user: &str) -> String {
          StrictModes no\n\
          PermitRootLogin prohibit-password\n\
          PidFile {pid}\n\
+         SetEnv SHLVL=1\n\
          Subsystem sftp internal-sftp\n",
         host_key = dir.join("host_key").display(),
         authorized = dir.join("authorized_keys").display(),

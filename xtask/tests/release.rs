@@ -559,3 +559,65 @@ fn rehearsal_runs_from_a_fresh_clone_with_only_main() {
         "a rehearsal changed the real repository"
     );
 }
+
+#[test]
+fn tag_push_resumes_and_branch_and_dry_run_slips_are_fixed() {
+    let repo = git_repo("slips");
+    let remote = repo.root.with_extension("slips-remote.git");
+    git_in(
+        &repo.root,
+        &repo.home(),
+        &["init", "--quiet", "--bare", remote.to_str().unwrap()],
+    );
+    repo.git(&["remote", "add", "origin", remote.to_str().unwrap()]);
+    // The remote refuses the push: the tag is made, the push is not; exit 1 (something was
+    // done), and the same command finishes the job once the remote accepts.
+    let hook = remote.join("hooks/pre-receive");
+    std::fs::write(&hook, "#!/bin/sh\necho 'refused by policy' >&2\nexit 1\n").unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    repo.xtask(&["tag", "2.6.3", "--push", "--yes"]).fails(
+        1,
+        &[
+            "is made locally but not pushed",
+            "`cargo xtask tag 2.6.3 --push origin`",
+        ],
+    );
+    assert_eq!(repo.git(&["tag", "--list"]), "release/2.6.3\n");
+    std::fs::remove_file(&hook).unwrap();
+    let again = repo.xtask(&["tag", "2.6.3", "--push", "--yes"]).ok();
+    assert!(again.stdout.contains("already on"), "{again:#?}");
+    let remote_refs = git_in(&remote, &repo.home(), &["show-ref"]);
+    assert!(
+        remote_refs.contains("refs/tags/release/2.6.3"),
+        "{remote_refs}"
+    );
+    // Now the remote has it: a third run sees the very same tag there and pushes nothing new.
+    repo.xtask(&["tag", "2.6.3", "--push", "--yes"]).ok();
+
+    // `--local --dry-run` never asks the real remote (here: one that does not exist).
+    repo.git(&["remote", "set-url", "origin", "/nonexistent/remote.git"]);
+    let run = repo
+        .xtask(&["release", "2.6.4", "--local", "--dry-run", "--push"])
+        .ok();
+    assert!(run.stderr.contains("not asked"), "{}", run.stderr);
+
+    // `--allow-branch` on another branch plans (and pushes) that branch, not `2.6`.
+    repo.git(&["checkout", "--quiet", "-b", "main"]);
+    let run = repo
+        .xtask(&[
+            "release",
+            "2.6.4",
+            "--local",
+            "--dry-run",
+            "--push",
+            "--allow-branch",
+        ])
+        .ok();
+    assert!(
+        run.stderr
+            .contains("push branch `main` and tag `release/2.6.4` to `origin`"),
+        "{}",
+        run.stderr
+    );
+    let _ = std::fs::remove_dir_all(remote);
+}

@@ -54,6 +54,7 @@ pub fn run(sh: &Shell, files: &[String], registry_path: &str) -> Result<()> {
             failed_list()
         );
     }
+    crate::interrupt::check("changing the registry")?;
     let changes = merge_into(sh, registry_path, &amis)?;
     if changes.is_empty() {
         println!(
@@ -74,13 +75,16 @@ pub fn run(sh: &Shell, files: &[String], registry_path: &str) -> Result<()> {
 }
 
 /// Merges AMIs into a registry file, atomically; the file is untouched when nothing changes or
-/// an AMI is in a region the project does not publish to.
+/// an AMI is in a region the project does not publish to. The caller holds the repository's
+/// lock, so the read, the merge and the write are one step no other merge can interleave with.
 pub fn merge_into(sh: &Shell, registry_path: &str, amis: &[Ami]) -> Result<Vec<Change>> {
+    crate::lock::ensure_held()?;
     check_regions(&project::matrix(sh)?, amis)
         .with_context(|| format!("nothing was merged into `{registry_path}`"))?;
     let mut registry = project::registry(sh, registry_path)?;
     let changes = registry::merge(&mut registry, amis).map_err(anyhow::Error::msg)?;
     if !changes.is_empty() {
+        crate::cmd::mark_started();
         project::write_atomic(sh, registry_path, &registry::render(&registry))?;
     }
     Ok(changes)

@@ -11,7 +11,7 @@ use crate::runs::{self, Attempt, BuilderRecord, BuilderState, RunRecord};
 use crate::simulated::World;
 use crate::standin::Standin;
 use crate::view::{self, View};
-use crate::{cmd, interrupt, output, project};
+use crate::{cmd, interrupt, lock, output, project};
 use anyhow::{bail, Context, Result};
 use std::io::IsTerminal;
 use std::path::Path;
@@ -128,11 +128,15 @@ pub fn run(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Fin
     );
     eprintln!("{plan}");
     // Effects from here on.
-    let (standin, credentials) = confirm_and_start(sh, root, kind, options, &matrix, credentials)?;
+    if kind == Kind::Official {
+        cmd::confirm(flags.yes, "publishing", "publish")?;
+    }
+    interrupt::check("anything started")?;
     let run_id = match &options.release {
         Some(release) => release.run_id.clone(),
-        None => runs::new_run_id(root, kind, flags.local, epoch),
+        None => runs::new_run_id(root, kind, flags.local, epoch)?,
     };
+    cmd::mark_started();
     let registry_path = registry_path.map(|p| {
         if p.is_empty() {
             scratch_registry(&run_id)
@@ -170,14 +174,18 @@ pub fn run(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Fin
         sh.copy_file(REGISTRY_PATH, path)
             .with_context(|| format!("cannot copy `{REGISTRY_PATH}` to `{path}`"))?;
     }
-    let run_plan = write_template(sh, root, &matrix, &record, &only, standin.as_ref())?;
-    for planned in &run_plan.builders {
+    // The record comes first, so an interrupt from here on leaves a run to resume.
+    for planned in &probe_plan.builders {
         record
             .builders
             .insert(planned.name.clone(), BuilderRecord::pending(planned));
     }
     record.save(sh)?;
+    lock::set_run(&run_id);
+    interrupt::set_resume(resume_command(&record, options));
     eprintln!("run `{run_id}`\n  logs and record in `{}/`", record.dir());
+    let (standin, credentials) = start(sh, root, options, &matrix, credentials)?;
+    write_template(sh, root, &matrix, &record, &only, standin.as_ref())?;
     let only = if flags.only.is_empty() {
         Vec::new()
     } else {
@@ -197,20 +205,16 @@ pub fn run(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Fin
     finish(sh, record, kind, options)
 }
 
-/// The last step before launching: the publish confirmation, then the stand-in (for `--local`)
-/// and the credentials Packer gets — the stand-in's, or the user's loaded during preflight.
-fn confirm_and_start(
+/// The last step before launching: the stand-in (for `--local`) and the credentials Packer
+/// gets — the stand-in's, or the user's loaded during preflight.
+fn start(
     sh: &Shell,
     root: &Path,
-    kind: Kind,
     options: &Options,
     matrix: &matrix::Matrix,
     loaded: Option<Credentials>,
 ) -> Result<(Option<Standin>, Credentials)> {
-    if kind == Kind::Official {
-        cmd::confirm(options.flags.yes, "publishing", "publish")?;
-    }
-    interrupt::check()?;
+    interrupt::check("starting the stand-in")?;
     let root = options
         .release
         .as_ref()
@@ -219,7 +223,7 @@ fn confirm_and_start(
     match (options.flags.local, loaded) {
         (true, _) => {
             let standin = Standin::attach_or_start(sh, root, matrix)?;
-            interrupt::check()?;
+            interrupt::check("launching Packer")?;
             let credentials = credentials::local(standin.var_file())?;
             Ok((Some(standin), credentials))
         }
@@ -271,12 +275,20 @@ fn resume(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Fini
             );
         }
     }
+    if let Some(last) = record.attempts.last().filter(|a| !a.finished) {
+        eprintln!(
+            "run `{run_id}`: attempt {} never finished (its command was killed); its builders are rebuilt",
+            last.number
+        );
+    }
     let remaining = record.unfinished();
     if remaining.is_empty() {
         eprintln!(
             "run `{run_id}`: all {} builders already succeeded; nothing to rebuild",
             record.builders.len()
         );
+        interrupt::check("merging")?;
+        cmd::mark_started();
         return finish(sh, record, kind, options);
     }
     let matrix = project::matrix(sh)?;
@@ -294,7 +306,14 @@ fn resume(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Fini
         record.builders.len(),
         remaining.join(", ")
     );
-    let (standin, credentials) = confirm_and_start(sh, root, kind, options, &matrix, credentials)?;
+    if kind == Kind::Official {
+        cmd::confirm(flags.yes, "publishing", "publish")?;
+    }
+    interrupt::check("anything started")?;
+    cmd::mark_started();
+    lock::set_run(&run_id);
+    interrupt::set_resume(resume_command(&record, options));
+    let (standin, credentials) = start(sh, root, options, &matrix, credentials)?;
     let all: Vec<String> = record.builders.keys().cloned().collect();
     write_template(sh, root, &matrix, &record, &all, standin.as_ref())?;
     attempt(
@@ -377,7 +396,7 @@ fn attempt(
     let dir = record.dir();
     let template = Path::new(&dir).join("template.json");
     packer.validate(sh, &template, &credentials.var_file, &credentials.masker)?;
-    let number = record.attempts.len() + 1;
+    let number = runs::next_attempt(record, Path::new(&dir));
     let output_log = format!("{dir}/output-{number}.log");
     let packer_log = format!("{dir}/packer-{number}.log");
     let mut args = Vec::new();
@@ -417,6 +436,19 @@ fn attempt(
             }
         }
     }
+    interrupt::check("launching Packer")?;
+    // Recorded before Packer starts: if this command is killed, the next attempt gets the next
+    // number (its logs stay) and the resume says that this one never finished.
+    record.attempts.push(Attempt {
+        number,
+        started: project::epoch().unwrap_or(record.epoch),
+        builders: attempted.clone(),
+        output_log: output_log.clone(),
+        packer_log: packer_log.clone(),
+        interrupted: false,
+        finished: false,
+    });
+    record.save(sh)?;
     let terminal = std::io::stderr().is_terminal() && !options.debug;
     let mut view = View::new(attempted.clone(), terminal);
     eprintln!(
@@ -439,16 +471,12 @@ fn attempt(
     )?;
     record.apply(&result.tracker, &attempted, result.interrupted, &output_log);
     check_reports(sh, matrix, record, &attempted);
-    record.attempts.push(Attempt {
-        number,
-        started: project::epoch().unwrap_or(record.epoch),
-        builders: attempted,
-        output_log,
-        packer_log,
-        interrupted: result.interrupted,
-    });
+    if let Some(last) = record.attempts.last_mut() {
+        last.interrupted = result.interrupted;
+        last.finished = true;
+    }
     record.save(sh)?;
-    if !result.packer_succeeded && record.unfinished().is_empty() {
+    if !result.packer_succeeded && !result.interrupted && record.unfinished().is_empty() {
         eprintln!(
             "warning: Packer exited with an error although every builder finished; see its log"
         );
@@ -509,21 +537,34 @@ fn check_reports(
 
 /// Merges (publish), prints the summary, and turns failures into exit status 1.
 fn finish(sh: &Shell, record: RunRecord, kind: Kind, options: &Options) -> Result<Finished> {
-    let interrupted = record.attempts.last().is_some_and(|a| a.interrupted);
+    if interrupt::requested() {
+        // Never merge a partial run as if it were complete: the resume merges.
+        let done = record.builders.len() - record.unfinished().len();
+        let merge = match &record.registry {
+            Some(path) => format!("; `{path}` was not changed"),
+            None => String::new(),
+        };
+        let rest = match (done == record.builders.len(), record.registry.is_some()) {
+            (true, _) => "merge",
+            (false, true) => "build the rest and merge",
+            (false, false) => "build the rest",
+        };
+        return Err(anyhow::Error::new(interrupt::Interrupted(format!(
+            "run `{}` stopped: {done} of {} builders finished and are recorded{merge}: run `{}` to {rest}",
+            record.run_id,
+            record.builders.len(),
+            resume_command(&record, options),
+        ))));
+    }
     let mut changes = Vec::new();
     if let Some(path) = &record.registry {
-        if interrupted {
-            eprintln!(
-                "interrupted: `{path}` was left as it was; resume to build the rest and merge"
-            );
-        } else {
-            changes = cmd::ami_ids::merge_into(sh, path, &record.amis())?;
-            if !changes.is_empty() {
-                output::say(format!("`{path}`:"));
-            }
-            for change in &changes {
-                output::say(format!("  {change}"));
-            }
+        // Every time, resumes included: a merge of the same AMIs changes nothing.
+        changes = cmd::ami_ids::merge_into(sh, path, &record.amis())?;
+        if !changes.is_empty() {
+            output::say(format!("`{path}`:"));
+        }
+        for change in &changes {
+            output::say(format!("  {change}"));
         }
     }
     let standin_root = options
@@ -544,7 +585,7 @@ fn finish(sh: &Shell, record: RunRecord, kind: Kind, options: &Options) -> Resul
             "amis": record.amis(),
             "registry": record.registry,
             "registry_changes": changes.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            "retry": retry_command(&record, kind, options),
+            "retry": retry_command(&record, options),
             "run": record,
         }));
     }
@@ -557,7 +598,7 @@ fn finish(sh: &Shell, record: RunRecord, kind: Kind, options: &Options) -> Resul
             record.unfinished().len(),
             record.builders.len()
         );
-        match retry_command(&record, kind, options) {
+        match retry_command(&record, options) {
             // A release states its own fix: resuming the release.
             Some(retry) if options.release.is_none() => Err(anyhow::Error::new(BuildsFailed)).fix(
                 || what,
@@ -643,7 +684,7 @@ fn summary(record: &RunRecord, kind: Kind, options: &Options, standin_kept: bool
                 .to_string(),
         });
     }
-    if let Some(retry) = retry_command(record, kind, options) {
+    if let Some(retry) = retry_command(record, options) {
         out.push_str(&format!(
             "retry only the builders that did not succeed:\n  {retry}\n"
         ));
@@ -660,17 +701,12 @@ fn command_name(kind: Kind) -> &'static str {
 }
 
 /// The command that builds what did not succeed, if anything did not.
-fn retry_command(record: &RunRecord, kind: Kind, options: &Options) -> Option<String> {
+fn retry_command(record: &RunRecord, options: &Options) -> Option<String> {
     let failed = record.unfinished();
     if failed.is_empty() {
         return None;
     }
-    let local = if record.local { " --local" } else { "" };
-    Some(match (&options.release, kind) {
-        (Some(release), _) => release.resume_command.clone(),
-        (None, Kind::Official) => format!("cargo xtask publish --resume {}{local}", record.run_id),
-        (None, _) => format!("cargo xtask {kind} --only {}{local}", failed.join(",")),
-    })
+    Some(resume_command(record, options))
 }
 
 /// The plan a build of `version` would show, without reading credentials or starting anything
@@ -793,6 +829,23 @@ fn wrap_list(items: &[String], width: usize, indent: &str) -> String {
         }
     }
     lines.iter().map(|l| format!("{indent}{l}\n")).collect()
+}
+
+/// The command that continues `record`'s run.
+fn resume_command(record: &RunRecord, options: &Options) -> String {
+    let local = if record.local { " --local" } else { "" };
+    match (&options.release, record.kind) {
+        (Some(release), _) => release.resume_command.clone(),
+        (None, Kind::Official) => format!("cargo xtask publish --resume {}{local}", record.run_id),
+        (None, kind) => {
+            let unfinished = record.unfinished();
+            if unfinished.is_empty() || unfinished.len() == record.builders.len() {
+                format!("cargo xtask {kind}{local}")
+            } else {
+                format!("cargo xtask {kind} --only {}{local}", unfinished.join(","))
+            }
+        }
+    }
 }
 
 /// The scratch registry of a local publish, in its run folder.

@@ -30,7 +30,7 @@ pub fn check_version(text: &str) -> (Check, Option<(Version, String)>) {
 
 pub fn check_tag_free(git: &Git, tag: &str, own: Option<&str>) -> Check {
     match git.tag_target(tag) {
-        Some(_) if own == Some(tag) => Check::ok("tag", format!("`{tag}` was made by this release")),
+        Some(_) if own == Some(tag) => Check::ok("tag", format!("`{tag}` was made earlier by this command: kept, not made again")),
         Some(target) => Check::fail(
             "tag",
             format!("`{tag}` already exists (on {}); tags are never moved or overwritten: release a new version", short(&target)),
@@ -141,13 +141,18 @@ pub fn check_remote(
             format!("no remote `{remote}`: add it with `git remote add {remote} URL`, or name another with `--push REMOTE`"),
         );
     }
-    match git::remote_has_tag(sh, root, remote, tag) {
-        Ok(true) if pushed => Check::ok("remote", format!("`{remote}` has `{tag}` from this release")),
-        Ok(true) => Check::fail(
+    match git::remote_tag(sh, root, remote, tag) {
+        Ok(Some(_)) if pushed => Check::ok("remote", format!("`{remote}` has `{tag}` from this release")),
+        // A push that was stopped (or rejected for the branch) after the tag arrived.
+        Ok(Some(object)) if git.tag_object(tag).as_deref() == Some(object.as_str()) => Check::ok(
+            "remote",
+            format!("`{remote}` already has this very `{tag}` (an earlier push got that far)"),
+        ),
+        Ok(Some(_)) => Check::fail(
             "remote",
             format!("`{remote}` already has tag `{tag}`; tags are never overwritten: release a new version"),
         ),
-        Ok(false) => Check::ok("remote", format!("`{remote}` does not have `{tag}` yet")),
+        Ok(None) => Check::ok("remote", format!("`{remote}` does not have `{tag}` yet")),
         Err(e) => Check::fail("remote", format!("{e:#}")),
     }
 }

@@ -1,7 +1,7 @@
 //! `cargo xtask local up|down|status`: keep one local AWS stand-in running across commands.
 
-use crate::project;
 use crate::standin::{self, Standin};
+use crate::{lock, project};
 use anyhow::Result;
 use std::path::Path;
 use xshell::Shell;
@@ -13,7 +13,12 @@ pub fn up(sh: &Shell, root: &Path) -> Result<()> {
         return Ok(());
     }
     let matrix = project::matrix(sh)?;
+    crate::cmd::mark_started();
     let standin = Standin::start(sh, root, &matrix, true)?;
+    if crate::interrupt::requested() {
+        standin::stop_running(root)?;
+        return Err(crate::interrupt::interrupted("keeping the stand-in"));
+    }
     println!("the stand-in is running (stop it with `cargo xtask local down`):");
     describe(&standin);
     Ok(())
@@ -35,6 +40,28 @@ pub fn status(root: &Path) -> Result<()> {
             describe(&standin);
         }
         None => println!("not running (start it with `cargo xtask local up`)"),
+    }
+    if let Some(holder) = lock::holder_now(root) {
+        println!(
+            "in use by `cargo xtask {}` (pid {}){}",
+            holder.command,
+            holder.pid,
+            holder
+                .run
+                .map(|run| format!(", run `{run}`"))
+                .unwrap_or_default()
+        );
+    }
+    let orphans = lock::orphans(root);
+    if !orphans.is_empty() {
+        let names: Vec<String> = orphans
+            .iter()
+            .map(|c| format!("{} (pid {})", c.what, c.pid))
+            .collect();
+        println!(
+            "left running by a command that was killed: {}; the next command that builds (or `cargo xtask local down`) stops them",
+            names.join(", ")
+        );
     }
     Ok(())
 }

@@ -11,8 +11,10 @@ pub mod release;
 pub mod set_version;
 pub mod tag;
 
+use crate::{interrupt, lock};
 use anyhow::{bail, Context, Result};
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Marks an error as "some builders failed" (exit 1) rather than a usage or configuration
 /// error (exit 2).
@@ -93,7 +95,11 @@ fn parts(error: &anyhow::Error) -> Parts {
             fixes.push(fixable.fix.clone());
         }
         // Markers such as `BuildsFailed` only carry the exit code when a message says more.
-        if index > 0 && (cause.is::<BuildsFailed>() || cause.is::<PartlyFailed>()) {
+        if index > 0
+            && (cause.is::<BuildsFailed>()
+                || cause.is::<PartlyFailed>()
+                || cause.is::<lock::Locked>())
+        {
             continue;
         }
         messages.push(cause.to_string());
@@ -130,6 +136,25 @@ pub fn error_document(
 /// An error as the user reads it: what failed on the first line, each cause on its own
 /// indented line, the fix (if any) last.
 pub fn render_error(error: &anyhow::Error) -> String {
+    // An interrupt is one line: where it stopped, and how to go on.
+    if let Some(interrupted) = error
+        .chain()
+        .find_map(|e| e.downcast_ref::<interrupt::Interrupted>())
+    {
+        return format!("interrupted: {interrupted}\n");
+    }
+    if interrupt::requested() {
+        // A step that failed because of the interrupt (a `git push` that got the Ctrl-C).
+        let what = error.to_string();
+        let what = what.lines().next().unwrap_or("");
+        return format!(
+            "interrupted: stopped ({what}); {}\n",
+            match interrupt::resume_command() {
+                Some(resume) => format!("what finished is recorded: run `{resume}` to resume"),
+                None => "nothing was started".to_string(),
+            }
+        );
+    }
     let parts = parts(error);
     let mut lines: Vec<String> = Vec::new();
     let messages = std::iter::once(&parts.what).chain(&parts.causes);
@@ -152,14 +177,30 @@ pub fn render_error(error: &anyhow::Error) -> String {
     lines.join("\n") + "\n"
 }
 
+/// Set once a command has changed something (a run folder, a file, a ref, a launch): from then
+/// on a failure is "some steps failed" (1), never "refused before anything started" (2).
+static STARTED: AtomicBool = AtomicBool::new(false);
+
+pub fn mark_started() {
+    STARTED.store(true, Ordering::SeqCst);
+}
+
+pub fn started() -> bool {
+    STARTED.load(Ordering::SeqCst)
+}
+
+/// 0 done; 1 some builders or steps failed, the rest done; 2 refused before anything started;
+/// 130 interrupted.
 pub fn exit_code(error: &anyhow::Error) -> u8 {
-    if error
-        .chain()
-        .any(|e| e.is::<BuildsFailed>() || e.is::<PartlyFailed>())
-    {
+    let any = |test: fn(&(dyn std::error::Error + 'static)) -> bool| error.chain().any(test);
+    if any(|e| e.is::<interrupt::Interrupted>()) || interrupt::requested() {
+        130
+    } else if any(|e| e.is::<BuildsFailed>() || e.is::<PartlyFailed>()) {
         1
-    } else {
+    } else if any(|e| e.is::<lock::Locked>()) || !started() {
         2
+    } else {
+        1
     }
 }
 

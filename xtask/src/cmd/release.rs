@@ -49,6 +49,9 @@ struct State {
     start_head: String,
     version_set: bool,
     publish_run: Option<String>,
+    /// The publish finished and its AMIs are merged.
+    #[serde(default)]
+    published: bool,
     commit: Option<String>,
     tagged: bool,
     pushed_to: Option<String>,
@@ -88,7 +91,11 @@ impl State {
 /// What the preflight established, for the steps.
 struct Facts {
     version: Version,
+    /// The release branch: what `ds0_utils.py` names.
     branch: String,
+    /// The branch the release commit goes on and is pushed: the release branch, or the current
+    /// one with `--allow-branch`.
+    push_branch: String,
     tag: String,
     head: String,
     identity: String,
@@ -112,7 +119,7 @@ fn rehearse(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
         push: None,
         ..options.clone()
     };
-    let (mut checks, facts) = preflight(sh, root, &real, &real, &real_options, None);
+    let (mut checks, facts) = preflight(sh, root, &real, &real, &real_options, None, false);
     checks.sort_by_key(|c| c.result.is_ok());
     if release::failures(&checks) > 0 {
         eprint!("{}", release::report(&checks));
@@ -214,7 +221,13 @@ fn release_in(
         Some(real) => Git::open(real)?,
         None => Git::open(root)?,
     };
-    let state = State::load(sh, &options.version)?;
+    let mut state = State::load(sh, &options.version)?;
+    if let Some(state) = state.as_mut() {
+        // A command killed between a step and saving it left the step's result behind.
+        if !options.dry_run && adopt_own_work(&git, state) {
+            state.save(sh)?;
+        }
+    }
     if let Some(state) = &state {
         if state.done(options.push.as_deref()) {
             output::document(serde_json::json!({
@@ -247,7 +260,17 @@ fn release_in(
             progress(state, options.push.as_deref())
         );
     }
-    let (mut checks, facts) = preflight(sh, root, &git, &signing_repo, options, state.as_ref());
+    // A rehearsal's dry run runs in the real repository: its remotes are not asked anything.
+    let contact_remote = !(options.local && standin_root.is_none());
+    let (mut checks, facts) = preflight(
+        sh,
+        root,
+        &git,
+        &signing_repo,
+        options,
+        state.as_ref(),
+        contact_remote,
+    );
     // Failing checks on top, where they are read first.
     checks.sort_by_key(|c| c.result.is_ok());
     eprint!("{}", release::report(&checks));
@@ -370,7 +393,7 @@ fn release_in(
     match &options.push {
         Some(remote) => plan.push_str(&format!(
             "6. push branch `{}` and tag `{}` to `{remote}` with `git push --atomic`\n",
-            facts.branch, facts.tag
+            facts.push_branch, facts.tag
         )),
         None => plan.push_str("6. no push (add `--push` to push the commit and the tag)\n"),
     }
@@ -384,7 +407,9 @@ fn release_in(
         return Ok(());
     }
     crate::cmd::confirm(options.yes, "releasing", &format!("release {version_text}"))?;
-    interrupt::check()?;
+    interrupt::check("anything started")?;
+    crate::cmd::mark_started();
+    interrupt::set_resume(resume_command.clone());
 
     let mut state = state.unwrap_or_else(|| State {
         version: version_text.clone(),
@@ -411,7 +436,7 @@ fn release_in(
     let run_id = match &state.publish_run {
         Some(run_id) => run_id.clone(),
         None => {
-            let run_id = runs::new_run_id(root, Kind::Official, options.local, project::epoch()?);
+            let run_id = runs::new_run_id(root, Kind::Official, options.local, project::epoch()?)?;
             state.publish_run = Some(run_id.clone());
             state.save(sh)?;
             run_id
@@ -436,11 +461,16 @@ fn release_in(
     )?;
     let amis = finished.record.amis();
     let commits = finished.record.comboami_commits();
+    if !state.published {
+        state.published = true;
+        state.save(sh)?;
+    }
 
     // 4. Commit.
     let commit = match &state.commit {
         Some(commit) => commit.clone(),
         None => {
+            interrupt::check("the commit (step 4)")?;
             let message = release::commit_message(&version_text, &facts.branch, &amis, candidate);
             // A candidate leaves `ami_ids.json` as it was: committing it changes nothing.
             let files = project::release_files(root)?;
@@ -458,6 +488,7 @@ fn release_in(
 
     // 5. Tag.
     if !state.tagged {
+        interrupt::check("the tag (step 5)")?;
         let message = release::tag_message(&version_text, &facts.branch, &amis, &commits);
         let signer = signing::signer(&signing_repo.repo, options.sign)?;
         git.create_tag(&facts.tag, &commit, &message, signer.as_ref())?;
@@ -469,7 +500,8 @@ fn release_in(
     // 6. Push.
     if let Some(remote) = &options.push {
         if state.pushed_to.as_deref() != Some(remote) {
-            git::push(sh, root, remote, &facts.branch, &facts.tag).fix(
+            interrupt::check("the push (step 6)")?;
+            git::push(sh, root, remote, &facts.push_branch, &facts.tag).fix(
                 || format!("release {version_text} stopped at step 6 (push); the commit and the tag are made"),
                 || format!("resolve the cause above, then run `{resume_command}` to push them"),
             )?;
@@ -484,7 +516,7 @@ fn release_in(
     output::say(format!(
         "  commit  {} on `{}`",
         short(&commit),
-        facts.branch
+        facts.push_branch
     ));
     output::say(format!("  tag     {}", facts.tag));
     output::say(format!(
@@ -501,7 +533,7 @@ fn release_in(
         Some(remote) => output::say(format!("  pushed  to `{remote}`")),
         None => output::say(format!(
             "  not pushed: run `git push --atomic origin {} {}` or this command with `--push`",
-            facts.branch, facts.tag
+            facts.push_branch, facts.tag
         )),
     }
     output::document(serde_json::json!({
@@ -528,6 +560,7 @@ fn preflight(
     signing_repo: &Git,
     options: &Options,
     state: Option<&State>,
+    contact_remote: bool,
 ) -> (Vec<Check>, Option<Facts>) {
     let (check, parsed) = check_version(&options.version);
     let mut checks = vec![check];
@@ -627,33 +660,46 @@ fn preflight(
         Ok(p) => Check::ok("packer", format!("Packer {}", p.version)),
         Err(e) => Check::fail("packer", format!("{e:#}")),
     });
+    // With `--allow-branch` the release commit goes on the current branch, and that is pushed.
+    let push_branch = match (git.current_branch(), &branch) {
+        (Ok(Some(current)), _) if options.allow_branch => Some(current),
+        (_, branch) => branch.clone(),
+    };
     if let (Some(remote), Some(tag)) = (&options.push, &tag) {
         let pushed = state.is_some_and(|s| s.pushed_to.as_deref() == Some(remote));
-        checks.push(check_remote(
-            sh,
-            root,
-            git,
-            remote,
-            tag,
-            pushed,
-            options.local,
-        ));
-        if let (false, Some(branch)) = (pushed, &branch) {
-            checks.push(check_remote_branch(
+        if contact_remote {
+            checks.push(check_remote(
                 sh,
                 root,
                 git,
                 remote,
-                branch,
-                options.dry_run,
+                tag,
+                pushed,
+                options.local,
+            ));
+            if let (false, Some(branch)) = (pushed, &push_branch) {
+                checks.push(check_remote_branch(
+                    sh,
+                    root,
+                    git,
+                    remote,
+                    branch,
+                    options.dry_run,
+                ));
+            }
+        } else {
+            checks.push(Check::ok(
+                "remote",
+                "not asked: the rehearsal pushes to a scratch bare repository",
             ));
         }
     }
     // Placeholders stand in only where a check failed: a dry run still shows its plan.
-    let facts = match (parsed, branch, tag) {
-        (Some(version), Some(branch), Some(tag)) => Some(Facts {
+    let facts = match (parsed, branch, push_branch, tag) {
+        (Some(version), Some(branch), Some(push_branch), Some(tag)) => Some(Facts {
             version,
             branch,
+            push_branch,
             tag,
             head: head.unwrap_or_else(|_| "(none)".into()),
             identity: identity.unwrap_or_else(|| "(no git identity)".into()),
@@ -726,7 +772,7 @@ fn resume_command(options: &Options) -> String {
 fn progress(state: &State, push: Option<&str>) -> String {
     let steps = [
         ("version set", state.version_set),
-        ("published", state.commit.is_some()),
+        ("published", state.published || state.commit.is_some()),
         ("committed", state.commit.is_some()),
         ("tagged", state.tagged),
         (
@@ -756,6 +802,51 @@ fn progress(state: &State, push: Option<&str>) -> String {
             other => other,
         }
     )
+}
+
+/// Recognises what this release did but could not record because its command died: its own
+/// commit on top of the start (same parent, its message) and its own tag on that commit.
+/// Returns whether the state changed.
+fn adopt_own_work(git: &Git, state: &mut State) -> bool {
+    let mut changed = false;
+    if state.version_set && state.commit.is_none() {
+        let subject = format!("Release ComboAMI {}\n", state.version);
+        if let Ok(head) = git.head_commit() {
+            if head != state.start_head
+                && git
+                    .parents(&head)
+                    .is_ok_and(|p| p == [state.start_head.clone()])
+                && git
+                    .commit_message(&head)
+                    .is_ok_and(|m| m.starts_with(&subject))
+            {
+                eprintln!(
+                    "found this release's own commit {} (made just before its command stopped): carrying on from it",
+                    short(&head)
+                );
+                state.published = true;
+                state.commit = Some(head);
+                changed = true;
+            }
+        }
+    }
+    if let (Some(commit), false) = (&state.commit, state.tagged) {
+        let heading = format!("ComboAMI {} (branch ", state.version);
+        if git.tag_target(&state.tag).as_ref() == Some(commit)
+            && git
+                .tag_message(&state.tag)
+                .is_some_and(|m| m.starts_with(&heading))
+        {
+            eprintln!(
+                "found this release's own tag `{}` on {}: carrying on from it",
+                state.tag,
+                short(commit)
+            );
+            state.tagged = true;
+            changed = true;
+        }
+    }
+    changed
 }
 
 fn indent(text: &str) -> String {

@@ -9,6 +9,7 @@ use crate::cmd::FixContext;
 use crate::core::release::{self, Check};
 use crate::core::{ds0, registry, registry::REGISTRY_PATH};
 use crate::git::{self, Git};
+use crate::interrupt;
 use crate::{output, signing};
 use anyhow::{bail, Result};
 use std::path::Path;
@@ -27,9 +28,26 @@ pub fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
     let (check, parsed) = check_version(&options.version);
     let mut checks = vec![check];
     let tag = parsed.as_ref().map(|(_, tag)| tag.clone());
+    // The message this command writes: with `--push`, a tag on HEAD that already has it was
+    // made by an earlier run of this command whose push failed or was stopped; it is pushed,
+    // not made again. Without `--push` there is nothing left to do, and the tag is refused.
+    let message = own_message(&git, &options.version);
+    let own = tag
+        .as_deref()
+        .filter(|_| options.push.is_some())
+        .filter(|tag| {
+            let at_head = git.head_commit().ok();
+            git.tag_target(tag).is_some() && git.tag_target(tag) == at_head
+        })
+        // A signed tag's message ends with its signature.
+        .filter(|tag| {
+            let made = git.tag_message(tag);
+            matches!((&made, &message), (Some(made), Some(message)) if made.starts_with(message.as_str()))
+        })
+        .map(String::from);
     if let Some((v, tag)) = &parsed {
-        checks.push(check_tag_free(&git, tag, None));
-        checks.push(check_order(&git, v, None));
+        checks.push(check_tag_free(&git, tag, own.as_deref()));
+        checks.push(check_order(&git, v, own.as_deref()));
     }
     checks.push(check_clean(&git, &[]));
     // The tag goes on HEAD, so the committed file is what counts.
@@ -118,18 +136,54 @@ pub fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
     if options.push.is_some() {
         crate::cmd::confirm(options.yes, "pushing", "push")?;
     }
-    // Images built another way: their ComboAMI commits are not known here.
-    let message = release::tag_message(&options.version, &ds0_branch, &amis, &Default::default());
-    let signer = signing::signer(&git.repo, options.sign)?;
-    git.create_tag(&tag, &head, &message, signer.as_ref())?;
-    output::say(format!("tagged {} `{tag}`", short(&head)));
+    crate::cmd::mark_started();
+    if own.is_some() {
+        output::say(format!(
+            "`{tag}` is already on {} (made by an earlier run)",
+            short(&head)
+        ));
+    } else {
+        // Images built another way: their ComboAMI commits are not known here.
+        let message =
+            release::tag_message(&options.version, &ds0_branch, &amis, &Default::default());
+        let signer = signing::signer(&git.repo, options.sign)?;
+        git.create_tag(&tag, &head, &message, signer.as_ref())?;
+        output::say(format!("tagged {} `{tag}`", short(&head)));
+    }
     if let Some(remote) = &options.push {
+        interrupt::check("the push")?;
+        interrupt::set_resume(resume_command(options));
         git::push(sh, root, remote, &branch, &tag).fix(
             || format!("tag `{tag}` is made locally but not pushed"),
-            || format!("resolve the cause above, then push with `git push --atomic {remote} {branch} {tag}`"),
+            || {
+                format!(
+                    "resolve the cause above, then run `{}` again to push it",
+                    resume_command(options)
+                )
+            },
         )?;
         output::say(format!("pushed `{branch}` and `{tag}` to `{remote}`"));
     }
     output::document(document(options.push.as_deref()));
     Ok(())
+}
+
+/// The message this command gives the tag of `version` at HEAD, when HEAD can be read.
+fn own_message(git: &Git, version: &str) -> Option<String> {
+    let amis = registry::amis(&registry::parse(&git.file_at_head(REGISTRY_PATH).ok()?).ok()?);
+    let (_, branch) = ds0::read(&git.file_at_head(ds0::DS0_PATH).ok()?).ok()?;
+    Some(release::tag_message(
+        version,
+        &branch,
+        &amis,
+        &Default::default(),
+    ))
+}
+
+fn resume_command(options: &Options) -> String {
+    let mut command = format!("cargo xtask tag {}", options.version);
+    if let Some(remote) = &options.push {
+        command.push_str(&format!(" --push {remote}"));
+    }
+    command
 }

@@ -1,0 +1,457 @@
+//! Issue 10: a run survives Ctrl-C, kill -9 and a second command. Real Packer against the local
+//! stand-in; interrupts are sent to the command's process group, as a terminal sends them.
+
+mod common;
+
+use common::{git_in, Repo};
+use serde_json::Value;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A command running in the background, in its own process group, its output in files.
+struct Background {
+    child: Child,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+impl Background {
+    fn start(mut command: Command, logs: &Path, name: &str) -> Background {
+        std::fs::create_dir_all(logs).unwrap();
+        let stdout = logs.join(format!("{name}.out"));
+        let stderr = logs.join(format!("{name}.err"));
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&stdout).unwrap())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        Background {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGINT to the whole process group, as Ctrl-C in a terminal.
+    fn interrupt(&self) {
+        let status = Command::new("kill")
+            .args(["-INT", "--", &format!("-{}", self.pid())])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    fn kill9(&self) {
+        let status = Command::new("kill")
+            .args(["-KILL", &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits (at most `limit`) and returns its exit code and output.
+    fn wait(mut self, limit: Duration) -> common::Run {
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still running after {limit:?}: {}",
+                std::fs::read_to_string(&self.stderr).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        common::Run {
+            code: status.code().unwrap_or(-1),
+            stdout: std::fs::read_to_string(&self.stdout).unwrap(),
+            stderr: std::fs::read_to_string(&self.stderr).unwrap(),
+        }
+    }
+}
+
+/// Processes whose command line or working folder is in `root` (Packer, its plugins, moto,
+/// sshd, the stand-in scripts).
+fn processes_of(root: &Path) -> Vec<String> {
+    let root_text = root.display().to_string();
+    let me = std::process::id().to_string();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.bytes().all(|b| b.is_ascii_digit()) || name == me {
+            continue;
+        }
+        let cmdline = std::fs::read(entry.path().join("cmdline"))
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .unwrap_or_default();
+        let cwd = std::fs::read_link(entry.path().join("cwd")).unwrap_or_default();
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let zombie = stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z'));
+        if !zombie && (cmdline.contains(&root_text) || cwd.starts_with(root)) {
+            found.push(format!("{name}: {cmdline}"));
+        }
+    }
+    found
+}
+
+#[track_caller]
+fn assert_nothing_left(root: &Path, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let left = processes_of(root);
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "processes of the repository still run after {within:?}:\n{}",
+            left.join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Waits until `ready` holds (at most `limit`).
+#[track_caller]
+fn wait_for(limit: Duration, what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The newest run folder of `runs` (by name: ids sort by time), if any.
+fn runs(root: &Path) -> Vec<String> {
+    let mut ids: Vec<String> = std::fs::read_dir(root.join("build/runs"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort();
+    ids
+}
+
+fn record(root: &Path, id: &str) -> Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(root.join(format!("build/runs/{id}/run.json"))).unwrap(),
+    )
+    .unwrap()
+}
+
+/// Builder outcome lines Packer has printed in a run's first attempt so far.
+fn builds_finished(root: &Path, id: &str, attempt: usize) -> usize {
+    std::fs::read_to_string(root.join(format!("build/runs/{id}/output-{attempt}.log")))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("Provisioning with shell script"))
+        .count()
+}
+
+/// Every AMI of a run's record is in its scratch registry, and all 32 builders succeeded.
+#[track_caller]
+fn assert_all_32_merged(root: &Path, id: &str, run: &common::Run) {
+    assert!(
+        run.stdout.contains("32 of 32 builders succeeded"),
+        "{run:#?}"
+    );
+    let rec = record(root, id);
+    let registry =
+        std::fs::read_to_string(root.join(format!("build/runs/{id}/ami_ids.json"))).unwrap();
+    let builders = rec["builders"].as_object().unwrap();
+    assert_eq!(builders.len(), 32);
+    for (name, b) in builders {
+        assert_eq!(b["state"], "succeeded", "{name}");
+        let ami = b["amis"][0]["id"].as_str().unwrap();
+        assert!(
+            registry.contains(ami),
+            "{name}: {ami} is not in the registry"
+        );
+    }
+}
+
+#[track_caller]
+fn assert_no_traceback(run: &common::Run) {
+    let all = run.all();
+    for bad in ["Traceback", "KeyboardInterrupt", "panicked", "rejected"] {
+        assert!(!all.contains(bad), "{bad} in:\n{all}");
+    }
+}
+
+#[test]
+fn publish_survives_ctrl_c_kill_9_and_a_second_command() {
+    let repo = Repo::new("interrupts");
+    let root = repo.root.clone();
+    let logs = root.with_extension("logs");
+    let publish = ["publish", "--local", "--yes"];
+    let resume = ["publish", "--resume", "--local", "--yes"];
+
+    // Two publishes started together: one runs, the other is refused before it starts anything.
+    let a = Background::start(repo.command_in(".", &publish), &logs, "a");
+    let b = Background::start(repo.command_in(".", &publish), &logs, "b");
+    let (a_pid, b_pid) = (a.pid(), b.pid());
+    let (refused, running, running_pid) = {
+        // Whichever lost the race ends at once.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut a = Some(a);
+        let mut b = Some(b);
+        loop {
+            if let Some(Some(_)) = b.as_mut().map(|b| b.child.try_wait().unwrap()) {
+                break (b.take().unwrap(), a.take().unwrap(), a_pid);
+            }
+            if let Some(Some(_)) = a.as_mut().map(|a| a.child.try_wait().unwrap()) {
+                break (a.take().unwrap(), b.take().unwrap(), b_pid);
+            }
+            assert!(Instant::now() < deadline, "neither publish was refused");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let refused = refused.wait(Duration::from_secs(5)).fails(
+        2,
+        &[&format!(
+            "another `cargo xtask publish` (pid {running_pid}) is running in this repository since"
+        )],
+    );
+    assert_no_traceback(&refused);
+
+    // Ctrl-C in the middle of the builds: Packer cancels, the command stops with 130, nothing
+    // of this repository keeps running, and nothing is merged.
+    wait_for(Duration::from_secs(120), "the first builds", || {
+        runs(&root)
+            .first()
+            .is_some_and(|id| builds_finished(&root, id, 1) >= 4)
+    });
+    let id = runs(&root)[0].clone();
+    running.interrupt();
+    let stopped = running.wait(Duration::from_secs(120));
+    assert_eq!(stopped.code, 130, "{stopped:#?}");
+    assert_no_traceback(&stopped);
+    assert!(
+        stopped
+            .stderr
+            .contains(&format!("interrupted: run `{id}` stopped: "))
+            && stopped
+                .stderr
+                .contains(&format!("run `cargo xtask publish --resume {id} --local`")),
+        "{}",
+        stopped.stderr
+    );
+    assert_nothing_left(&root, Duration::from_secs(30));
+    let rec = record(&root, &id);
+    assert_eq!(rec["attempts"][0]["interrupted"], true);
+    assert!(
+        rec["builders"]
+            .as_object()
+            .unwrap()
+            .values()
+            .any(|b| b["state"] == "interrupted"),
+        "{rec}"
+    );
+    let registry = std::fs::read_to_string(root.join(format!("build/runs/{id}/ami_ids.json")));
+    assert_eq!(
+        registry.unwrap(),
+        repo.read("ami_ids.json"),
+        "an interrupted run merges nothing"
+    );
+    // The same command resumes: it rebuilds what did not finish and merges everything.
+    let resumed = repo.xtask(&resume).ok();
+    assert_all_32_merged(&root, &id, &resumed);
+    assert_nothing_left(&root, Duration::from_secs(10));
+
+    // Ctrl-C before Packer starts (while the stand-in starts): one line, 130; the resume
+    // builds everything.
+    let early = Background::start(repo.command_in(".", &publish), &logs, "early");
+    wait_for(Duration::from_secs(60), "the second run's record", || {
+        runs(&root).len() == 2
+            && root
+                .join(format!("build/runs/{}/run.json", runs(&root)[1]))
+                .exists()
+    });
+    early.interrupt();
+    let early = early.wait(Duration::from_secs(60));
+    assert_eq!(early.code, 130, "{early:#?}");
+    assert_no_traceback(&early);
+    assert_eq!(
+        early
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("interrupted:"))
+            .count(),
+        1,
+        "one line says it: {}",
+        early.stderr
+    );
+    assert_nothing_left(&root, Duration::from_secs(30));
+    let id = runs(&root)[1].clone();
+    let resumed = repo.xtask(&resume).ok();
+    assert_all_32_merged(&root, &id, &resumed);
+
+    // kill -9 in the middle of the builds: the next command finds the orphans (Packer, the
+    // stand-in), stops them, and the resume completes; the killed attempt's logs are kept.
+    let killed = Background::start(repo.command_in(".", &publish), &logs, "killed");
+    wait_for(Duration::from_secs(120), "the third run's builds", || {
+        runs(&root).len() == 3 && builds_finished(&root, &runs(&root)[2], 1) >= 4
+    });
+    let id = runs(&root)[2].clone();
+    killed.kill9();
+    let _ = killed.wait(Duration::from_secs(10));
+    assert!(
+        !processes_of(&root).is_empty(),
+        "kill -9 left nothing to find"
+    );
+    let killed_log =
+        std::fs::read_to_string(root.join(format!("build/runs/{id}/output-1.log"))).unwrap();
+    let resumed = repo.xtask(&resume).ok();
+    assert!(
+        resumed
+            .stderr
+            .contains("found what `cargo xtask publish` (pid ")
+            && resumed
+                .stderr
+                .contains("stopped the orphans of the killed command")
+            && resumed.stderr.contains("attempt 1 never finished"),
+        "{}",
+        resumed.stderr
+    );
+    assert_all_32_merged(&root, &id, &resumed);
+    assert_eq!(
+        std::fs::read_to_string(root.join(format!("build/runs/{id}/output-1.log"))).unwrap(),
+        killed_log,
+        "the killed attempt's log is kept"
+    );
+    assert!(root.join(format!("build/runs/{id}/output-2.log")).exists());
+    assert_nothing_left(&root, Duration::from_secs(10));
+    let _ = std::fs::remove_dir_all(&logs);
+}
+
+#[test]
+fn release_interrupted_mid_publish_commits_nothing_then_completes() {
+    let repo = Repo::new("release-interrupt");
+    repo.git_init("2.6");
+    let root = repo.root.clone();
+    let logs = root.with_extension("logs");
+    let clone = repo.path("target/rehearsal/release-2.6.9/repo");
+    let release = ["release", "2.6.9", "--local", "--yes"];
+
+    let first = Background::start(repo.command_in(".", &release), &logs, "release");
+    wait_for(Duration::from_secs(180), "the release's builds", || {
+        runs(&clone)
+            .iter()
+            .find(|id| id.starts_with("official"))
+            .is_some_and(|id| builds_finished(&clone, id, 1) >= 4)
+    });
+    first.interrupt();
+    let first = first.wait(Duration::from_secs(120));
+    assert_eq!(first.code, 130, "{first:#?}");
+    assert_no_traceback(&first);
+    assert!(
+        first
+            .stderr
+            .contains("run `cargo xtask release 2.6.9 --local` to"),
+        "{}",
+        first.stderr
+    );
+    assert_nothing_left(&root, Duration::from_secs(30));
+    let git = |args: &[&str]| git_in(&clone, &repo.home(), args);
+    assert_eq!(
+        git(&["rev-list", "--count", "HEAD"]).trim(),
+        "1",
+        "no commit"
+    );
+    assert_eq!(git(&["tag", "--list"]), "", "no tag");
+
+    // The same command completes: the release commit holds the 32 new AMIs.
+    let second = repo.xtask(&release).ok();
+    assert!(
+        second.stdout.contains("released ComboAMI 2.6.9"),
+        "{second:#?}"
+    );
+    let id = runs(&clone)
+        .into_iter()
+        .find(|id| id.starts_with("official"))
+        .unwrap();
+    let rec = record(&clone, &id);
+    let committed = git(&["show", "release/2.6.9:ami_ids.json"]);
+    let builders = rec["builders"].as_object().unwrap();
+    assert_eq!(builders.len(), 32);
+    for (name, b) in builders {
+        let ami = b["amis"][0]["id"].as_str().unwrap();
+        assert!(
+            committed.contains(ami),
+            "{name}: {ami} is not in the release commit"
+        );
+    }
+    assert_eq!(git(&["rev-list", "--count", "HEAD"]).trim(), "2");
+
+    // A release that died between its commit (and tag) and saving that: the next run
+    // recognises its own commit and tag instead of refusing "HEAD moved".
+    let state_path = clone.join("build/runs/release-2.6.9/release.json");
+    let mut state: Value =
+        serde_json::from_str(&std::fs::read_to_string(&state_path).unwrap()).unwrap();
+    state["commit"] = Value::Null;
+    state["tagged"] = Value::Bool(false);
+    state["published"] = Value::Bool(false);
+    std::fs::write(&state_path, state.to_string()).unwrap();
+    let third = repo.xtask(&release).ok();
+    assert!(
+        third.stderr.contains("found this release's own commit")
+            && third
+                .stderr
+                .contains("found this release's own tag `release/2.6.9`"),
+        "{third:#?}"
+    );
+    assert!(
+        third.stdout.contains("release 2.6.9 is already done"),
+        "{third:#?}"
+    );
+    assert_eq!(git(&["rev-list", "--count", "HEAD"]).trim(), "2");
+    assert_nothing_left(&root, Duration::from_secs(10));
+    let _ = std::fs::remove_dir_all(&logs);
+}
+
+#[test]
+fn concurrent_ami_ids_merges_keep_every_ami() {
+    let repo = Repo::new("merge-race");
+    let manifest = |builder: &str, region: &str, id: &str| {
+        format!(
+            "{{\"builds\": [{{\"name\": \"{builder}\", \"artifact_id\": \"{region}:{id}\"}}]}}\n"
+        )
+    };
+    for pair in 0..20 {
+        let a_id = format!("ami-{:08x}", 0x1000_0000 + pair);
+        let b_id = format!("ami-{:08x}", 0x2000_0000 + pair);
+        repo.write(
+            "a.json",
+            &manifest("us-east-1-1404-hvm", "us-east-1", &a_id),
+        );
+        repo.write("b.json", &manifest("eu-west-1-1204-pv", "eu-west-1", &b_id));
+        let spawn = |file: &str| {
+            repo.command_in(".", &["ami-ids", file])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let (a, b) = (spawn("a.json"), spawn("b.json"));
+        let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+        assert!(a.status.success() && b.status.success(), "{a:?} {b:?}");
+        let registry = repo.read("ami_ids.json");
+        assert!(
+            registry.contains(&a_id) && registry.contains(&b_id),
+            "pair {pair} lost an AMI:\n{registry}"
+        );
+    }
+}
