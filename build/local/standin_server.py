@@ -27,7 +27,10 @@ def extension(patch):
 
 
 def _utc_timestamp(value):
-    """An AWS timestamp (ISO 8601 string or datetime) as `YYYY-MM-DDTHH:MM:SS.000Z`, in UTC."""
+    """An AWS timestamp (ISO 8601 string, datetime or epoch seconds) as
+    `YYYY-MM-DDTHH:MM:SS.000Z`, in UTC, rounded to the minute."""
+    if isinstance(value, (int, float)):
+        value = datetime.fromtimestamp(value, tz=timezone.utc)
     if isinstance(value, str):
         value = datetime.fromisoformat(value.replace("Z", "+00:00"))
     if value.tzinfo is None:
@@ -47,7 +50,7 @@ def ec2_image_deprecation():
     """EC2 `EnableImageDeprecation` and `DisableImageDeprecation`; `DescribeImages` shows
     `DeprecationTime` (moto 5.2.5 has neither)."""
     from moto.core.responses import ActionResult
-    from moto.ec2.exceptions import InvalidAMIIdError
+    from moto.ec2.exceptions import EC2ClientError, InvalidAMIIdError
     from moto.ec2.models.amis import Ami, AmiBackend
     from moto.ec2.responses.amis import AmisResponse
 
@@ -60,7 +63,15 @@ def ec2_image_deprecation():
         return backend.amis[ami_id]
 
     def enable_image_deprecation(self, ami_id, deprecate_at):
-        find(self, ami_id).deprecation_time = _utc_timestamp(deprecate_at)
+        image = find(self, ami_id)
+        at = _utc_timestamp(deprecate_at)
+        # As AWS: a deprecation time is never in the past (a minute's slack for the rounding).
+        if at < _utc_timestamp(datetime.now(timezone.utc).timestamp() - 60):
+            raise EC2ClientError(
+                "InvalidParameterValue",
+                f"The DeprecateAt value {at} is in the past; specify a future time.",
+            )
+        image.deprecation_time = at
 
     def disable_image_deprecation(self, ami_id):
         find(self, ami_id).deprecation_time = None
@@ -83,6 +94,36 @@ def ec2_image_deprecation():
 
     AmisResponse.enable_image_deprecation = enable_response
     AmisResponse.disable_image_deprecation = disable_response
+
+
+@extension
+def ec2_register_image_location():
+    """EC2 `RegisterImage` of an instance-store image keeps its `ImageLocation` (the S3 manifest),
+    root device type `instance-store`, virtualization type and architecture, as AWS does (moto
+    5.2.5 keeps only the name and description)."""
+    from moto.core.responses import ActionResult
+    from moto.ec2.responses.amis import AmisResponse
+
+    def register_image(self):
+        name = self._get_param("Name")
+        description = self._get_param("Description", "")
+        location = self._get_param("ImageLocation")
+        self.error_on_dryrun()
+        image = self.ec2_backend.register_image(name, description)
+        if location:
+            image.image_location = location
+            image.root_device_type = "instance-store"
+        for param, attribute in [
+            ("VirtualizationType", "virtualization_type"),
+            ("Architecture", "architecture"),
+            ("RootDeviceName", "root_device_name"),
+        ]:
+            value = self._get_param(param)
+            if value:
+                setattr(image, attribute, value)
+        return ActionResult({"ImageId": image.id})
+
+    AmisResponse.register_image = register_image
 
 
 def main():
