@@ -120,3 +120,39 @@ impl std::fmt::Display for Unconfigured {
 }
 
 impl std::error::Error for Unconfigured {}
+
+/// How many `aws` processes run at once: regions are independent, and each call waits mostly
+/// on the network, but the CLI's start-up costs CPU (a 2-core machine runs four well).
+pub const POOL: usize = 4;
+
+/// Runs `work` for every region on a small bounded pool of threads, each with its own shell;
+/// the results come back in the order of `regions`. A cleanup, retire or audit of every region
+/// then costs about as much as its slowest region.
+pub fn each_region<T, F>(regions: &[String], work: F) -> Vec<T>
+where
+    T: Send,
+    F: Fn(&Shell, &str) -> T + Sync,
+{
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: std::sync::Mutex<Vec<Option<T>>> =
+        std::sync::Mutex::new(regions.iter().map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..POOL.min(regions.len()) {
+            scope.spawn(|| {
+                let sh = Shell::new().expect("a shell starts where the main one did");
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let Some(region) = regions.get(i) else { break };
+                    let result = work(&sh, region);
+                    results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(result);
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_iter()
+        .map(|r| r.expect("every region was worked on"))
+        .collect()
+}

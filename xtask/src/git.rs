@@ -245,6 +245,175 @@ impl Git {
     }
 }
 
+/// An annotated (or lightweight) tag: its name, message and the commit it points to.
+#[derive(Debug, Clone)]
+pub struct TagInfo {
+    pub name: String,
+    pub message: String,
+    pub commit: String,
+}
+
+impl Git {
+    /// Every tag whose name starts with one of `prefixes`, with its message (empty for a
+    /// lightweight tag).
+    pub fn tags_with_messages(&self, prefixes: &[&str]) -> Result<Vec<TagInfo>> {
+        let mut tags = Vec::new();
+        for name in self.tag_names()? {
+            if !prefixes.iter().any(|p| name.starts_with(p)) {
+                continue;
+            }
+            let reference = self
+                .repo
+                .find_reference(&format!("refs/tags/{name}"))
+                .with_context(|| format!("cannot read tag `{name}`"))?;
+            let message = reference
+                .peel_to_tag()
+                .ok()
+                .and_then(|t| {
+                    t.message_bytes()
+                        .map(|m| String::from_utf8_lossy(m).into_owned())
+                })
+                .unwrap_or_default();
+            let commit = reference
+                .peel_to_commit()
+                .map(|c| c.id().to_string())
+                .unwrap_or_default();
+            tags.push(TagInfo {
+                name,
+                message,
+                commit,
+            });
+        }
+        Ok(tags)
+    }
+
+    /// Every committed version of `path`, newest first, each once, with the short id of the
+    /// newest commit holding it: the history of every branch, tag and remote-tracking branch.
+    pub fn file_history(&self, path: &str) -> Result<Vec<(String, String)>> {
+        let mut walk = self.repo.revwalk().context("cannot walk the git history")?;
+        walk.set_sorting(git2::Sort::TIME)?;
+        // An unborn HEAD has no history; any ref that is not a commit is skipped.
+        let _ = walk.push_head();
+        for glob in ["refs/heads/*", "refs/tags/*", "refs/remotes/*"] {
+            let _ = walk.push_glob(glob);
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut versions = Vec::new();
+        for id in walk {
+            let id = id.context("cannot walk the git history")?;
+            let commit = self.repo.find_commit(id)?;
+            let Ok(entry) = commit.tree()?.get_path(Path::new(path)) else {
+                continue;
+            };
+            if !seen.insert(entry.id()) {
+                continue;
+            }
+            let Ok(blob) = self.repo.find_blob(entry.id()) else {
+                continue;
+            };
+            let short = id.to_string()[..7].to_string();
+            versions.push((short, String::from_utf8_lossy(blob.content()).into_owned()));
+        }
+        Ok(versions)
+    }
+
+    /// A file's text at a commit (`None` when the commit does not hold it).
+    pub fn file_at(&self, commit: &str, path: &str) -> Option<String> {
+        let commit = self
+            .repo
+            .revparse_single(commit)
+            .ok()?
+            .peel_to_commit()
+            .ok()?;
+        let entry = commit.tree().ok()?.get_path(Path::new(path)).ok()?;
+        let blob = self.repo.find_blob(entry.id()).ok()?;
+        Some(String::from_utf8_lossy(blob.content()).into_owned())
+    }
+
+    /// The first parent of a commit.
+    pub fn parent(&self, commit: &str) -> Option<String> {
+        let commit = self
+            .repo
+            .revparse_single(commit)
+            .ok()?
+            .peel_to_commit()
+            .ok()?;
+        commit.parent_id(0).ok().map(|id| id.to_string())
+    }
+
+    /// Whether `commit` is `of` or one of its ancestors; `false` for an unknown commit.
+    pub fn is_ancestor(&self, commit: &str, of: &str) -> bool {
+        let (Ok(commit), Ok(of)) = (git2::Oid::from_str(commit), git2::Oid::from_str(of)) else {
+            return false;
+        };
+        if self.repo.find_commit(commit).is_err() {
+            return false;
+        }
+        commit == of || self.repo.graph_descendant_of(of, commit).unwrap_or(false)
+    }
+
+    /// Commits `path` as it is in the working tree, and nothing else (whatever else is staged
+    /// stays staged, out of this commit), on top of HEAD; returns the new commit.
+    pub fn commit_file(&self, path: &str, message: &str) -> Result<String> {
+        let signature = self.signature()?;
+        let parent = self
+            .repo
+            .head()
+            .and_then(|h| h.peel_to_commit())
+            .context("cannot read the commit at HEAD")?;
+        let workdir = self
+            .repo
+            .workdir()
+            .context("the repository has no working tree")?;
+        let content = std::fs::read(workdir.join(path))
+            .with_context(|| format!("cannot read `{path}` to commit it"))?;
+        let blob = self
+            .repo
+            .blob(&content)
+            .context("cannot write a git blob")?;
+        // The tree of HEAD with this one file replaced, built in an index of its own.
+        let mut tree_index = git2::Index::new().context("cannot make a git index")?;
+        tree_index.read_tree(&parent.tree()?)?;
+        let entry = git2::IndexEntry {
+            ctime: git2::IndexTime::new(0, 0),
+            mtime: git2::IndexTime::new(0, 0),
+            dev: 0,
+            ino: 0,
+            mode: 0o100644,
+            uid: 0,
+            gid: 0,
+            file_size: content.len() as u32,
+            id: blob,
+            flags: 0,
+            flags_extended: 0,
+            path: path.as_bytes().to_vec(),
+        };
+        tree_index.add(&entry).context("cannot stage the file")?;
+        let tree_id = tree_index
+            .write_tree_to(&self.repo)
+            .context("cannot write the tree")?;
+        let tree = self.repo.find_tree(tree_id)?;
+        let id = self
+            .repo
+            .commit(
+                Some("HEAD"),
+                &signature,
+                &signature,
+                message,
+                &tree,
+                &[&parent],
+            )
+            .context("cannot commit")?;
+        // The real index learns the committed file, so `git status` shows it as committed.
+        let mut index = self.repo.index().context("cannot open the git index")?;
+        index
+            .add_path(Path::new(path))
+            .with_context(|| format!("cannot stage `{path}`"))?;
+        index.write().context("cannot write the git index")?;
+        Ok(id.to_string())
+    }
+}
+
 /// The object the remote's tag points to (`None`: it has no such tag), asked through
 /// `git ls-remote`.
 pub fn remote_tag(sh: &Shell, root: &Path, remote: &str, tag: &str) -> Result<Option<String>> {

@@ -177,6 +177,15 @@ enum Command {
         /// Only these regions (comma-separated or repeated).
         #[arg(long, value_name = "REGION", num_args = 1..)]
         region: Vec<String>,
+        /// Keep the newest N runs per kind and region.
+        #[arg(long, value_name = "N")]
+        keep: Option<usize>,
+        /// Only what is older than DURATION (`7d`, `12h`).
+        #[arg(long, value_name = "DURATION")]
+        older_than: Option<String>,
+        /// Delete images even if instances or launch templates use them.
+        #[arg(long)]
+        even_if_used: bool,
         /// Delete what is listed (without it, nothing is deleted).
         #[arg(long)]
         execute: bool,
@@ -187,6 +196,44 @@ enum Command {
         /// goes to stderr).
         #[arg(long)]
         json: bool,
+    },
+    /// Retire a release's images in stages: deprecate, make private, deregister (with `--execute`).
+    Retire {
+        /// The release (or candidate) to retire, like `2.6.3`.
+        version: String,
+        /// Deprecate the images (hidden from searches, still launchable by id).
+        #[arg(long)]
+        deprecate: bool,
+        /// When they become deprecated (default: now): `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM[:SS]Z`.
+        #[arg(long, value_name = "DATE", requires = "deprecate")]
+        at: Option<String>,
+        /// Remove the public launch permission.
+        #[arg(long)]
+        make_private: bool,
+        /// Deregister the images, then delete their snapshots and bundles.
+        #[arg(long)]
+        deregister: bool,
+        /// Days an image must have been deprecated before `--deregister` (0: only deprecated).
+        #[arg(long, value_name = "DAYS", default_value_t = 30)]
+        grace: u64,
+        /// Act even on images that instances or launch templates use.
+        #[arg(long)]
+        even_if_used: bool,
+        /// Do what the plan shows (without it, nothing is changed).
+        #[arg(long)]
+        execute: bool,
+        /// Work on the local stand-in kept by `cargo xtask local up`.
+        #[arg(long)]
+        local: bool,
+    },
+    /// Check every release and candidate tag and `ami_ids.json` against the images in AWS.
+    Audit {
+        /// Only these regions (comma-separated or repeated).
+        #[arg(long, value_name = "REGION", num_args = 1..)]
+        region: Vec<String>,
+        /// Audit the local stand-in kept by `cargo xtask local up`.
+        #[arg(long)]
+        local: bool,
     },
     /// Keep a local AWS stand-in running across commands: `up`, `down` or `status`.
     Local {
@@ -348,6 +395,8 @@ impl Command {
             Command::Release { .. } => "release",
             Command::Tag { .. } => "tag",
             Command::Cleanup { .. } => "cleanup",
+            Command::Retire { .. } => "retire",
+            Command::Audit { .. } => "audit",
             Command::Local { .. } => "local",
             Command::Doctor { .. } => "doctor",
             Command::Help => "help",
@@ -498,6 +547,9 @@ fn run(
             version,
             kind,
             region,
+            keep,
+            older_than,
+            even_if_used,
             execute,
             local,
             json: _,
@@ -508,6 +560,42 @@ fn run(
                 filter: core::cleanup::Filter { run, version, kind },
                 regions: region,
                 execute,
+                local,
+                keep,
+                older_than,
+                even_if_used,
+            },
+        )?,
+        Command::Retire {
+            version,
+            deprecate,
+            at,
+            make_private,
+            deregister,
+            grace,
+            even_if_used,
+            execute,
+            local,
+        } => cmd::retire::run(
+            sh,
+            &root,
+            &cmd::retire::Options {
+                version,
+                deprecate,
+                at,
+                make_private,
+                deregister,
+                grace,
+                even_if_used,
+                execute,
+                local,
+            },
+        )?,
+        Command::Audit { region, local } => cmd::audit::run(
+            sh,
+            &root,
+            &cmd::audit::Options {
+                regions: region,
                 local,
             },
         )?,

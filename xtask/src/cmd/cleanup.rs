@@ -1,16 +1,22 @@
 //! `cargo xtask cleanup`: find what matching builds left in AWS — from the run records and from
 //! the tags every build puts on its images, snapshots and volumes — list it by region, and with
 //! `--execute` delete it: AMIs before their snapshots, bundles before their buckets, one region's
-//! failure never stopping the others. Images in `ami_ids.json` are never deleted.
+//! failure never stopping the others. Regions are searched and cleaned concurrently.
+//!
+//! Never deleted, whatever the filter: an image in `ami_ids.json` now or in any committed
+//! version of it, listed in a `release/*` or `candidate/*` tag, or public — nor its snapshots
+//! and bundle. Images in use are skipped (unless `--even-if-used`); `--keep` and `--older-than`
+//! keep the newest runs.
 
-use crate::aws::{Aws, Unconfigured};
+use crate::aws::{self, Aws, Unconfigured};
+use crate::cmd::lifecycle;
 use crate::cmd::PartlyFailed;
-use crate::core::cleanup::{self, Bundle, Filter, RegionPlan};
-use crate::core::registry::{self, REGISTRY_PATH};
+use crate::core::cleanup::{self, Bundle, Filter, Found, RegionPlan, Rules};
+use crate::core::registry::REGISTRY_PATH;
+use crate::core::time;
 use crate::runs::{self, RunRecord};
-use crate::standin::Standin;
 use crate::{output, project};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use xshell::Shell;
@@ -21,6 +27,11 @@ pub struct Options {
     pub regions: Vec<String>,
     pub execute: bool,
     pub local: bool,
+    /// The newest N runs per kind and region survive.
+    pub keep: Option<usize>,
+    /// `7d`, `12h`: only what is older goes.
+    pub older_than: Option<String>,
+    pub even_if_used: bool,
 }
 
 pub fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
@@ -36,6 +47,12 @@ pub fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
             bail!("`--kind {kind}` is not a test kind: use `test-ebs` or `test-instance` (official images are removed by `--run` or `--version`)");
         }
     }
+    let older_than = match &options.older_than {
+        Some(text) => {
+            Some(time::parse_duration(text).map_err(|e| anyhow::anyhow!("`--older-than`: {e}"))?)
+        }
+        None => None,
+    };
     let matrix = project::matrix(sh)?;
     // A mistyped `--region` would only end in an error from AWS, after the other regions.
     for region in project::split_names(&options.regions) {
@@ -43,21 +60,16 @@ pub fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
             bail!("`--region {region}` is refused: {e}");
         }
     }
-    let published: BTreeSet<String> = registry::ids(&project::registry(sh, REGISTRY_PATH)?)
-        .into_iter()
-        .map(String::from)
-        .collect();
-    let aws = if options.local {
-        let standin = Standin::running(root).context(
-            "no local stand-in is running: `--local` cleans up the stand-in that `cargo xtask local up` keeps \
-             (a stand-in started by one command forgets everything when that command ends)",
-        )?;
-        Aws::local(&standin)
-    } else {
-        Aws::real(sh, root)?
-    };
+    let current = project::registry(sh, REGISTRY_PATH)?;
+    let (protection, note) = lifecycle::protection(root, &current)?;
+    if let Some(note) = note {
+        eprintln!("{note}");
+    }
+    let aws = lifecycle::connect(sh, root, options.local, "cleanup")?;
 
-    let records: Vec<RunRecord> = runs::list(root)
+    let all_records = runs::list(root);
+    let record_bundles = lifecycle::record_bundles(&all_records);
+    let records: Vec<RunRecord> = all_records
         .into_iter()
         .filter(|r| {
             r.local == options.local && filter.matches(&r.run_id, &r.version, r.kind.as_str())
@@ -72,7 +84,7 @@ pub fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
             );
         }
     }
-    let regions = regions(&matrix, &records, options);
+    let regions: Vec<String> = regions(&matrix, &records, options).into_iter().collect();
     eprintln!(
         "searching {} region(s) for what {} left{}: {}",
         regions.len(),
@@ -82,74 +94,89 @@ pub fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
         } else {
             ""
         },
-        regions.iter().cloned().collect::<Vec<_>>().join(", ")
+        regions.join(", ")
     );
 
-    let mut plans = Vec::new();
-    let mut failures: Vec<String> = Vec::new();
-    for region in &regions {
-        eprintln!("  {region}...");
-        match discover(
+    let project_name = &matrix.settings.project;
+    let found = aws::each_region(&regions, |sh, region| {
+        discover(
             sh,
             &aws,
-            &matrix.settings.project,
+            project_name,
             region,
             filter,
             &records,
-            &published,
-        ) {
-            Ok(plan) => plans.push(plan),
+            &record_bundles,
+            options,
+        )
+    });
+    let rules = Rules {
+        protection: Some(&protection),
+        even_if_used: options.even_if_used,
+        keep: options.keep,
+        older_than,
+        now: project::epoch()?,
+    };
+    let mut plans = Vec::new();
+    let mut failures: Vec<String> = Vec::new();
+    for (region, found) in regions.iter().zip(found) {
+        match found {
+            Ok(found) => plans.push(cleanup::plan_region(found, &rules)),
             Err(e) if e.is::<Unconfigured>() || e.chain().any(|c| c.is::<Unconfigured>()) => {
                 return Err(e.context("nothing was searched or deleted"));
             }
             Err(e) => failures.push(format!("{region}: {e:#}")),
         }
     }
-    let found = cleanup::render(&plans);
-    if found.is_empty() && failures.is_empty() {
+    let table = cleanup::render(&plans);
+    if table.is_empty() && failures.is_empty() {
         output::say(format!("nothing found for {}", filter.describe()));
     } else {
-        output::say(found.trim_end());
+        output::say(table.trim_end());
         output::say(format!("\nfound {}", cleanup::totals(&plans)));
     }
-    let protected: Vec<String> = plans
-        .iter()
-        .flat_map(|p| {
-            p.protected
-                .iter()
-                .map(|i| format!("{} ({})", i.id, p.region))
-        })
-        .collect();
-    if !protected.is_empty() {
-        eprintln!(
-            "refusing to delete {}: listed in `{REGISTRY_PATH}`, the published release",
-            protected.join(", ")
-        );
-    }
-
-    if options.execute {
-        for plan in plans.iter().filter(|p| !p.is_empty()) {
-            failures.extend(
-                delete(sh, &aws, plan)
-                    .into_iter()
-                    .map(|e| format!("{}: {e}", plan.region)),
+    for plan in &plans {
+        for kept in plan.kept.iter().filter(|k| k.protected) {
+            eprintln!(
+                "refusing to delete {} ({}): {}",
+                kept.image.id,
+                plan.region,
+                kept.reasons.join("; ")
             );
         }
-    } else if plans
-        .iter()
-        .any(|p| !p.is_empty() && p.protected.len() < count(p))
-    {
-        output::say(
-            "nothing was deleted: run the same command with `--execute` to delete the above",
-        );
     }
-    if options.execute && failures.is_empty() && plans.iter().any(|p| count(p) > p.protected.len())
-    {
-        output::say(format!(
-            "\ncleanup done: deleted {}",
-            cleanup::totals(&plans)
-        ));
+
+    let deleting: Vec<&RegionPlan> = plans.iter().filter(|p| p.deletes()).collect();
+    if options.execute {
+        let region_names: Vec<String> = deleting.iter().map(|p| p.region.clone()).collect();
+        let results = aws::each_region(&region_names, |sh, region| {
+            let plan = deleting
+                .iter()
+                .find(|p| p.region == region)
+                .expect("a planned region");
+            delete(sh, &aws, plan)
+        });
+        for (region, region_failures) in region_names.iter().zip(results) {
+            failures.extend(
+                region_failures
+                    .into_iter()
+                    .map(|e| format!("{region}: {e}")),
+            );
+        }
+    } else if !deleting.is_empty() {
+        output::say("nothing was deleted: run the same command with `--execute` to delete the above");
     }
+    if options.execute && failures.is_empty() && !deleting.is_empty() {
+        output::say(format!("\ncleanup done: deleted {}", cleanup::totals(&plans)));
+    }
+    output::document(serde_json::json!({
+        "command": "cleanup",
+        "ok": failures.is_empty(),
+        "filter": filter.describe(),
+        "execute": options.execute,
+        "regions": plans,
+        "failures": failures,
+    }));
     output::document(serde_json::json!({
         "command": "cleanup",
         "ok": failures.is_empty(),
@@ -170,13 +197,7 @@ pub fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
     Ok(())
 }
 
-fn count(plan: &RegionPlan) -> usize {
-    plan.images.len()
-        + plan.snapshots.len()
-        + plan.volumes.len()
-        + plan.bundles.len()
-        + plan.protected.len()
-}
+use anyhow::Context as _;
 
 /// `--region` when given; else the regions of matching records, plus the test region for test
 /// kinds, or every region of the matrix otherwise (tags may be anywhere the matrix builds).
@@ -203,6 +224,7 @@ fn regions(
     regions
 }
 
+#[allow(clippy::too_many_arguments)]
 fn discover(
     sh: &Shell,
     aws: &Aws,
@@ -210,8 +232,9 @@ fn discover(
     region: &str,
     filter: &Filter,
     records: &[RunRecord],
-    published: &BTreeSet<String>,
-) -> Result<RegionPlan> {
+    record_bundles: &BTreeMap<String, String>,
+    options: &Options,
+) -> Result<Found> {
     let tag_filters = filter.tag_filters(project);
     let mut args = vec!["ec2", "describe-images", "--owners", "self", "--filters"];
     args.extend(tag_filters.iter().map(String::as_str));
@@ -220,7 +243,7 @@ fn discover(
 
     // Images the records know that the tags did not find (an untagged or re-tagged image).
     let known: BTreeSet<&str> = images.iter().map(|i| i.id.as_str()).collect();
-    let mut bundles: BTreeMap<(String, String), ()> = BTreeMap::new();
+    let mut bundles: BTreeSet<(String, String)> = BTreeSet::new();
     let mut missing = Vec::new();
     for record in records {
         for builder in record.builders.values().filter(|b| b.region == region) {
@@ -232,7 +255,7 @@ fn discover(
                     .map(|a| a.id.clone()),
             );
             if let Some(location) = &builder.bundle {
-                bundles.insert(cleanup::split_bundle(location), ());
+                bundles.insert(cleanup::split_bundle(location));
             }
         }
     }
@@ -253,8 +276,8 @@ fn discover(
         images.extend(cleanup::parse_images(&found).map_err(anyhow::Error::msg)?);
     }
     for image in &images {
-        if let Some(location) = &image.bundle {
-            bundles.insert(cleanup::split_bundle(location), ());
+        if let Some(location) = image.bundle.as_ref().or(record_bundles.get(&image.id)) {
+            bundles.insert(cleanup::split_bundle(location));
         }
     }
 
@@ -266,7 +289,7 @@ fn discover(
         "--filters",
     ];
     args.extend(tag_filters.iter().map(String::as_str));
-    let snapshots = cleanup::parse_ids(&aws.run(sh, region, &args)?, "Snapshots", "SnapshotId")
+    let snapshots = cleanup::parse_tagged(&aws.run(sh, region, &args)?, "Snapshots", "SnapshotId")
         .map_err(anyhow::Error::msg)?;
     let mut args = vec![
         "ec2",
@@ -275,43 +298,37 @@ fn discover(
         "Name=status,Values=available",
     ];
     args.extend(tag_filters.iter().map(String::as_str));
-    let volumes = cleanup::parse_ids(&aws.run(sh, region, &args)?, "Volumes", "VolumeId")
+    let volumes = cleanup::parse_tagged(&aws.run(sh, region, &args)?, "Volumes", "VolumeId")
         .map_err(anyhow::Error::msg)?;
+    // Only images that might go need the in-use check.
+    let in_use = if images.is_empty() || options.even_if_used {
+        BTreeMap::new()
+    } else {
+        lifecycle::users(sh, aws, region)?
+    };
 
     let mut counted = Vec::new();
-    for (bucket, prefix) in bundles.into_keys() {
-        let objects = match list_prefix(sh, aws, region, &bucket, &prefix) {
-            Ok(n) => n,
-            // A bucket that is gone holds nothing to clean up.
-            Err(e) if format!("{e:#}").contains("NoSuchBucket") => 0,
-            Err(e) => return Err(e),
-        };
+    for (bucket, prefix) in bundles {
+        let objects = lifecycle::count_prefix(sh, aws, region, &bucket, &prefix)?;
         counted.push(Bundle {
             bucket,
             prefix,
             objects,
         });
     }
-    Ok(cleanup::plan_region(
-        region, images, snapshots, volumes, counted, published,
-    ))
-}
-
-fn list_prefix(sh: &Shell, aws: &Aws, region: &str, bucket: &str, prefix: &str) -> Result<usize> {
-    let prefix = format!("{prefix}/");
-    let out = aws.run(
-        sh,
-        region,
-        &[
-            "s3api",
-            "list-objects-v2",
-            "--bucket",
-            bucket,
-            "--prefix",
-            &prefix,
-        ],
-    )?;
-    cleanup::count_objects(&out).map_err(anyhow::Error::msg)
+    let record_bundles = images
+        .iter()
+        .filter_map(|i| record_bundles.get(&i.id).map(|b| (i.id.clone(), b.clone())))
+        .collect();
+    Ok(Found {
+        region: region.to_string(),
+        images,
+        snapshots,
+        volumes,
+        bundles: counted,
+        in_use,
+        record_bundles,
+    })
 }
 
 /// Deletes one region's plan in a safe order, reporting each deletion; returns what failed.
@@ -367,30 +384,11 @@ fn delete(sh: &Shell, aws: &Aws, plan: &RegionPlan) -> Vec<String> {
         );
     }
     for bucket in plan.buckets() {
-        // Only a bucket that ends up empty goes: it may hold other builds' bundles.
-        let left = aws
-            .run(
-                sh,
-                &plan.region,
-                &[
-                    "s3api",
-                    "list-objects-v2",
-                    "--bucket",
-                    bucket,
-                    "--max-keys",
-                    "1",
-                ],
-            )
-            .and_then(|out| cleanup::count_objects(&out).map_err(anyhow::Error::msg));
-        match left {
-            Ok(0) => {
-                step(
-                    format!("deleted empty bucket {bucket}"),
-                    &["s3api", "delete-bucket", "--bucket", bucket],
-                    &mut failures,
-                );
-            }
-            Ok(_) => {}
+        let mut done = Vec::new();
+        match lifecycle::delete_bucket_if_empty(sh, aws, &plan.region, bucket, &mut done) {
+            Ok(()) => done
+                .iter()
+                .for_each(|d| output::say(format!("{}: {d}", plan.region))),
             Err(e) => failures.push(format!("{e:#}")),
         }
     }

@@ -1,13 +1,16 @@
 //! One module per command: each parses nothing, does its I/O through `sh`, and calls the core.
 
 pub mod ami_ids;
+pub mod audit;
 pub mod build;
 pub mod checks;
 pub mod cleanup;
 pub mod config;
 pub mod doctor;
+pub mod lifecycle;
 pub mod local;
 pub mod release;
+pub mod retire;
 pub mod set_version;
 pub mod tag;
 

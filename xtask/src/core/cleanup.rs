@@ -1,7 +1,10 @@
 //! What a cleanup deletes: the filters, the parsing of the `aws` CLI's JSON answers, the plan
-//! per region (with the published images of `ami_ids.json` held back) and its table. Pure.
+//! per region (published, used and retained images held back with their snapshots and bundles)
+//! and its table. Pure.
 
 use crate::core::template::Kind;
+use crate::core::protect::Protection;
+use crate::core::time;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -54,16 +57,38 @@ impl Filter {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
 pub struct Image {
     pub id: String,
     pub name: String,
     pub snapshots: Vec<String>,
-    /// `RunId` and `Kind` tags (empty when untagged).
+    /// `RunId`, `Kind`, `Version` and `Commit` tags (empty when untagged).
     pub run: String,
     pub kind: String,
+    pub version: String,
+    pub commit: String,
     /// `BUCKET/PREFIX` of an instance-store image's bundle, from its manifest location.
     pub bundle: Option<String>,
+    /// The manifest location itself (`BUCKET/PREFIX/image.manifest.xml`).
+    pub location: Option<String>,
+    /// `instance-store` or `ebs`.
+    pub root_device_type: String,
+    /// `available`, `pending`, `failed`, ...
+    pub state: String,
+    /// Launch permission `all`.
+    pub public: bool,
+    /// When the image was made (seconds since the epoch), if AWS said.
+    pub created: Option<u64>,
+    /// `DeprecationTime` as AWS writes it.
+    pub deprecation: Option<String>,
+}
+
+/// A snapshot or volume with its `RunId` tag and creation time.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Tagged {
+    pub id: String,
+    pub run: String,
+    pub created: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -71,6 +96,47 @@ pub struct Bundle {
     pub bucket: String,
     pub prefix: String,
     pub objects: usize,
+}
+
+impl Bundle {
+    pub fn location(&self) -> String {
+        format!("{}/{}", self.bucket, self.prefix)
+    }
+}
+
+/// An image the plan does not delete, and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Kept {
+    pub image: Image,
+    pub reasons: Vec<String>,
+    /// Published (never deleted, whatever the flags) rather than kept by retention or use.
+    pub protected: bool,
+}
+
+/// What one region holds for a cleanup, before the rules decide.
+#[derive(Debug, Clone, Default)]
+pub struct Found {
+    pub region: String,
+    pub images: Vec<Image>,
+    pub snapshots: Vec<Tagged>,
+    pub volumes: Vec<Tagged>,
+    pub bundles: Vec<Bundle>,
+    /// Image id to what uses it (`instance i-0123 (running)`, `launch template lt-0123`).
+    pub in_use: BTreeMap<String, Vec<String>>,
+    /// Image id to its bundle's `BUCKET/PREFIX` according to the run records.
+    pub record_bundles: BTreeMap<String, String>,
+}
+
+/// What decides what survives: protection, use, retention.
+#[derive(Debug, Clone, Default)]
+pub struct Rules<'a> {
+    pub protection: Option<&'a Protection>,
+    pub even_if_used: bool,
+    /// The newest N runs per kind and region survive.
+    pub keep: Option<usize>,
+    /// Only what is older than this many seconds goes.
+    pub older_than: Option<u64>,
+    pub now: u64,
 }
 
 /// Everything to delete in one region, and what is held back.
@@ -81,8 +147,8 @@ pub struct RegionPlan {
     pub snapshots: Vec<String>,
     pub volumes: Vec<String>,
     pub bundles: Vec<Bundle>,
-    /// Matching images listed in `ami_ids.json`: never deleted.
-    pub protected: Vec<Image>,
+    /// Matching images that stay, with the reasons.
+    pub kept: Vec<Kept>,
 }
 
 impl RegionPlan {
@@ -91,7 +157,15 @@ impl RegionPlan {
             && self.snapshots.is_empty()
             && self.volumes.is_empty()
             && self.bundles.is_empty()
-            && self.protected.is_empty()
+            && self.kept.is_empty()
+    }
+
+    /// Whether there is anything to delete.
+    pub fn deletes(&self) -> bool {
+        !(self.images.is_empty()
+            && self.snapshots.is_empty()
+            && self.volumes.is_empty()
+            && self.bundles.is_empty())
     }
 
     /// Buckets the plan empties prefixes of: deleted afterwards if nothing else is left in them.
@@ -115,6 +189,10 @@ fn tag(tags: &Value, key: &str) -> String {
         .to_string()
 }
 
+fn time(value: &Value) -> Option<u64> {
+    value.as_str().and_then(|t| time::parse_time(t).ok())
+}
+
 /// `aws ec2 describe-images`.
 pub fn parse_images(json: &str) -> Result<Vec<Image>, String> {
     let value = parse(json, "describe-images")?;
@@ -123,6 +201,7 @@ pub fn parse_images(json: &str) -> Result<Vec<Image>, String> {
         .into_iter()
         .flatten()
         .filter_map(|image| {
+            let location = image["ImageLocation"].as_str().map(String::from);
             Some(Image {
                 id: image["ImageId"].as_str()?.to_string(),
                 name: image["Name"].as_str().unwrap_or_default().to_string(),
@@ -134,25 +213,93 @@ pub fn parse_images(json: &str) -> Result<Vec<Image>, String> {
                     .collect(),
                 run: tag(&image["Tags"], "RunId"),
                 kind: tag(&image["Tags"], "Kind"),
-                bundle: image["ImageLocation"]
-                    .as_str()
+                version: tag(&image["Tags"], "Version"),
+                commit: tag(&image["Tags"], "Commit"),
+                bundle: location
+                    .as_deref()
                     .filter(|l| l.ends_with(".manifest.xml"))
                     .and_then(|l| l.rsplit_once('/'))
                     .map(|(dir, _)| dir.to_string()),
+                location,
+                root_device_type: image["RootDeviceType"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                state: image["State"].as_str().unwrap_or_default().to_string(),
+                public: image["Public"].as_bool().unwrap_or(false),
+                created: time(&image["CreationDate"]),
+                deprecation: image["DeprecationTime"].as_str().map(String::from),
             })
         })
         .collect())
 }
 
-/// The ids of `aws ec2 describe-snapshots` (`Snapshots`/`SnapshotId`) or `describe-volumes`.
-pub fn parse_ids(json: &str, list: &str, id: &str) -> Result<Vec<String>, String> {
+/// `describe-snapshots` (`Snapshots`/`SnapshotId`, `StartTime`) or `describe-volumes`
+/// (`Volumes`/`VolumeId`, `CreateTime`) with their `RunId` tags.
+pub fn parse_tagged(json: &str, list: &str, id: &str) -> Result<Vec<Tagged>, String> {
     let value = parse(json, list)?;
     Ok(value[list]
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|item| item[id].as_str().map(String::from))
+        .filter_map(|item| {
+            Some(Tagged {
+                id: item[id].as_str()?.to_string(),
+                run: tag(&item["Tags"], "RunId"),
+                created: time(&item["StartTime"]).or_else(|| time(&item["CreateTime"])),
+            })
+        })
         .collect())
+}
+
+/// What uses images: `describe-instances` (pending, running, stopping or stopped instances) and
+/// `describe-launch-template-versions`. Image id to its users.
+pub fn parse_users(
+    instances: &str,
+    templates: &str,
+) -> Result<BTreeMap<String, Vec<String>>, String> {
+    let mut users: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let value = parse(instances, "describe-instances")?;
+    for instance in value["Reservations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|r| r["Instances"].as_array().into_iter().flatten())
+    {
+        let state = instance["State"]["Name"].as_str().unwrap_or_default();
+        if matches!(state, "terminated" | "shutting-down") {
+            continue;
+        }
+        if let (Some(image), Some(id)) = (
+            instance["ImageId"].as_str(),
+            instance["InstanceId"].as_str(),
+        ) {
+            users
+                .entry(image.to_string())
+                .or_default()
+                .push(format!("instance {id} ({state})"));
+        }
+    }
+    let value = parse(templates, "describe-launch-template-versions")?;
+    for version in value["LaunchTemplateVersions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        if let Some(image) = version["LaunchTemplateData"]["ImageId"].as_str() {
+            let user = format!(
+                "launch template {} ({}) version {}",
+                version["LaunchTemplateId"].as_str().unwrap_or("?"),
+                version["LaunchTemplateName"].as_str().unwrap_or("?"),
+                version["VersionNumber"]
+            );
+            let list = users.entry(image.to_string()).or_default();
+            if !list.contains(&user) {
+                list.push(user);
+            }
+        }
+    }
+    Ok(users)
 }
 
 /// The number of objects of `aws s3api list-objects-v2` (no `Contents` when there are none).
@@ -172,45 +319,143 @@ pub fn split_bundle(location: &str) -> (String, String) {
     }
 }
 
-/// The region's plan: matching images (minus the published ones), their snapshots and the tagged
-/// ones (minus those of published images), left-over volumes, and bundles with objects.
-pub fn plan_region(
-    region: &str,
-    images: Vec<Image>,
-    tagged_snapshots: Vec<String>,
-    volumes: Vec<String>,
-    bundles: Vec<Bundle>,
-    published: &BTreeSet<String>,
-) -> RegionPlan {
+/// Runs that retention keeps, with the reason: per kind, the newest `keep` runs, and runs
+/// newer than `older_than`. A run's time is that of its newest image.
+fn retained_runs(images: &[Image], rules: &Rules, region: &str) -> BTreeMap<String, String> {
+    let mut retained = BTreeMap::new();
+    let mut runs: BTreeMap<&str, BTreeMap<&str, u64>> = BTreeMap::new();
+    for image in images.iter().filter(|i| !i.run.is_empty()) {
+        let time = runs
+            .entry(image.kind.as_str())
+            .or_default()
+            .entry(image.run.as_str())
+            .or_insert(0);
+        *time = (*time).max(image.created.unwrap_or(0));
+    }
+    for (kind, runs) in runs {
+        let mut newest: Vec<(&str, u64)> = runs.into_iter().collect();
+        newest.sort_by(|a, b| (b.1, b.0).cmp(&(a.1, a.0)));
+        for (rank, (run, time)) in newest.into_iter().enumerate() {
+            if let Some(keep) = rules.keep.filter(|&keep| rank < keep) {
+                let kind = if kind.is_empty() { "untagged" } else { kind };
+                retained.insert(
+                    run.to_string(),
+                    format!("run `{run}` is one of the newest {keep} {kind} run(s) in {region} (`--keep {keep}`)"),
+                );
+            } else if let Some(limit) = rules.older_than {
+                if rules.now.saturating_sub(time) < limit {
+                    retained.insert(
+                        run.to_string(),
+                        format!(
+                            "made {} ago, not older than `--older-than` {}",
+                            time::age(rules.now.saturating_sub(time)),
+                            time::age(limit)
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    retained
+}
+
+/// The region's plan: matching images minus those that are protected, in use (without
+/// `--even-if-used`) or kept by retention; their snapshots and the tagged ones, left-over
+/// volumes, and bundles with objects — minus everything that belongs to a kept image.
+pub fn plan_region(found: Found, rules: &Rules) -> RegionPlan {
+    let Found {
+        region,
+        images,
+        snapshots: tagged_snapshots,
+        volumes,
+        bundles,
+        in_use,
+        record_bundles,
+    } = found;
     let mut unique: BTreeMap<String, Image> = BTreeMap::new();
     for image in images {
         unique.entry(image.id.clone()).or_insert(image);
     }
-    let (protected, images): (Vec<Image>, Vec<Image>) = unique
-        .into_values()
-        .partition(|i| published.contains(&i.id));
-    let kept: BTreeSet<&String> = protected.iter().flat_map(|i| &i.snapshots).collect();
-    let kept_bundles: BTreeSet<&String> =
-        protected.iter().filter_map(|i| i.bundle.as_ref()).collect();
-    let snapshots: BTreeSet<String> = images
+    let images: Vec<Image> = unique.into_values().collect();
+    let retained = retained_runs(&images, rules, &region);
+    let mut kept = Vec::new();
+    let mut doomed = Vec::new();
+    for image in images {
+        let mut reasons: Vec<String> = rules
+            .protection
+            .map(|p| p.reasons(&image.id).to_vec())
+            .unwrap_or_default();
+        if image.public {
+            reasons.push("public (launch permission `all`)".into());
+        }
+        let protected = !reasons.is_empty();
+        if let Some(users) = in_use.get(&image.id).filter(|_| !rules.even_if_used) {
+            reasons.push(format!(
+                "in use by {} (`--even-if-used` deletes it anyway)",
+                users.join(", ")
+            ));
+        }
+        if let Some(reason) = retained.get(&image.run) {
+            reasons.push(reason.clone());
+        }
+        if reasons.is_empty() {
+            doomed.push(image);
+        } else {
+            kept.push(Kept {
+                image,
+                reasons,
+                protected,
+            });
+        }
+    }
+    // Whatever belongs to a kept image stays: its snapshots, and its bundle as named by its
+    // manifest location or by the run records.
+    let kept_snapshots: BTreeSet<&String> = kept.iter().flat_map(|k| &k.image.snapshots).collect();
+    let kept_bundles: BTreeSet<String> = kept
+        .iter()
+        .flat_map(|k| {
+            k.image
+                .bundle
+                .iter()
+                .chain(record_bundles.get(&k.image.id))
+                .map(|b| b.trim_end_matches('/').to_string())
+        })
+        .collect();
+    let too_new = |t: &Tagged| {
+        retained.contains_key(&t.run)
+            || rules.older_than.is_some_and(|limit| {
+                t.created
+                    .is_some_and(|c| rules.now.saturating_sub(c) < limit)
+            })
+    };
+    let snapshots: BTreeSet<String> = doomed
         .iter()
         .flat_map(|i| i.snapshots.iter().cloned())
-        .chain(tagged_snapshots)
-        .filter(|s| !kept.contains(s))
+        .chain(
+            tagged_snapshots
+                .iter()
+                .filter(|t| !too_new(t))
+                .map(|t| t.id.clone()),
+        )
+        .filter(|s| !kept_snapshots.contains(s))
         .collect();
     let bundles: BTreeSet<Bundle> = bundles
         .into_iter()
         .filter(|b| b.objects > 0)
-        .filter(|b| !kept_bundles.contains(&format!("{}/{}", b.bucket, b.prefix)))
+        .filter(|b| !kept_bundles.contains(&b.location()))
         .collect();
-    let volumes: BTreeSet<String> = volumes.into_iter().collect();
+    let volumes: BTreeSet<String> = volumes
+        .iter()
+        .filter(|v| !too_new(v))
+        .map(|v| v.id.clone())
+        .collect();
     RegionPlan {
-        region: region.to_string(),
-        images,
+        region,
+        images: doomed,
         snapshots: snapshots.into_iter().collect(),
         volumes: volumes.into_iter().collect(),
         bundles: bundles.into_iter().collect(),
-        protected,
+        kept,
     }
 }
 
@@ -243,10 +488,16 @@ pub fn render(plans: &[RegionPlan]) -> String {
                 bundle.bucket, bundle.prefix, bundle.objects
             ));
         }
-        for image in &plan.protected {
+        for kept in &plan.kept {
+            let what = if kept.protected {
+                "never deleted, nor its snapshots and bundle"
+            } else {
+                "kept, with its snapshots and bundle"
+            };
             out.push_str(&format!(
-                "  KEEP      {:<22}  listed in `ami_ids.json` (the published release): never deleted\n",
-                image.id
+                "  KEEP      {:<22}  {}: {what}\n",
+                kept.image.id,
+                kept.reasons.join("; ")
             ));
         }
     }
@@ -318,28 +569,54 @@ mod tests {
         assert!(parse_images("<html>").unwrap_err().contains("not JSON"));
     }
 
-    #[test]
-    fn published_images_and_their_snapshots_and_bundles_are_held_back() {
-        let published: BTreeSet<String> = ["ami-22222222".to_string()].into();
-        let bundle = |prefix: &str, objects| Bundle {
+    fn bundle(prefix: &str, objects: usize) -> Bundle {
+        Bundle {
             bucket: "comboami-2.6.3-us-east-1".into(),
             prefix: prefix.into(),
             objects,
-        };
-        let plan = plan_region(
-            "us-east-1",
-            parse_images(IMAGES).unwrap(),
-            vec!["snap-2".into(), "snap-3".into()],
-            vec!["vol-1".into()],
-            vec![
+        }
+    }
+
+    fn tagged(id: &str, run: &str) -> Tagged {
+        Tagged {
+            id: id.into(),
+            run: run.into(),
+            created: None,
+        }
+    }
+
+    #[test]
+    fn published_images_and_their_snapshots_and_bundles_are_held_back() {
+        let mut protection = Protection::default();
+        protection.add("ami-22222222", "released in release/2.6.3".into());
+        let found = Found {
+            region: "us-east-1".into(),
+            images: parse_images(IMAGES).unwrap(),
+            snapshots: vec![tagged("snap-2", ""), tagged("snap-3", "")],
+            volumes: vec![tagged("vol-1", "")],
+            bundles: vec![
                 bundle("1-1404-pv", 4),
                 bundle("1-1204-pv", 2),
                 bundle("1-1404-hvm", 0),
+                bundle("1-1204-hvm", 3),
             ],
-            &published,
-        );
+            in_use: BTreeMap::new(),
+            // The stand-in (like an image registered from a copied manifest) may not say where
+            // the manifest is: the run record does.
+            record_bundles: [(
+                "ami-22222222".to_string(),
+                "comboami-2.6.3-us-east-1/1-1204-hvm".to_string(),
+            )]
+            .into(),
+        };
+        let rules = Rules {
+            protection: Some(&protection),
+            ..Rules::default()
+        };
+        let plan = plan_region(found, &rules);
         assert_eq!(plan.images.len(), 1);
-        assert_eq!(plan.protected[0].id, "ami-22222222");
+        assert_eq!(plan.kept[0].image.id, "ami-22222222");
+        assert_eq!(plan.kept[0].reasons, ["released in release/2.6.3"]);
         assert_eq!(plan.snapshots, ["snap-1", "snap-3"]);
         assert_eq!(plan.bundles, [bundle("1-1204-pv", 2)]);
         let table = render(std::slice::from_ref(&plan));
@@ -351,10 +628,111 @@ mod tests {
             table.contains("  snapshot  snap-1  (of ami-11111111)\n"),
             "{table}"
         );
-        assert!(table.contains("KEEP      ami-22222222"), "{table}");
+        assert!(
+            table.contains(
+                "KEEP      ami-22222222              released in release/2.6.3: never deleted"
+            ),
+            "{table}"
+        );
         assert_eq!(
             totals(&[plan]),
             "1 AMI(s), 2 snapshot(s), 1 volume(s), 1 bundle folder(s) in 1 region(s)"
         );
+    }
+
+    fn test_image(id: &str, run: &str, created: u64) -> Image {
+        Image {
+            id: id.into(),
+            run: run.into(),
+            kind: "test-ebs".into(),
+            snapshots: vec![format!("snap-{id}")],
+            created: Some(created),
+            ..Image::default()
+        }
+    }
+
+    #[test]
+    fn public_and_used_images_stay_unless_used_is_overridden() {
+        let mut public = test_image("ami-1", "r1", 0);
+        public.public = true;
+        let found = || Found {
+            region: "us-east-1".into(),
+            images: vec![public.clone(), test_image("ami-2", "r2", 0)],
+            in_use: [(
+                "ami-2".to_string(),
+                vec!["instance i-1 (stopped)".to_string()],
+            )]
+            .into(),
+            ..Found::default()
+        };
+        let plan = plan_region(found(), &Rules::default());
+        assert!(plan.images.is_empty());
+        assert_eq!(plan.kept[0].reasons, ["public (launch permission `all`)"]);
+        assert!(plan.kept[0].protected);
+        assert!(plan.kept[1].reasons[0].starts_with("in use by instance i-1 (stopped)"));
+        assert!(plan.snapshots.is_empty());
+        let rules = Rules {
+            even_if_used: true,
+            ..Rules::default()
+        };
+        let plan = plan_region(found(), &rules);
+        assert_eq!(plan.images[0].id, "ami-2");
+        assert_eq!(plan.kept.len(), 1, "public images stay even so");
+    }
+
+    #[test]
+    fn retention_keeps_the_newest_runs_per_kind_and_what_is_too_new() {
+        let found = || Found {
+            region: "us-east-1".into(),
+            images: vec![
+                test_image("ami-1", "r1", 100),
+                test_image("ami-2", "r2", 200),
+                test_image("ami-3", "r3", 300),
+                test_image("ami-4", "r3", 300),
+            ],
+            snapshots: vec![tagged("snap-x", "r3"), tagged("snap-y", "r1")],
+            ..Found::default()
+        };
+        let keep = Rules {
+            keep: Some(1),
+            now: 1000,
+            ..Rules::default()
+        };
+        let plan = plan_region(found(), &keep);
+        let ids: Vec<&str> = plan.images.iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(ids, ["ami-1", "ami-2"]);
+        assert_eq!(plan.kept.len(), 2);
+        assert!(plan.kept[0].reasons[0].contains("newest 1 test-ebs run(s) in us-east-1"));
+        assert!(!plan.snapshots.contains(&"snap-x".to_string()));
+        assert!(plan.snapshots.contains(&"snap-y".to_string()));
+        let older = Rules {
+            older_than: Some(750),
+            now: 1000,
+            ..Rules::default()
+        };
+        let plan = plan_region(found(), &older);
+        let ids: Vec<&str> = plan.images.iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(ids, ["ami-1", "ami-2"]);
+        let both = Rules {
+            keep: Some(1),
+            older_than: Some(850),
+            now: 1000,
+            ..Rules::default()
+        };
+        let plan = plan_region(found(), &both);
+        let ids: Vec<&str> = plan.images.iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(ids, ["ami-1"]);
+    }
+
+    #[test]
+    fn users_are_instances_and_launch_templates() {
+        let instances = r#"{"Reservations": [{"Instances": [
+            {"InstanceId": "i-1", "ImageId": "ami-1", "State": {"Name": "running"}},
+            {"InstanceId": "i-2", "ImageId": "ami-1", "State": {"Name": "terminated"}}]}]}"#;
+        let templates = r#"{"LaunchTemplateVersions": [{"LaunchTemplateId": "lt-1",
+            "LaunchTemplateName": "web", "VersionNumber": 3, "LaunchTemplateData": {"ImageId": "ami-2"}}]}"#;
+        let users = parse_users(instances, templates).unwrap();
+        assert_eq!(users["ami-1"], ["instance i-1 (running)"]);
+        assert_eq!(users["ami-2"], ["launch template lt-1 (web) version 3"]);
     }
 }

@@ -1,6 +1,7 @@
 //! The pure core: strings and data in, data out. Nothing here touches files, processes or the
 //! network; the commands around it do the I/O.
 
+pub mod audit;
 pub mod cleanup;
 pub mod ds0;
 pub mod image_root;
@@ -9,8 +10,11 @@ pub mod mask;
 pub mod matrix;
 pub mod packer_log;
 pub mod refname;
+pub mod protect;
 pub mod registry;
 pub mod release;
 pub mod report;
+pub mod retire;
 pub mod template;
+pub mod time;
 pub mod version;

@@ -1,0 +1,189 @@
+//! What `cleanup`, `retire` and `audit` share: the `aws` to use, what protects images (the
+//! registry now and in git history, release and candidate tags), bundles by run record, and
+//! what uses an image.
+
+use crate::aws::Aws;
+use crate::core::cleanup;
+use crate::core::protect::Protection;
+use crate::core::registry::{self, Registry, REGISTRY_PATH};
+use crate::git::{Git, TagInfo};
+use crate::runs::RunRecord;
+use crate::standin::Standin;
+use anyhow::{Context, Result};
+use std::collections::BTreeMap;
+use std::path::Path;
+use xshell::Shell;
+
+pub const TAG_PREFIXES: [&str; 2] = ["release/", "candidate/"];
+
+/// The stand-in's `aws` for `--local` (the one `local up` keeps), else the user's.
+pub fn connect(sh: &Shell, root: &Path, local: bool, command: &str) -> Result<Aws> {
+    if local {
+        let standin = Standin::running(root).with_context(|| {
+            format!(
+                "no local stand-in is running: `{command} --local` works on the stand-in that `cargo xtask local up` keeps \
+                 (a stand-in started by one command forgets everything when that command ends)"
+            )
+        })?;
+        Ok(Aws::local(&standin))
+    } else {
+        Aws::real(sh, root)
+    }
+}
+
+/// Everything that protects an image: `ami_ids.json` now, every committed version of it and
+/// every `release/*` and `candidate/*` tag message. Outside a git repository only the current
+/// registry counts, and the returned note says so.
+pub fn protection(root: &Path, current: &Registry) -> Result<(Protection, Option<String>)> {
+    let mut protection = Protection::default();
+    protection.current_registry(current);
+    let Ok(git) = Git::open(root) else {
+        return Ok((
+            protection,
+            Some(format!(
+                "note: `{}` is not a git repository: only the current `{REGISTRY_PATH}` and public launch \
+                 permissions protect images (no history, no release tags)",
+                root.display()
+            )),
+        ));
+    };
+    for (commit, text) in git.file_history(REGISTRY_PATH)? {
+        // A damaged old version protects what it still names.
+        match registry::parse(&text) {
+            Ok(old) => protection.past_registry(&commit, &old),
+            Err(_) => {
+                for word in text
+                    .split('"')
+                    .filter(|w| crate::core::protect::is_ami_id(w))
+                {
+                    protection.add(
+                        word,
+                        format!("in `{REGISTRY_PATH}` as committed in {commit}"),
+                    );
+                }
+            }
+        }
+    }
+    for tag in release_tags(&git)? {
+        protection.tag(&tag.name, &tag.message);
+    }
+    Ok((protection, None))
+}
+
+pub fn release_tags(git: &Git) -> Result<Vec<TagInfo>> {
+    git.tags_with_messages(&TAG_PREFIXES)
+}
+
+/// Image id to its bundle (`BUCKET/PREFIX`) according to every run record.
+pub fn record_bundles(records: &[RunRecord]) -> BTreeMap<String, String> {
+    records
+        .iter()
+        .flat_map(|r| r.builders.values())
+        .filter_map(|b| b.bundle.as_ref().map(|bundle| (b, bundle)))
+        .flat_map(|(b, bundle)| b.amis.iter().map(move |a| (a.id.clone(), bundle.clone())))
+        .collect()
+}
+
+/// What uses images in a region: instances that are not terminated, and the latest and default
+/// versions of every launch template.
+pub fn users(sh: &Shell, aws: &Aws, region: &str) -> Result<BTreeMap<String, Vec<String>>> {
+    let instances = aws.run(
+        sh,
+        region,
+        &[
+            "ec2",
+            "describe-instances",
+            "--filters",
+            "Name=instance-state-name,Values=pending,running,stopping,stopped",
+        ],
+    )?;
+    let templates = aws.run(
+        sh,
+        region,
+        &[
+            "ec2",
+            "describe-launch-template-versions",
+            "--versions",
+            "$Latest",
+            "$Default",
+        ],
+    )?;
+    cleanup::parse_users(&instances, &templates).map_err(anyhow::Error::msg)
+}
+
+/// The number of objects under `PREFIX/` of a bucket; a bucket that is gone holds none.
+pub fn count_prefix(
+    sh: &Shell,
+    aws: &Aws,
+    region: &str,
+    bucket: &str,
+    prefix: &str,
+) -> Result<usize> {
+    let prefix = format!("{}/", prefix.trim_end_matches('/'));
+    match aws.run(
+        sh,
+        region,
+        &[
+            "s3api",
+            "list-objects-v2",
+            "--bucket",
+            bucket,
+            "--prefix",
+            &prefix,
+        ],
+    ) {
+        Ok(out) => cleanup::count_objects(&out).map_err(anyhow::Error::msg),
+        Err(e) if format!("{e:#}").contains("NoSuchBucket") => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
+/// Deletes a bundle folder, then its bucket if nothing else is left in it; returns what was
+/// done, one line each.
+pub fn delete_bundle(sh: &Shell, aws: &Aws, region: &str, location: &str) -> Result<Vec<String>> {
+    let (bucket, prefix) = cleanup::split_bundle(location);
+    let mut done = Vec::new();
+    let objects = count_prefix(sh, aws, region, &bucket, &prefix)?;
+    if objects > 0 {
+        let url = format!("s3://{bucket}/{prefix}/");
+        aws.run(
+            sh,
+            region,
+            &["s3", "rm", "--recursive", "--only-show-errors", &url],
+        )?;
+        done.push(format!("deleted {url} ({objects} object(s))"));
+    }
+    delete_bucket_if_empty(sh, aws, region, &bucket, &mut done)?;
+    Ok(done)
+}
+
+pub fn delete_bucket_if_empty(
+    sh: &Shell,
+    aws: &Aws,
+    region: &str,
+    bucket: &str,
+    done: &mut Vec<String>,
+) -> Result<()> {
+    // Only a bucket that ends up empty goes: it may hold other builds' bundles.
+    let left = match aws.run(
+        sh,
+        region,
+        &[
+            "s3api",
+            "list-objects-v2",
+            "--bucket",
+            bucket,
+            "--max-keys",
+            "1",
+        ],
+    ) {
+        Ok(out) => cleanup::count_objects(&out).map_err(anyhow::Error::msg)?,
+        Err(e) if format!("{e:#}").contains("NoSuchBucket") => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if left == 0 {
+        aws.run(sh, region, &["s3api", "delete-bucket", "--bucket", bucket])?;
+        done.push(format!("deleted empty bucket {bucket}"));
+    }
+    Ok(())
+}

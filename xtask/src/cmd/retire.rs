@@ -1,0 +1,423 @@
+//! `cargo xtask retire VERSION`: retire a release's (or candidate's) images in stages. The
+//! images come from the release's tag message, the `ami_ids.json` its release commit added, and
+//! the provenance tags (`Version`, `Kind official`) in AWS; each region is read (and acted on)
+//! concurrently. The plan shows every image's present state and every stage's action or
+//! refusal; only `--execute` acts, and every executed stage is recorded in
+//! `build/retired.json`, committed like a release commit. The newest release is never touched.
+
+use crate::aws::{self, Aws};
+use crate::cmd::{lifecycle, PartlyFailed};
+use crate::core::cleanup;
+use crate::core::protect::{self, Listed};
+use crate::core::registry::{self, REGISTRY_PATH};
+use crate::core::retire::{self, Action, ImageResult, Retirement, Stage, State, Step, Target};
+use crate::core::{time, version};
+use crate::git::Git;
+use crate::project;
+use crate::runs;
+use anyhow::{bail, Context, Result};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use xshell::Shell;
+
+pub struct Options {
+    pub version: String,
+    pub deprecate: bool,
+    pub at: Option<String>,
+    pub make_private: bool,
+    pub deregister: bool,
+    pub grace: u64,
+    pub even_if_used: bool,
+    pub execute: bool,
+    pub local: bool,
+}
+
+pub fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
+    let parsed = version::parse(&options.version).map_err(anyhow::Error::msg)?;
+    let tag_name = version::tag_name(&parsed);
+    let git = Git::open(root)?;
+    let tags = lifecycle::release_tags(&git)?;
+    if let Some(newest) = version::newest_release(tags.iter().map(|t| t.name.as_str())) {
+        if newest == parsed {
+            bail!(
+                "{} is the newest release: `retire` never touches it (its images are what users launch now); release its successor first",
+                options.version
+            );
+        }
+    }
+    let now = project::epoch()?;
+    let deprecate_at = match &options.at {
+        Some(text) => {
+            let at = time::parse_time(text).map_err(|e| anyhow::anyhow!("`--at`: {e}"))?;
+            if at <= now {
+                bail!(
+                    "`--at {text}` is in the past: AWS deprecates only at a future time; leave `--at` out to deprecate now"
+                );
+            }
+            at
+        }
+        None => retire::deprecate_now(now),
+    };
+    let stages: Vec<Stage> = [
+        (options.deprecate, Stage::Deprecate),
+        (options.make_private, Stage::MakePrivate),
+        (options.deregister, Stage::Deregister),
+    ]
+    .into_iter()
+    .filter_map(|(on, stage)| on.then_some(stage))
+    .collect();
+
+    // The release's images as git knows them: its tag message, and what its release commit
+    // added to `ami_ids.json`.
+    let mut listed: BTreeMap<String, (Option<String>, Vec<String>)> = BTreeMap::new();
+    let tag = tags.iter().find(|t| t.name == tag_name);
+    if let Some(tag) = tag {
+        for ami in protect::tag_amis(&tag.message) {
+            add(&mut listed, ami, format!("listed in {tag_name}"));
+        }
+        if let Some(old) = git.parent(&tag.commit) {
+            let before = git
+                .file_at(&old, REGISTRY_PATH)
+                .and_then(|t| registry::parse(&t).ok())
+                .map(|r| protect::registry_amis(&r))
+                .unwrap_or_default();
+            if let Some(after) = git
+                .file_at(&tag.commit, REGISTRY_PATH)
+                .and_then(|t| registry::parse(&t).ok())
+            {
+                let short = &tag.commit[..7.min(tag.commit.len())];
+                for ami in protect::registry_amis(&after) {
+                    if !before.contains(&ami) {
+                        add(
+                            &mut listed,
+                            ami,
+                            format!("added to `{REGISTRY_PATH}` by {short}"),
+                        );
+                    }
+                }
+            }
+        }
+    } else {
+        eprintln!(
+            "note: there is no tag `{tag_name}`: looking for the images by their `Version` tag only"
+        );
+    }
+
+    let matrix = project::matrix(sh)?;
+    let current = project::registry(sh, REGISTRY_PATH)?;
+    let in_registry: BTreeSet<String> = registry::ids(&current)
+        .into_iter()
+        .map(String::from)
+        .collect();
+    let record_bundles = lifecycle::record_bundles(&runs::list(root));
+    let mut regions: BTreeSet<String> = matrix.images.iter().map(|i| i.region.clone()).collect();
+    regions.extend(listed.values().filter_map(|(r, _)| r.clone()));
+    let regions: Vec<String> = regions.into_iter().collect();
+    let aws = lifecycle::connect(sh, root, options.local, "retire")?;
+    eprintln!(
+        "reading {} region(s) for the images of {}{}...",
+        regions.len(),
+        options.version,
+        if options.local {
+            " in the local stand-in"
+        } else {
+            ""
+        }
+    );
+    let project_name = &matrix.settings.project;
+    let found = aws::each_region(&regions, |sh, region| {
+        read_region(
+            sh,
+            &aws,
+            region,
+            project_name,
+            &options.version,
+            &listed,
+            &in_registry,
+            &record_bundles,
+        )
+    });
+    let mut images: Vec<(Target, State)> = Vec::new();
+    for (region, found) in regions.iter().zip(found) {
+        images.extend(found.with_context(|| format!("cannot read {region}: nothing was changed"))?);
+    }
+    if images.is_empty() {
+        bail!(
+            "no images of {} found: not in a `{tag_name}` tag message, not added to `{REGISTRY_PATH}` by its release commit, none tagged `Version {}`{}",
+            options.version,
+            options.version,
+            if options.local { " in the local stand-in" } else { "" }
+        );
+    }
+
+    let settings = retire::Settings {
+        deprecate_at,
+        grace_days: options.grace,
+        even_if_used: options.even_if_used,
+        now,
+    };
+    let steps = retire::plan(&images, &stages, &settings);
+    println!(
+        "retire {}: {} image(s){}",
+        options.version,
+        images.len(),
+        if options.local {
+            " (local stand-in)"
+        } else {
+            ""
+        }
+    );
+    print!("{}", retire::render(&images, &steps));
+    if stages.is_empty() {
+        println!("\nno stage chosen: add `--deprecate [--at DATE]`, `--make-private` or `--deregister` (then `--execute`)");
+        return Ok(());
+    }
+    let doing = steps.iter().filter(|s| s.action.is_ok()).count();
+    if !options.execute {
+        println!(
+            "\nnothing was changed: run the same command with `--execute` to do the {doing} step(s) above"
+        );
+        return Ok(());
+    }
+    if doing == 0 {
+        println!("\nnothing to do: every step is skipped or refused (see above)");
+    }
+
+    // Act region by region, concurrently; in each region the stages run in order.
+    let results = aws::each_region(&regions, |sh, region| {
+        let mine: Vec<&Step> = steps.iter().filter(|s| s.region == region).collect();
+        mine.into_iter()
+            .map(|step| (step.stage, execute(sh, &aws, step)))
+            .collect::<Vec<_>>()
+    });
+    let mut by_stage: BTreeMap<Stage, Vec<ImageResult>> = BTreeMap::new();
+    let mut failed = 0;
+    for (stage, result) in results.into_iter().flatten() {
+        if result.result == "failed" {
+            failed += 1;
+            eprintln!("error: {} {}: {}", stage.name(), result.id, result.detail);
+        } else if result.result == "done" {
+            println!(
+                "{}: {} {}: {}",
+                result.region,
+                stage.name(),
+                result.id,
+                result.detail
+            );
+        }
+        by_stage.entry(stage).or_default().push(result);
+    }
+    let results: Vec<(Stage, Vec<ImageResult>)> = by_stage.into_iter().collect();
+    record(sh, root, &git, options, &stages, &results, now)?;
+    if failed > 0 {
+        return Err(anyhow::Error::new(PartlyFailed)).context(format!(
+            "{failed} step(s) failed (above; recorded in `{}`): fix the cause and run the same command again",
+            retire::RETIRED_PATH
+        ));
+    }
+    Ok(())
+}
+
+fn add(listed: &mut BTreeMap<String, (Option<String>, Vec<String>)>, ami: Listed, source: String) {
+    let entry = listed.entry(ami.id).or_insert((None, Vec::new()));
+    if entry.0.is_none() {
+        entry.0 = ami.region;
+    }
+    if !entry.1.contains(&source) {
+        entry.1.push(source);
+    }
+}
+
+/// One region's images of the release, with their present state.
+#[allow(clippy::too_many_arguments)]
+fn read_region(
+    sh: &Shell,
+    aws: &Aws,
+    region: &str,
+    project: &str,
+    version: &str,
+    listed: &BTreeMap<String, (Option<String>, Vec<String>)>,
+    in_registry: &BTreeSet<String>,
+    record_bundles: &BTreeMap<String, String>,
+) -> Result<Vec<(Target, State)>> {
+    let project_filter = format!("Name=tag:Project,Values={project}");
+    let version_filter = format!("Name=tag:Version,Values={version}");
+    let tagged = aws.run(
+        sh,
+        region,
+        &[
+            "ec2",
+            "describe-images",
+            "--owners",
+            "self",
+            "--filters",
+            &project_filter,
+            &version_filter,
+            "Name=tag:Kind,Values=official",
+        ],
+    )?;
+    let mut seen = cleanup::parse_images(&tagged).map_err(anyhow::Error::msg)?;
+    let here: Vec<&String> = listed
+        .iter()
+        .filter(|(_, (r, _))| r.as_deref() == Some(region))
+        .map(|(id, _)| id)
+        .collect();
+    if !here.is_empty() {
+        let ids = format!(
+            "Name=image-id,Values={}",
+            here.iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let out = aws.run(sh, region, &["ec2", "describe-images", "--filters", &ids])?;
+        seen.extend(cleanup::parse_images(&out).map_err(anyhow::Error::msg)?);
+    }
+    let mut ids: BTreeSet<&str> = here.iter().map(|s| s.as_str()).collect();
+    ids.extend(seen.iter().map(|i| i.id.as_str()));
+    let users = if seen.is_empty() {
+        BTreeMap::new()
+    } else {
+        lifecycle::users(sh, aws, region)?
+    };
+    let mut images = Vec::new();
+    for id in ids {
+        let image = seen.iter().find(|i| i.id == id);
+        let mut sources = listed.get(id).map(|(_, s)| s.clone()).unwrap_or_default();
+        if image.is_some_and(|i| i.version == version) {
+            sources.push(format!("tagged Version {version}"));
+        }
+        let state = match image {
+            Some(image) => State {
+                exists: true,
+                public: image.public,
+                deprecation: image.deprecation.clone(),
+                users: users.get(id).cloned().unwrap_or_default(),
+                snapshots: image.snapshots.clone(),
+                bundle: image
+                    .bundle
+                    .clone()
+                    .or_else(|| record_bundles.get(id).cloned()),
+                in_registry: in_registry.contains(id),
+            },
+            None => State {
+                in_registry: in_registry.contains(id),
+                ..State::default()
+            },
+        };
+        images.push((
+            Target {
+                region: region.to_string(),
+                id: id.to_string(),
+                sources,
+            },
+            state,
+        ));
+    }
+    Ok(images)
+}
+
+fn execute(sh: &Shell, aws: &Aws, step: &Step) -> ImageResult {
+    let result = |result: &str, detail: String| ImageResult {
+        region: step.region.clone(),
+        id: step.id.clone(),
+        result: result.into(),
+        detail,
+    };
+    let action = match &step.action {
+        Ok(action) => action,
+        Err(why) => return result("skipped", why.clone()),
+    };
+    let region = &step.region;
+    let id = &step.id;
+    let done: Result<String> = (|| match action {
+        Action::Deprecate { at } => {
+            aws.run(
+                sh,
+                region,
+                &[
+                    "ec2",
+                    "enable-image-deprecation",
+                    "--image-id",
+                    id,
+                    "--deprecate-at",
+                    at,
+                ],
+            )?;
+            Ok(action.describe())
+        }
+        Action::MakePrivate => {
+            aws.run(
+                sh,
+                region,
+                &[
+                    "ec2",
+                    "modify-image-attribute",
+                    "--image-id",
+                    id,
+                    "--launch-permission",
+                    "Remove=[{Group=all}]",
+                ],
+            )?;
+            Ok(action.describe())
+        }
+        Action::Deregister { snapshots, bundle } => {
+            aws.run(sh, region, &["ec2", "deregister-image", "--image-id", id])?;
+            let mut done = vec!["deregistered".to_string()];
+            for snapshot in snapshots {
+                aws.run(
+                    sh,
+                    region,
+                    &["ec2", "delete-snapshot", "--snapshot-id", snapshot],
+                )?;
+                done.push(format!("deleted snapshot {snapshot}"));
+            }
+            if let Some(bundle) = bundle {
+                done.extend(lifecycle::delete_bundle(sh, aws, region, bundle)?);
+            }
+            Ok(done.join(", "))
+        }
+    })();
+    match done {
+        Ok(detail) => result("done", detail),
+        Err(e) => result("failed", format!("{e:#}")),
+    }
+}
+
+/// Appends the executed stages to `build/retired.json` and commits it (that file only).
+fn record(
+    sh: &Shell,
+    root: &Path,
+    git: &Git,
+    options: &Options,
+    stages: &[Stage],
+    results: &[(Stage, Vec<ImageResult>)],
+    now: u64,
+) -> Result<()> {
+    let path = retire::RETIRED_PATH;
+    let mut retired = if root.join(path).exists() {
+        retire::parse_retired(&project::read(sh, path)?).map_err(anyhow::Error::msg)?
+    } else {
+        retire::Retired::default()
+    };
+    for (stage, images) in results {
+        retired.retirements.push(Retirement {
+            version: options.version.clone(),
+            stage: stage.name().to_string(),
+            time: time::iso(now),
+            local: options.local,
+            images: images.clone(),
+        });
+    }
+    project::write_atomic(sh, path, &retire::render_retired(&retired))?;
+    let message = retire::commit_message(&options.version, stages, results, options.local);
+    let commit = git
+        .commit_file(path, &message)
+        .with_context(|| format!("the stages are done and recorded in `{path}`, but it could not be committed: commit it yourself"))?;
+    println!(
+        "recorded in `{path}`, committed {} \"{}\"",
+        &commit[..10],
+        message.lines().next().unwrap_or_default()
+    );
+    Ok(())
+}

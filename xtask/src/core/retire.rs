@@ -1,0 +1,453 @@
+//! Retiring a release's images in stages — deprecate, make private, deregister — and the record
+//! of it, `build/retired.json`. The plan per image from its present state, with every refusal
+//! named; the record's format. Pure.
+
+use crate::core::time;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+pub const RETIRED_PATH: &str = "build/retired.json";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stage {
+    Deprecate,
+    MakePrivate,
+    Deregister,
+}
+
+impl Stage {
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Deprecate => "deprecate",
+            Stage::MakePrivate => "make-private",
+            Stage::Deregister => "deregister",
+        }
+    }
+}
+
+/// One image of the release and where it was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub region: String,
+    pub id: String,
+    /// `listed in release/2.6.3`, `Version tag 2.6.3`, ...
+    pub sources: Vec<String>,
+}
+
+/// The image's present state in AWS.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct State {
+    pub exists: bool,
+    pub public: bool,
+    pub deprecation: Option<String>,
+    pub users: Vec<String>,
+    pub snapshots: Vec<String>,
+    /// `BUCKET/PREFIX` of its bundle (manifest location or run record).
+    pub bundle: Option<String>,
+    /// Listed in the current `ami_ids.json`.
+    pub in_registry: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub deprecate_at: u64,
+    pub grace_days: u64,
+    pub even_if_used: bool,
+    pub now: u64,
+}
+
+/// One stage for one image: what it does, or why it is skipped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub stage: Stage,
+    pub region: String,
+    pub id: String,
+    pub action: Result<Action, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Deprecate {
+        at: String,
+    },
+    MakePrivate,
+    Deregister {
+        snapshots: Vec<String>,
+        bundle: Option<String>,
+    },
+}
+
+impl Action {
+    pub fn describe(&self) -> String {
+        match self {
+            Action::Deprecate { at } => format!("deprecate at {at}"),
+            Action::MakePrivate => "make private (remove launch permission `all`)".into(),
+            Action::Deregister { snapshots, bundle } => {
+                let mut text = String::from("deregister");
+                if !snapshots.is_empty() {
+                    text.push_str(&format!(", delete snapshot(s) {}", snapshots.join(", ")));
+                }
+                if let Some(bundle) = bundle {
+                    text.push_str(&format!(", delete bundle s3://{bundle}/"));
+                }
+                text
+            }
+        }
+    }
+}
+
+/// `now` rounded up to the next whole minute: AWS takes no deprecation time in the past.
+pub fn deprecate_now(now: u64) -> u64 {
+    (now / 60 + 1) * 60
+}
+
+/// Every stage for every image, in stage order, each judged on the state the earlier stages
+/// leave (a deprecation in this run counts for the grace of a deregistration in this run).
+pub fn plan(images: &[(Target, State)], stages: &[Stage], settings: &Settings) -> Vec<Step> {
+    let mut steps = Vec::new();
+    for (target, state) in images {
+        let mut state = state.clone();
+        for &stage in stages {
+            let action = judge(stage, &state, settings);
+            if let Ok(action) = &action {
+                match action {
+                    Action::Deprecate { at } => state.deprecation = Some(at.clone()),
+                    Action::MakePrivate => state.public = false,
+                    Action::Deregister { .. } => state.exists = false,
+                }
+            }
+            steps.push(Step {
+                stage,
+                region: target.region.clone(),
+                id: target.id.clone(),
+                action,
+            });
+        }
+    }
+    steps
+}
+
+fn judge(stage: Stage, state: &State, settings: &Settings) -> Result<Action, String> {
+    if !state.exists {
+        return Err("skip: the image does not exist (already deregistered?)".into());
+    }
+    let used = || -> Result<(), String> {
+        if state.users.is_empty() || settings.even_if_used {
+            Ok(())
+        } else {
+            Err(format!(
+                "skip: in use by {} (`--even-if-used` overrides)",
+                state.users.join(", ")
+            ))
+        }
+    };
+    match stage {
+        Stage::Deprecate => {
+            let at = time::iso(settings.deprecate_at);
+            let same = state
+                .deprecation
+                .as_deref()
+                .and_then(|d| time::parse_time(d).ok())
+                == Some(settings.deprecate_at);
+            if same {
+                return Err(format!("skip: already deprecated at {at}"));
+            }
+            Ok(Action::Deprecate { at })
+        }
+        Stage::MakePrivate => {
+            if !state.public {
+                return Err("skip: already private".into());
+            }
+            used()?;
+            Ok(Action::MakePrivate)
+        }
+        Stage::Deregister => {
+            if state.public {
+                return Err(
+                    "refused: still public; make it private first (`--make-private`)".into(),
+                );
+            }
+            if state.in_registry {
+                return Err("refused: still listed in `ami_ids.json`, the published release; publish its replacement first".into());
+            }
+            let Some(deprecation) = &state.deprecation else {
+                return Err(format!(
+                    "refused: not deprecated; deprecate it first (`--deprecate`) and deregister after {} day(s) of grace",
+                    settings.grace_days
+                ));
+            };
+            if settings.grace_days > 0 {
+                let since = time::parse_time(deprecation).unwrap_or(settings.now);
+                let until = since + settings.grace_days * time::DAY;
+                if settings.now < until {
+                    return Err(format!(
+                        "refused: deprecated at {deprecation}, less than {} day(s) ago; deregister after {} (or shorten `--grace`)",
+                        settings.grace_days,
+                        time::iso(until)
+                    ));
+                }
+            }
+            used()?;
+            Ok(Action::Deregister {
+                snapshots: state.snapshots.clone(),
+                bundle: state.bundle.clone(),
+            })
+        }
+    }
+}
+
+/// The plan by region: each image with its present state, then its steps.
+pub fn render(images: &[(Target, State)], steps: &[Step]) -> String {
+    let mut out = String::new();
+    let mut region = "";
+    for (target, state) in images {
+        if target.region != region {
+            region = &target.region;
+            out.push_str(&format!("{region}\n"));
+        }
+        let mut facts = Vec::new();
+        if state.exists {
+            facts.push(if state.public { "public" } else { "private" }.to_string());
+            facts.push(match &state.deprecation {
+                Some(at) => format!("deprecated at {at}"),
+                None => "not deprecated".into(),
+            });
+            if !state.users.is_empty() {
+                facts.push(format!("in use by {}", state.users.join(", ")));
+            }
+            if state.in_registry {
+                facts.push("in `ami_ids.json`".into());
+            }
+        } else {
+            facts.push("does not exist".into());
+        }
+        out.push_str(&format!(
+            "  {}  {}  ({})\n",
+            target.id,
+            facts.join(", "),
+            target.sources.join("; ")
+        ));
+        for step in steps
+            .iter()
+            .filter(|s| s.id == target.id && s.region == target.region)
+        {
+            let text = match &step.action {
+                Ok(action) => action.describe(),
+                Err(why) => why.clone(),
+            };
+            out.push_str(&format!("    {:<13} {text}\n", step.stage.name()));
+        }
+    }
+    out
+}
+
+/// `build/retired.json`: every executed stage of every retirement.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retired {
+    pub retirements: Vec<Retirement>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retirement {
+    pub version: String,
+    /// `deprecate`, `make-private` or `deregister`.
+    pub stage: String,
+    /// When the stage ran (UTC).
+    pub time: String,
+    /// Against the local stand-in (a rehearsal), not AWS.
+    #[serde(default)]
+    pub local: bool,
+    pub images: Vec<ImageResult>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageResult {
+    pub region: String,
+    pub id: String,
+    /// `done`, `skipped` or `failed`.
+    pub result: String,
+    pub detail: String,
+}
+
+pub fn parse_retired(text: &str) -> Result<Retired, String> {
+    crate::core::json::parse(text).map_err(|e| {
+        format!(
+            "`{RETIRED_PATH}` is not a valid record: {e}; restore it from git (`git checkout -- {RETIRED_PATH}`)"
+        )
+    })
+}
+
+pub fn render_retired(retired: &Retired) -> String {
+    serde_json::to_string_pretty(retired).expect("a record serializes") + "\n"
+}
+
+impl Retired {
+    /// The stages done for an image of a version (in AWS, or in the stand-in for `local`).
+    pub fn done(&self, id: &str, local: bool) -> BTreeSet<String> {
+        self.retirements
+            .iter()
+            .filter(|r| r.local == local)
+            .filter(|r| r.images.iter().any(|i| i.id == id && i.result == "done"))
+            .map(|r| r.stage.clone())
+            .collect()
+    }
+}
+
+pub fn commit_message(
+    version: &str,
+    stages: &[Stage],
+    results: &[(Stage, Vec<ImageResult>)],
+    local: bool,
+) -> String {
+    let names: Vec<&str> = stages.iter().map(|s| s.name()).collect();
+    let mut out = format!(
+        "Retire ComboAMI {version}: {}{}\n\n",
+        names.join(", "),
+        if local { " (local stand-in)" } else { "" }
+    );
+    out.push_str(&format!(
+        "Record the executed stages in `{RETIRED_PATH}`.\n\n"
+    ));
+    for (stage, images) in results {
+        for image in images {
+            out.push_str(&format!(
+                "{:<13} {:<15} {}  {}: {}\n",
+                stage.name(),
+                image.region,
+                image.id,
+                image.result,
+                image.detail
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(public: bool, deprecation: Option<&str>) -> (Target, State) {
+        (
+            Target {
+                region: "us-east-1".into(),
+                id: "ami-11111111".into(),
+                sources: vec!["listed in release/2.6.3".into()],
+            },
+            State {
+                exists: true,
+                public,
+                deprecation: deprecation.map(String::from),
+                snapshots: vec!["snap-1".into()],
+                bundle: Some("b/1-1404-hvm".into()),
+                ..State::default()
+            },
+        )
+    }
+
+    const NOW: u64 = 1_795_573_423; // 2026-11-25T02:23:43Z
+
+    fn settings(grace_days: u64) -> Settings {
+        Settings {
+            deprecate_at: deprecate_now(NOW),
+            grace_days,
+            even_if_used: false,
+            now: NOW,
+        }
+    }
+
+    #[test]
+    fn stages_build_on_each_other_in_one_run() {
+        let all = [Stage::Deprecate, Stage::MakePrivate, Stage::Deregister];
+        let steps = plan(&[image(true, None)], &all, &settings(0));
+        assert_eq!(
+            steps[0].action,
+            Ok(Action::Deprecate {
+                at: "2026-11-25T02:24:00Z".into()
+            })
+        );
+        assert_eq!(steps[1].action, Ok(Action::MakePrivate));
+        assert!(matches!(steps[2].action, Ok(Action::Deregister { .. })));
+        let steps = plan(&[image(true, None)], &all, &settings(30));
+        assert!(steps[2]
+            .action
+            .as_ref()
+            .unwrap_err()
+            .contains("less than 30 day(s) ago"));
+    }
+
+    #[test]
+    fn deregister_refuses_public_listed_undeprecated_and_recent_images() {
+        let deregister = [Stage::Deregister];
+        let why = |image: (Target, State), grace| {
+            plan(&[image], &deregister, &settings(grace))[0]
+                .action
+                .clone()
+                .unwrap_err()
+        };
+        assert!(why(image(true, Some("2026-01-01T00:00:00.000Z")), 30).contains("still public"));
+        assert!(why(image(false, None), 30).contains("not deprecated"));
+        assert!(why(image(false, Some("2026-11-20T00:00:00.000Z")), 30)
+            .contains("deregister after 2026-12-20T00:00:00Z"));
+        let mut listed = image(false, Some("2026-01-01T00:00:00.000Z"));
+        listed.1.in_registry = true;
+        assert!(why(listed, 0).contains("`ami_ids.json`"));
+        let mut used = image(false, Some("2026-01-01T00:00:00.000Z"));
+        used.1.users = vec!["instance i-1 (running)".into()];
+        assert!(why(used.clone(), 30).contains("in use by instance i-1 (running)"));
+        let even = Settings {
+            even_if_used: true,
+            ..settings(30)
+        };
+        assert_eq!(
+            plan(&[used], &deregister, &even)[0].action,
+            Ok(Action::Deregister {
+                snapshots: vec!["snap-1".into()],
+                bundle: Some("b/1-1404-hvm".into())
+            })
+        );
+        let mut gone = image(false, None);
+        gone.1.exists = false;
+        assert!(why(gone, 0).contains("does not exist"));
+    }
+
+    #[test]
+    fn the_plan_names_state_and_steps_by_region() {
+        let images = [image(true, None)];
+        let steps = plan(&images, &[Stage::MakePrivate], &settings(30));
+        let text = render(&images, &steps);
+        assert_eq!(
+            text,
+            "us-east-1\n  ami-11111111  public, not deprecated  (listed in release/2.6.3)\n    make-private  make private (remove launch permission `all`)\n"
+        );
+    }
+
+    #[test]
+    fn the_record_round_trips_and_answers_what_was_done() {
+        let retired = Retired {
+            retirements: vec![Retirement {
+                version: "2.6.3".into(),
+                stage: "deprecate".into(),
+                time: "2026-11-25T02:23:43Z".into(),
+                local: true,
+                images: vec![ImageResult {
+                    region: "us-east-1".into(),
+                    id: "ami-11111111".into(),
+                    result: "done".into(),
+                    detail: "deprecate at 2026-11-25T02:24:00Z".into(),
+                }],
+            }],
+        };
+        let text = render_retired(&retired);
+        assert_eq!(parse_retired(&text), Ok(retired.clone()));
+        assert_eq!(
+            retired.done("ami-11111111", true),
+            ["deprecate".to_string()].into()
+        );
+        assert!(retired.done("ami-11111111", false).is_empty());
+        assert!(parse_retired("{}").unwrap_err().contains(RETIRED_PATH));
+    }
+}
