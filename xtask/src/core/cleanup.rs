@@ -630,7 +630,7 @@ mod tests {
         );
         assert!(
             table.contains(
-                "KEEP      ami-22222222              released in release/2.6.3: never deleted"
+                "KEEP      ami-22222222            released in release/2.6.3: never deleted"
             ),
             "{table}"
         );
