@@ -199,15 +199,24 @@ fn look(
         &["ec2", "describe-images", "--filters", &filter],
     )?;
     let mut seen = BTreeMap::new();
+    // One listing per bucket, however many bundles it holds.
+    let mut buckets: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut keys = |bucket: &str| -> Result<Vec<String>> {
+        if !buckets.contains_key(bucket) {
+            let keys = lifecycle::bucket_keys(sh, aws, region, bucket)?;
+            buckets.insert(bucket.to_string(), keys);
+        }
+        Ok(buckets[bucket].clone())
+    };
     for image in cleanup::parse_images(&out).map_err(anyhow::Error::msg)? {
         let bundle_present = match (&image.location, record_bundles.get(&image.id)) {
             (Some(location), _) if location.ends_with(".manifest.xml") => {
                 let (bucket, key) = cleanup::split_bundle(location);
-                Some(object_exists(sh, aws, region, &bucket, &key)?)
+                Some(keys(&bucket)?.contains(&key))
             }
             (_, Some(bundle)) if image.root_device_type == "instance-store" => {
                 let (bucket, prefix) = cleanup::split_bundle(bundle);
-                Some(lifecycle::count_prefix(sh, aws, region, &bucket, &prefix)? > 0)
+                Some(lifecycle::under(&keys(&bucket)?, &prefix).next().is_some())
             }
             _ => None,
         };
@@ -221,27 +230,6 @@ fn look(
         );
     }
     Ok(seen)
-}
-
-fn object_exists(sh: &Shell, aws: &Aws, region: &str, bucket: &str, key: &str) -> Result<bool> {
-    match aws.run(
-        sh,
-        region,
-        &[
-            "s3api",
-            "list-objects-v2",
-            "--bucket",
-            bucket,
-            "--prefix",
-            key,
-            "--max-keys",
-            "1",
-        ],
-    ) {
-        Ok(out) => Ok(cleanup::count_objects(&out).map_err(anyhow::Error::msg)? > 0),
-        Err(e) if format!("{e:#}").contains("NoSuchBucket") => Ok(false),
-        Err(e) => Err(e),
-    }
 }
 
 /// An image's `Commit` tag must name a commit in the history of what lists it.

@@ -308,8 +308,13 @@ fn discover(
     };
 
     let mut counted = Vec::new();
+    let mut listed: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (bucket, prefix) in bundles {
-        let objects = lifecycle::count_prefix(sh, aws, region, &bucket, &prefix)?;
+        if !listed.contains_key(&bucket) {
+            let keys = lifecycle::bucket_keys(sh, aws, region, &bucket)?;
+            listed.insert(bucket.clone(), keys);
+        }
+        let objects = lifecycle::under(&listed[&bucket], &prefix).count();
         counted.push(Bundle {
             bucket,
             prefix,

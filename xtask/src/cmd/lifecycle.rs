@@ -111,31 +111,24 @@ pub fn users(sh: &Shell, aws: &Aws, region: &str) -> Result<BTreeMap<String, Vec
     cleanup::parse_users(&instances, &templates).map_err(anyhow::Error::msg)
 }
 
-/// The number of objects under `PREFIX/` of a bucket; a bucket that is gone holds none.
-pub fn count_prefix(
-    sh: &Shell,
-    aws: &Aws,
-    region: &str,
-    bucket: &str,
-    prefix: &str,
-) -> Result<usize> {
-    let prefix = format!("{}/", prefix.trim_end_matches('/'));
+/// Every key of a bucket (the CLI pages through them); a bucket that is gone holds none. One
+/// call per bucket, however many bundles it holds.
+pub fn bucket_keys(sh: &Shell, aws: &Aws, region: &str, bucket: &str) -> Result<Vec<String>> {
     match aws.run(
         sh,
         region,
-        &[
-            "s3api",
-            "list-objects-v2",
-            "--bucket",
-            bucket,
-            "--prefix",
-            &prefix,
-        ],
+        &["s3api", "list-objects-v2", "--bucket", bucket],
     ) {
-        Ok(out) => cleanup::count_objects(&out).map_err(anyhow::Error::msg),
-        Err(e) if format!("{e:#}").contains("NoSuchBucket") => Ok(0),
+        Ok(out) => cleanup::object_keys(&out).map_err(anyhow::Error::msg),
+        Err(e) if format!("{e:#}").contains("NoSuchBucket") => Ok(Vec::new()),
         Err(e) => Err(e),
     }
+}
+
+/// The keys under `PREFIX/`.
+pub fn under<'a>(keys: &'a [String], prefix: &str) -> impl Iterator<Item = &'a String> {
+    let prefix = format!("{}/", prefix.trim_end_matches('/'));
+    keys.iter().filter(move |k| k.starts_with(&prefix))
 }
 
 /// Deletes a bundle folder, then its bucket if nothing else is left in it; returns what was
@@ -143,15 +136,15 @@ pub fn count_prefix(
 pub fn delete_bundle(sh: &Shell, aws: &Aws, region: &str, location: &str) -> Result<Vec<String>> {
     let (bucket, prefix) = cleanup::split_bundle(location);
     let mut done = Vec::new();
-    let objects = count_prefix(sh, aws, region, &bucket, &prefix)?;
-    if objects > 0 {
-        let url = format!("s3://{bucket}/{prefix}/");
-        aws.run(
-            sh,
-            region,
-            &["s3", "rm", "--recursive", "--only-show-errors", &url],
-        )?;
-        done.push(format!("deleted {url} ({objects} object(s))"));
+    let url = format!("s3://{bucket}/{prefix}/");
+    match aws.run(
+        sh,
+        region,
+        &["s3", "rm", "--recursive", "--only-show-errors", &url],
+    ) {
+        Ok(_) => done.push(format!("deleted {url}")),
+        Err(e) if format!("{e:#}").contains("NoSuchBucket") => return Ok(done),
+        Err(e) => return Err(e),
     }
     delete_bucket_if_empty(sh, aws, region, &bucket, &mut done)?;
     Ok(done)

@@ -180,7 +180,8 @@ pub fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
         return Ok(());
     }
     if doing == 0 {
-        println!("\nnothing to do: every step is skipped or refused (see above)");
+        println!("\nnothing to do: every step is skipped or refused (see above); nothing was changed or recorded");
+        return Ok(());
     }
 
     // Act region by region, concurrently; in each region the stages run in order.

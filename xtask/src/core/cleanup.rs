@@ -311,6 +311,20 @@ pub fn count_objects(json: &str) -> Result<usize, String> {
     Ok(value["Contents"].as_array().map_or(0, Vec::len))
 }
 
+/// The keys of `aws s3api list-objects-v2`.
+pub fn object_keys(json: &str) -> Result<Vec<String>, String> {
+    if json.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let value = parse(json, "list-objects-v2")?;
+    Ok(value["Contents"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|o| o["Key"].as_str().map(String::from))
+        .collect())
+}
+
 /// `BUCKET/PREFIX` into its parts; a bare bucket has an empty prefix.
 pub fn split_bundle(location: &str) -> (String, String) {
     match location.split_once('/') {

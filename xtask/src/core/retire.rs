@@ -158,6 +158,9 @@ fn judge(stage: Stage, state: &State, settings: &Settings) -> Result<Action, Str
             if !state.public {
                 return Err("skip: already private".into());
             }
+            if state.in_registry {
+                return Err("refused: still listed in `ami_ids.json`, the published release: users launch it by id".into());
+            }
             used()?;
             Ok(Action::MakePrivate)
         }

@@ -335,3 +335,35 @@ pub fn golden(name: &str, actual: &str) {
         );
     }
 }
+
+/// Asks the stand-in kept by `local up` in `repo` directly, with the `aws` CLI of its
+/// virtualenv, in `region`; returns the JSON answer (`Null` when there is none).
+#[track_caller]
+pub fn standin_aws(repo: &Repo, region: &str, args: &[&str]) -> serde_json::Value {
+    let state: serde_json::Value =
+        serde_json::from_str(&repo.read("target/standin/state.json")).unwrap();
+    let endpoint = format!("http://127.0.0.1:{}", state["moto_port"]);
+    let output = Command::new(standin_venv().join("bin/aws"))
+        .args([
+            "--endpoint-url",
+            &endpoint,
+            "--region",
+            region,
+            "--output",
+            "json",
+        ])
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "aws {args:?}: {output:?}");
+    let text = String::from_utf8_lossy(&output.stdout);
+    if text.trim().is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap()
+    }
+}

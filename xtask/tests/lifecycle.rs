@@ -1,0 +1,615 @@
+//! Issue 11: published images are never lost, old releases retire in stages, test images are
+//! retained by count and age, used images are skipped, and `audit` ties tags, `ami_ids.json`
+//! and the cloud together — all against one stand-in kept by `local up` per test.
+
+mod common;
+
+use common::{standin_aws, Repo};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+/// The run id a build printed (`run `ID`: logs and record in ...`).
+fn run_id(run: &common::Run) -> String {
+    let all = run.all();
+    let start = all.find("run `").expect("the output names the run") + 5;
+    all[start..].split('`').next().unwrap().to_string()
+}
+
+/// One built image: its builder, region, id and bundle location (`BUCKET/PREFIX`).
+#[derive(Debug, Clone)]
+struct Built {
+    builder: String,
+    region: String,
+    id: String,
+    bundle: Option<String>,
+}
+
+fn built(repo: &Repo, run: &str) -> BTreeMap<String, Built> {
+    let record: Value =
+        serde_json::from_str(&repo.read(&format!("build/runs/{run}/run.json"))).unwrap();
+    record["builders"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(name, b)| {
+            (
+                name.clone(),
+                Built {
+                    builder: name.clone(),
+                    region: b["region"].as_str().unwrap().to_string(),
+                    id: b["amis"][0]["id"].as_str().unwrap().to_string(),
+                    bundle: b["bundle"].as_str().map(String::from),
+                },
+            )
+        })
+        .collect()
+}
+
+/// `ami_ids.json` holding exactly these images.
+fn registry(images: &[&Built]) -> String {
+    let mut registry: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for image in images {
+        let parts: Vec<&str> = image.builder.rsplitn(3, '-').collect();
+        registry
+            .entry(image.region.clone())
+            .or_default()
+            .push(json!({
+                "Distributor ID": "Ubuntu",
+                "Release": parts[1],
+                "id": image.id,
+                "virtualization type": parts[0],
+            }));
+    }
+    serde_json::to_string_pretty(&registry).unwrap() + "\n"
+}
+
+fn describe(repo: &Repo, image: &Built) -> Option<Value> {
+    let filter = format!("Name=image-id,Values={}", image.id);
+    let found = standin_aws(
+        repo,
+        &image.region,
+        &["ec2", "describe-images", "--filters", &filter],
+    );
+    found["Images"].as_array().unwrap().first().cloned()
+}
+
+fn exists(repo: &Repo, image: &Built) -> bool {
+    describe(repo, image).is_some()
+}
+
+fn is_public(repo: &Repo, image: &Built) -> bool {
+    let permissions = standin_aws(
+        repo,
+        &image.region,
+        &[
+            "ec2",
+            "describe-image-attribute",
+            "--image-id",
+            &image.id,
+            "--attribute",
+            "launchPermission",
+        ],
+    );
+    permissions["LaunchPermissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["Group"] == "all")
+}
+
+fn set_public(repo: &Repo, image: &Built, public: bool) {
+    let change = if public {
+        "Add=[{Group=all}]"
+    } else {
+        "Remove=[{Group=all}]"
+    };
+    standin_aws(
+        repo,
+        &image.region,
+        &[
+            "ec2",
+            "modify-image-attribute",
+            "--image-id",
+            &image.id,
+            "--launch-permission",
+            change,
+        ],
+    );
+}
+
+/// The objects of an image's bundle folder in the stand-in's S3.
+fn bundle_objects(repo: &Repo, image: &Built) -> usize {
+    let (bucket, prefix) = image.bundle.as_deref().unwrap().split_once('/').unwrap();
+    let buckets = standin_aws(repo, &image.region, &["s3api", "list-buckets"]);
+    if !buckets["Buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|b| b["Name"] == bucket)
+    {
+        return 0;
+    }
+    let prefix = format!("{prefix}/");
+    let listed = standin_aws(
+        repo,
+        &image.region,
+        &[
+            "s3api",
+            "list-objects-v2",
+            "--bucket",
+            bucket,
+            "--prefix",
+            &prefix,
+        ],
+    );
+    listed["Contents"].as_array().map_or(0, Vec::len)
+}
+
+fn snapshots_exist(repo: &Repo, image: &Built, snapshots: &[String]) -> bool {
+    let all = standin_aws(
+        repo,
+        &image.region,
+        &["ec2", "describe-snapshots", "--owner-ids", "self"],
+    );
+    let ids: Vec<&str> = all["Snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["SnapshotId"].as_str().unwrap())
+        .collect();
+    snapshots.iter().all(|s| ids.contains(&s.as_str()))
+}
+
+fn snapshots_of(repo: &Repo, image: &Built) -> Vec<String> {
+    describe(repo, image).unwrap()["BlockDeviceMappings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["Ebs"]["SnapshotId"].as_str().map(String::from))
+        .collect()
+}
+
+fn tag_message(version: &str, images: &[&Built]) -> String {
+    let mut message = format!(
+        "ComboAMI {version} (branch 2.6)\n\n{} AMIs:\n",
+        images.len()
+    );
+    for image in images {
+        let parts: Vec<&str> = image.builder.rsplitn(3, '-').collect();
+        message.push_str(&format!(
+            "{:<15} {} {:<3}  {}\n",
+            image.region, parts[1], parts[0], image.id
+        ));
+    }
+    message
+}
+
+fn line_with<'a>(text: &'a str, needle: &str) -> &'a str {
+    text.lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no line with {needle:?} in:\n{text}"))
+}
+
+#[test]
+fn published_images_survive_cleanup_retire_in_stages_and_audit_names_mismatches() {
+    let repo = Repo::new("lifecycle");
+    repo.git_init("2.6");
+    repo.xtask(&["local", "up"]).ok();
+    // Seven official (public, instance-store) images of 2.6.3 in two regions.
+    let run = repo
+        .xtask(&[
+            "publish",
+            "--local",
+            "--yes",
+            "--only",
+            "us-east-1-1404-hvm,us-east-1-1204-pv,us-west-2-1404-hvm,us-west-2-1204-hvm,\
+             us-east-1-1204-hvm,us-east-1-1404-pv,us-west-2-1404-pv",
+        ])
+        .ok();
+    let images = built(&repo, &run_id(&run));
+    let get = |builder: &str| images[builder].clone();
+    // A: only in an earlier committed `ami_ids.json`. B, D, F, G: the release (registry and
+    // tag). C: only public. E: only in the release tag's message.
+    let (a, b, c, d) = (
+        get("us-east-1-1404-hvm"),
+        get("us-east-1-1204-pv"),
+        get("us-west-2-1404-hvm"),
+        get("us-west-2-1204-hvm"),
+    );
+    let (e, f, g) = (
+        get("us-east-1-1204-hvm"),
+        get("us-east-1-1404-pv"),
+        get("us-west-2-1404-pv"),
+    );
+    repo.write("ami_ids.json", &registry(&[&a]));
+    repo.git(&["commit", "--quiet", "-am", "Release 2.6.3, first try"]);
+    repo.write("ami_ids.json", &registry(&[&b, &d, &f, &g]));
+    repo.git(&["commit", "--quiet", "-am", "Release 2.6.3"]);
+    repo.git(&[
+        "tag",
+        "-a",
+        "release/2.6.3",
+        "-m",
+        &tag_message("2.6.3", &[&b, &d, &e, &f, &g]),
+    ]);
+
+    // A fresh release audits clean.
+    let audit = repo.xtask(&["audit", "--local"]).ok();
+    assert!(
+        audit
+            .stdout
+            .contains("audit clean: 5 image(s) in 2 region(s)"),
+        "{audit:#?}"
+    );
+
+    // Protection that no filter bypasses, each reason named; nothing of theirs is deleted.
+    set_public(&repo, &a, false);
+    set_public(&repo, &e, false);
+    let all = [&a, &b, &c, &d, &e, &f, &g];
+    let snapshots: Vec<Vec<String>> = all.iter().map(|i| snapshots_of(&repo, i)).collect();
+    for image in all {
+        assert_eq!(bundle_objects(&repo, image), 1, "{image:?}");
+    }
+    let cleanup = repo
+        .xtask(&["cleanup", "--local", "--version", "2.6.3", "--execute"])
+        .ok();
+    let keep = |image: &Built| line_with(&cleanup.stdout, &format!("KEEP      {}", image.id));
+    let a_line = keep(&a);
+    assert!(
+        a_line.contains("in `ami_ids.json` as committed in ") && !a_line.contains("public"),
+        "{a_line}"
+    );
+    assert!(
+        keep(&e).contains("released in release/2.6.3: never deleted"),
+        "{}",
+        keep(&e)
+    );
+    assert!(
+        keep(&c).contains("  public (launch permission `all`): never deleted"),
+        "{}",
+        keep(&c)
+    );
+    assert!(keep(&b).contains("listed in `ami_ids.json`; released in release/2.6.3; public"));
+    assert!(
+        !cleanup.stdout.contains("deregistered"),
+        "{}",
+        cleanup.stdout
+    );
+    assert!(!cleanup.stdout.contains(": deleted"), "{}", cleanup.stdout);
+    assert!(
+        cleanup
+            .stdout
+            .contains("found 0 AMI(s), 0 snapshot(s), 0 volume(s), 0 bundle folder(s)"),
+        "{}",
+        cleanup.stdout
+    );
+    for (image, snapshots) in all.iter().zip(&snapshots) {
+        assert!(exists(&repo, image), "{image:?}");
+        assert!(snapshots_exist(&repo, image, snapshots), "{image:?}");
+        assert_eq!(bundle_objects(&repo, image), 1, "{image:?}");
+    }
+    set_public(&repo, &e, true);
+
+    // 2.6.4 replaces B in the registry; D, F and G stay (their rows were not rebuilt).
+    repo.xtask(&["set-version", "2.6.4"]).ok();
+    repo.write("ami_ids.json", &registry(&[&d, &f, &g]));
+    repo.git(&["commit", "--quiet", "-am", "Release 2.6.4"]);
+    repo.git(&[
+        "tag",
+        "-a",
+        "release/2.6.4",
+        "-m",
+        &tag_message("2.6.4", &[]),
+    ]);
+    repo.xtask(&["retire", "2.6.4", "--deprecate", "--local"])
+        .fails(2, &["2.6.4 is the newest release", "never touches it"]);
+
+    // A plan changes nothing.
+    let plan = repo
+        .xtask(&["retire", "2.6.3", "--deprecate", "--local"])
+        .ok();
+    assert!(
+        plan.stdout.contains("retire 2.6.3: 7 image(s)"),
+        "{plan:#?}"
+    );
+    assert!(
+        line_with(&plan.stdout, &e.id)
+            .contains("private, not deprecated  (listed in release/2.6.3; tagged Version 2.6.3)")
+            || line_with(&plan.stdout, &e.id).contains(
+                "public, not deprecated  (listed in release/2.6.3; tagged Version 2.6.3)"
+            ),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout.contains("nothing was changed"),
+        "{}",
+        plan.stdout
+    );
+    for image in all {
+        assert!(describe(&repo, image)
+            .unwrap()
+            .get("DeprecationTime")
+            .is_none());
+    }
+    assert!(!repo.path("build/retired.json").exists());
+
+    // An instance uses C: retire skips it, with the reason.
+    let instance = standin_aws(
+        &repo,
+        &c.region,
+        &["ec2", "run-instances", "--image-id", &c.id, "--count", "1"],
+    );
+    let instance_id = instance["Instances"][0]["InstanceId"].as_str().unwrap();
+    let staged = repo
+        .xtask(&[
+            "retire",
+            "2.6.3",
+            "--deprecate",
+            "--make-private",
+            "--execute",
+            "--local",
+        ])
+        .ok();
+    for image in all {
+        let described = describe(&repo, image).unwrap();
+        assert!(
+            described["DeprecationTime"].as_str().is_some(),
+            "{image:?} {described}"
+        );
+    }
+    for image in [&a, &b, &e] {
+        assert!(!is_public(&repo, image), "{image:?}");
+    }
+    assert!(is_public(&repo, &c));
+    assert!(
+        staged
+            .stdout
+            .contains(&format!("skip: in use by instance {instance_id} (running)")),
+        "{}",
+        staged.stdout
+    );
+    for image in [&d, &f, &g] {
+        assert!(
+            is_public(&repo, image),
+            "the published release stays public"
+        );
+    }
+    assert!(staged.stdout.contains("still listed in `ami_ids.json`"));
+    let log = repo.git(&["log", "-1", "--format=%s"]);
+    assert_eq!(
+        log.trim(),
+        "Retire ComboAMI 2.6.3: deprecate, make-private (local stand-in)"
+    );
+    assert_eq!(
+        repo.git(&["status", "--porcelain"]),
+        "",
+        "the record is committed"
+    );
+
+    // Deregistration waits for the grace period; `--grace 0` only needs the deprecation.
+    let early = repo
+        .xtask(&["retire", "2.6.3", "--deregister", "--execute", "--local"])
+        .ok();
+    assert!(
+        early.stdout.contains("less than 30 day(s) ago"),
+        "{}",
+        early.stdout
+    );
+    assert!(early.stdout.contains("nothing to do"), "{}", early.stdout);
+    for image in all {
+        assert!(exists(&repo, image));
+    }
+    let gone = repo
+        .xtask(&[
+            "retire",
+            "2.6.3",
+            "--deregister",
+            "--grace",
+            "0",
+            "--execute",
+            "--local",
+        ])
+        .ok();
+    for (image, snapshots) in all.iter().zip(&snapshots) {
+        let retired = [&a.id, &b.id, &e.id].contains(&&image.id);
+        assert_eq!(exists(&repo, image), !retired, "{image:?}\n{}", gone.stdout);
+        assert_eq!(
+            snapshots_exist(&repo, image, snapshots),
+            !retired,
+            "{image:?}"
+        );
+        assert_eq!(
+            bundle_objects(&repo, image),
+            usize::from(!retired),
+            "{image:?}"
+        );
+    }
+    assert!(
+        line_with(&gone.stdout, &format!("deregister {}", a.id)).contains("deleted s3://"),
+        "{}",
+        gone.stdout
+    );
+    let record: Value = serde_json::from_str(&repo.read("build/retired.json")).unwrap();
+    let stages: Vec<&str> = record["retirements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(stages, ["deprecate", "make-private", "deregister"]);
+    assert_eq!(record["retirements"][2]["version"], "2.6.3");
+    let results = record["retirements"][2]["images"].as_array().unwrap();
+    assert_eq!(results.iter().filter(|r| r["result"] == "done").count(), 3);
+
+    // Retired images are what audit expects; then three mismatches, each named.
+    repo.xtask(&["audit", "--local"]).ok();
+    standin_aws(
+        &repo,
+        &d.region,
+        &[
+            "ec2",
+            "create-tags",
+            "--resources",
+            &d.id,
+            "--tags",
+            "Key=Version,Value=9.9.9",
+        ],
+    );
+    let (bucket, prefix) = f.bundle.as_deref().unwrap().split_once('/').unwrap();
+    standin_aws(
+        &repo,
+        &f.region,
+        &[
+            "s3",
+            "rm",
+            "--recursive",
+            "--quiet",
+            &format!("s3://{bucket}/{prefix}/"),
+        ],
+    );
+    standin_aws(
+        &repo,
+        &g.region,
+        &["ec2", "deregister-image", "--image-id", &g.id],
+    );
+    let audit = repo
+        .xtask(&["audit", "--local"])
+        .fails(1, &["audit found 3 mismatch(es)"]);
+    assert!(
+        line_with(&audit.stdout, &d.id).contains("`Version` tag is `9.9.9`, expected `2.6.3`"),
+        "{}",
+        audit.stdout
+    );
+    assert!(
+        line_with(&audit.stdout, &f.id)
+            .contains("is missing: an instance-store image cannot launch without it"),
+        "{}",
+        audit.stdout
+    );
+    assert!(
+        line_with(&audit.stdout, &g.id).contains("not found in AWS"),
+        "{}",
+        audit.stdout
+    );
+}
+
+#[test]
+fn retention_keeps_the_newest_runs_and_used_images_are_skipped() {
+    let repo = Repo::new("retention");
+    repo.xtask(&["local", "up"]).ok();
+    let mut runs = Vec::new();
+    for _ in 0..3 {
+        let run = repo
+            .xtask(&["test-ebs", "--local", "--only", "us-east-1-1404-hvm"])
+            .ok();
+        runs.push(built(&repo, &run_id(&run))["us-east-1-1404-hvm"].clone());
+        // Run ids and creation times have a resolution of one second.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
+    // Too young for `--older-than`: nothing goes.
+    let young = repo
+        .xtask(&[
+            "cleanup",
+            "--local",
+            "--kind",
+            "test-ebs",
+            "--older-than",
+            "12h",
+            "--execute",
+        ])
+        .ok();
+    assert!(!young.stdout.contains("deregistered"), "{}", young.stdout);
+    assert!(
+        young.stdout.contains("not older than `--older-than` 12h"),
+        "{}",
+        young.stdout
+    );
+    repo.xtask(&[
+        "cleanup",
+        "--local",
+        "--kind",
+        "test-ebs",
+        "--older-than",
+        "7",
+    ])
+    .fails(2, &["`7d` or `12h`"]);
+
+    // The oldest is in use: skipped, with the reason; the middle one goes.
+    let instance = standin_aws(
+        &repo,
+        "us-east-1",
+        &[
+            "ec2",
+            "run-instances",
+            "--image-id",
+            &runs[0].id,
+            "--count",
+            "1",
+        ],
+    );
+    let instance_id = instance["Instances"][0]["InstanceId"].as_str().unwrap();
+    let used = repo
+        .xtask(&[
+            "cleanup",
+            "--local",
+            "--keep",
+            "1",
+            "--kind",
+            "test-ebs",
+            "--execute",
+        ])
+        .ok();
+    assert!(
+        line_with(&used.stdout, &format!("KEEP      {}", runs[0].id))
+            .contains(&format!("in use by instance {instance_id} (running)")),
+        "{}",
+        used.stdout
+    );
+    assert!(
+        line_with(&used.stdout, &format!("KEEP      {}", runs[2].id))
+            .contains("newest 1 test-ebs run(s) in us-east-1"),
+        "{}",
+        used.stdout
+    );
+    assert!(used
+        .stdout
+        .contains(&format!("deregistered {}", runs[1].id)));
+    assert!(exists(&repo, &runs[0]) && !exists(&repo, &runs[1]));
+
+    // Once the instance is gone, `--keep 1` leaves exactly the newest.
+    standin_aws(
+        &repo,
+        "us-east-1",
+        &["ec2", "terminate-instances", "--instance-ids", instance_id],
+    );
+    repo.xtask(&[
+        "cleanup",
+        "--local",
+        "--keep",
+        "1",
+        "--kind",
+        "test-ebs",
+        "--execute",
+    ])
+    .ok();
+    let left = standin_aws(
+        &repo,
+        "us-east-1",
+        &[
+            "ec2",
+            "describe-images",
+            "--owners",
+            "self",
+            "--filters",
+            "Name=tag:Kind,Values=test-ebs",
+        ],
+    );
+    let ids: Vec<&str> = left["Images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["ImageId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [runs[2].id.as_str()]);
+}
