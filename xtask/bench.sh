@@ -5,6 +5,7 @@
 #   bash xtask/bench.sh            # everything
 #   bash xtask/bench.sh ami-ids    # only `ami-ids` on the 1 GiB log (RUNS=5 runs each)
 #   bash xtask/bench.sh local      # only the local builds
+#   bash xtask/bench.sh lifecycle  # only cleanup and audit of all regions, XTASK_AWS_POOL=1 against 4
 # Uses hyperfine when installed (Debian: `apt-get install hyperfine`), else repeats by hand.
 # Writes only below target/bench/.
 set -euo pipefail
@@ -27,7 +28,39 @@ time_it() { # NAME RUNS COMMAND: mean wall time of the shell command COMMAND ove
     fi
 }
 
+lifecycle() {
+    cargo build --quiet --package xtask
+    echo "== cleanup and audit of every region against the stand-in (32 public images in 8 regions)"
+    local copy xtask=$PWD/target/debug/xtask
+    copy=$(mktemp -d)
+    trap '(cd "$copy" && "$xtask" local down >/dev/null 2>&1) || true; rm -rf "$copy"' EXIT
+    cp -r ds0_utils.py ami_ids.json Cargo.toml .gitignore build "$copy/"
+    rm -rf "$copy/build/runs" "$copy/build/local.json"
+    export XTASK_STANDIN_VENV=${XTASK_STANDIN_VENV:-$PWD/target/standin-venv}
+    (
+        cd "$copy"
+        export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@example.invalid
+        export GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@example.invalid
+        git init --quiet --initial-branch 2.6 && git add --all && git commit --quiet -m start
+        "$xtask" local up >/dev/null
+        "$xtask" publish --local --yes >/dev/null 2>&1
+        # The release: the scratch registry of the local publish becomes `ami_ids.json`, tagged.
+        cp build/runs/official-local-*/ami_ids.json ami_ids.json
+        git commit --quiet -am "Release 2.6.3" && "$xtask" tag 2.6.3 >/dev/null 2>&1
+    )
+    for pool in 1 4; do
+        echo "-- cleanup --local --version 2.6.3 (a listing: every image is protected), XTASK_AWS_POOL=$pool"
+        time_it "cleanup-pool-$pool" 3 "cd $copy && XTASK_AWS_POOL=$pool $xtask cleanup --local --version 2.6.3"
+        echo "-- audit --local (32 images, 8 regions), XTASK_AWS_POOL=$pool"
+        time_it "audit-pool-$pool" 3 "cd $copy && XTASK_AWS_POOL=$pool $xtask audit --local"
+    done
+}
+
 part=${1:-all}
+if [ "$part" = lifecycle ]; then
+    lifecycle
+    exit
+fi
 if [ "$part" = all ]; then
 echo "== cold compile (debug, the whole workspace, from an empty target folder)"
 rm -rf "$out/cold"

@@ -123,7 +123,14 @@ impl std::error::Error for Unconfigured {}
 
 /// How many `aws` processes run at once: regions are independent, and each call waits mostly
 /// on the network, but the CLI's start-up costs CPU (a 2-core machine runs four well).
-pub const POOL: usize = 4;
+/// `XTASK_AWS_POOL` changes it (1: one region after another, as the benchmark compares).
+pub fn pool() -> usize {
+    std::env::var("XTASK_AWS_POOL")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(4)
+}
 
 /// Runs `work` for every region on a small bounded pool of threads, each with its own shell;
 /// the results come back in the order of `regions`. A cleanup, retire or audit of every region
@@ -137,7 +144,7 @@ where
     let results: std::sync::Mutex<Vec<Option<T>>> =
         std::sync::Mutex::new(regions.iter().map(|_| None).collect());
     std::thread::scope(|scope| {
-        for _ in 0..POOL.min(regions.len()) {
+        for _ in 0..pool().min(regions.len()) {
             scope.spawn(|| {
                 let sh = Shell::new().expect("a shell starts where the main one did");
                 loop {
