@@ -2,8 +2,8 @@
 //! per region (published, used and retained images held back with their snapshots and bundles)
 //! and its table. Pure.
 
-use crate::core::template::Kind;
 use crate::core::protect::Protection;
+use crate::core::template::Kind;
 use crate::core::time;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
