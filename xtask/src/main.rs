@@ -443,6 +443,8 @@ fn lock_for(command: &Command) -> Option<(&'static str, lock::Busy)> {
         Command::Release { dry_run: false, .. } => Some(("release", Refuse)),
         Command::Tag { dry_run: false, .. } => Some(("tag", Refuse)),
         Command::Cleanup { execute: true, .. } => Some(("cleanup", Refuse)),
+        // It commits `build/retired.json`.
+        Command::Retire { execute: true, .. } => Some(("retire", Refuse)),
         Command::Local {
             action: LocalAction::Up | LocalAction::Down,
         } => Some(("local", Refuse)),
@@ -452,6 +454,8 @@ fn lock_for(command: &Command) -> Option<(&'static str, lock::Busy)> {
         Command::Release { .. }
         | Command::Tag { .. }
         | Command::Cleanup { .. }
+        | Command::Retire { .. }
+        | Command::Audit { .. }
         | Command::Local { .. }
         | Command::Config { .. }
         | Command::Doctor { .. }

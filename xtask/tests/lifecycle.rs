@@ -63,39 +63,104 @@ fn registry(images: &[&Built]) -> String {
     serde_json::to_string_pretty(&registry).unwrap() + "\n"
 }
 
-fn describe(repo: &Repo, image: &Built) -> Option<Value> {
-    let filter = format!("Name=image-id,Values={}", image.id);
-    let found = standin_aws(
-        repo,
-        &image.region,
-        &["ec2", "describe-images", "--filters", &filter],
-    );
-    found["Images"].as_array().unwrap().first().cloned()
+/// What the stand-in holds in some regions, read with a few calls per region (every `aws` call
+/// costs a CLI start-up): images by id, snapshot ids, and S3 objects as `BUCKET/KEY`.
+#[derive(Debug, Default)]
+struct World {
+    images: BTreeMap<String, Value>,
+    snapshots: Vec<String>,
+    objects: Vec<String>,
 }
 
-fn exists(repo: &Repo, image: &Built) -> bool {
-    describe(repo, image).is_some()
+impl World {
+    fn images(repo: &Repo, regions: &[&str]) -> World {
+        let mut world = World::default();
+        for region in regions {
+            let found = standin_aws(
+                repo,
+                region,
+                &["ec2", "describe-images", "--owners", "self"],
+            );
+            for image in found["Images"].as_array().unwrap() {
+                let id = image["ImageId"].as_str().unwrap().to_string();
+                world.images.insert(id, image.clone());
+            }
+        }
+        world
+    }
+
+    /// Images, snapshots and every object of every bucket.
+    fn all(repo: &Repo, regions: &[&str]) -> World {
+        let mut world = World::images(repo, regions);
+        for region in regions {
+            let found = standin_aws(
+                repo,
+                region,
+                &["ec2", "describe-snapshots", "--owner-ids", "self"],
+            );
+            world.snapshots.extend(
+                found["Snapshots"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|s| s["SnapshotId"].as_str().unwrap().to_string()),
+            );
+        }
+        let buckets = standin_aws(repo, regions[0], &["s3api", "list-buckets"]);
+        for bucket in buckets["Buckets"].as_array().unwrap() {
+            let name = bucket["Name"].as_str().unwrap();
+            let listed = standin_aws(
+                repo,
+                regions[0],
+                &["s3api", "list-objects-v2", "--bucket", name],
+            );
+            world.objects.extend(
+                listed["Contents"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|o| format!("{name}/{}", o["Key"].as_str().unwrap())),
+            );
+        }
+        world
+    }
+
+    fn exists(&self, image: &Built) -> bool {
+        self.images.contains_key(&image.id)
+    }
+
+    fn public(&self, image: &Built) -> bool {
+        self.images[&image.id]["Public"] == true
+    }
+
+    fn deprecated(&self, image: &Built) -> bool {
+        self.images[&image.id]["DeprecationTime"].is_string()
+    }
+
+    fn snapshots_of(&self, image: &Built) -> Vec<String> {
+        self.images[&image.id]["BlockDeviceMappings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|m| m["Ebs"]["SnapshotId"].as_str().map(String::from))
+            .collect()
+    }
+
+    fn has_snapshots(&self, snapshots: &[String]) -> bool {
+        snapshots.iter().all(|s| self.snapshots.contains(s))
+    }
+
+    /// The objects of an image's bundle folder.
+    fn bundle_objects(&self, image: &Built) -> usize {
+        let prefix = format!("{}/", image.bundle.as_deref().unwrap());
+        self.objects
+            .iter()
+            .filter(|o| o.starts_with(&prefix))
+            .count()
+    }
 }
 
-fn is_public(repo: &Repo, image: &Built) -> bool {
-    let permissions = standin_aws(
-        repo,
-        &image.region,
-        &[
-            "ec2",
-            "describe-image-attribute",
-            "--image-id",
-            &image.id,
-            "--attribute",
-            "launchPermission",
-        ],
-    );
-    permissions["LaunchPermissions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|p| p["Group"] == "all")
-}
+const REGIONS: [&str; 2] = ["us-east-1", "us-west-2"];
 
 fn set_public(repo: &Repo, image: &Built, public: bool) {
     let change = if public {
@@ -115,58 +180,6 @@ fn set_public(repo: &Repo, image: &Built, public: bool) {
             change,
         ],
     );
-}
-
-/// The objects of an image's bundle folder in the stand-in's S3.
-fn bundle_objects(repo: &Repo, image: &Built) -> usize {
-    let (bucket, prefix) = image.bundle.as_deref().unwrap().split_once('/').unwrap();
-    let buckets = standin_aws(repo, &image.region, &["s3api", "list-buckets"]);
-    if !buckets["Buckets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|b| b["Name"] == bucket)
-    {
-        return 0;
-    }
-    let prefix = format!("{prefix}/");
-    let listed = standin_aws(
-        repo,
-        &image.region,
-        &[
-            "s3api",
-            "list-objects-v2",
-            "--bucket",
-            bucket,
-            "--prefix",
-            &prefix,
-        ],
-    );
-    listed["Contents"].as_array().map_or(0, Vec::len)
-}
-
-fn snapshots_exist(repo: &Repo, image: &Built, snapshots: &[String]) -> bool {
-    let all = standin_aws(
-        repo,
-        &image.region,
-        &["ec2", "describe-snapshots", "--owner-ids", "self"],
-    );
-    let ids: Vec<&str> = all["Snapshots"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["SnapshotId"].as_str().unwrap())
-        .collect();
-    snapshots.iter().all(|s| ids.contains(&s.as_str()))
-}
-
-fn snapshots_of(repo: &Repo, image: &Built) -> Vec<String> {
-    describe(repo, image).unwrap()["BlockDeviceMappings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|m| m["Ebs"]["SnapshotId"].as_str().map(String::from))
-        .collect()
 }
 
 fn tag_message(version: &str, images: &[&Built]) -> String {
@@ -246,10 +259,6 @@ fn published_images_survive_cleanup_retire_in_stages_and_audit_names_mismatches(
     set_public(&repo, &a, false);
     set_public(&repo, &e, false);
     let all = [&a, &b, &c, &d, &e, &f, &g];
-    let snapshots: Vec<Vec<String>> = all.iter().map(|i| snapshots_of(&repo, i)).collect();
-    for image in all {
-        assert_eq!(bundle_objects(&repo, image), 1, "{image:?}");
-    }
     let cleanup = repo
         .xtask(&["cleanup", "--local", "--version", "2.6.3", "--execute"])
         .ok();
@@ -257,6 +266,13 @@ fn published_images_survive_cleanup_retire_in_stages_and_audit_names_mismatches(
     let a_line = keep(&a);
     assert!(
         a_line.contains("in `ami_ids.json` as committed in ") && !a_line.contains("public"),
+        "{a_line}"
+    );
+    assert!(
+        a_line.ends_with(&format!(
+            "never deleted, nor its snapshots and bundle s3://{}/",
+            a.bundle.as_deref().unwrap()
+        )),
         "{a_line}"
     );
     assert!(
@@ -283,10 +299,15 @@ fn published_images_survive_cleanup_retire_in_stages_and_audit_names_mismatches(
         "{}",
         cleanup.stdout
     );
+    let world = World::all(&repo, &REGIONS);
+    let snapshots: Vec<Vec<String>> = all.iter().map(|i| world.snapshots_of(i)).collect();
     for (image, snapshots) in all.iter().zip(&snapshots) {
-        assert!(exists(&repo, image), "{image:?}");
-        assert!(snapshots_exist(&repo, image, snapshots), "{image:?}");
-        assert_eq!(bundle_objects(&repo, image), 1, "{image:?}");
+        assert!(world.exists(image), "{image:?}");
+        assert!(
+            !snapshots.is_empty() && world.has_snapshots(snapshots),
+            "{image:?}"
+        );
+        assert_eq!(world.bundle_objects(image), 1, "{image:?}");
     }
     set_public(&repo, &e, true);
 
@@ -326,11 +347,9 @@ fn published_images_survive_cleanup_retire_in_stages_and_audit_names_mismatches(
         "{}",
         plan.stdout
     );
+    let world = World::images(&repo, &REGIONS);
     for image in all {
-        assert!(describe(&repo, image)
-            .unwrap()
-            .get("DeprecationTime")
-            .is_none());
+        assert!(!world.deprecated(image), "{image:?}");
     }
     assert!(!repo.path("build/retired.json").exists());
 
@@ -351,17 +370,14 @@ fn published_images_survive_cleanup_retire_in_stages_and_audit_names_mismatches(
             "--local",
         ])
         .ok();
+    let world = World::images(&repo, &REGIONS);
     for image in all {
-        let described = describe(&repo, image).unwrap();
-        assert!(
-            described["DeprecationTime"].as_str().is_some(),
-            "{image:?} {described}"
-        );
+        assert!(world.deprecated(image), "{image:?}");
     }
     for image in [&a, &b, &e] {
-        assert!(!is_public(&repo, image), "{image:?}");
+        assert!(!world.public(image), "{image:?}");
     }
-    assert!(is_public(&repo, &c));
+    assert!(world.public(&c));
     assert!(
         staged
             .stdout
@@ -370,10 +386,7 @@ fn published_images_survive_cleanup_retire_in_stages_and_audit_names_mismatches(
         staged.stdout
     );
     for image in [&d, &f, &g] {
-        assert!(
-            is_public(&repo, image),
-            "the published release stays public"
-        );
+        assert!(world.public(image), "the published release stays public");
     }
     assert!(staged.stdout.contains("still listed in `ami_ids.json`"));
     let log = repo.git(&["log", "-1", "--format=%s"]);
@@ -397,8 +410,9 @@ fn published_images_survive_cleanup_retire_in_stages_and_audit_names_mismatches(
         early.stdout
     );
     assert!(early.stdout.contains("nothing to do"), "{}", early.stdout);
+    let world = World::images(&repo, &REGIONS);
     for image in all {
-        assert!(exists(&repo, image));
+        assert!(world.exists(image));
     }
     let gone = repo
         .xtask(&[
@@ -411,16 +425,13 @@ fn published_images_survive_cleanup_retire_in_stages_and_audit_names_mismatches(
             "--local",
         ])
         .ok();
+    let world = World::all(&repo, &REGIONS);
     for (image, snapshots) in all.iter().zip(&snapshots) {
         let retired = [&a.id, &b.id, &e.id].contains(&&image.id);
-        assert_eq!(exists(&repo, image), !retired, "{image:?}\n{}", gone.stdout);
+        assert_eq!(world.exists(image), !retired, "{image:?}\n{}", gone.stdout);
+        assert_eq!(world.has_snapshots(snapshots), !retired, "{image:?}");
         assert_eq!(
-            snapshots_exist(&repo, image, snapshots),
-            !retired,
-            "{image:?}"
-        );
-        assert_eq!(
-            bundle_objects(&repo, image),
+            world.bundle_objects(image),
             usize::from(!retired),
             "{image:?}"
         );
@@ -575,7 +586,8 @@ fn retention_keeps_the_newest_runs_and_used_images_are_skipped() {
     assert!(used
         .stdout
         .contains(&format!("deregistered {}", runs[1].id)));
-    assert!(exists(&repo, &runs[0]) && !exists(&repo, &runs[1]));
+    let world = World::images(&repo, &["us-east-1"]);
+    assert!(world.exists(&runs[0]) && !world.exists(&runs[1]));
 
     // Once the instance is gone, `--keep 1` leaves exactly the newest.
     standin_aws(

@@ -119,14 +119,14 @@ pub fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
             ""
         }
     );
-    let record_bundles = lifecycle::record_bundles(&runs::list(root));
+    let bundles = lifecycle::Bundles::from_records(&runs::list(root));
     let seen = aws::each_region(&regions, |sh, region| {
         let ids: Vec<&str> = expected
             .keys()
             .filter(|(r, _)| r == region)
             .map(|(_, id)| id.as_str())
             .collect();
-        look(sh, &aws, region, &ids, &record_bundles)
+        look(sh, &aws, region, &ids, &bundles)
     });
 
     let mut report = String::new();
@@ -190,7 +190,7 @@ fn look(
     aws: &Aws,
     region: &str,
     ids: &[&str],
-    record_bundles: &BTreeMap<String, String>,
+    bundles: &lifecycle::Bundles,
 ) -> Result<BTreeMap<String, Seen>> {
     let filter = format!("Name=image-id,Values={}", ids.join(","));
     let out = aws.run(
@@ -209,13 +209,13 @@ fn look(
         Ok(buckets[bucket].clone())
     };
     for image in cleanup::parse_images(&out).map_err(anyhow::Error::msg)? {
-        let bundle_present = match (&image.location, record_bundles.get(&image.id)) {
+        let bundle_present = match (&image.location, bundles.of(&image)) {
             (Some(location), _) if location.ends_with(".manifest.xml") => {
                 let (bucket, key) = cleanup::split_bundle(location);
                 Some(keys(&bucket)?.contains(&key))
             }
             (_, Some(bundle)) if image.root_device_type == "instance-store" => {
-                let (bucket, prefix) = cleanup::split_bundle(bundle);
+                let (bucket, prefix) = cleanup::split_bundle(&bundle);
                 Some(lifecycle::under(&keys(&bucket)?, &prefix).next().is_some())
             }
             _ => None,

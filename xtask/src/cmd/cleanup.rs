@@ -68,7 +68,7 @@ pub fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
     let aws = lifecycle::connect(sh, root, options.local, "cleanup")?;
 
     let all_records = runs::list(root);
-    let record_bundles = lifecycle::record_bundles(&all_records);
+    let bundles = lifecycle::Bundles::from_records(&all_records);
     let records: Vec<RunRecord> = all_records
         .into_iter()
         .filter(|r| {
@@ -106,7 +106,7 @@ pub fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
             region,
             filter,
             &records,
-            &record_bundles,
+            &bundles,
             options,
         )
     });
@@ -232,7 +232,7 @@ fn discover(
     region: &str,
     filter: &Filter,
     records: &[RunRecord],
-    record_bundles: &BTreeMap<String, String>,
+    known_bundles: &lifecycle::Bundles,
     options: &Options,
 ) -> Result<Found> {
     let tag_filters = filter.tag_filters(project);
@@ -276,8 +276,8 @@ fn discover(
         images.extend(cleanup::parse_images(&found).map_err(anyhow::Error::msg)?);
     }
     for image in &images {
-        if let Some(location) = image.bundle.as_ref().or(record_bundles.get(&image.id)) {
-            bundles.insert(cleanup::split_bundle(location));
+        if let Some(location) = known_bundles.of(image) {
+            bundles.insert(cleanup::split_bundle(&location));
         }
     }
 
@@ -323,7 +323,7 @@ fn discover(
     }
     let record_bundles = images
         .iter()
-        .filter_map(|i| record_bundles.get(&i.id).map(|b| (i.id.clone(), b.clone())))
+        .filter_map(|i| known_bundles.of(i).map(|b| (i.id.clone(), b)))
         .collect();
     Ok(Found {
         region: region.to_string(),

@@ -74,14 +74,47 @@ pub fn release_tags(git: &Git) -> Result<Vec<TagInfo>> {
     git.tags_with_messages(&TAG_PREFIXES)
 }
 
-/// Image id to its bundle (`BUCKET/PREFIX`) according to every run record.
-pub fn record_bundles(records: &[RunRecord]) -> BTreeMap<String, String> {
-    records
-        .iter()
-        .flat_map(|r| r.builders.values())
-        .filter_map(|b| b.bundle.as_ref().map(|bundle| (b, bundle)))
-        .flat_map(|(b, bundle)| b.amis.iter().map(move |a| (a.id.clone(), bundle.clone())))
-        .collect()
+/// Where each image's bundle is (`BUCKET/PREFIX`) according to the run records: by the AMI id
+/// a record holds, or else by the image's `RunId` tag and name (a run stopped before it could
+/// record the id). The manifest location an image carries comes first, when there is one.
+#[derive(Debug, Clone, Default)]
+pub struct Bundles {
+    by_id: BTreeMap<String, String>,
+    by_run_and_name: BTreeMap<(String, String), String>,
+}
+
+impl Bundles {
+    pub fn from_records(records: &[RunRecord]) -> Bundles {
+        let mut bundles = Bundles::default();
+        for record in records {
+            for builder in record.builders.values() {
+                let Some(bundle) = &builder.bundle else {
+                    continue;
+                };
+                for ami in &builder.amis {
+                    bundles.by_id.insert(ami.id.clone(), bundle.clone());
+                }
+                bundles.by_run_and_name.insert(
+                    (record.run_id.clone(), builder.ami_name.clone()),
+                    bundle.clone(),
+                );
+            }
+        }
+        bundles
+    }
+
+    /// The image's bundle: its manifest location, else what the records say.
+    pub fn of(&self, image: &cleanup::Image) -> Option<String> {
+        image
+            .bundle
+            .clone()
+            .or_else(|| self.by_id.get(&image.id).cloned())
+            .or_else(|| {
+                self.by_run_and_name
+                    .get(&(image.run.clone(), image.name.clone()))
+                    .cloned()
+            })
+    }
 }
 
 /// What uses images in a region: instances that are not terminated, and the latest and default

@@ -109,7 +109,7 @@ pub fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
         .into_iter()
         .map(String::from)
         .collect();
-    let record_bundles = lifecycle::record_bundles(&runs::list(root));
+    let bundles = lifecycle::Bundles::from_records(&runs::list(root));
     let mut regions: BTreeSet<String> = matrix.images.iter().map(|i| i.region.clone()).collect();
     regions.extend(listed.values().filter_map(|(r, _)| r.clone()));
     let regions: Vec<String> = regions.into_iter().collect();
@@ -134,7 +134,7 @@ pub fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
             &options.version,
             &listed,
             &in_registry,
-            &record_bundles,
+            &bundles,
         )
     });
     let mut images: Vec<(Target, State)> = Vec::new();
@@ -188,7 +188,7 @@ pub fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
     let results = aws::each_region(&regions, |sh, region| {
         let mine: Vec<&Step> = steps.iter().filter(|s| s.region == region).collect();
         mine.into_iter()
-            .map(|step| (step.stage, execute(sh, &aws, step)))
+            .map(|step| (step.stage, execute(sh, &aws, step, options.at.is_none())))
             .collect::<Vec<_>>()
     });
     let mut by_stage: BTreeMap<Stage, Vec<ImageResult>> = BTreeMap::new();
@@ -239,7 +239,7 @@ fn read_region(
     version: &str,
     listed: &BTreeMap<String, (Option<String>, Vec<String>)>,
     in_registry: &BTreeSet<String>,
-    record_bundles: &BTreeMap<String, String>,
+    bundles: &lifecycle::Bundles,
 ) -> Result<Vec<(Target, State)>> {
     let project_filter = format!("Name=tag:Project,Values={project}");
     let version_filter = format!("Name=tag:Version,Values={version}");
@@ -295,10 +295,7 @@ fn read_region(
                 deprecation: image.deprecation.clone(),
                 users: users.get(id).cloned().unwrap_or_default(),
                 snapshots: image.snapshots.clone(),
-                bundle: image
-                    .bundle
-                    .clone()
-                    .or_else(|| record_bundles.get(id).cloned()),
+                bundle: bundles.of(image),
                 in_registry: in_registry.contains(id),
             },
             None => State {
@@ -318,7 +315,9 @@ fn read_region(
     Ok(images)
 }
 
-fn execute(sh: &Shell, aws: &Aws, step: &Step) -> ImageResult {
+/// Does one step. A deprecation "now" is taken at the moment of the call (the plan may have
+/// been shown minutes earlier, and AWS refuses a time in the past).
+fn execute(sh: &Shell, aws: &Aws, step: &Step, now: bool) -> ImageResult {
     let result = |result: &str, detail: String| ImageResult {
         region: step.region.clone(),
         id: step.id.clone(),
@@ -333,6 +332,10 @@ fn execute(sh: &Shell, aws: &Aws, step: &Step) -> ImageResult {
     let id = &step.id;
     let done: Result<String> = (|| match action {
         Action::Deprecate { at } => {
+            let at = match now {
+                true => time::iso(retire::deprecate_now(project::epoch()?)),
+                false => at.clone(),
+            };
             aws.run(
                 sh,
                 region,
@@ -342,10 +345,10 @@ fn execute(sh: &Shell, aws: &Aws, step: &Step) -> ImageResult {
                     "--image-id",
                     id,
                     "--deprecate-at",
-                    at,
+                    &at,
                 ],
             )?;
-            Ok(action.describe())
+            Ok(Action::Deprecate { at }.describe())
         }
         Action::MakePrivate => {
             aws.run(

@@ -415,6 +415,11 @@ pub fn plan_region(found: Found, rules: &Rules) -> RegionPlan {
         if reasons.is_empty() {
             doomed.push(image);
         } else {
+            let mut image = image;
+            // Named in the plan: the bundle the image keeps, wherever it was learned.
+            if image.bundle.is_none() {
+                image.bundle = record_bundles.get(&image.id).cloned();
+            }
             kept.push(Kept {
                 image,
                 reasons,
@@ -503,10 +508,14 @@ pub fn render(plans: &[RegionPlan]) -> String {
             ));
         }
         for kept in &plan.kept {
+            let bundle = match &kept.image.bundle {
+                Some(bundle) => format!(" s3://{}/", bundle.trim_end_matches('/')),
+                None => String::new(),
+            };
             let what = if kept.protected {
-                "never deleted, nor its snapshots and bundle"
+                format!("never deleted, nor its snapshots and bundle{bundle}")
             } else {
-                "kept, with its snapshots and bundle"
+                format!("kept, with its snapshots and bundle{bundle}")
             };
             out.push_str(&format!(
                 "  KEEP      {:<22}  {}: {what}\n",
@@ -644,7 +653,8 @@ mod tests {
         );
         assert!(
             table.contains(
-                "KEEP      ami-22222222            released in release/2.6.3: never deleted"
+                "KEEP      ami-22222222            released in release/2.6.3: never deleted, \
+                 nor its snapshots and bundle s3://comboami-2.6.3-us-east-1/1-1404-pv/\n"
             ),
             "{table}"
         );
