@@ -164,10 +164,15 @@ pub fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
             );
         }
     } else if !deleting.is_empty() {
-        output::say("nothing was deleted: run the same command with `--execute` to delete the above");
+        output::say(
+            "nothing was deleted: run the same command with `--execute` to delete the above",
+        );
     }
     if options.execute && failures.is_empty() && !deleting.is_empty() {
-        output::say(format!("\ncleanup done: deleted {}", cleanup::totals(&plans)));
+        output::say(format!(
+            "\ncleanup done: deleted {}",
+            cleanup::totals(&plans)
+        ));
     }
     output::document(serde_json::json!({
         "command": "cleanup",
