@@ -12,7 +12,7 @@ while [ $# -gt 0 ]; do
         -b) location=$2; shown="$shown -b $2"; shift ;;
         -m) manifest=$2; shown="$shown -m $2"; shift ;;
         --region) region=$2; shown="$shown --region $2"; shift ;;
-        -a|-s) shown="$shown $1 <hidden>"; shift ;;
+        -a|-s|-t) shown="$shown $1 <hidden>"; shift ;;
         *) shown="$shown $1" ;;
     esac
     shift

@@ -124,6 +124,139 @@ def ec2_register_image_location():
         return ActionResult({"ImageId": image.id})
 
     AmisResponse.register_image = register_image
+def _rehearsal():
+    """The failures `cargo xtask` rehearses, read on every call from `rehearsal.json` in the
+    stand-in's folder (`XTASK_STANDIN_DIR`), which each `--local` command rewrites from its
+    `XTASK_LOCAL_*` variables; empty when there is none."""
+    import json
+    import os
+
+    folder = os.environ.get("XTASK_STANDIN_DIR")
+    if not folder:
+        return {}
+    try:
+        with open(os.path.join(folder, "rehearsal.json"), encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+@extension
+def ec2_seeded_images_per_region():
+    """Seeded images (`MOTO_AMIS_PATH`) that name a `region_name` exist only in that region, as
+    on AWS (moto puts every seeded image in every region)."""
+    from moto.ec2.models import amis
+
+    regions = {}
+    for seed in amis.AMIS:
+        if seed.get("region_name"):
+            regions.setdefault(seed["ami_id"], set()).add(seed["region_name"])
+    original = amis.AmiBackend._load_amis
+
+    def load(self):
+        original(self)
+        for ami_id, where in regions.items():
+            if self.region_name not in where:
+                self.amis.pop(ami_id, None)
+
+    amis.AmiBackend._load_amis = load
+
+
+@extension
+def ec2_rehearse_missing_images():
+    """`XTASK_LOCAL_MISSING_AMI=ami-...,...`: those images are gone, as when Canonical
+    deregisters a base image: `DescribeImages` no longer lists them, `RunInstances` refuses them."""
+    from moto.ec2.exceptions import InvalidAMIIdError
+    from moto.ec2.models.amis import AmiBackend
+    from moto.ec2.models.instances import InstanceBackend
+
+    describe = AmiBackend.describe_images
+
+    def describe_images(self, ami_ids=None, *args, **kwargs):
+        missing = set(_rehearsal().get("missing_amis", []))
+        for ami_id in ami_ids or []:
+            if ami_id in missing:
+                raise InvalidAMIIdError(ami_id)
+        images = describe(self, ami_ids, *args, **kwargs)
+        return [image for image in images if image.id not in missing]
+
+    AmiBackend.describe_images = describe_images
+    run = InstanceBackend.run_instances
+
+    def run_instances(self, image_id, *args, **kwargs):
+        if image_id in set(_rehearsal().get("missing_amis", [])):
+            raise InvalidAMIIdError(image_id)
+        return run(self, image_id, *args, **kwargs)
+
+    InstanceBackend.run_instances = run_instances
+
+
+@extension
+def ec2_image_block_public_access():
+    """EC2 `GetImageBlockPublicAccessState`, `EnableImageBlockPublicAccess` and
+    `DisableImageBlockPublicAccess` (moto 5.2.5 has none), per region, `unblocked` at first;
+    `XTASK_LOCAL_BLOCK_PUBLIC=REGION,...` turns it on in those regions. While it is on, making an
+    image public fails as on AWS."""
+    from moto.core.responses import ActionResult
+    from moto.ec2.exceptions import OperationNotPermitted
+    from moto.ec2.models.amis import AmiBackend
+    from moto.ec2.responses.amis import AmisResponse
+
+    def state(backend):
+        if backend.region_name in _rehearsal().get("block_public", []):
+            return "block-new-sharing"
+        return getattr(backend, "image_block_public_access_state", "unblocked")
+
+    def get_state(self):
+        self.error_on_dryrun()
+        return ActionResult(
+            {"ImageBlockPublicAccessState": state(self.ec2_backend), "ManagedBy": "account"}
+        )
+
+    def enable(self):
+        self.error_on_dryrun()
+        self.ec2_backend.image_block_public_access_state = self._get_param(
+            "ImageBlockPublicAccessState", "block-new-sharing"
+        )
+        return ActionResult({"ImageBlockPublicAccessState": state(self.ec2_backend)})
+
+    def disable(self):
+        self.error_on_dryrun()
+        self.ec2_backend.image_block_public_access_state = "unblocked"
+        return ActionResult({"ImageBlockPublicAccessState": state(self.ec2_backend)})
+
+    AmisResponse.get_image_block_public_access_state = get_state
+    AmisResponse.enable_image_block_public_access = enable
+    AmisResponse.disable_image_block_public_access = disable
+
+    modify = AmiBackend.modify_image_attribute
+
+    def modify_image_attribute(self, ami_id, launch_permissions_to_add, *args, **kwargs):
+        if {"Group": "all"} in (launch_permissions_to_add or []) and state(self) != "unblocked":
+            raise OperationNotPermitted(
+                "You can't publicly share this image because block public access for AMIs is enabled for this account."
+            )
+        return modify(self, ami_id, launch_permissions_to_add, *args, **kwargs)
+
+    AmiBackend.modify_image_attribute = modify_image_attribute
+
+
+@extension
+def sts_rehearse_account():
+    """`XTASK_LOCAL_ACCOUNT=123456789012`: `GetCallerIdentity` says the credentials belong to
+    that account, to rehearse credentials of the wrong account."""
+    from moto.sts.models import STSBackend
+
+    identity = STSBackend.get_caller_identity
+
+    def get_caller_identity(self, access_key_id, region):
+        user_id, arn, account_id = identity(self, access_key_id, region)
+        other = _rehearsal().get("account")
+        if other:
+            return user_id, arn.replace(account_id, other), other
+        return user_id, arn, account_id
+
+    STSBackend.get_caller_identity = get_caller_identity
 
 
 def main():

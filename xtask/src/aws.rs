@@ -20,7 +20,7 @@ impl Aws {
     /// The user's `aws`, with the keys of `build/local.json` when it has them, else the standard
     /// AWS environment and configuration.
     pub fn real(sh: &Shell, root: &Path) -> Result<Aws> {
-        let (environment, masker) = credentials::for_aws_cli(root)?;
+        let (environment, masker) = credentials::for_aws_cli(sh, root)?;
         let aws = Aws {
             program: "aws".into(),
             endpoint: None,
@@ -67,6 +67,15 @@ impl Aws {
 
     /// Runs `aws ARGS --region REGION --output json` and returns its stdout.
     pub fn run(&self, sh: &Shell, region: &str, args: &[&str]) -> Result<String> {
+        let output = self.command(sh, region, args).output().map_err(|e| {
+            anyhow::anyhow!("cannot run `aws {}`: {e}", args.first().unwrap_or(&""))
+        })?;
+        self.answer(region, args, &output)
+    }
+
+    /// The command [`Aws::run`] runs, to be run elsewhere (several regions at once: a `Shell`
+    /// stays on its thread, a `Command` may move).
+    pub fn command(&self, sh: &Shell, region: &str, args: &[&str]) -> std::process::Command {
         let program = &self.program;
         let endpoint: Vec<String> = match &self.endpoint {
             Some(url) => vec!["--endpoint-url".into(), url.clone()],
@@ -77,14 +86,25 @@ impl Aws {
             "{program} {endpoint...} --region {region} --output json {args...}"
         )
         .quiet()
-        .ignore_status()
         .env("AWS_PAGER", "");
         for (key, value) in &self.environment {
             command = command.env(key, value);
         }
-        let output = command.output().map_err(|e| {
-            anyhow::anyhow!("cannot run `aws {}`: {e}", args.first().unwrap_or(&""))
-        })?;
+        let mut command = std::process::Command::from(command);
+        if sh.var("AWS_PROFILE").is_ok_and(|p| p.is_empty()) {
+            // Resolved by `credentials::resolve_profile`: an empty profile would be an unknown one.
+            command.env_remove("AWS_PROFILE");
+        }
+        command
+    }
+
+    /// The stdout of a finished [`Aws::command`], or its error, masked and explained.
+    pub fn answer(
+        &self,
+        region: &str,
+        args: &[&str],
+        output: &std::process::Output,
+    ) -> Result<String> {
         let stderr = self
             .masker
             .mask(&String::from_utf8_lossy(&output.stderr))
@@ -97,7 +117,7 @@ impl Aws {
             );
             if stderr.contains("Unable to locate credentials") {
                 message.push_str(&format!(
-                    " (fill in `aws_access_key` and `aws_secret_key` in `{}`, set `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`, or run `aws configure`)",
+                    " (fill in `aws_access_key` and `aws_secret_key` in `{}`, set `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` or `AWS_PROFILE`, or run `aws configure`)",
                     credentials::LOCAL_JSON
                 ));
                 // Not a problem of one region: every other call would fail the same way.

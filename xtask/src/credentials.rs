@@ -10,6 +10,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use xshell::{cmd, Shell};
 
 pub const LOCAL_JSON: &str = "build/local.json";
 pub const LOCAL_DEFAULT_JSON: &str = "build/local-default.json";
@@ -27,6 +28,8 @@ pub struct Credentials {
     pub masker: Masker,
     /// `launch_size` when the var-file overrides it.
     pub launch_size: Option<String>,
+    /// `aws_account_id`: the account the credentials must belong to.
+    pub account_id: Option<String>,
     pub warnings: Vec<String>,
 }
 
@@ -94,22 +97,138 @@ fn string(vars: &BTreeMap<String, Value>, key: &str) -> String {
         .to_string()
 }
 
-/// Every secret the environment holds for AWS, to be masked wherever the tool prints or writes.
-fn environment_secrets() -> Vec<String> {
-    [
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-    ]
-    .iter()
-    .filter_map(|k| std::env::var(k).ok())
-    .filter(|v| !v.is_empty())
-    .collect()
+/// The AWS environment variables whose values are secret.
+const SECRET_VARIABLES: [&str; 3] = [
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+];
+
+/// Every secret the environment holds for AWS (the process's, and what [`resolve_profile`] put
+/// into the shell's), to be masked wherever the tool prints or writes.
+fn environment_secrets(sh: &Shell) -> Vec<String> {
+    SECRET_VARIABLES
+        .iter()
+        .filter_map(|k| sh.var(k).ok())
+        .filter(|v| !v.is_empty())
+        .collect()
+}
+
+fn shell_var(sh: &Shell, key: &str) -> Option<String> {
+    sh.var(key).ok().filter(|v| !v.is_empty())
+}
+
+/// Whether `build/local.json` holds real (non-placeholder) keys: then they are what Packer and
+/// the `aws` CLI use.
+fn has_file_keys(root: &Path) -> bool {
+    let Ok(vars) = read_vars(&root.join(LOCAL_JSON), LOCAL_JSON) else {
+        return false;
+    };
+    let defaults =
+        read_vars(&root.join(LOCAL_DEFAULT_JSON), LOCAL_DEFAULT_JSON).unwrap_or_default();
+    ["aws_access_key", "aws_secret_key"].iter().all(|k| {
+        let value = string(&vars, k);
+        !value.is_empty() && value != string(&defaults, k)
+    })
+}
+
+/// Named profiles and SSO: when `AWS_PROFILE` is set and neither `build/local.json` nor the
+/// environment holds keys, the profile is resolved once, through
+/// `aws configure export-credentials`, into the shell's environment (`AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), which Packer and every later `aws` call of
+/// this command inherit. `aws` is `program`. Returns how the keys were found, for the
+/// preflight.
+pub fn resolve_profile(sh: &Shell, root: &Path, program: &str) -> Result<Option<String>> {
+    let Some(profile) = shell_var(sh, "AWS_PROFILE") else {
+        return Ok(None);
+    };
+    if has_file_keys(root) {
+        return Ok(Some(format!(
+            "the keys of `{LOCAL_JSON}` (they take precedence over `AWS_PROFILE={profile}`)"
+        )));
+    }
+    if shell_var(sh, "AWS_ACCESS_KEY_ID").is_some() {
+        return Ok(Some(format!(
+            "`AWS_ACCESS_KEY_ID` (it takes precedence over `AWS_PROFILE={profile}`)"
+        )));
+    }
+    let output = cmd!(
+        sh,
+        "{program} configure export-credentials --profile {profile} --format process"
+    )
+    .quiet()
+    .ignore_status()
+    .output()
+    .with_context(|| format!("cannot run `{program}` to resolve `AWS_PROFILE={profile}`"))?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let (access, secret, token, how) = if output.status.success() {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Exported {
+            access_key_id: String,
+            secret_access_key: String,
+            #[serde(default)]
+            session_token: Option<String>,
+        }
+        let exported: Exported =
+            json::parse(&String::from_utf8_lossy(&output.stdout)).map_err(|_| {
+                anyhow::anyhow!(
+                "`aws configure export-credentials --profile {profile}` did not print credentials"
+            )
+            })?;
+        (
+            exported.access_key_id,
+            exported.secret_access_key,
+            exported.session_token.unwrap_or_default(),
+            "`aws configure export-credentials`",
+        )
+    } else if stderr.contains("Invalid choice") || stderr.contains("invalid choice") {
+        // AWS CLI v1 has no `export-credentials`: static keys of the profile still work.
+        let get = |key: &str| -> String {
+            cmd!(sh, "{program} configure get {key} --profile {profile}")
+                .quiet()
+                .ignore_status()
+                .ignore_stderr()
+                .read()
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        };
+        let (access, secret) = (get("aws_access_key_id"), get("aws_secret_access_key"));
+        if access.is_empty() || secret.is_empty() {
+            bail!(
+                "`AWS_PROFILE={profile}` has no static keys, and this `aws` (version 1) cannot resolve                  SSO or role profiles (`aws configure export-credentials` needs AWS CLI v2.9 or newer):                  install AWS CLI v2, or run `aws sso login --profile {profile}` with it"
+            );
+        }
+        (
+            access,
+            secret,
+            get("aws_session_token"),
+            "the profile's keys (`aws configure get`)",
+        )
+    } else {
+        let message = Masker::new(environment_secrets(sh).iter().map(String::as_str))
+            .mask(stderr.trim())
+            .into_owned();
+        bail!(
+            "cannot resolve `AWS_PROFILE={profile}` through `aws configure export-credentials`: {message}              (for SSO run `aws sso login --profile {profile}` first)"
+        );
+    };
+    sh.set_var("AWS_ACCESS_KEY_ID", &access);
+    sh.set_var("AWS_SECRET_ACCESS_KEY", &secret);
+    // Empty stands for unset (xshell cannot remove a variable): the AWS tools read both alike,
+    // except the Python `aws`, from whose environment `Aws` removes an empty `AWS_PROFILE`.
+    sh.set_var("AWS_SESSION_TOKEN", &token);
+    // The keys are resolved: nothing after this resolves the profile again.
+    sh.set_var("AWS_PROFILE", "");
+    Ok(Some(format!(
+        "profile `{profile}`, resolved once through {how}"
+    )))
 }
 
 /// Loads and checks `build/local.json` for a real build; `instance_store` builds also need the
 /// X.509 files. Every problem is reported at once.
-pub fn load(root: &Path, instance_store: bool) -> Result<Credentials> {
+pub fn load(sh: &Shell, root: &Path, instance_store: bool) -> Result<Credentials> {
     let path = root.join(LOCAL_JSON);
     if !path.is_file() {
         bail!(
@@ -137,9 +256,10 @@ pub fn load(root: &Path, instance_store: bool) -> Result<Credentials> {
         ));
     }
     for (key, env) in ENV_KEYS {
-        if string(&vars, key).is_empty() && std::env::var(env).map_or(true, |v| v.is_empty()) {
+        if string(&vars, key).is_empty() && shell_var(sh, env).is_none() {
             problems.push(format!(
-                "`{LOCAL_JSON}` field `{key}` is empty and `{env}` is not set: set one of them"
+                "`{LOCAL_JSON}` field `{key}` is empty and `{env}` is not set: set one of them, \
+                 or name a profile with `AWS_PROFILE` (temporary credentials are best)"
             ));
         }
     }
@@ -181,9 +301,12 @@ pub fn load(root: &Path, instance_store: bool) -> Result<Credentials> {
         }
     }
     let mut secrets: Vec<String> = ENV_KEYS.iter().map(|(k, _)| string(&vars, k)).collect();
-    secrets.extend(environment_secrets());
+    secrets.extend(environment_secrets(sh));
+    let account_id = Some(string(&vars, "aws_account_id"))
+        .filter(|a| !a.is_empty() && *a != string(&defaults, "aws_account_id"));
     Ok(Credentials {
         var_file: path,
+        account_id,
         masker: Masker::new(secrets.iter().map(String::as_str)),
         launch_size: vars
             .get("launch_size")
@@ -197,7 +320,11 @@ pub fn load(root: &Path, instance_store: bool) -> Result<Credentials> {
 /// `build/local.json` when it can be read. For messages printed after a failure, so it never
 /// fails itself.
 pub fn masker_for_messages(root: &Path) -> Masker {
-    let mut secrets = environment_secrets();
+    let mut secrets: Vec<String> = SECRET_VARIABLES
+        .iter()
+        .filter_map(|k| std::env::var(k).ok())
+        .filter(|v| !v.is_empty())
+        .collect();
     if let Ok(text) = std::fs::read_to_string(root.join(LOCAL_JSON)) {
         if let Ok(Value::Object(vars)) = json::parse::<Value>(&text) {
             secrets.extend(
@@ -212,12 +339,13 @@ pub fn masker_for_messages(root: &Path) -> Masker {
 }
 
 /// The stand-in's dummy credentials, masked like real ones so local runs exercise the masking.
-pub fn local(var_file: PathBuf) -> Result<Credentials> {
+pub fn local(sh: &Shell, var_file: PathBuf) -> Result<Credentials> {
     let vars = read_vars(&var_file, &var_file.display().to_string())?;
     let mut secrets: Vec<String> = ENV_KEYS.iter().map(|(k, _)| string(&vars, k)).collect();
-    secrets.extend(environment_secrets());
+    secrets.extend(environment_secrets(sh));
     Ok(Credentials {
         masker: Masker::new(secrets.iter().map(String::as_str)),
+        account_id: Some(string(&vars, "aws_account_id")).filter(|a| !a.is_empty()),
         var_file,
         launch_size: None,
         warnings: Vec::new(),
@@ -226,10 +354,10 @@ pub fn local(var_file: PathBuf) -> Result<Credentials> {
 
 /// Environment for the `aws` CLI: the keys of `build/local.json` when it has real ones; otherwise
 /// nothing, so the standard AWS environment and configuration apply. Secrets are masked.
-pub fn for_aws_cli(root: &Path) -> Result<(Vec<(&'static str, String)>, Masker)> {
+pub fn for_aws_cli(sh: &Shell, root: &Path) -> Result<(Vec<(&'static str, String)>, Masker)> {
     let path = root.join(LOCAL_JSON);
     let mut environment = Vec::new();
-    let mut secrets = environment_secrets();
+    let mut secrets = environment_secrets(sh);
     if path.is_file() {
         let vars = read_vars(&path, LOCAL_JSON)?;
         let defaults =

@@ -20,6 +20,7 @@ macro_rules! eprint {
 }
 
 mod aws;
+mod cloud;
 mod cmd;
 mod core;
 mod credentials;
@@ -141,6 +142,9 @@ enum Command {
         /// to stderr).
         #[arg(long)]
         json: bool,
+        /// Publish without asking AWS first (emergencies only: said loudly in the plan and the run record).
+        #[arg(long)]
+        skip_cloud_checks: bool,
     },
     /// Tag the current commit `release/VERSION` (or `candidate/VERSION`) for images built another way.
     Tag {
@@ -235,6 +239,21 @@ enum Command {
         #[arg(long)]
         local: bool,
     },
+    /// Find Canonical's newest Ubuntu base image for every row; `--update` writes the new ids into `build/images.json`.
+    BaseImages {
+        /// Only the rows of these regions (comma-separated or repeated).
+        #[arg(long, value_name = "REGION", num_args = 1..)]
+        region: Vec<String>,
+        /// Write the changed ids (and added rows) into `build/images.json`.
+        #[arg(long)]
+        update: bool,
+        /// Propose the rows of a region the matrix does not have yet.
+        #[arg(long, value_name = "REGION")]
+        add_region: Option<String>,
+        /// Ask the local stand-in instead of AWS.
+        #[arg(long)]
+        local: bool,
+    },
     /// Keep a local AWS stand-in running across commands: `up`, `down` or `status`.
     Local {
         /// `up` (start and keep running), `down` (stop) or `status`.
@@ -296,6 +315,9 @@ struct TestArgs {
     /// everything else go to stderr).
     #[arg(long)]
     json: bool,
+    /// Launch without asking AWS first (emergencies only: said loudly in the plan and the run record).
+    #[arg(long)]
+    skip_cloud_checks: bool,
     /// Options passed on to `packer build` (after `--`).
     #[arg(last = true, value_name = "PACKER_ARGS")]
     packer_args: Vec<String>,
@@ -308,6 +330,9 @@ struct TestBuildArgs {
     /// Bake this ComboAMI branch instead of the one in `ds0_utils.py`.
     #[arg(long, value_name = "BRANCH")]
     branch: Option<String>,
+    /// Launch without asking, after the plan is shown (test builds on AWS cost money too).
+    #[arg(long)]
+    yes: bool,
 }
 
 impl TestBuildArgs {
@@ -315,6 +340,7 @@ impl TestBuildArgs {
         cmd::build::Options {
             flags: cmd::build::Flags {
                 branch: self.branch,
+                yes: self.yes,
                 ..self.common.flags()
             },
             release: None,
@@ -329,6 +355,7 @@ impl TestArgs {
             local: self.local,
             packer_args: self.packer_args,
             json: self.json,
+            skip_cloud_checks: self.skip_cloud_checks,
             ..Default::default()
         }
     }
@@ -397,6 +424,7 @@ impl Command {
             Command::Cleanup { .. } => "cleanup",
             Command::Retire { .. } => "retire",
             Command::Audit { .. } => "audit",
+            Command::BaseImages { .. } => "base-images",
             Command::Local { .. } => "local",
             Command::Doctor { .. } => "doctor",
             Command::Help => "help",
@@ -449,6 +477,8 @@ fn lock_for(command: &Command) -> Option<(&'static str, lock::Busy)> {
             action: LocalAction::Up | LocalAction::Down,
         } => Some(("local", Refuse)),
         Command::SetVersion { .. } => Some(("set-version", Refuse)),
+        // It writes `build/images.json`.
+        Command::BaseImages { update: true, .. } => Some(("base-images", Refuse)),
         // A merge is short: wait for the other merge rather than refuse and lose the AMIs.
         Command::AmiIds { .. } => Some(("ami-ids", Wait)),
         Command::Release { .. }
@@ -456,6 +486,7 @@ fn lock_for(command: &Command) -> Option<(&'static str, lock::Busy)> {
         | Command::Cleanup { .. }
         | Command::Retire { .. }
         | Command::Audit { .. }
+        | Command::BaseImages { .. }
         | Command::Local { .. }
         | Command::Config { .. }
         | Command::Doctor { .. }
@@ -511,6 +542,7 @@ fn run(
             debug,
             packer_args,
             json: _,
+            skip_cloud_checks,
         } => cmd::release::run(
             sh,
             &root,
@@ -526,6 +558,7 @@ fn run(
                 no_parallel,
                 debug,
                 packer_args,
+                skip_cloud_checks,
             },
         )?,
         Command::Tag {
@@ -600,6 +633,21 @@ fn run(
             &root,
             &cmd::audit::Options {
                 regions: region,
+                local,
+            },
+        )?,
+        Command::BaseImages {
+            region,
+            update,
+            add_region,
+            local,
+        } => cmd::base_images::run(
+            sh,
+            &root,
+            &cmd::base_images::Options {
+                regions: region,
+                update,
+                add_region,
                 local,
             },
         )?,

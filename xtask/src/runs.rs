@@ -28,6 +28,9 @@ pub struct RunRecord {
     pub private: bool,
     /// The registry this run's AMIs are merged into (publish only).
     pub registry: Option<String>,
+    /// The cloud preflight's verdict: `passed`, or that it was skipped (`--skip-cloud-checks`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_checks: Option<String>,
     pub builders: BTreeMap<String, BuilderRecord>,
     pub attempts: Vec<Attempt>,
 }
@@ -50,6 +53,9 @@ pub struct BuilderRecord {
     /// The ComboAMI commit the image was built from, from its checked image report.
     #[serde(default)]
     pub comboami_commit: Option<String>,
+    /// How the builder got its state, when not by building (an adopted image).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// Where one builder of a run stands.
@@ -96,6 +102,7 @@ impl BuilderRecord {
             existing_ami: None,
             bundle: planned.bundle.clone(),
             comboami_commit: None,
+            note: None,
         }
     }
 }
@@ -176,6 +183,23 @@ impl RunRecord {
                 })
             })
             .collect()
+    }
+
+    /// Counts a builder as built by an image that exists with this run's tags (a resume found
+    /// it: Packer finished it, but the run did not record it).
+    pub fn adopt(&mut self, builder: &str, region: &str, ami: &str) {
+        if let Some(b) = self.builders.get_mut(builder) {
+            b.state = BuilderState::Succeeded;
+            b.amis = vec![AmiRecord {
+                region: region.to_string(),
+                id: ami.to_string(),
+            }];
+            b.error = None;
+            b.existing_ami = None;
+            b.note = Some(format!(
+                "adopted on resume: {ami} already existed with this run's Project, Version, Commit and RunId tags"
+            ));
+        }
     }
 
     /// Folds one attempt's results in. Builders Packer never finished count as failed (or as

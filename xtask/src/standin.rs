@@ -5,6 +5,7 @@
 //! command is stopped when that command ends (the `Drop` of [`Standin`]), also on errors and
 //! Ctrl-C; a stand-in started by `local up` lives until `local down`.
 
+use crate::core::base_images;
 use crate::core::matrix::Matrix;
 use crate::core::template;
 use crate::lock;
@@ -102,6 +103,57 @@ impl Standin {
         }
     }
 
+    /// Tells the stand-in which cloud failures to rehearse, from this command's variables
+    /// (`XTASK_LOCAL_MISSING_AMI`, `XTASK_LOCAL_BLOCK_PUBLIC`, `XTASK_LOCAL_ACCOUNT`): the
+    /// launcher reads `rehearsal.json` on every call, so a kept stand-in follows each command.
+    /// Returns what is rehearsed, for the user.
+    pub fn rehearse(&self, sh: &Shell) -> Result<Vec<String>> {
+        let list = |name: &str| {
+            sh.var(name)
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect::<Vec<_>>()
+        };
+        let missing = list("XTASK_LOCAL_MISSING_AMI");
+        let blocked = list("XTASK_LOCAL_BLOCK_PUBLIC");
+        let account = sh.var("XTASK_LOCAL_ACCOUNT").unwrap_or_default();
+        let mut said = Vec::new();
+        if !missing.is_empty() {
+            said.push(format!(
+                "deregistered base images (`XTASK_LOCAL_MISSING_AMI`): {}",
+                missing.join(", ")
+            ));
+        }
+        if !blocked.is_empty() {
+            said.push(format!(
+                "block public access for AMIs (`XTASK_LOCAL_BLOCK_PUBLIC`) in {}",
+                blocked.join(", ")
+            ));
+        }
+        if !account.is_empty() {
+            said.push(format!(
+                "credentials of account {account} (`XTASK_LOCAL_ACCOUNT`)"
+            ));
+        }
+        let text = serde_json::json!({
+            "missing_amis": missing,
+            "block_public": blocked,
+            "account": account,
+        })
+        .to_string();
+        let file = self.dir.join("rehearsal.json");
+        let temporary = self
+            .dir
+            .join(format!(".rehearsal.json.{}", std::process::id()));
+        std::fs::write(&temporary, text)
+            .and_then(|()| std::fs::rename(&temporary, &file))
+            .with_context(|| format!("cannot write `{}`", file.display()))?;
+        Ok(said)
+    }
+
     pub fn is_alive(&self) -> bool {
         pid_alive(self.moto_pid)
             && pid_alive(self.sshd_pid)
@@ -153,7 +205,7 @@ impl Standin {
 
         // Seed moto with the matrix's upstream AMIs, so templates keep their real source AMIs.
         let seed = dir.join("amis.json");
-        std::fs::write(&seed, seed_amis(matrix))
+        std::fs::write(&seed, seed_amis(matrix, extra_seed()?))
             .with_context(|| format!("cannot write `{}`", seed.display()))?;
 
         let key = dir.join("id_rsa");
@@ -179,7 +231,8 @@ impl Standin {
         let moto_port_arg = moto_port.to_string();
         let mut moto = std::process::Command::from(
             cmd!(sh, "{python} {launcher} -H 127.0.0.1 -p {moto_port_arg}")
-                .env("MOTO_AMIS_PATH", &seed),
+                .env("MOTO_AMIS_PATH", &seed)
+                .env("XTASK_STANDIN_DIR", &dir),
         );
         let moto = moto
             .stdin(std::process::Stdio::null())
@@ -443,8 +496,27 @@ fn sshd_config(dir: &Path, port: u16, user: &str) -> String {
     )
 }
 
-/// moto's `MOTO_AMIS_PATH` format, for every upstream AMI of the matrix.
-fn seed_amis(matrix: &Matrix) -> String {
+/// Extra images for the stand-in's seed, from `XTASK_LOCAL_SEED_AMIS` (a JSON array in moto's
+/// `MOTO_AMIS_PATH` format), read when a stand-in starts: to rehearse `base-images` with a newer
+/// upstream image.
+fn extra_seed() -> Result<Vec<serde_json::Value>> {
+    let Some(path) = std::env::var_os("XTASK_LOCAL_SEED_AMIS") else {
+        return Ok(Vec::new());
+    };
+    let path = PathBuf::from(path);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read `{}` (`XTASK_LOCAL_SEED_AMIS`)", path.display()))?;
+    crate::core::json::parse(&text).map_err(anyhow::Error::msg).with_context(|| {
+        format!(
+            "`{}` (`XTASK_LOCAL_SEED_AMIS`) is not a JSON array of images in moto's `MOTO_AMIS_PATH` format",
+            path.display()
+        )
+    })
+}
+
+/// moto's `MOTO_AMIS_PATH` format, for every upstream AMI of the matrix: Canonical's names and
+/// owner, each in its own region only (`region_name`, see `standin_server.py`).
+fn seed_amis(matrix: &Matrix, extra: Vec<serde_json::Value>) -> String {
     let mut amis = Vec::new();
     for image in &matrix.images {
         let sources = [
@@ -455,9 +527,9 @@ fn seed_amis(matrix: &Matrix) -> String {
             let Some(id) = id else { continue };
             amis.push(serde_json::json!({
                 "ami_id": id,
-                "name": format!("ubuntu-{}-{}-{}-{root_device_type}", image.os_version, image.virtualization, image.region),
+                "name": base_images::canonical_name(&image.os_version, &image.virtualization, root_device_type, "20150701"),
                 "description": "upstream Ubuntu image (stand-in)",
-                "owner_id": "099720109477",
+                "owner_id": base_images::CANONICAL,
                 "public": true,
                 "virtualization_type": image.virtualization,
                 "architecture": "x86_64",
@@ -469,9 +541,11 @@ fn seed_amis(matrix: &Matrix) -> String {
                 "root_device_type": root_device_type,
                 "sriov": "simple",
                 "creation_date": "2015-07-01T00:00:00.000Z",
+                "region_name": image.region,
             }));
         }
     }
+    amis.extend(extra);
     serde_json::Value::Array(amis).to_string()
 }
 

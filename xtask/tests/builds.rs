@@ -403,29 +403,42 @@ fn publish_failure_then_resume_rebuilds_only_the_failed_builder() {
         .ok();
     assert!(third.all().contains("nothing to rebuild"), "{third:#?}");
 
-    // A new run with the same epoch asks for names that exist: reported with the id.
+    // A new run asks for names that exist: the cloud preflight refuses, naming the image, and
+    // launches nothing.
     let epoch = rec["epoch"].to_string();
-    let again = repo
-        .command_in(
-            ".",
-            &[
-                "publish",
-                "--local",
-                "--yes",
-                "--only",
-                "us-east-1-1404-hvm",
-            ],
-        )
-        .env("SOURCE_DATE_EPOCH", &epoch)
-        .run();
-    assert_eq!(again.code, 1, "{again:#?}");
+    let again = |extra: &[&str]| {
+        let mut args = vec![
+            "publish",
+            "--local",
+            "--yes",
+            "--only",
+            "us-east-1-1404-hvm",
+        ];
+        args.extend_from_slice(extra);
+        repo.command_in(".", &args)
+            .env("SOURCE_DATE_EPOCH", &epoch)
+            .run()
+    };
+    again(&[]).fails(
+        2,
+        &[
+            &format!("is taken in us-east-1 by {}", first_amis[0]),
+            "nothing was launched",
+        ],
+    );
+    // Past the preflight (`--skip-cloud-checks`), Packer refuses the name, reported with the id.
+    let skipped = again(&["--skip-cloud-checks"]);
+    assert_eq!(skipped.code, 1, "{skipped:#?}");
     assert!(
-        again
+        skipped
             .stdout
             .contains(&format!("already exists: {}", first_amis[0])),
         "{}",
-        again.stdout
+        skipped.stdout
     );
+    assert!(skipped
+        .stdout
+        .contains("cloud checks: SKIPPED with --skip-cloud-checks"));
     repo.xtask(&["local", "down"]).ok();
 }
 

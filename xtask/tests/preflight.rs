@@ -236,3 +236,367 @@ fn push_refuses_a_branch_behind_its_remote_naming_the_commits() {
     let _ = std::fs::remove_dir_all(&remote);
     let _ = std::fs::remove_dir_all(&other);
 }
+
+/// The port of the stand-in that `local up` keeps for `repo`.
+fn standin_endpoint(repo: &Repo) -> String {
+    let state: serde_json::Value =
+        serde_json::from_str(&repo.read("target/standin/state.json")).unwrap();
+    format!("http://127.0.0.1:{}", state["moto_port"])
+}
+
+/// Runs a few lines of boto3 against the kept stand-in (one Python process, not one `aws` per
+/// call): `endpoint` and `ec2(region)` are defined; the script prints its answer.
+fn boto(repo: &Repo, script: &str) -> String {
+    let prelude = format!(
+        "import boto3, json\nendpoint = {:?}\ndef ec2(region):\n    return boto3.client('ec2', region_name=region, endpoint_url=endpoint, aws_access_key_id='x', aws_secret_access_key='x')\n",
+        standin_endpoint(repo)
+    );
+    let output = std::process::Command::new(common::standin_venv().join("bin/python"))
+        .arg("-c")
+        .arg(prelude + script)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+/// Every instance the stand-in ever launched in these regions (terminated ones stay listed).
+fn instances(repo: &Repo) -> usize {
+    boto(
+        repo,
+        "print(sum(len(r['Instances']) for region in ['us-east-1', 'eu-west-1'] for r in ec2(region).describe_instances()['Reservations']))",
+    )
+    .parse()
+    .unwrap()
+}
+
+fn run_id(run: &common::Run) -> String {
+    let all = run.all();
+    let start = all.find("run `").expect("the output names the run") + 5;
+    all[start..].split('`').next().unwrap().to_string()
+}
+
+fn with_env(repo: &Repo, args: &[&str], env: &[(&str, &str)]) -> common::Run {
+    use common::RunExt;
+    let mut command = repo.command_in(".", args);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.stdin(std::process::Stdio::null()).run()
+}
+
+const TWO: &str = "us-east-1-1404-hvm,eu-west-1-1204-pv";
+
+#[test]
+fn cloud_preflight_against_a_kept_standin() {
+    let repo = Repo::new("cloud");
+    // A newer Canonical image for one row, seeded into the stand-in when it starts.
+    let newer = serde_json::json!([{
+        "ami_id": "ami-0abc1404de0f12345",
+        "name": "ubuntu/images/hvm-instance/ubuntu-trusty-14.04-amd64-server-20160101",
+        "owner_id": "099720109477", "public": true, "virtualization_type": "hvm",
+        "architecture": "x86_64", "state": "available", "image_type": "machine",
+        "hypervisor": "xen", "root_device_name": "/dev/sda1",
+        "root_device_type": "instance-store", "creation_date": "2016-01-01T00:00:00.000Z",
+        "region_name": "us-east-1"
+    }]);
+    repo.write("seed.json", &newer.to_string());
+    let seed = repo.path("seed.json");
+    with_env(
+        &repo,
+        &["local", "up"],
+        &[("XTASK_LOCAL_SEED_AMIS", seed.to_str().unwrap())],
+    )
+    .ok();
+
+    // Each rehearsed failure is reported at once with the others, before any launch.
+    let run = with_env(
+        &repo,
+        &["publish", "--local", "--yes", "--only", TWO],
+        &[
+            ("XTASK_LOCAL_MISSING_AMI", "ami-7beb9d0c"),
+            ("XTASK_LOCAL_BLOCK_PUBLIC", "us-east-1"),
+            ("XTASK_LOCAL_ACCOUNT", "111122223333"),
+        ],
+    )
+    .fails(
+        2,
+        &[
+            "FAIL  aws identity  the credentials (arn:aws:sts::111122223333:user/moto) belong to account 111122223333, not to account 123456789012",
+            "FAIL  base AMIs     `eu-west-1-1204-pv`: base AMI ami-7beb9d0c (field `instance_store_ami`) does not exist in eu-west-1",
+            "cargo xtask base-images --region eu-west-1",
+            "FAIL  public AMIs   us-east-1: block public access for AMIs is on (`block-new-sharing`)",
+            "aws ec2 disable-image-block-public-access --region us-east-1",
+            "nothing was launched",
+        ],
+    );
+    assert!(!run.all().contains("building"), "{run:#?}");
+    assert_eq!(instances(&repo), 0);
+
+    // `--skip-cloud-checks` is loud in the plan (the run would go ahead: here it stops at `--yes`).
+    let run = with_env(
+        &repo,
+        &["publish", "--local", "--only", TWO, "--skip-cloud-checks"],
+        &[],
+    )
+    .fails(2, &["publishing needs confirmation"]);
+    assert!(
+        run.stderr
+            .contains("!!! CLOUD CHECKS SKIPPED (`--skip-cloud-checks`)"),
+        "{run:#?}"
+    );
+
+    // The first publish passes the checks and builds.
+    let first = with_env(&repo, &["publish", "--local", "--yes", "--only", TWO], &[]).ok();
+    assert!(
+        first
+            .stderr
+            .contains("ok    AMI names     2 planned name(s) are free"),
+        "{first:#?}"
+    );
+    let id = run_id(&first);
+    let record_path = format!("build/runs/{id}/run.json");
+    let record: serde_json::Value = serde_json::from_str(&repo.read(&record_path)).unwrap();
+    assert_eq!(record["cloud_checks"], "passed");
+    let launched = instances(&repo);
+    assert_eq!(launched, 2);
+
+    // A second publish of the same version is refused, naming every taken name and its id.
+    let second = with_env(&repo, &["publish", "--local", "--yes", "--only", TWO], &[]);
+    let second = second.fails(2, &["FAIL  AMI names", "nothing was launched"]);
+    for (name, builder) in record["builders"].as_object().unwrap() {
+        let ami = builder["amis"][0]["id"].as_str().unwrap();
+        let line = format!(
+            "`{}` is taken in {} by {ami} (made by run `{id}`, version 2.6.3)",
+            builder["ami_name"].as_str().unwrap(),
+            builder["region"].as_str().unwrap()
+        );
+        assert!(
+            second.stderr.contains(&line),
+            "{name}: lacks {line:?}:\n{}",
+            second.stderr
+        );
+    }
+    assert!(second
+        .stderr
+        .contains(&format!("cargo xtask publish --local --resume {id}")));
+    assert_eq!(
+        instances(&repo),
+        launched,
+        "a refused publish launched instances"
+    );
+
+    // A resume adopts an image made with this run's tags (as if Packer finished it but the run
+    // never recorded it) instead of failing on its name...
+    let forget = |builder: &str| {
+        let mut record: serde_json::Value = serde_json::from_str(&repo.read(&record_path)).unwrap();
+        let ami = record["builders"][builder]["amis"][0]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        record["builders"][builder]["state"] = "failed".into();
+        record["builders"][builder]["amis"] = serde_json::json!([]);
+        record["builders"][builder]["error"] = "Packer timed out waiting for the AMI".into();
+        repo.write(
+            &record_path,
+            &serde_json::to_string_pretty(&record).unwrap(),
+        );
+        ami
+    };
+    let adopted = forget("us-east-1-1404-hvm");
+    let resumed = with_env(
+        &repo,
+        &["publish", "--local", "--yes", "--resume", &id],
+        &[],
+    )
+    .ok();
+    assert!(
+        resumed.stderr.contains(&format!("adopted us-east-1-1404-hvm: its image {adopted} in us-east-1 exists with this run's tags")),
+        "{resumed:#?}"
+    );
+    assert!(
+        resumed.stdout.contains("2 of 2 builders succeeded"),
+        "{resumed:#?}"
+    );
+    let record: serde_json::Value = serde_json::from_str(&repo.read(&record_path)).unwrap();
+    assert_eq!(
+        record["builders"]["us-east-1-1404-hvm"]["state"],
+        "succeeded"
+    );
+    assert_eq!(
+        record["builders"]["us-east-1-1404-hvm"]["amis"][0]["id"],
+        adopted.as_str()
+    );
+    assert!(record["builders"]["us-east-1-1404-hvm"]["note"]
+        .as_str()
+        .unwrap()
+        .contains("adopted"));
+    assert_eq!(instances(&repo), launched, "an adoption launched instances");
+
+    // ...but never one whose tags are another run's.
+    let foreign = forget("eu-west-1-1204-pv");
+    boto(
+        &repo,
+        &format!("ec2('eu-west-1').create_tags(Resources=['{foreign}'], Tags=[{{'Key': 'RunId', 'Value': 'someone-else'}}])"),
+    );
+    with_env(&repo, &["publish", "--local", "--yes", "--resume", &id], &[]).fails(
+        2,
+        &[
+            &format!("by {foreign} (made by run `someone-else`, version 2.6.3); its tags are not this run's, so it is not adopted"),
+            "nothing was launched",
+        ],
+    );
+    assert_eq!(instances(&repo), launched);
+
+    // A session token reaches Packer (its template variable and the bundle upload's `-t`),
+    // masked, and is never printed or saved.
+    let token = "FwoGZXIvYXdzEXAMPLESESSIONTOKEN0123456789";
+    let run = with_env(
+        &repo,
+        &["test-instance", "--local", "--only", "us-east-1-1204-pv"],
+        &[("AWS_SESSION_TOKEN", token)],
+    )
+    .ok();
+    let test_id = run_id(&run);
+    let template: serde_json::Value =
+        serde_json::from_str(&repo.read(&format!("build/runs/{test_id}/template.json"))).unwrap();
+    assert_eq!(
+        template["variables"]["aws_session_token"],
+        "{{env `AWS_SESSION_TOKEN`}}"
+    );
+    assert!(template["sensitive-variables"]
+        .as_array()
+        .unwrap()
+        .contains(&"aws_session_token".into()));
+    assert_eq!(
+        template["builders"][0]["token"],
+        "{{user `aws_session_token`}}"
+    );
+    let standin_record = repo.read(&format!("build/runs/{test_id}/standin/standin-record.txt"));
+    assert!(standin_record.contains("-t <hidden>"), "{standin_record}");
+    assert!(!run.all().contains(token));
+    for (path, bytes) in repo.snapshot() {
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(token),
+            "the session token is in {}",
+            path.display()
+        );
+    }
+
+    // A real test build without a terminal and without `--yes` shows its plan and refuses
+    // (exit 2) before anything is asked or launched.
+    repo.write("build/local.json", r#"{"aws_account_id": "123456789012", "aws_access_key": "AKIAREALLOOKING00000", "aws_secret_key": "real/looking/secret"}"#);
+    let run = with_env(&repo, &["test-ebs", "--only", "us-east-1-1404-hvm"], &[]).fails(
+        2,
+        &["building test images on AWS needs confirmation", "--yes"],
+    );
+    assert!(
+        run.stderr.contains("against AWS (this costs money)"),
+        "{run:#?}"
+    );
+    std::fs::remove_file(repo.path("build/local.json")).unwrap();
+
+    // A named profile works without keys in `build/local.json` (account id and X.509 paths
+    // only), resolved once: `release --dry-run` runs every check, the cloud's included, on the
+    // real path, aimed at the stand-in through the standard `AWS_ENDPOINT_URL` and the
+    // stand-in's `aws` on PATH.
+    repo.git_init("2.6");
+    let home = repo.home();
+    std::fs::write(home.join("cert.pem"), "x509 cert\n").unwrap();
+    std::fs::write(home.join("key.pem"), "x509 key\n").unwrap();
+    repo.write(
+        "build/local.json",
+        &serde_json::json!({
+            "aws_account_id": "123456789012",
+            "aws_signing_cert": home.join("cert.pem"),
+            "aws_signing_key": home.join("key.pem"),
+        })
+        .to_string(),
+    );
+    let secret = "profileSECRETkey0123456789abcdefghijklmn";
+    std::fs::write(
+        home.join("credentials"),
+        format!(
+            "[ci]\naws_access_key_id = AKIAPROFILE000000001\naws_secret_access_key = {secret}\n"
+        ),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        common::standin_venv().join("bin").display(),
+        std::env::var("PATH").unwrap()
+    );
+    let credentials_file = home.join("credentials");
+    let endpoint = standin_endpoint(&repo);
+    let run = with_env(
+        &repo,
+        &["release", "2.6.9", "--dry-run"],
+        &[
+            ("AWS_PROFILE", "ci"),
+            (
+                "AWS_SHARED_CREDENTIALS_FILE",
+                credentials_file.to_str().unwrap(),
+            ),
+            ("AWS_CONFIG_FILE", "/dev/null"),
+            ("AWS_ENDPOINT_URL", &endpoint),
+            ("PATH", &path),
+        ],
+    )
+    .ok();
+    for needle in [
+        "ok    credentials",
+        "ok    aws identity  account 123456789012 as `aws_account_id` says",
+        "profile `ci`, resolved once",
+        "ok    AMI names     32 planned name(s) are free",
+        "ok    public AMIs   block public access for AMIs is off in all 8 region(s)",
+        "dry run: nothing was changed",
+    ] {
+        assert!(
+            run.stderr.contains(needle),
+            "lacks {needle:?}:\n{}",
+            run.stderr
+        );
+    }
+    assert!(!run.all().contains(secret));
+    std::fs::remove_file(repo.path("build/local.json")).unwrap();
+
+    // `base-images --local` proposes exactly the seeded change; `--update` writes only that id.
+    let matrix = repo.read("build/images.json");
+    let run = repo.xtask(&["base-images", "--local"]).ok();
+    let proposals: Vec<&str> = run.stdout.lines().filter(|l| l.contains("->")).collect();
+    assert_eq!(proposals.len(), 1, "{}", run.stdout);
+    assert!(
+        proposals[0].contains("-> ami-0abc1404de0f12345 (ubuntu/images/hvm-instance/ubuntu-trusty-14.04-amd64-server-20160101, 2016-01-01)"),
+        "{}",
+        run.stdout
+    );
+    let old = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("us-east-1-1404-hvm ") && l.contains("instance_store_ami"))
+        .unwrap();
+    assert!(
+        old.ends_with("ami-eb6b8480 (ubuntu/images/hvm-instance/ubuntu-trusty-14.04-amd64-server-20150701, 2015-07-01)"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        repo.read("build/images.json"),
+        matrix,
+        "without --update nothing is written"
+    );
+    repo.xtask(&["base-images", "--local", "--update"]).ok();
+    assert_eq!(
+        repo.read("build/images.json"),
+        matrix.replacen(
+            "\"instance_store_ami\": \"ami-eb6b8480\"",
+            "\"instance_store_ami\": \"ami-0abc1404de0f12345\"",
+            1
+        )
+    );
+    repo.xtask(&["local", "down"]).ok();
+}

@@ -60,7 +60,7 @@ fn config_is_deterministic_and_works_from_any_folder() {
     assert!(!again.stdout.contains("YOUR-AWS"));
     assert_eq!(
         official["sensitive-variables"],
-        serde_json::json!(["aws_access_key", "aws_secret_key"])
+        serde_json::json!(["aws_access_key", "aws_secret_key", "aws_session_token"])
     );
     for b in official["builders"].as_array().unwrap() {
         let name = b["name"].as_str().unwrap();

@@ -2,6 +2,7 @@
 //! build with a live view, record, merge, summary; and `publish --resume`.
 
 use crate::cmd::{BuildsFailed, FixContext};
+use crate::core::preflight;
 use crate::core::registry::REGISTRY_PATH;
 use crate::core::template::{self, Inputs, Kind};
 use crate::core::{ds0, matrix, report};
@@ -11,7 +12,7 @@ use crate::runs::{self, Attempt, BuilderRecord, BuilderState, RunRecord};
 use crate::simulated::World;
 use crate::standin::Standin;
 use crate::view::{self, View};
-use crate::{cmd, interrupt, lock, output, project};
+use crate::{cloud, cmd, interrupt, lock, output, project};
 use anyhow::{bail, Context, Result};
 use std::io::IsTerminal;
 use std::path::Path;
@@ -32,6 +33,8 @@ pub struct Flags {
     /// `Some(None)`: the latest run; `Some(Some(id))`: that run.
     pub resume: Option<Option<String>>,
     pub packer_args: Vec<String>,
+    /// `--skip-cloud-checks`: launch without asking AWS first (emergencies only; said loudly).
+    pub skip_cloud_checks: bool,
     /// `--json`: the summary is also the run's JSON document on stdout.
     pub json: bool,
 }
@@ -50,6 +53,8 @@ pub struct ReleaseOverrides {
     pub standin_root: Option<std::path::PathBuf>,
     /// The command that continues after a failure: the release, not `publish --resume`.
     pub resume_command: String,
+    /// The release's preflight asked the cloud about this very plan already.
+    pub cloud_checked: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -97,15 +102,7 @@ pub fn run(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Fin
     };
     let probe_plan = template::plan(&matrix, &probe).map_err(anyhow::Error::msg)?;
     let packer = Packer::detect(sh)?;
-    let credentials = if flags.local {
-        None
-    } else {
-        let credentials = credentials::load(root, kind != Kind::TestEbs)?;
-        for warning in &credentials.warnings {
-            eprintln!("warning: {warning}");
-        }
-        Some(credentials)
-    };
+    let (credentials, credentials_source) = load_credentials(sh, root, kind, flags)?;
     let registry_path = registry_target(kind, options);
     if let Some(path) = &registry_path {
         // A scratch copy starts from the real registry: both must be readable now.
@@ -127,10 +124,33 @@ pub fn run(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Fin
         registry_path.as_deref(),
     );
     eprintln!("{plan}");
+    refuse_unconfirmable(kind, flags)?;
+    // The stand-in answers the cloud checks of a local build, so it starts first.
+    let (standin, credentials) = start(sh, root, options, &matrix, credentials)?;
+    let cloud_checks = if flags.skip_cloud_checks {
+        cloud::SKIPPED_RECORD.to_string()
+    } else if options.release.as_ref().is_some_and(|r| r.cloud_checked) {
+        "passed in the release preflight".to_string()
+    } else {
+        let template = template::generate(&matrix, &probe).map_err(anyhow::Error::msg)?;
+        cloud::gate(
+            sh,
+            root,
+            cloud::Gate {
+                planned: preflight::planned(&template, &[]),
+                public: probe_plan.public,
+                standin: standin.as_ref(),
+                expected_account: credentials.account_id.clone(),
+                credentials_source,
+                owner: None,
+                resume: resume_hint(kind, flags),
+                same_base_for_both: preflight::same_base_for_both(&matrix),
+            },
+        )?;
+        "passed".to_string()
+    };
     // Effects from here on.
-    if kind == Kind::Official {
-        cmd::confirm(flags.yes, "publishing", "publish")?;
-    }
+    confirm_launch(kind, flags)?;
     interrupt::check("anything started")?;
     let run_id = match &options.release {
         Some(release) => release.run_id.clone(),
@@ -163,6 +183,7 @@ pub fn run(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Fin
         epoch,
         private: flags.private,
         registry: registry_path.clone(),
+        cloud_checks: Some(cloud_checks),
         builders: Default::default(),
         attempts: Vec::new(),
     };
@@ -184,7 +205,6 @@ pub fn run(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Fin
     lock::set_run(&run_id);
     interrupt::set_resume(resume_command(&record, options));
     eprintln!("run `{run_id}`\n  logs and record in `{}/`", record.dir());
-    let (standin, credentials) = start(sh, root, options, &matrix, credentials)?;
     write_template(sh, root, &matrix, &record, &only, standin.as_ref())?;
     let only = if flags.only.is_empty() {
         Vec::new()
@@ -224,11 +244,70 @@ fn start(
         (true, _) => {
             let standin = Standin::attach_or_start(sh, root, matrix)?;
             interrupt::check("launching Packer")?;
-            let credentials = credentials::local(standin.var_file())?;
+            let credentials = credentials::local(sh, standin.var_file())?;
             Ok((Some(standin), credentials))
         }
         (false, Some(credentials)) => Ok((None, credentials)),
         (false, None) => unreachable!("credentials are loaded for real builds"),
+    }
+}
+
+/// Loads `build/local.json` for a real build (after resolving `AWS_PROFILE`, once); nothing
+/// for `--local`. Also says where the credentials came from.
+fn load_credentials(
+    sh: &Shell,
+    root: &Path,
+    kind: Kind,
+    flags: &Flags,
+) -> Result<(Option<Credentials>, Option<String>)> {
+    if flags.local {
+        return Ok((None, None));
+    }
+    let source = credentials::resolve_profile(sh, root, "aws")?;
+    let credentials = credentials::load(sh, root, kind != Kind::TestEbs)?;
+    for warning in &credentials.warnings {
+        eprintln!("warning: {warning}");
+    }
+    Ok((Some(credentials), source))
+}
+
+/// What a launch needs confirmed: a publish, and any build on AWS (test builds cost money too).
+fn confirmation(kind: Kind, flags: &Flags) -> Option<(&'static str, &'static str)> {
+    if kind == Kind::Official {
+        Some(("publishing", "publish"))
+    } else if !flags.local {
+        Some(("building test images on AWS", "build"))
+    } else {
+        None
+    }
+}
+
+/// Without a terminal and without `--yes` the launch would be refused anyway: refuse right
+/// after the plan, before a stand-in starts or AWS is asked.
+fn refuse_unconfirmable(kind: Kind, flags: &Flags) -> Result<()> {
+    match confirmation(kind, flags) {
+        Some((action, answer)) if !flags.yes && !std::io::stdin().is_terminal() => {
+            cmd::confirm(false, action, answer)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The last step before launching, after the plan and the cloud checks.
+fn confirm_launch(kind: Kind, flags: &Flags) -> Result<()> {
+    if let Some((action, answer)) = confirmation(kind, flags) {
+        cmd::confirm(flags.yes, action, answer)?;
+    }
+    Ok(())
+}
+
+/// How the AMI name check tells the user to resume a run (the run id is added).
+fn resume_hint(kind: Kind, flags: &Flags) -> String {
+    let local = if flags.local { " --local" } else { "" };
+    match kind {
+        Kind::Official => format!("cargo xtask publish{local} --resume"),
+        // Test builds are retried with `--only`; their names never repeat.
+        _ => String::new(),
     }
 }
 
@@ -293,10 +372,7 @@ fn resume(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Fini
     }
     let matrix = project::matrix(sh)?;
     let packer = Packer::detect(sh)?;
-    let credentials = match flags.local {
-        true => None,
-        false => Some(credentials::load(root, kind != Kind::TestEbs)?),
-    };
+    let (credentials, credentials_source) = load_credentials(sh, root, kind, flags)?;
     eprintln!(
         "resuming run `{run_id}` ({} {}, branch {}): rebuilding {} of {} builders: {}",
         record.kind,
@@ -306,16 +382,63 @@ fn resume(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Fini
         record.builders.len(),
         remaining.join(", ")
     );
-    if kind == Kind::Official {
-        cmd::confirm(flags.yes, "publishing", "publish")?;
+    refuse_unconfirmable(kind, flags)?;
+    let (standin, credentials) = start(sh, root, options, &matrix, credentials)?;
+    let all: Vec<String> = record.builders.keys().cloned().collect();
+    write_template(sh, root, &matrix, &record, &all, standin.as_ref())?;
+    let mut remaining = remaining;
+    if flags.skip_cloud_checks {
+        eprintln!("{}", cloud::SKIPPED);
+        record.cloud_checks = Some(cloud::SKIPPED_RECORD.to_string());
+        record.save(sh)?;
+    } else {
+        let template: serde_json::Value = crate::core::json::parse(&project::read(
+            sh,
+            &format!("{}/template.json", record.dir()),
+        )?)
+        .map_err(|e| anyhow::anyhow!("cannot read back the run's template: {e}"))?;
+        // A builder whose image exists with this run's tags was built: adopt it, don't fail.
+        let adopted = cloud::gate(
+            sh,
+            root,
+            cloud::Gate {
+                planned: preflight::planned(&template, &remaining),
+                public: !record.private && kind == Kind::Official && matrix.settings.public,
+                standin: standin.as_ref(),
+                expected_account: credentials.account_id.clone(),
+                credentials_source,
+                owner: Some(preflight::Ownership {
+                    project: matrix.settings.project.clone(),
+                    version: record.version.clone(),
+                    commit: record.commit.clone(),
+                    run_id: record.run_id.clone(),
+                }),
+                resume: resume_hint(kind, flags),
+                same_base_for_both: preflight::same_base_for_both(&matrix),
+            },
+        )?;
+        for adopted in &adopted {
+            eprintln!(
+                "adopted {}: its image {} in {} exists with this run's tags (Packer made it, the run did not record it)",
+                adopted.builder, adopted.ami, adopted.region
+            );
+            record.adopt(&adopted.builder, &adopted.region, &adopted.ami);
+        }
+        if !adopted.is_empty() {
+            record.save(sh)?;
+            remaining = record.unfinished();
+        }
     }
+    if remaining.is_empty() {
+        drop(standin);
+        cmd::mark_started();
+        return finish(sh, record, kind, options);
+    }
+    confirm_launch(kind, flags)?;
     interrupt::check("anything started")?;
     cmd::mark_started();
     lock::set_run(&run_id);
     interrupt::set_resume(resume_command(&record, options));
-    let (standin, credentials) = start(sh, root, options, &matrix, credentials)?;
-    let all: Vec<String> = record.builders.keys().cloned().collect();
-    write_template(sh, root, &matrix, &record, &all, standin.as_ref())?;
     attempt(
         sh,
         &packer,
@@ -624,7 +747,13 @@ fn summary(record: &RunRecord, kind: Kind, options: &Options, standin_kept: bool
     );
     for (name, b) in &record.builders {
         let detail = match b.state {
-            BuilderState::Succeeded => b.amis.iter().map(|a| format!("{}:{}", a.region, a.id)).collect::<Vec<_>>().join(" "),
+            BuilderState::Succeeded => {
+                let amis = b.amis.iter().map(|a| format!("{}:{}", a.region, a.id)).collect::<Vec<_>>().join(" ");
+                match &b.note {
+                    Some(note) => format!("{amis} ({note})"),
+                    None => amis,
+                }
+            }
             BuilderState::Exists => format!(
                 "an image named `{}` already exists: {} (an earlier attempt made it; deregister it with `cargo xtask cleanup` to rebuild)",
                 b.ami_name,
@@ -651,6 +780,13 @@ fn summary(record: &RunRecord, kind: Kind, options: &Options, standin_kept: bool
         record.branch,
         if record.local { ", local stand-in" } else { "" },
     ));
+    if let Some(skipped) = record
+        .cloud_checks
+        .as_ref()
+        .filter(|c| c.starts_with("SKIPPED"))
+    {
+        out.push_str(&format!("cloud checks: {skipped}\n"));
+    }
     if let Some(attempt) = record.attempts.last() {
         out.push_str(&format!(
             "full output (secrets masked):\n  {}\n",
@@ -797,6 +933,9 @@ fn plan_text(
             (false, _) => "private",
         },
     );
+    if flags.skip_cloud_checks {
+        out.push_str(&format!("  {}\n", cloud::SKIPPED));
+    }
     match registry {
         Some("") => out.push_str(&format!(
             "  AMIs are merged into a scratch copy of `{REGISTRY_PATH}` in the run folder\n"

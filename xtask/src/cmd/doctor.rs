@@ -222,7 +222,7 @@ fn check(sh: &Shell, root: &Path, name: &str, package: Option<&str>) -> Result<S
             })
         }
         "git-identity" => git_identity(root),
-        "local.json" => match credentials::load(root, true) {
+        "local.json" => match credentials::load(sh, root, true) {
             Ok(credentials) if credentials.warnings.is_empty() => {
                 Ok(format!("`{}` is complete", credentials::LOCAL_JSON))
             }

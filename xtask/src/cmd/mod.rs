@@ -2,6 +2,7 @@
 
 pub mod ami_ids;
 pub mod audit;
+pub mod base_images;
 pub mod build;
 pub mod checks;
 pub mod cleanup;

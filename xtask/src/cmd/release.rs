@@ -11,10 +11,12 @@ use crate::cmd::{build, set_version, FixContext};
 use crate::core::release::{self, Check};
 use crate::core::template::Kind;
 use crate::core::{ds0, matrix, registry::REGISTRY_PATH, version};
+use crate::core::{preflight, template};
 use crate::credentials;
 use crate::git::{self, Git};
 use crate::packer::Packer;
-use crate::{interrupt, output, project, runs, signing};
+use crate::standin::Standin;
+use crate::{cloud, interrupt, output, project, runs, signing};
 use anyhow::{bail, Context, Result};
 use semver::Version;
 use serde::{Deserialize, Serialize};
@@ -37,6 +39,8 @@ pub struct Options {
     pub no_parallel: bool,
     pub debug: bool,
     pub packer_args: Vec<String>,
+    /// `--skip-cloud-checks`: emergencies only, said loudly.
+    pub skip_cloud_checks: bool,
 }
 
 /// What is done of one release; saved after every step.
@@ -260,6 +264,11 @@ fn release_in(
             progress(state, options.push.as_deref())
         );
     }
+    // Named profiles resolve once, before the credentials are checked.
+    let profile = match options.local {
+        true => Ok(None),
+        false => credentials::resolve_profile(sh, root, "aws"),
+    };
     // A rehearsal's dry run runs in the real repository: its remotes are not asked anything.
     let contact_remote = !(options.local && standin_root.is_none());
     let (mut checks, facts) = preflight(
@@ -271,6 +280,14 @@ fn release_in(
         state.as_ref(),
         contact_remote,
     );
+    // The cloud, for a release whose publish has not started (a resumed publish checks, and
+    // adopts, itself).
+    let mut cloud_checked = false;
+    if state.as_ref().is_none_or(|s| s.publish_run.is_none()) {
+        let (cloud, asked) = check_cloud(sh, root, options, standin_root, profile);
+        checks.extend(cloud);
+        cloud_checked = asked;
+    }
     // Failing checks on top, where they are read first.
     checks.sort_by_key(|c| c.result.is_ok());
     eprint!("{}", release::report(&checks));
@@ -302,6 +319,7 @@ fn release_in(
         no_parallel: options.no_parallel,
         debug: options.debug,
         packer_args: options.packer_args.clone(),
+        skip_cloud_checks: options.skip_cloud_checks,
         ..Default::default()
     };
     let registry = (!candidate).then_some(REGISTRY_PATH);
@@ -453,6 +471,7 @@ fn release_in(
             run_id: run_id.clone(),
             standin_root: standin_root.map(Path::to_path_buf),
             resume_command: resume_command.clone(),
+            cloud_checked,
         }),
     };
     let finished = build::run(sh, root, Kind::Official, &publish).fix(
@@ -640,7 +659,7 @@ fn preflight(
     checks.push(if options.local {
         Check::ok("credentials", "not needed: the local stand-in has its own")
     } else {
-        match credentials::load(root, true) {
+        match credentials::load(sh, root, true) {
             Ok(c) if c.warnings.is_empty() => Check::ok(
                 "credentials",
                 format!("`{}` is complete", credentials::LOCAL_JSON),
@@ -749,6 +768,96 @@ fn preflight_document(checks: &[Check], plan: Option<&str>, dry_run: bool) -> se
         "checks": checks,
         "plan": plan,
     })
+}
+
+/// The cloud preflight of the release's publish, as checks of the release's report; and
+/// whether the cloud was asked (then the publish need not ask again).
+fn check_cloud(
+    sh: &Shell,
+    root: &Path,
+    options: &Options,
+    standin_root: Option<&Path>,
+    profile: Result<Option<String>>,
+) -> (Vec<Check>, bool) {
+    if options.skip_cloud_checks {
+        return (vec![Check::ok("cloud", cloud::SKIPPED)], false);
+    }
+    let Ok(parsed) = version::parse(&options.version) else {
+        return (Vec::new(), false);
+    };
+    let version = parsed.to_string();
+    let branch = options
+        .branch
+        .clone()
+        .unwrap_or_else(|| version::default_branch(&parsed));
+    // Errors of the matrix are the image-names check's to report.
+    let Ok(matrix) = project::matrix(sh) else {
+        return (Vec::new(), false);
+    };
+    let inputs = template::Inputs {
+        kind: Kind::Official,
+        version: &version,
+        branch: &branch,
+        epoch: 0,
+        git_commit: "",
+        run_id: "",
+        only: &[],
+        private: !parsed.pre.is_empty(),
+        report_dir: "",
+        local: None,
+    };
+    let Ok(template) = template::generate(&matrix, &inputs) else {
+        return (Vec::new(), false);
+    };
+    let running;
+    let (standin, expected_account, credentials_source) = if options.local {
+        match Standin::running(standin_root.unwrap_or(root)) {
+            Some(standin) => {
+                running = standin;
+                (Some(&running), None, None)
+            }
+            None => {
+                return (
+                    vec![Check::ok(
+                        "cloud",
+                        "not asked: no stand-in is running (`cargo xtask local up` first includes the cloud checks in a local dry run; a rehearsal asks before it builds)",
+                    )],
+                    false,
+                )
+            }
+        }
+    } else {
+        match (profile, credentials::load(sh, root, true)) {
+            (Ok(source), Ok(credentials)) => (None, credentials.account_id, source),
+            (Ok(_), Err(_)) => {
+                return (
+                    vec![Check::ok(
+                        "cloud",
+                        "not asked until the credentials check passes",
+                    )],
+                    false,
+                )
+            }
+            (Err(e), _) => return (vec![Check::fail("aws identity", format!("{e:#}"))], false),
+        }
+    };
+    let gate = cloud::Gate {
+        planned: preflight::planned(&template, &[]),
+        public: template::is_public(&matrix, &inputs),
+        standin,
+        expected_account,
+        credentials_source,
+        owner: None,
+        resume: format!(
+            "cargo xtask publish{} --resume",
+            if options.local { " --local" } else { "" }
+        ),
+        same_base_for_both: preflight::same_base_for_both(&matrix),
+    };
+    match cloud::ask(sh, root, gate) {
+        Ok(outcome) => (outcome.checks, true),
+        Err(e) => (vec![Check::fail("aws identity", format!("{e:#}"))], false),
+    }
 }
 
 /// The command that resumes this release: the same command, confirmed.

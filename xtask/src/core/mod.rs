@@ -2,6 +2,7 @@
 //! network; the commands around it do the I/O.
 
 pub mod audit;
+pub mod base_images;
 pub mod cleanup;
 pub mod ds0;
 pub mod image_root;
@@ -9,6 +10,7 @@ pub mod json;
 pub mod mask;
 pub mod matrix;
 pub mod packer_log;
+pub mod preflight;
 pub mod protect;
 pub mod refname;
 pub mod registry;

@@ -250,6 +250,10 @@ pub fn generate(matrix: &Matrix, inputs: &Inputs) -> Result<Value, String> {
     for name in CREDENTIAL_VARIABLES {
         variables.insert(name.to_string(), json!(""));
     }
+    variables.insert(
+        "aws_session_token".into(),
+        json!("{{env `AWS_SESSION_TOKEN`}}"),
+    );
     variables.insert("launch_size".into(), json!(matrix.settings.launch_size));
     variables.insert("ssh_user".into(), json!(matrix.settings.ssh_user));
 
@@ -259,7 +263,7 @@ pub fn generate(matrix: &Matrix, inputs: &Inputs) -> Result<Value, String> {
             matrix.settings.project, inputs.kind, inputs.version, inputs.branch
         ),
         "variables": variables,
-        "sensitive-variables": ["aws_access_key", "aws_secret_key"],
+        "sensitive-variables": ["aws_access_key", "aws_secret_key", "aws_session_token"],
         "builders": builders,
         "provisioners": provisioners(matrix, inputs, &builders),
     }))
@@ -279,6 +283,7 @@ fn builder(matrix: &Matrix, inputs: &Inputs, image: &Image) -> Result<Value, Str
         "secret_key": user("aws_secret_key"),
         "region": image.region,
         "instance_type": user("launch_size"),
+        "token": user("aws_session_token"),
         "ssh_username": user("ssh_user"),
         "ami_name": ami_name(matrix, inputs, image),
         "ami_description": matrix.settings.ami_description,
@@ -347,6 +352,11 @@ fn tags(matrix: &Matrix, inputs: &Inputs) -> Value {
     })
 }
 
+/// The delegation token of temporary credentials for `ec2-upload-bundle` (`-t`), when there is
+/// one. Packer fills `{{.Token}}` only when it resolved the keys itself, so the user variable is
+/// used directly.
+const TOKEN: &str = "{{if user `aws_session_token`}}-t {{user `aws_session_token`}} {{end}}";
+
 /// The bundle commands, with Packer's placeholders. The real ones run the EC2 AMI tools that
 /// `provision.sh` installs under `/tmp/ec2`; the local ones run the recording stand-ins.
 fn bundle_commands(inputs: &Inputs, image: &Image) -> (String, String) {
@@ -366,7 +376,7 @@ fn bundle_commands(inputs: &Inputs, image: &Image) -> (String, String) {
             ),
             format!(
                 "sh {} {} {} {name} -b {{{{.BucketName}}}} -m {{{{.ManifestPath}}}} \
-                 -a {{{{.AccessKey}}}} -s {{{{.SecretKey}}}} -d {{{{.BundleDirectory}}}} \
+                 -a {{{{.AccessKey}}}} -s {{{{.SecretKey}}}} {TOKEN}-d {{{{.BundleDirectory}}}} \
                  --batch --region {{{{.Region}}}} --retry",
                 local.bundle_upload_script, local.record_file, local.ec2_endpoint
             ),
@@ -382,7 +392,7 @@ fn bundle_commands(inputs: &Inputs, image: &Image) -> (String, String) {
         format!(
             "sudo -n bash -c '{env} ec2-upload-bundle -b {{{{.BucketName}}}} \
              -m {{{{.ManifestPath}}}} -a {{{{.AccessKey}}}} -s {{{{.SecretKey}}}} \
-             -d {{{{.BundleDirectory}}}} --batch --region {{{{.Region}}}} --retry'"
+             {TOKEN}-d {{{{.BundleDirectory}}}} --batch --region {{{{.Region}}}} --retry'"
         ),
     )
 }

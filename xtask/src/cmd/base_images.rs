@@ -1,0 +1,186 @@
+//! `cargo xtask base-images [--region R...] [--update] [--add-region R] [--local]`: look up
+//! Canonical's newest official Ubuntu image for every row (its release, virtualization and root
+//! device) in its region, print old -> new, and with `--update` write only the changed ids into
+//! `build/images.json`; `--add-region R` proposes the rows of a new region.
+
+use crate::aws::Aws;
+use crate::cloud;
+use crate::core::base_images::{self, CANONICAL};
+use crate::core::matrix::{Matrix, MATRIX_PATH};
+use crate::core::preflight::{self, Image};
+use crate::credentials;
+use crate::project;
+use crate::standin::Standin;
+use anyhow::{bail, Result};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use xshell::Shell;
+
+pub struct Options {
+    pub regions: Vec<String>,
+    pub update: bool,
+    pub add_region: Option<String>,
+    pub local: bool,
+}
+
+pub fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
+    let text = project::read(sh, MATRIX_PATH)?;
+    let matrix = project::matrix(sh)?;
+    let regions = project::split_names(&options.regions);
+    let known: BTreeSet<&str> = matrix.images.iter().map(|r| r.region.as_str()).collect();
+    if let Some(unknown) = regions.iter().find(|r| !known.contains(r.as_str())) {
+        bail!(
+            "no row of `{MATRIX_PATH}` is in region `{unknown}`: name one of {}, or propose rows for it with `--add-region {unknown}`",
+            known.iter().copied().collect::<Vec<_>>().join(", ")
+        );
+    }
+    if let Some(new) = &options.add_region {
+        if known.contains(new.as_str()) {
+            bail!(
+                "`{MATRIX_PATH}` already has rows in `{new}`: refresh them with `--region {new}`"
+            );
+        }
+    }
+    let rows = if options.add_region.is_some() && regions.is_empty() {
+        Vec::new()
+    } else {
+        base_images::rows(&matrix, &regions)
+    };
+    let mut wanted: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (_, row) in &rows {
+        wanted
+            .entry(row.region.clone())
+            .or_default()
+            .insert(row.os_version.clone());
+    }
+    if let Some(new) = &options.add_region {
+        let releases = matrix.images.iter().map(|r| r.os_version.clone()).collect();
+        wanted.insert(new.clone(), releases);
+    }
+
+    let standin;
+    let aws = if options.local {
+        standin = Standin::attach_or_start(sh, root, &matrix)?;
+        Aws::local(&standin)
+    } else {
+        credentials::resolve_profile(sh, root, "aws")?;
+        Aws::real(sh, root)?
+    };
+    let asks: Vec<(String, Vec<String>)> = wanted
+        .iter()
+        .map(|(region, releases)| {
+            let patterns: Vec<String> = releases
+                .iter()
+                .filter_map(|r| base_images::name_pattern(r))
+                .collect();
+            let filters = serde_json::json!([
+                { "Name": "name", "Values": patterns },
+                { "Name": "architecture", "Values": ["x86_64"] },
+            ]);
+            (
+                region.clone(),
+                vec![
+                    "ec2".into(),
+                    "describe-images".into(),
+                    "--owners".into(),
+                    CANONICAL.into(),
+                    "--filters".into(),
+                    filters.to_string(),
+                ],
+            )
+        })
+        .collect();
+    eprintln!(
+        "asking `aws` for Canonical's Ubuntu images (owner {CANONICAL}) in {} region(s)...",
+        asks.len()
+    );
+    let mut found: BTreeMap<String, Vec<Image>> = BTreeMap::new();
+    let mut failed = Vec::new();
+    for ((region, _), answer) in asks.iter().zip(cloud::ask_all(sh, &aws, &asks)) {
+        match answer.and_then(|t| preflight::parse_images(&t)) {
+            Ok(images) => {
+                found.insert(region.clone(), images);
+            }
+            Err(e) => failed.push(format!("{region}: {e}")),
+        }
+    }
+    if !failed.is_empty() {
+        bail!("cannot look up the images:\n{}", failed.join("\n"));
+    }
+
+    let findings = base_images::findings(&rows, &|region| {
+        found.get(region).cloned().unwrap_or_default()
+    });
+    let changes = findings.iter().filter(|f| f.changes()).count();
+    let nothing: Vec<&str> = findings
+        .iter()
+        .filter(|f| f.new.is_none())
+        .map(|f| f.builder.as_str())
+        .collect();
+    if !findings.is_empty() {
+        print!("{}", base_images::report(&findings));
+        println!(
+            "\n{changes} of {} base image(s) have a newer image{}",
+            findings.len(),
+            if nothing.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; nothing found for {} (they keep their ids)",
+                    nothing.join(", ")
+                )
+            }
+        );
+    }
+    let (new_rows, missing) = match &options.add_region {
+        Some(region) => {
+            let images = found.get(region).cloned().unwrap_or_default();
+            base_images::new_region_rows(&matrix, region, &images)
+        }
+        None => (Vec::new(), Vec::new()),
+    };
+    if let Some(region) = &options.add_region {
+        println!("\nproposed rows for {region}:");
+        for row in &new_rows {
+            println!("{row}");
+        }
+        for line in &missing {
+            println!("  {line}");
+        }
+    }
+
+    let mut updated = base_images::apply(&text, &findings).map_err(anyhow::Error::msg)?;
+    updated = base_images::append_rows(&updated, &new_rows).ok_or_else(|| {
+        anyhow::anyhow!("cannot find where to add rows in `{MATRIX_PATH}`: add them by hand")
+    })?;
+    if let (Some(region), false) = (&options.add_region, new_rows.is_empty()) {
+        // A new region must be allowed too (`settings.regions`).
+        updated = base_images::allow_region(&updated, region).ok_or_else(|| {
+            anyhow::anyhow!(
+                "cannot find `settings.regions` in `{MATRIX_PATH}`: add `{region}` by hand"
+            )
+        })?;
+    }
+    if updated == text {
+        println!("`{MATRIX_PATH}` is up to date");
+        return Ok(());
+    }
+    if !options.update {
+        println!("run the same command with `--update` to write this into `{MATRIX_PATH}`");
+        return Ok(());
+    }
+    // What is written must still be a valid matrix.
+    Matrix::parse(&updated).map_err(|e| {
+        anyhow::anyhow!("the updated matrix would be invalid, so nothing was written: {e}")
+    })?;
+    project::write_atomic(sh, MATRIX_PATH, &updated)?;
+    println!(
+        "updated `{MATRIX_PATH}`: {changes} id(s) changed{}",
+        if new_rows.is_empty() {
+            String::new()
+        } else {
+            format!(", {} row(s) added", new_rows.len())
+        }
+    );
+    Ok(())
+}

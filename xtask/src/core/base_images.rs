@@ -1,0 +1,512 @@
+//! Canonical's Ubuntu images as base images: which image a row wants (release, virtualization,
+//! root device), the newest one found, the proposals of `cargo xtask base-images`, and the edit
+//! of `build/images.json` that changes only the ids. Pure.
+
+use crate::core::matrix::{Image as Row, Matrix};
+use crate::core::preflight::Image;
+use std::collections::BTreeSet;
+
+/// The account Canonical publishes official Ubuntu images from.
+pub const CANONICAL: &str = "099720109477";
+
+/// The code name and dotted version of a release (`1404` -> `trusty`, `14.04`).
+pub fn release(os_version: &str) -> Option<(&'static str, &'static str)> {
+    Some(match os_version {
+        "1004" => ("lucid", "10.04"),
+        "1204" => ("precise", "12.04"),
+        "1404" => ("trusty", "14.04"),
+        "1604" => ("xenial", "16.04"),
+        "1804" => ("bionic", "18.04"),
+        "2004" => ("focal", "20.04"),
+        "2204" => ("jammy", "22.04"),
+        "2404" => ("noble", "24.04"),
+        _ => return None,
+    })
+}
+
+/// The `name` filter matching every official server image of a release (any storage folder).
+pub fn name_pattern(os_version: &str) -> Option<String> {
+    release(os_version)
+        .map(|(code, dotted)| format!("ubuntu/images/*ubuntu-{code}-{dotted}-amd64-server-*"))
+}
+
+/// A name as Canonical gives it, for a stand-in's seed images.
+pub fn canonical_name(
+    os_version: &str,
+    virtualization: &str,
+    root_device: &str,
+    serial: &str,
+) -> String {
+    let folder = match (virtualization, root_device) {
+        ("hvm", "ebs") => "hvm-ssd/",
+        ("hvm", _) => "hvm-instance/",
+        (_, "ebs") => "ebs/",
+        _ => "",
+    };
+    match release(os_version) {
+        Some((code, dotted)) => {
+            format!("ubuntu/images/{folder}ubuntu-{code}-{dotted}-amd64-server-{serial}")
+        }
+        None => format!("ubuntu/images/{folder}ubuntu-{os_version}-amd64-server-{serial}"),
+    }
+}
+
+/// The field of a row holding its base image of `root_device`.
+pub fn field(root_device: &str) -> &'static str {
+    if root_device == "ebs" {
+        "ebs_ami"
+    } else {
+        "instance_store_ami"
+    }
+}
+
+/// Whether `image` is an official server image of the row's release with this virtualization
+/// and root device.
+fn fits(image: &Image, os_version: &str, virtualization: &str, root_device: &str) -> bool {
+    let Some((code, dotted)) = release(os_version) else {
+        return false;
+    };
+    image.owner_id == CANONICAL
+        && image.state == "available"
+        && image.name.starts_with("ubuntu/images/")
+        && image
+            .name
+            .contains(&format!("ubuntu-{code}-{dotted}-amd64-server-"))
+        && image.virtualization_type == virtualization
+        && image.root_device_type == root_device
+}
+
+/// The newest fitting image (by creation date, then name).
+pub fn newest<'a>(
+    images: &'a [Image],
+    os_version: &str,
+    virtualization: &str,
+    root_device: &str,
+) -> Option<&'a Image> {
+    images
+        .iter()
+        .filter(|i| fits(i, os_version, virtualization, root_device))
+        .max_by(|a, b| (&a.creation_date, &a.name).cmp(&(&b.creation_date, &b.name)))
+}
+
+/// One base image of one row, as found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// The row's index in `images`.
+    pub row: usize,
+    pub builder: String,
+    pub region: String,
+    pub field: &'static str,
+    pub old: Option<String>,
+    /// The old image as AWS describes it, when it still exists.
+    pub old_image: Option<Image>,
+    pub new: Option<Image>,
+}
+
+impl Finding {
+    pub fn changes(&self) -> bool {
+        matches!((&self.old, &self.new), (Some(old), Some(new)) if *old != new.image_id)
+            || (self.old.is_none() && self.new.is_some())
+    }
+}
+
+/// The rows to look at: every row (enabled or not) of the chosen regions.
+pub fn rows<'a>(matrix: &'a Matrix, regions: &[String]) -> Vec<(usize, &'a Row)> {
+    matrix
+        .images
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| regions.is_empty() || regions.contains(&r.region))
+        .collect()
+}
+
+/// What each row's base images should be, from the images of its region.
+pub fn findings(
+    rows: &[(usize, &Row)],
+    region_images: &dyn Fn(&str) -> Vec<Image>,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (index, row) in rows {
+        let images = region_images(&row.region);
+        for root in ["instance-store", "ebs"] {
+            let old = match root {
+                "ebs" => row.ebs_ami.clone(),
+                _ => Some(row.instance_store_ami.clone()),
+            };
+            let new = newest(&images, &row.os_version, &row.virtualization, root).cloned();
+            // An EBS base image is optional: only proposed where one exists.
+            if old.is_none() && new.is_none() {
+                continue;
+            }
+            out.push(Finding {
+                row: *index,
+                builder: row.builder_name(),
+                region: row.region.clone(),
+                field: field(root),
+                old_image: old
+                    .as_ref()
+                    .and_then(|id| images.iter().find(|i| &i.image_id == id).cloned()),
+                old,
+                new,
+            });
+        }
+    }
+    out
+}
+
+fn describe(image: Option<&Image>, id: &str) -> String {
+    match image {
+        Some(i) => format!("{id} ({}, {})", i.name, date(&i.creation_date)),
+        None => format!("{id} (not found: deregistered or not public)"),
+    }
+}
+
+fn date(creation: &str) -> &str {
+    creation.get(..10).unwrap_or(creation)
+}
+
+/// The report: one line per base image, old -> new, and the rows that found nothing.
+pub fn report(findings: &[Finding]) -> String {
+    let width = findings.iter().map(|f| f.builder.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for f in findings {
+        let old = f.old.as_deref().unwrap_or("(none)");
+        let line = match &f.new {
+            Some(new) if f.changes() => format!(
+                "{}\n{:width$}  {:<18}   -> {}",
+                describe(f.old_image.as_ref(), old),
+                "",
+                "",
+                describe(Some(new), &new.image_id),
+            ),
+            Some(_) => format!("{} up to date", describe(f.old_image.as_ref(), old)),
+            None => format!(
+                "{}: nothing found (keeps its id)",
+                describe(f.old_image.as_ref(), old)
+            ),
+        };
+        out.push_str(&format!("{:<width$}  {:<18}  {line}\n", f.builder, f.field));
+    }
+    out
+}
+
+/// `build/images.json` with only the changed ids replaced; the rest of the text stays byte for
+/// byte. A row without `ebs_ami` gets the field after `instance_store_ami`.
+pub fn apply(text: &str, findings: &[Finding]) -> Result<String, String> {
+    let mut out = text.to_string();
+    for f in findings.iter().filter(|f| f.changes()) {
+        let new = &f.new.as_ref().expect("a change has a new image").image_id;
+        let span = row_span(&out, f.row)
+            .ok_or_else(|| format!("cannot find row {} in `build/images.json`", f.row + 1))?;
+        let row_text = &out[span.0..span.1];
+        let edited = match &f.old {
+            Some(old) => {
+                let from = format!("\"{}\": \"{old}\"", f.field);
+                if !row_text.contains(&from) {
+                    return Err(format!(
+                        "row {} of `build/images.json` has no `{from}`",
+                        f.row + 1
+                    ));
+                }
+                row_text.replacen(&from, &format!("\"{}\": \"{new}\"", f.field), 1)
+            }
+            None => {
+                let anchor = "\"instance_store_ami\": \"";
+                let start = row_text
+                    .find(anchor)
+                    .ok_or_else(|| format!("row {} has no `instance_store_ami`", f.row + 1))?;
+                let end = row_text[start + anchor.len()..]
+                    .find('"')
+                    .map(|e| start + anchor.len() + e + 1)
+                    .ok_or("unterminated id")?;
+                let indent: String = row_text[..start]
+                    .rsplit('\n')
+                    .next()
+                    .unwrap_or("")
+                    .chars()
+                    .take_while(|c| c.is_whitespace())
+                    .collect();
+                format!(
+                    "{},\n{indent}\"ebs_ami\": \"{new}\"{}",
+                    &row_text[..end],
+                    &row_text[end..]
+                )
+            }
+        };
+        out.replace_range(span.0..span.1, &edited);
+    }
+    Ok(out)
+}
+
+/// The byte range of the `index`th object of the `images` array.
+fn row_span(text: &str, index: usize) -> Option<(usize, usize)> {
+    let images = text.find("\"images\"")?;
+    let open = images + text[images..].find('[')?;
+    let mut depth = 0;
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut row = 0;
+    let mut start = None;
+    for (offset, c) in text[open + 1..].char_indices() {
+        let at = open + 1 + offset;
+        if in_string {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => in_string = true,
+            '{' => {
+                if depth == 0 {
+                    start = Some(at);
+                }
+                depth += 1;
+            }
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    if row == index {
+                        return start.map(|s| (s, at + 1));
+                    }
+                    row += 1;
+                }
+            }
+            ']' if depth == 0 => return None,
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The rows a new region would get: one per release and virtualization of the matrix, with
+/// the newest instance-store (and EBS) image found there.
+pub fn new_region_rows(
+    matrix: &Matrix,
+    region: &str,
+    images: &[Image],
+) -> (Vec<String>, Vec<String>) {
+    let kinds: BTreeSet<(&str, &str)> = matrix
+        .images
+        .iter()
+        .map(|r| (r.os_version.as_str(), r.virtualization.as_str()))
+        .collect();
+    let mut rows = Vec::new();
+    let mut missing = Vec::new();
+    for (os, virt) in kinds {
+        match newest(images, os, virt, "instance-store") {
+            Some(store) => {
+                let mut row = format!(
+                    "        {{\n            \"region\": \"{region}\",\n            \"os_version\": \"{os}\",\n            \"virtualization\": \"{virt}\",\n            \"instance_store_ami\": \"{}\",\n",
+                    store.image_id
+                );
+                if let Some(ebs) = newest(images, os, virt, "ebs") {
+                    row.push_str(&format!("            \"ebs_ami\": \"{}\",\n", ebs.image_id));
+                }
+                row.push_str("            \"enabled\": true\n        }");
+                rows.push(row);
+            }
+            None => missing.push(format!(
+                "{region}-{os}-{}: no instance-store {virt} image of Ubuntu {} found",
+                if virt == "paravirtual" { "pv" } else { virt },
+                release(os).map(|r| r.1).unwrap_or(os)
+            )),
+        }
+    }
+    (rows, missing)
+}
+
+/// `build/images.json` with `region` added to `settings.regions` (the allow-list every row's
+/// region must be in), after its last entry.
+pub fn allow_region(text: &str, region: &str) -> Option<String> {
+    let key = text.find("\"regions\"")?;
+    let close = key + text[key..].find(']')?;
+    let list = &text[key..close];
+    if list.contains(&format!("\"{region}\"")) {
+        return Some(text.to_string());
+    }
+    let last = key + list.rfind('"')?;
+    let line_start = text[..last].rfind('\n').map_or(0, |i| i + 1);
+    let indent: String = text[line_start..]
+        .chars()
+        .take_while(|c| c.is_whitespace())
+        .collect();
+    let mut out = text.to_string();
+    out.insert_str(last + 1, &format!(",\n{indent}\"{region}\""));
+    Some(out)
+}
+
+/// `build/images.json` with `rows` appended to `images`.
+pub fn append_rows(text: &str, rows: &[String]) -> Option<String> {
+    if rows.is_empty() {
+        return Some(text.to_string());
+    }
+    let count = crate::core::json::parse::<serde_json::Value>(text).ok()?["images"]
+        .as_array()?
+        .len();
+    let last = if count == 0 {
+        None
+    } else {
+        row_span(text, count - 1)
+    };
+    let at = match last {
+        Some((_, end)) => end,
+        None => return None,
+    };
+    let mut out = text.to_string();
+    out.insert_str(at, &format!(",\n{}", rows.join(",\n")));
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = r#"{
+    "settings": {"x": "{\"images\": ["},
+    "images": [
+        {
+            "region": "us-east-1",
+            "os_version": "1404",
+            "virtualization": "hvm",
+            "instance_store_ami": "ami-11111111",
+            "enabled": true
+        },
+        {
+            "region": "us-east-1",
+            "os_version": "1404",
+            "virtualization": "hvm",
+            "instance_store_ami": "ami-11111111",
+            "ebs_ami": "ami-22222222",
+            "enabled": false
+        }
+    ]
+}
+"#;
+
+    fn image(id: &str, virt: &str, root: &str, os: &str, date: &str) -> Image {
+        Image {
+            image_id: id.into(),
+            name: canonical_name(os, virt, root, &date.replace('-', "")),
+            state: "available".into(),
+            virtualization_type: virt.into(),
+            root_device_type: root.into(),
+            creation_date: format!("{date}T00:00:00.000Z"),
+            owner_id: CANONICAL.into(),
+            tags: vec![],
+        }
+    }
+
+    #[test]
+    fn newest_fits_release_virtualization_and_root_device() {
+        let images = vec![
+            image("ami-a", "hvm", "instance-store", "1404", "2015-01-01"),
+            image("ami-b", "hvm", "instance-store", "1404", "2016-01-01"),
+            image("ami-c", "hvm", "ebs", "1404", "2017-01-01"),
+            image(
+                "ami-d",
+                "paravirtual",
+                "instance-store",
+                "1404",
+                "2018-01-01",
+            ),
+            image("ami-e", "hvm", "instance-store", "1204", "2019-01-01"),
+        ];
+        assert_eq!(
+            newest(&images, "1404", "hvm", "instance-store")
+                .unwrap()
+                .image_id,
+            "ami-b"
+        );
+        assert_eq!(
+            newest(&images, "1404", "hvm", "ebs").unwrap().image_id,
+            "ami-c"
+        );
+        let mut foreign = image("ami-f", "hvm", "instance-store", "1404", "2020-01-01");
+        foreign.owner_id = "111111111111".into();
+        assert_eq!(newest(&[foreign], "1404", "hvm", "instance-store"), None);
+    }
+
+    #[test]
+    fn apply_changes_only_the_ids_of_the_right_row() {
+        let matrix = crate::core::matrix::Matrix {
+            settings: serde_json::from_value(serde_json::json!({
+                "project": "p", "ami_name": "n {version}-{os_version}-{virt}", "ami_description": "d",
+                "bucket": "b-{version}-{region}", "test_bucket": "t-{version}-{region}", "public": true,
+                "launch_size": "m3.medium", "ssh_user": "ubuntu", "ec2_ami_tools_version": "1",
+                "ec2_api_tools_version": "1", "test_region": "us-east-1", "regions": ["us-east-1"]
+            }))
+            .unwrap(),
+            images: serde_json::from_value::<serde_json::Value>(crate::core::json::parse(TEXT).unwrap())
+                .map(|v| serde_json::from_value(v["images"].clone()).unwrap())
+                .unwrap(),
+        };
+        let newer = vec![
+            image(
+                "ami-11111111",
+                "hvm",
+                "instance-store",
+                "1404",
+                "2015-01-01",
+            ),
+            image(
+                "ami-33333333",
+                "hvm",
+                "instance-store",
+                "1404",
+                "2016-01-01",
+            ),
+            image("ami-44444444", "hvm", "ebs", "1404", "2016-01-01"),
+        ];
+        let rows: Vec<(usize, &Row)> = matrix.images.iter().enumerate().skip(1).collect();
+        let found = findings(&rows, &|_| newer.clone());
+        let text = apply(TEXT, &found).unwrap();
+        let expected = TEXT.replacen(
+            "\"instance_store_ami\": \"ami-11111111\",\n            \"ebs_ami\": \"ami-22222222\"",
+            "\"instance_store_ami\": \"ami-33333333\",\n            \"ebs_ami\": \"ami-44444444\"",
+            1,
+        );
+        assert_eq!(text, expected);
+        assert!(report(&found).contains("-> ami-33333333 (ubuntu/images/hvm-instance/ubuntu-trusty-14.04-amd64-server-20160101, 2016-01-01)"), "{}", report(&found));
+
+        // The first row has no `ebs_ami`: it gets one.
+        let rows: Vec<(usize, &Row)> = matrix.images.iter().enumerate().take(1).collect();
+        let found = findings(&rows, &|_| newer.clone());
+        let text = apply(TEXT, &found).unwrap();
+        assert!(text.contains("\"instance_store_ami\": \"ami-33333333\",\n            \"ebs_ami\": \"ami-44444444\",\n            \"enabled\": true"), "{text}");
+        assert!(text.contains("\"ebs_ami\": \"ami-22222222\""), "{text}");
+    }
+
+    #[test]
+    fn a_new_region_gets_rows_and_is_allowed() {
+        let text = include_str!("../../../build/images.json");
+        let matrix = Matrix::parse(text).unwrap();
+        let found: Vec<Image> = [("hvm", "1404"), ("paravirtual", "1404"), ("hvm", "1204")]
+            .iter()
+            .enumerate()
+            .flat_map(|(n, (virt, os))| {
+                ["instance-store", "ebs"].map(|root| {
+                    let id = format!("ami-{n}{}123456", if root == "ebs" { "e" } else { "a" });
+                    image(&id, virt, root, os, "2016-01-01")
+                })
+            })
+            .collect();
+        let (rows, missing) = new_region_rows(&matrix, "ca-central-1", &found);
+        assert_eq!(rows.len(), 3);
+        assert_eq!(
+            missing,
+            vec!["ca-central-1-1204-pv: no instance-store paravirtual image of Ubuntu 12.04 found"]
+        );
+        let updated = allow_region(&append_rows(text, &rows).unwrap(), "ca-central-1").unwrap();
+        let parsed = Matrix::parse(&updated).unwrap();
+        assert_eq!(parsed.images.len(), matrix.images.len() + 3);
+        assert!(parsed
+            .settings
+            .regions
+            .contains(&"ca-central-1".to_string()));
+        assert!(updated.starts_with(&text[..text.find("\"us-west-2\"").unwrap()]));
+    }
+}

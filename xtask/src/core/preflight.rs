@@ -1,0 +1,695 @@
+//! The cloud preflight's rules: what a build plans (from its template), what AWS answered (the
+//! `aws` CLI's JSON), and the checks that come out of both — every failure with its fix, and the
+//! images a resume adopts. Pure: the answers are gathered by `cloud.rs`.
+
+use crate::core::json;
+use crate::core::release::Check;
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// One builder as the preflight sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Planned {
+    pub builder: String,
+    pub region: String,
+    pub source_ami: String,
+    pub ami_name: String,
+    /// `paravirtual` or `hvm`.
+    pub virtualization: String,
+    /// `instance-store` or `ebs`: what the builder type needs of its base AMI.
+    pub root_device: &'static str,
+    /// The S3 bucket of an instance-store bundle.
+    pub bucket: Option<String>,
+}
+
+/// The builders of a template (all of them, or those named in `only`).
+pub fn planned(template: &Value, only: &[String]) -> Vec<Planned> {
+    let text = |b: &Value, key: &str| b[key].as_str().unwrap_or_default().to_string();
+    template["builders"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|b| only.is_empty() || only.iter().any(|o| b["name"] == o.as_str()))
+        .map(|b| Planned {
+            builder: text(b, "name"),
+            region: text(b, "region"),
+            source_ami: text(b, "source_ami"),
+            ami_name: text(b, "ami_name"),
+            virtualization: text(b, "ami_virtualization_type"),
+            root_device: if b["type"] == "amazon-ebs" {
+                "ebs"
+            } else {
+                "instance-store"
+            },
+            bucket: b["s3_bucket"]
+                .as_str()
+                .and_then(|s| s.split('/').next())
+                .map(String::from),
+        })
+        .collect()
+}
+
+/// Builders whose row names one image as both its instance-store and its EBS base image.
+pub fn same_base_for_both(matrix: &crate::core::matrix::Matrix) -> Vec<(String, String)> {
+    matrix
+        .images
+        .iter()
+        .filter(|r| r.ebs_ami.as_ref() == Some(&r.instance_store_ami))
+        .map(|r| (r.builder_name(), r.instance_store_ami.clone()))
+        .collect()
+}
+
+/// The regions of a plan, sorted, once each.
+pub fn regions(planned: &[Planned]) -> Vec<String> {
+    let set: BTreeSet<&str> = planned.iter().map(|p| p.region.as_str()).collect();
+    set.into_iter().map(String::from).collect()
+}
+
+/// The buckets of a plan with their regions, once each.
+pub fn buckets(planned: &[Planned]) -> BTreeMap<String, String> {
+    planned
+        .iter()
+        .filter_map(|p| p.bucket.clone().map(|b| (b, p.region.clone())))
+        .collect()
+}
+
+/// An image as `aws ec2 describe-images` describes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Image {
+    pub image_id: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub state: String,
+    #[serde(default)]
+    pub virtualization_type: String,
+    #[serde(default)]
+    pub root_device_type: String,
+    #[serde(default)]
+    pub creation_date: String,
+    #[serde(default)]
+    pub owner_id: String,
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Tag {
+    pub key: String,
+    pub value: String,
+}
+
+impl Image {
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags
+            .iter()
+            .find(|t| t.key == key)
+            .map(|t| t.value.as_str())
+    }
+}
+
+pub fn parse_images(text: &str) -> Result<Vec<Image>, String> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Answer {
+        #[serde(default)]
+        images: Vec<Image>,
+    }
+    json::parse::<Answer>(text)
+        .map(|a| a.images)
+        .map_err(|e| format!("`aws ec2 describe-images` answered something unexpected: {e}"))
+}
+
+/// The account of `aws sts get-caller-identity`, and the ARN.
+pub fn parse_identity(text: &str) -> Result<(String, String), String> {
+    let value: Value = json::parse(text)
+        .map_err(|e| format!("`aws sts get-caller-identity` answered something unexpected: {e}"))?;
+    match (value["Account"].as_str(), value["Arn"].as_str()) {
+        (Some(account), arn) => Ok((account.to_string(), arn.unwrap_or_default().to_string())),
+        _ => Err("`aws sts get-caller-identity` did not name an account".into()),
+    }
+}
+
+/// `unblocked` or `block-new-sharing`, from `aws ec2 get-image-block-public-access-state`.
+pub fn parse_block_state(text: &str) -> Result<String, String> {
+    let value: Value = json::parse(text).map_err(|e| {
+        format!("`aws ec2 get-image-block-public-access-state` answered something unexpected: {e}")
+    })?;
+    value["ImageBlockPublicAccessState"]
+        .as_str()
+        .map(String::from)
+        .ok_or_else(|| "`aws ec2 get-image-block-public-access-state` named no state".into())
+}
+
+/// What S3 said about a bundle bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bucket {
+    /// Ours (or at least ours to write). `region` when S3 named it; `object_ownership` when the
+    /// bucket has ownership controls.
+    Ours {
+        region: Option<String>,
+        object_ownership: Option<String>,
+    },
+    /// No such bucket: the bundle upload creates it.
+    Free,
+    /// Someone else's (S3 answered 403).
+    Foreign,
+    Error(String),
+}
+
+/// The bucket's region from `aws s3api head-bucket` (newer S3 answers name it).
+pub fn parse_bucket_region(text: &str) -> Option<String> {
+    let value: Value = json::parse(text).ok()?;
+    value["BucketRegion"].as_str().map(String::from)
+}
+
+/// The object ownership of `aws s3api get-bucket-ownership-controls`.
+pub fn parse_ownership(text: &str) -> Option<String> {
+    let value: Value = json::parse(text).ok()?;
+    value["OwnershipControls"]["Rules"][0]["ObjectOwnership"]
+        .as_str()
+        .map(String::from)
+}
+
+/// Everything the cloud answered, by region (and bucket).
+#[derive(Debug, Clone, Default)]
+pub struct Facts {
+    /// The account the credentials belong to, and their ARN.
+    pub identity: Option<Result<(String, String), String>>,
+    /// `aws_account_id` of `build/local.json` (or the stand-in's).
+    pub expected_account: Option<String>,
+    /// How the credentials were found (a profile, the environment), for the report.
+    pub credentials_source: Option<String>,
+    /// The base AMIs found in each region.
+    pub base: BTreeMap<String, Result<Vec<Image>, String>>,
+    /// Our images that carry a planned name, in each region.
+    pub named: BTreeMap<String, Result<Vec<Image>, String>>,
+    /// Image block-public-access state of each region (public builds only).
+    pub block_public: BTreeMap<String, Result<String, String>>,
+    pub buckets: BTreeMap<String, Bucket>,
+    /// Builders whose row names one image as both its instance-store and EBS base image.
+    pub same_base_for_both: Vec<(String, String)>,
+}
+
+/// The run a resume continues: an existing image with exactly these tags is its own.
+#[derive(Debug, Clone)]
+pub struct Ownership {
+    pub project: String,
+    pub version: String,
+    pub commit: String,
+    pub run_id: String,
+}
+
+impl Ownership {
+    fn owns(&self, image: &Image) -> bool {
+        image.tag("Project") == Some(&self.project)
+            && image.tag("Version") == Some(&self.version)
+            && image.tag("Commit") == Some(&self.commit)
+            && image.tag("RunId") == Some(&self.run_id)
+    }
+}
+
+/// A builder whose image already exists with this run's tags: it counts as built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Adopted {
+    pub builder: String,
+    pub region: String,
+    pub ami: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    pub checks: Vec<Check>,
+    pub adopted: Vec<Adopted>,
+}
+
+/// How the tool says "run this to go on" in the AMI name check.
+pub struct Hints<'a> {
+    /// `cargo xtask publish --resume` (with `--local` when local), to which a run id is added.
+    pub resume: &'a str,
+    /// `--local` when the stand-in answered, for the cleanup hint.
+    pub local: bool,
+}
+
+/// The checks, every failure listed with its fix; `owner` is set on a resume (adoption).
+pub fn evaluate(
+    planned: &[Planned],
+    facts: &Facts,
+    public: bool,
+    owner: Option<&Ownership>,
+    hints: &Hints,
+) -> Outcome {
+    let mut outcome = Outcome::default();
+    outcome.checks.push(identity_check(facts));
+    // Without working credentials every other answer is the same error: say it once.
+    if matches!(facts.identity, Some(Err(_))) {
+        return outcome;
+    }
+    outcome.checks.push(base_check(planned, facts));
+    let (names, adopted) = names_check(planned, facts, owner, hints);
+    outcome.checks.push(names);
+    outcome.adopted = adopted;
+    if let Some(check) = buckets_check(planned, facts) {
+        outcome.checks.push(check);
+    }
+    if public {
+        outcome.checks.push(public_check(planned, facts));
+    }
+    outcome
+}
+
+fn identity_check(facts: &Facts) -> Check {
+    const WHAT: &str = "aws identity";
+    let source = facts
+        .credentials_source
+        .as_ref()
+        .map(|s| format!("; credentials from {s}"))
+        .unwrap_or_default();
+    match &facts.identity {
+        None => Check::fail(WHAT, "not asked"),
+        Some(Err(e)) => Check::fail(
+            WHAT,
+            format!(
+                "the credentials do not work: {e}\nfix the keys of `build/local.json`, the `AWS_*` variables or `AWS_PROFILE` (expired temporary credentials need renewing)"
+            ),
+        ),
+        Some(Ok((account, arn))) => match &facts.expected_account {
+            Some(expected) if expected != account => Check::fail(
+                WHAT,
+                format!(
+                    "the credentials ({arn}) belong to account {account}, not to account {expected} (`aws_account_id` of `build/local.json`){source}\nuse credentials of account {expected}, or correct `aws_account_id` if the images belong in {account}"
+                ),
+            ),
+            Some(_) => Check::ok(WHAT, format!("account {account} as `aws_account_id` says ({arn}){source}")),
+            None => Check::ok(WHAT, format!("account {account} ({arn}){source}")),
+        },
+    }
+}
+
+fn base_check(planned: &[Planned], facts: &Facts) -> Check {
+    const WHAT: &str = "base AMIs";
+    let mut problems = Vec::new();
+    let mut notes = Vec::new();
+    let planned_both: BTreeSet<(&str, &str)> = facts
+        .same_base_for_both
+        .iter()
+        .map(|(b, a)| (b.as_str(), a.as_str()))
+        .collect();
+    for p in planned {
+        let field = if p.root_device == "ebs" {
+            "ebs_ami"
+        } else {
+            "instance_store_ami"
+        };
+        let refresh = format!(
+            "find the current one with `cargo xtask base-images --region {}` (`--update` writes it into `build/images.json`)",
+            p.region
+        );
+        let images = match facts.base.get(&p.region) {
+            Some(Ok(images)) => images,
+            Some(Err(e)) => {
+                problems.push(format!("{}: {e}", p.region));
+                continue;
+            }
+            None => continue,
+        };
+        let Some(image) = images.iter().find(|i| i.image_id == p.source_ami) else {
+            problems.push(format!(
+                "`{}`: base AMI {} (field `{field}`) does not exist in {} (deregistered upstream?): {refresh}",
+                p.builder, p.source_ami, p.region
+            ));
+            continue;
+        };
+        if image.state != "available" {
+            problems.push(format!(
+                "`{}`: base AMI {} is `{}`, not `available`: {refresh}",
+                p.builder, p.source_ami, image.state
+            ));
+        }
+        if image.virtualization_type != p.virtualization {
+            problems.push(format!(
+                "`{}`: base AMI {} is `{}`, but the row says `{}`: {refresh}",
+                p.builder, p.source_ami, image.virtualization_type, p.virtualization
+            ));
+        }
+        // A row that names one image as both its instance-store and its EBS base (the 2.6
+        // matrix does, for `us-east-1-1204-pv`) cannot satisfy both: say so without failing.
+        let both = planned_both.contains(&(p.builder.as_str(), p.source_ami.as_str()));
+        if image.root_device_type != p.root_device && both {
+            notes.push(format!(
+                "note: `{}` names {} as both its instance-store and its EBS base image; AWS says its root device is `{}`: check the row with `cargo xtask base-images --region {}`",
+                p.builder, p.source_ami, image.root_device_type, p.region
+            ));
+        } else if image.root_device_type != p.root_device {
+            problems.push(format!(
+                "`{}`: base AMI {} (field `{field}`) has root device `{}`, this build needs `{}`: {refresh}",
+                p.builder, p.source_ami, image.root_device_type, p.root_device
+            ));
+        }
+    }
+    problems.dedup();
+    if problems.is_empty() {
+        let mut detail = format!(
+            "{} base AMI(s) exist, available, with the virtualization and root device each build needs",
+            planned.iter().map(|p| &p.source_ami).collect::<BTreeSet<_>>().len()
+        );
+        for note in notes {
+            detail.push('\n');
+            detail.push_str(&note);
+        }
+        Check::ok(WHAT, detail)
+    } else {
+        Check::fail(WHAT, problems.join("\n"))
+    }
+}
+
+fn names_check(
+    planned: &[Planned],
+    facts: &Facts,
+    owner: Option<&Ownership>,
+    hints: &Hints,
+) -> (Check, Vec<Adopted>) {
+    const WHAT: &str = "AMI names";
+    let mut problems = Vec::new();
+    let mut adopted = Vec::new();
+    let mut runs = BTreeSet::new();
+    for p in planned {
+        let images = match facts.named.get(&p.region) {
+            Some(Ok(images)) => images,
+            Some(Err(e)) => {
+                let line = format!("{}: {e}", p.region);
+                if !problems.contains(&line) {
+                    problems.push(line);
+                }
+                continue;
+            }
+            None => continue,
+        };
+        let Some(image) = images.iter().find(|i| i.name == p.ami_name) else {
+            continue;
+        };
+        if owner.is_some_and(|o| o.owns(image)) {
+            adopted.push(Adopted {
+                builder: p.builder.clone(),
+                region: p.region.clone(),
+                ami: image.image_id.clone(),
+            });
+            continue;
+        }
+        let made_by = match (image.tag("RunId"), image.tag("Version")) {
+            (Some(run), Some(version)) => {
+                runs.insert(run.to_string());
+                format!(" (made by run `{run}`, version {version})")
+            }
+            _ => " (not tagged by this tool)".to_string(),
+        };
+        let foreign = if owner.is_some() {
+            "; its tags are not this run's, so it is not adopted"
+        } else {
+            ""
+        };
+        problems.push(format!(
+            "`{}` is taken in {} by {}{made_by}{foreign}",
+            p.ami_name, p.region, image.image_id
+        ));
+    }
+    let check = if problems.is_empty() {
+        let detail = match adopted.len() {
+            0 => format!("{} planned name(s) are free", planned.len()),
+            n => format!(
+                "{} planned name(s) are free; {n} image(s) of this run already exist and are adopted",
+                planned.len() - n
+            ),
+        };
+        Check::ok(WHAT, detail)
+    } else {
+        let cleanup = if hints.local {
+            "cargo xtask cleanup --local"
+        } else {
+            "cargo xtask cleanup"
+        };
+        let mut fix = String::from("an image name is unique per account and region: ");
+        if !runs.is_empty() && owner.is_none() && !hints.resume.is_empty() {
+            let resumes: Vec<String> = runs
+                .iter()
+                .map(|r| format!("`{} {r}`", hints.resume))
+                .collect();
+            fix.push_str(&format!(
+                "if that run did not finish, resume it ({}); ",
+                resumes.join(", ")
+            ));
+        }
+        fix.push_str(&format!(
+            "if the images are unwanted, deregister them (`{cleanup}` lists test leftovers; `aws ec2 deregister-image --region REGION --image-id ID`); otherwise build a new version"
+        ));
+        problems.push(fix);
+        Check::fail(WHAT, problems.join("\n"))
+    };
+    (check, adopted)
+}
+
+fn buckets_check(planned: &[Planned], facts: &Facts) -> Option<Check> {
+    const WHAT: &str = "buckets";
+    let wanted = buckets(planned);
+    if wanted.is_empty() {
+        return None;
+    }
+    let mut problems = Vec::new();
+    let mut ours = 0;
+    let mut free = 0;
+    for (bucket, region) in &wanted {
+        match facts.buckets.get(bucket) {
+            Some(Bucket::Ours { region: found, object_ownership }) => {
+                ours += 1;
+                if let Some(found) = found.as_ref().filter(|f| *f != region) {
+                    problems.push(format!(
+                        "bucket `{bucket}` is in {found}, but the bundles of {region} go there: bundles must be in their image's region; change `bucket` in `build/images.json` settings"
+                    ));
+                }
+                if object_ownership.as_deref() == Some("BucketOwnerEnforced") {
+                    problems.push(format!(
+                        "bucket `{bucket}` has ACLs disabled (Object Ownership `BucketOwnerEnforced`), but bundle uploads set ACLs: run `aws s3api put-bucket-ownership-controls --bucket {bucket} --ownership-controls 'Rules=[{{ObjectOwnership=ObjectWriter}}]'`"
+                    ));
+                }
+            }
+            Some(Bucket::Free) => free += 1,
+            Some(Bucket::Foreign) => problems.push(format!(
+                "bucket `{bucket}` exists but belongs to another account (S3 answered 403): choose another name with `bucket` (or `test_bucket`) in `build/images.json` settings"
+            )),
+            Some(Bucket::Error(e)) => problems.push(format!("bucket `{bucket}`: {e}")),
+            None => {}
+        }
+    }
+    Some(if problems.is_empty() {
+        Check::ok(
+            WHAT,
+            format!("{ours} bundle bucket(s) are ours, {free} will be created in their regions"),
+        )
+    } else {
+        Check::fail(WHAT, problems.join("\n"))
+    })
+}
+
+fn public_check(planned: &[Planned], facts: &Facts) -> Check {
+    const WHAT: &str = "public AMIs";
+    let mut problems = Vec::new();
+    let all = regions(planned);
+    for region in &all {
+        match facts.block_public.get(region) {
+            Some(Ok(state)) if state == "unblocked" => {}
+            Some(Ok(state)) => problems.push(format!(
+                "{region}: block public access for AMIs is on (`{state}`), so making the images public would fail after they are built: run `aws ec2 disable-image-block-public-access --region {region}`"
+            )),
+            Some(Err(e)) => problems.push(format!("{region}: {e}")),
+            None => {}
+        }
+    }
+    if problems.is_empty() {
+        Check::ok(
+            WHAT,
+            format!(
+                "block public access for AMIs is off in all {} region(s)",
+                all.len()
+            ),
+        )
+    } else {
+        Check::fail(WHAT, problems.join("\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn plan() -> Vec<Planned> {
+        let template = json!({"builders": [
+            {"name": "us-east-1-1404-hvm", "type": "amazon-instance", "region": "us-east-1",
+             "source_ami": "ami-11111111", "ami_name": "X 2.6.9-1404-hvm",
+             "ami_virtualization_type": "hvm", "s3_bucket": "b-us-east-1/123-1404-hvm"},
+            {"name": "eu-west-1-1404-pv", "type": "amazon-instance", "region": "eu-west-1",
+             "source_ami": "ami-22222222", "ami_name": "X 2.6.9-1404-pv",
+             "ami_virtualization_type": "paravirtual", "s3_bucket": "b-eu-west-1/123-1404-pv"},
+        ]});
+        planned(&template, &[])
+    }
+
+    fn image(id: &str, virt: &str, root: &str) -> Image {
+        Image {
+            image_id: id.into(),
+            state: "available".into(),
+            virtualization_type: virt.into(),
+            root_device_type: root.into(),
+            ..Default::default()
+        }
+    }
+
+    fn good_facts() -> Facts {
+        let mut facts = Facts {
+            identity: Some(Ok((
+                "123456789012".into(),
+                "arn:aws:iam::123456789012:user/me".into(),
+            ))),
+            expected_account: Some("123456789012".into()),
+            ..Default::default()
+        };
+        facts.base.insert(
+            "us-east-1".into(),
+            Ok(vec![image("ami-11111111", "hvm", "instance-store")]),
+        );
+        facts.base.insert(
+            "eu-west-1".into(),
+            Ok(vec![image("ami-22222222", "paravirtual", "instance-store")]),
+        );
+        for region in ["us-east-1", "eu-west-1"] {
+            facts.named.insert(region.into(), Ok(vec![]));
+            facts
+                .block_public
+                .insert(region.into(), Ok("unblocked".into()));
+        }
+        facts.buckets.insert("b-us-east-1".into(), Bucket::Free);
+        facts.buckets.insert(
+            "b-eu-west-1".into(),
+            Bucket::Ours {
+                region: Some("eu-west-1".into()),
+                object_ownership: Some("ObjectWriter".into()),
+            },
+        );
+        facts
+    }
+
+    const HINTS: Hints = Hints {
+        resume: "cargo xtask publish --resume",
+        local: false,
+    };
+
+    #[test]
+    fn everything_fine_passes() {
+        let outcome = evaluate(&plan(), &good_facts(), true, None, &HINTS);
+        assert!(
+            outcome.checks.iter().all(|c| c.result.is_ok()),
+            "{:#?}",
+            outcome.checks
+        );
+        assert_eq!(outcome.checks.len(), 5);
+    }
+
+    #[test]
+    fn every_failure_is_reported_with_its_fix() {
+        let mut facts = good_facts();
+        facts.identity = Some(Ok(("999999999999".into(), "arn".into())));
+        facts.base.insert(
+            "us-east-1".into(),
+            Ok(vec![image("ami-11111111", "paravirtual", "ebs")]),
+        );
+        facts.base.insert("eu-west-1".into(), Ok(vec![]));
+        facts
+            .block_public
+            .insert("eu-west-1".into(), Ok("block-new-sharing".into()));
+        facts.buckets.insert(
+            "b-eu-west-1".into(),
+            Bucket::Ours {
+                region: None,
+                object_ownership: Some("BucketOwnerEnforced".into()),
+            },
+        );
+        facts.buckets.insert("b-us-east-1".into(), Bucket::Foreign);
+        let mut taken = image("ami-33333333", "hvm", "instance-store");
+        taken.name = "X 2.6.9-1404-hvm".into();
+        taken.tags = vec![
+            Tag {
+                key: "RunId".into(),
+                value: "official-1".into(),
+            },
+            Tag {
+                key: "Version".into(),
+                value: "2.6.9".into(),
+            },
+        ];
+        facts.named.insert("us-east-1".into(), Ok(vec![taken]));
+        let outcome = evaluate(&plan(), &facts, true, None, &HINTS);
+        let text = crate::core::release::report(&outcome.checks);
+        for needle in [
+            "belong to account 999999999999, not to account 123456789012",
+            "is `paravirtual`, but the row says `hvm`",
+            "has root device `ebs`, this build needs `instance-store`",
+            "ami-22222222 (field `instance_store_ami`) does not exist in eu-west-1",
+            "cargo xtask base-images --region eu-west-1",
+            "`X 2.6.9-1404-hvm` is taken in us-east-1 by ami-33333333 (made by run `official-1`, version 2.6.9)",
+            "resume it (`cargo xtask publish --resume official-1`)",
+            "belongs to another account",
+            "ObjectOwnership=ObjectWriter",
+            "eu-west-1: block public access for AMIs is on",
+        ] {
+            assert!(text.contains(needle), "lacks {needle:?}:\n{text}");
+        }
+        assert_eq!(crate::core::release::failures(&outcome.checks), 5);
+    }
+
+    #[test]
+    fn a_resume_adopts_only_images_with_its_own_tags() {
+        let owner = Ownership {
+            project: "comboami".into(),
+            version: "2.6.9".into(),
+            commit: "abc".into(),
+            run_id: "official-1".into(),
+        };
+        let tags = |run: &str| {
+            [
+                ("Project", "comboami"),
+                ("Version", "2.6.9"),
+                ("Commit", "abc"),
+                ("RunId", run),
+            ]
+            .iter()
+            .map(|(k, v)| Tag {
+                key: k.to_string(),
+                value: v.to_string(),
+            })
+            .collect::<Vec<_>>()
+        };
+        let mut facts = good_facts();
+        let mut ours = image("ami-33333333", "hvm", "instance-store");
+        ours.name = "X 2.6.9-1404-hvm".into();
+        ours.tags = tags("official-1");
+        let mut foreign = image("ami-44444444", "paravirtual", "instance-store");
+        foreign.name = "X 2.6.9-1404-pv".into();
+        foreign.tags = tags("official-2");
+        facts.named.insert("us-east-1".into(), Ok(vec![ours]));
+        facts.named.insert("eu-west-1".into(), Ok(vec![foreign]));
+        let outcome = evaluate(&plan(), &facts, true, Some(&owner), &HINTS);
+        assert_eq!(
+            outcome.adopted,
+            vec![Adopted {
+                builder: "us-east-1-1404-hvm".into(),
+                region: "us-east-1".into(),
+                ami: "ami-33333333".into()
+            }]
+        );
+        let text = crate::core::release::report(&outcome.checks);
+        assert!(text.contains("by ami-44444444 (made by run `official-2`, version 2.6.9); its tags are not this run's, so it is not adopted"), "{text}");
+    }
+}
