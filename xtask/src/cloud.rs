@@ -295,7 +295,11 @@ pub fn ask(sh: &Shell, root: &Path, gate: Gate) -> Result<Outcome> {
 pub fn gate(sh: &Shell, root: &Path, gate: Gate) -> Result<Vec<Adopted>> {
     let outcome = ask(sh, root, gate)?;
     let report = release::report(&outcome.checks);
-    eprint!("{}", report.replacen("preflight:", "cloud preflight:", 1));
+    // Short lines: the report stays readable in an 80-column terminal.
+    eprint!(
+        "{}",
+        preflight::wrap_report(&report.replacen("preflight:", "cloud preflight:", 1), 80)
+    );
     let failed = release::failures(&outcome.checks);
     if failed > 0 {
         return Err(anyhow::anyhow!(

@@ -286,7 +286,15 @@ fn with_env(repo: &Repo, args: &[&str], env: &[(&str, &str)]) -> common::Run {
     for (key, value) in env {
         command.env(key, value);
     }
-    command.stdin(std::process::Stdio::null()).run()
+    let mut run = command.stdin(std::process::Stdio::null()).run();
+    run.stderr = unwrap_report(&run.stderr);
+    run
+}
+
+/// The cloud report wraps at 80 columns, continuation lines under the check's text (column 22):
+/// joined back into one line per problem, so assertions can quote whole sentences.
+fn unwrap_report(text: &str) -> String {
+    text.replace(&format!("\n{}", " ".repeat(22)), " ")
 }
 
 const TWO: &str = "us-east-1-1404-hvm,eu-west-1-1204-pv";

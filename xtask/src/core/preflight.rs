@@ -520,6 +520,57 @@ fn public_check(planned: &[Planned], facts: &Facts) -> Check {
     }
 }
 
+/// A report (`core::release::report`) with every line wrapped at word boundaries to `cols`
+/// columns, continuation lines under the text they continue, so it reads in an 80-column
+/// terminal.
+pub fn wrap_report(report: &str, cols: usize) -> String {
+    // Where the text of a check starts: after "  ok    WHAT  " (WHAT padded).
+    let text_column = report
+        .lines()
+        .filter(|l| l.starts_with("  ok    ") || l.starts_with("  FAIL  "))
+        .filter_map(|l| {
+            let after = &l[8..];
+            let what_end = after.find("  ")?;
+            Some(8 + what_end + 2)
+        })
+        .max()
+        .unwrap_or(0);
+    let mut out = String::new();
+    for line in report.lines() {
+        if line.chars().count() <= cols {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        }
+        let leading = line.len() - line.trim_start().len();
+        let indent = if line.starts_with("  ok    ") || line.starts_with("  FAIL  ") {
+            text_column
+        } else {
+            leading
+        };
+        let indent = if indent + 20 > cols { 4 } else { indent };
+        let mut current = line[..leading].to_string();
+        let mut empty = true;
+        for word in line[leading..].split(' ') {
+            let width = current.chars().count();
+            if !empty && width + 1 + word.chars().count() > cols {
+                out.push_str(current.trim_end());
+                out.push('\n');
+                current = " ".repeat(indent);
+                empty = true;
+            }
+            if !empty {
+                current.push(' ');
+            }
+            current.push_str(word);
+            empty = false;
+        }
+        out.push_str(current.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -585,6 +636,29 @@ mod tests {
         resume: "cargo xtask publish --resume",
         local: false,
     };
+
+    #[test]
+    fn the_report_fits_80_columns() {
+        let outcome = evaluate(&plan(), &good_facts(), true, None, &HINTS);
+        let mut checks = outcome.checks;
+        checks.push(Check::fail(
+            "base AMIs",
+            "`eu-west-1-1204-pv`: base AMI ami-7beb9d0c (field `instance_store_ami`) does not exist in eu-west-1 (deregistered upstream?): find the current one with `cargo xtask base-images --region eu-west-1`",
+        ));
+        let report = crate::core::release::report(&checks);
+        let wrapped = wrap_report(&report, 80);
+        assert!(
+            wrapped.lines().all(|l| l.chars().count() <= 80),
+            "{wrapped}"
+        );
+        let words = |t: &str| t.split_whitespace().map(String::from).collect::<Vec<_>>();
+        assert_eq!(words(&wrapped), words(&report));
+        assert!(
+            wrapped.contains("\n                      find the current one")
+                || wrapped.contains("\n                      "),
+            "{wrapped}"
+        );
+    }
 
     #[test]
     fn everything_fine_passes() {
