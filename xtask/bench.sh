@@ -31,7 +31,8 @@ time_it() { # NAME RUNS COMMAND: mean wall time of the shell command COMMAND ove
 lifecycle() {
     cargo build --quiet --package xtask
     echo "== cleanup and audit of every region against the stand-in (32 public images in 8 regions)"
-    local copy xtask=$PWD/target/debug/xtask
+    # Global, not local: the EXIT trap runs after this function has returned.
+    xtask=$PWD/target/debug/xtask
     copy=$(mktemp -d)
     trap '(cd "$copy" && "$xtask" local down >/dev/null 2>&1) || true; rm -rf "$copy"' EXIT
     cp -r ds0_utils.py ami_ids.json Cargo.toml .gitignore build "$copy/"
