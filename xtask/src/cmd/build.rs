@@ -978,11 +978,21 @@ fn resume_command(record: &RunRecord, options: &Options) -> String {
         (None, Kind::Official) => format!("cargo xtask publish --resume {}{local}", record.run_id),
         (None, kind) => {
             let unfinished = record.unfinished();
-            if unfinished.is_empty() || unfinished.len() == record.builders.len() {
-                format!("cargo xtask {kind}{local}")
+            // Without `--only`, a run where nothing finished is simply run again; with it (or
+            // when some finished) the command names exactly what is left, never more.
+            let whole_matrix = options.flags.only.is_empty();
+            let only = if unfinished.is_empty()
+                || (whole_matrix && unfinished.len() == record.builders.len())
+            {
+                String::new()
             } else {
-                format!("cargo xtask {kind} --only {}{local}", unfinished.join(","))
-            }
+                format!(" --only {}", unfinished.join(","))
+            };
+            let branch = match &options.flags.branch {
+                Some(branch) => format!(" --branch {branch}"),
+                None => String::new(),
+            };
+            format!("cargo xtask {kind}{only}{branch}{local}")
         }
     }
 }
