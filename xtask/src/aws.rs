@@ -152,27 +152,38 @@ pub fn pool() -> usize {
         .unwrap_or(4)
 }
 
-/// Runs `work` for every region on a small bounded pool of threads, each with its own shell;
-/// the results come back in the order of `regions`. A cleanup, retire or audit of every region
-/// then costs about as much as its slowest region.
+/// Runs `work` for every region on a small bounded pool of threads, each call with its own
+/// shell; the results come back in the order of `regions`. A cleanup, retire or audit of every
+/// region then costs about as much as its slowest region.
 pub fn each_region<T, F>(regions: &[String], work: F) -> Vec<T>
 where
     T: Send,
     F: Fn(&Shell, &str) -> T + Sync,
 {
+    in_pool(regions, pool(), |region| {
+        let sh = Shell::new().expect("a shell starts where the main one did");
+        work(&sh, region)
+    })
+}
+
+/// Runs `work` on every item, at most `size` at once on scoped threads; the results come back
+/// in the order of `items`. The one pool behind every concurrent `aws` call.
+pub fn in_pool<I, T, F>(items: &[I], size: usize, work: F) -> Vec<T>
+where
+    I: Sync,
+    T: Send,
+    F: Fn(&I) -> T + Sync,
+{
     let next = std::sync::atomic::AtomicUsize::new(0);
     let results: std::sync::Mutex<Vec<Option<T>>> =
-        std::sync::Mutex::new(regions.iter().map(|_| None).collect());
+        std::sync::Mutex::new(items.iter().map(|_| None).collect());
     std::thread::scope(|scope| {
-        for _ in 0..pool().min(regions.len()) {
-            scope.spawn(|| {
-                let sh = Shell::new().expect("a shell starts where the main one did");
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    let Some(region) = regions.get(i) else { break };
-                    let result = work(&sh, region);
-                    results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(result);
-                }
+        for _ in 0..size.max(1).min(items.len()) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Some(item) = items.get(i) else { break };
+                let result = work(item);
+                results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(result);
             });
         }
     });
@@ -180,6 +191,6 @@ where
         .into_inner()
         .unwrap_or_else(|e| e.into_inner())
         .into_iter()
-        .map(|r| r.expect("every region was worked on"))
+        .map(|r| r.expect("every item was worked on"))
         .collect()
 }

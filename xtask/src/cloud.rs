@@ -9,14 +9,9 @@ use crate::core::release;
 use crate::standin::{self, Standin};
 use anyhow::Result;
 use std::path::Path;
-use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::Command;
 use std::sync::Mutex;
 use xshell::Shell;
-
-/// At most this many `aws` processes at once: each is a Python start-up, so more would only
-/// queue for the CPU; enough to hide the network's latency across regions.
-const PARALLEL: usize = 8;
 
 pub struct Request<'a> {
     pub planned: &'a [Planned],
@@ -186,7 +181,7 @@ fn questions(asks: &[(Ask, String, Vec<String>)]) -> Vec<(String, Vec<String>)> 
         .collect()
 }
 
-/// Runs every question (`aws ARGS` in REGION), [`PARALLEL`] at a time; answers in the order
+/// Runs every question (`aws ARGS` in REGION), [`crate::aws::pool`] at a time; answers in the order
 /// asked.
 pub fn ask_all(
     sh: &Shell,
@@ -201,29 +196,15 @@ pub fn ask_all(
             Mutex::new(Some(aws.command(sh, region, &args)))
         })
         .collect();
-    let outputs: Vec<Mutex<Option<std::io::Result<Output>>>> =
-        asks.iter().map(|_| Mutex::new(None)).collect();
-    let next = AtomicUsize::new(0);
-    std::thread::scope(|scope| {
-        for _ in 0..PARALLEL.min(asks.len()) {
-            scope.spawn(|| loop {
-                let index = next.fetch_add(1, Ordering::SeqCst);
-                let Some(slot) = commands.get(index) else {
-                    break;
-                };
-                let command = slot.lock().expect("not poisoned").take();
-                if let Some(mut command) = command {
-                    let output = command.stdin(std::process::Stdio::null()).output();
-                    *outputs[index].lock().expect("not poisoned") = Some(output);
-                }
-            });
-        }
+    let outputs = crate::aws::in_pool(&commands, crate::aws::pool(), |slot| {
+        let command = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+        command.map(|mut command| command.stdin(std::process::Stdio::null()).output())
     });
     asks.iter()
         .zip(outputs)
         .map(|((region, args), output)| {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            match output.into_inner().expect("not poisoned") {
+            match output {
                 Some(Ok(output)) => aws
                     .answer(region, &args, &output)
                     .map_err(|e| format!("{e:#}")),
