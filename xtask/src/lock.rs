@@ -418,7 +418,7 @@ fn now() -> u64 {
 
 /// `HH:MM:SS` of an epoch time, UTC.
 fn clock(epoch: u64) -> String {
-    let stamp = crate::runs::utc_stamp(epoch);
+    let stamp = crate::core::time::stamp(epoch);
     let time = &stamp[9..];
     format!("{}:{}:{}", &time[0..2], &time[2..4], &time[4..6])
 }

@@ -290,7 +290,7 @@ pub fn new_run_id(root: &Path, kind: Kind, local: bool, epoch: u64) -> Result<St
     let base = format!(
         "{kind}{}-{}",
         if local { "-local" } else { "" },
-        utc_stamp(epoch)
+        crate::core::time::stamp(epoch)
     );
     let runs = root.join(RUNS_DIR);
     std::fs::create_dir_all(&runs)
@@ -333,37 +333,4 @@ pub fn next_attempt(record: &RunRecord, dir: &Path) -> usize {
 
 pub fn run_dir(root: &Path, run_id: &str) -> PathBuf {
     root.join(RUNS_DIR).join(run_id)
-}
-
-/// `YYYYMMDD-HHMMSS` in UTC (Howard Hinnant's civil-from-days).
-pub fn utc_stamp(epoch: u64) -> String {
-    let days = (epoch / 86_400) as i64;
-    let secs = epoch % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stamps() {
-        assert_eq!(utc_stamp(0), "19700101-000000");
-        assert_eq!(utc_stamp(1_795_573_423), "20261125-022343");
-        assert_eq!(utc_stamp(951_782_400), "20000229-000000");
-    }
 }

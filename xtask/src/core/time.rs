@@ -29,6 +29,18 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
 
 /// `YYYY-MM-DDTHH:MM:SSZ` (UTC).
 pub fn iso(epoch: u64) -> String {
+    let (year, month, day, h, m, s) = civil(epoch);
+    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}Z")
+}
+
+/// `YYYYMMDD-HHMMSS` (UTC): sorts like time and fits in a folder name (run ids).
+pub fn stamp(epoch: u64) -> String {
+    let (year, month, day, h, m, s) = civil(epoch);
+    format!("{year:04}{month:02}{day:02}-{h:02}{m:02}{s:02}")
+}
+
+/// The UTC calendar date and time of `epoch` (Howard Hinnant's days-to-civil algorithm).
+fn civil(epoch: u64) -> (i64, i64, i64, u64, u64, u64) {
     let days = (epoch / DAY) as i64;
     let secs = epoch % DAY;
     let z = days + 719_468;
@@ -40,12 +52,7 @@ pub fn iso(epoch: u64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
+    (year, month, day, secs / 3600, secs / 60 % 60, secs % 60)
 }
 
 /// A UTC time as AWS writes it (`2026-11-25T13:27:45.000Z`) or as users type it
@@ -93,6 +100,14 @@ pub fn age(seconds: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stamps() {
+        assert_eq!(stamp(0), "19700101-000000");
+        assert_eq!(stamp(1_795_573_423), "20261125-022343");
+        assert_eq!(stamp(951_782_400), "20000229-000000");
+        assert_eq!(iso(1_795_573_423), "2026-11-25T02:23:43Z");
+    }
 
     #[test]
     fn durations() {
