@@ -522,3 +522,20 @@ fn preflight_refusals_launch_nothing() {
     });
     assert_eq!(before, now, "a refused build writes nothing");
 }
+
+/// All 32 builders of a local publish share one stand-in instance; each has its own remote
+/// folder, so Packer's randomly named remote scripts never collide (a shared folder lost a
+/// builder in a few percent of full publishes).
+#[test]
+fn three_full_local_publishes_in_a_row_all_succeed() {
+    let repo = Repo::new("three-publishes");
+    for round in 1..=3 {
+        let run = repo.xtask(&["publish", "--local", "--yes"]).ok();
+        assert!(
+            run.stdout.contains("32 of 32 builders succeeded"),
+            "round {round}:\n{}",
+            run.stdout
+        );
+        assert_standin_stopped(&repo, &run_id(&run));
+    }
+}
