@@ -16,7 +16,7 @@ use crate::core::registry::REGISTRY_PATH;
 use crate::core::time;
 use crate::runs::{self, RunRecord};
 use crate::{output, project};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use xshell::Shell;
@@ -182,14 +182,6 @@ pub fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
         "regions": plans,
         "failures": failures,
     }));
-    output::document(serde_json::json!({
-        "command": "cleanup",
-        "ok": failures.is_empty(),
-        "filter": filter.describe(),
-        "execute": options.execute,
-        "regions": plans,
-        "failures": failures,
-    }));
     if !failures.is_empty() {
         for failure in &failures {
             eprintln!("error: {failure}");
@@ -201,8 +193,6 @@ pub fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
     }
     Ok(())
 }
-
-use anyhow::Context as _;
 
 /// `--region` when given; else the regions of matching records, plus the test region for test
 /// kinds, or every region of the matrix otherwise (tags may be anywhere the matrix builds).
