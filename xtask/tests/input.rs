@@ -425,26 +425,10 @@ fn a_closed_stdout_or_stderr_never_panics() {
     );
 }
 
-/// Only the test region's rows stay enabled: a release rehearsal of 4 builders.
-fn small_matrix(repo: &Repo) {
-    let mut matrix: serde_json::Value =
-        serde_json::from_str(&repo.read("build/images.json")).unwrap();
-    for row in matrix["images"].as_array_mut().unwrap() {
-        if row["region"] != "us-east-1" {
-            row["enabled"] = false.into();
-            row["disabled_because"] = "a small matrix for the test".into();
-        }
-    }
-    repo.write(
-        "build/images.json",
-        &(serde_json::to_string_pretty(&matrix).unwrap() + "\n"),
-    );
-}
-
 #[test]
 fn a_release_commits_the_target_of_a_symlinked_file() {
     let repo = Repo::new("symlink-release");
-    small_matrix(&repo);
+    common::small_matrix(&repo);
     std::fs::create_dir_all(repo.path("shared")).unwrap();
     std::fs::rename(repo.path("ds0_utils.py"), repo.path("shared/ds0_utils.py")).unwrap();
     std::os::unix::fs::symlink("shared/ds0_utils.py", repo.path("ds0_utils.py")).unwrap();

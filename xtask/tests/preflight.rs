@@ -105,26 +105,10 @@ fn tags_are_signed_as_git_is_configured_and_git_verifies_them() {
     );
 }
 
-/// Only the test region's rows stay enabled: a release rehearsal of 4 builders.
-fn small_matrix(repo: &Repo) {
-    let mut matrix: serde_json::Value =
-        serde_json::from_str(&repo.read("build/images.json")).unwrap();
-    for row in matrix["images"].as_array_mut().unwrap() {
-        if row["region"] != "us-east-1" {
-            row["enabled"] = false.into();
-            row["disabled_because"] = "a small matrix for the test".into();
-        }
-    }
-    repo.write(
-        "build/images.json",
-        &(serde_json::to_string_pretty(&matrix).unwrap() + "\n"),
-    );
-}
-
 #[test]
 fn release_tags_are_signed_and_verified_too() {
     let repo = Repo::new("signed-release");
-    small_matrix(&repo);
+    common::small_matrix(&repo);
     repo.git_init("2.6");
     configure_ssh_signing(&repo);
     let run = repo.xtask(&["release", "2.6.9", "--local", "--yes"]).ok();

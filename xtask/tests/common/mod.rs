@@ -367,3 +367,19 @@ pub fn standin_aws(repo: &Repo, region: &str, args: &[&str]) -> serde_json::Valu
         serde_json::from_str(&text).unwrap()
     }
 }
+
+/// Only the test region's rows stay enabled: a release rehearsal of 4 builders.
+pub fn small_matrix(repo: &Repo) {
+    let mut matrix: serde_json::Value =
+        serde_json::from_str(&repo.read("build/images.json")).unwrap();
+    for row in matrix["images"].as_array_mut().unwrap() {
+        if row["region"] != "us-east-1" {
+            row["enabled"] = false.into();
+            row["disabled_because"] = "a small matrix for the test".into();
+        }
+    }
+    repo.write(
+        "build/images.json",
+        &(serde_json::to_string_pretty(&matrix).unwrap() + "\n"),
+    );
+}
