@@ -3,9 +3,9 @@
 //! `core::preflight` can report every failure together.
 
 use crate::aws::Aws;
-use crate::cmd::FixContext;
 use crate::core::preflight::{self, Adopted, Bucket, Facts, Hints, Outcome, Ownership, Planned};
 use crate::core::release;
+use crate::error::FixContext;
 use crate::standin::{self, Standin};
 use anyhow::Result;
 use std::path::Path;

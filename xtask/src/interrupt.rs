@@ -17,13 +17,25 @@ static PACKER_GROUP: AtomicI32 = AtomicI32::new(0);
 /// What the user runs to continue after an interrupt, once the command has started work.
 static RESUME: Mutex<Option<String>> = Mutex::new(None);
 
+/// Set once a command has changed something (a run folder, a file, a ref, a launch): from then
+/// on a failure is "some steps failed" (1), never "refused before anything started" (2).
+static STARTED: AtomicBool = AtomicBool::new(false);
+
+pub fn mark_started() {
+    STARTED.store(true, Ordering::SeqCst);
+}
+
+pub fn started() -> bool {
+    STARTED.load(Ordering::SeqCst)
+}
+
 /// Installs the handler (SIGINT, SIGTERM, SIGHUP); every command that may start work calls it.
 pub fn install() {
     let _ = ctrlc::set_handler(|| {
         REQUESTED.store(true, Ordering::SeqCst);
         let count = COUNT.fetch_add(1, Ordering::SeqCst) + 1;
         let group = PACKER_GROUP.load(Ordering::SeqCst);
-        if !crate::cmd::started() {
+        if !started() {
             // Nothing to stop or record yet (checks, a plan, a prompt, a wait for the lock):
             // stop now rather than at the end of a prompt.
             say("\ninterrupted: stopped before anything started; nothing was changed");
@@ -110,7 +122,7 @@ pub fn interrupted(next: &str) -> anyhow::Error {
         Some(resume) => {
             format!("stopped before {next}; what finished is recorded: run `{resume}` to resume")
         }
-        None if crate::cmd::started() => {
+        None if started() => {
             format!("stopped before {next}; nothing is left half-done")
         }
         None => format!("stopped before {next}; nothing was started"),

@@ -1,17 +1,52 @@
 //! `cargo xtask ami-ids`: merge the AMIs of Packer output files into `ami_ids.json`.
 
-use crate::cmd::BuildsFailed;
+use crate::cmd::Cmd;
 use crate::core::matrix::Matrix;
 use crate::core::packer_log::{self, Ami, OutcomeScanner, Tracker};
 use crate::core::registry::{self, Change};
+use crate::error::BuildsFailed;
+use crate::lock::Busy;
 use crate::project;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
+use std::process::ExitCode;
 use xshell::Shell;
 
-pub fn run(sh: &Shell, files: &[String], registry_path: &str) -> Result<()> {
+/// Merge the AMIs reported by Packer logs or manifests into `ami_ids.json`.
+#[derive(clap::Args)]
+#[command(
+    after_help = "Example:\n  cargo xtask ami-ids build/runs/official-1732000000/output-1.log"
+)]
+pub struct AmiIds {
+    /// Packer machine-readable logs (`packer build -machine-readable`) or manifest files
+    /// (the `manifest` post-processor) to read the AMIs from.
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<String>,
+    /// The registry to update (default: the repository's `ami_ids.json`).
+    #[arg(long, value_name = "FILE")]
+    registry: Option<String>,
+}
+
+impl Cmd for AmiIds {
+    const NAME: &'static str = "ami-ids";
+    fn lock(&self) -> Option<Busy> {
+        // A merge is short: wait for the other merge rather than refuse and lose the AMIs.
+        Some(Busy::Wait)
+    }
+    fn run(self, cx: &crate::cmd::Context) -> Result<ExitCode> {
+        let files: Vec<String> = self.files.iter().map(|f| cx.path(f)).collect();
+        let registry = self
+            .registry
+            .as_deref()
+            .map_or(crate::core::registry::REGISTRY_PATH.into(), |r| cx.path(r));
+        merge_files(cx.sh, &files, &registry)?;
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+fn merge_files(sh: &Shell, files: &[String], registry_path: &str) -> Result<()> {
     let matrix = project::matrix(sh)?;
     let mut amis = Vec::new();
     let mut failed = Vec::new();
@@ -84,7 +119,7 @@ pub fn merge_into(sh: &Shell, registry_path: &str, amis: &[Ami]) -> Result<Vec<C
     let mut registry = project::registry(sh, registry_path)?;
     let changes = registry::merge(&mut registry, amis).map_err(anyhow::Error::msg)?;
     if !changes.is_empty() {
-        crate::cmd::mark_started();
+        crate::interrupt::mark_started();
         project::write_atomic(sh, registry_path, &registry::render(&registry))?;
     }
     Ok(changes)

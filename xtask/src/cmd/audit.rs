@@ -5,12 +5,13 @@
 //! has its bundle. Prints the mismatches by region; exits 1 on any.
 
 use crate::aws::{self, Aws};
-use crate::cmd::{lifecycle, PartlyFailed};
+use crate::cmd::lifecycle;
 use crate::core::audit::{self, Expected, Seen};
 use crate::core::cleanup::{self, Image};
 use crate::core::protect;
 use crate::core::registry::REGISTRY_PATH;
 use crate::core::retire::{self, Retired, RETIRED_PATH};
+use crate::error::PartlyFailed;
 use crate::git::Git;
 use crate::project;
 use crate::runs;
@@ -19,12 +20,32 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use xshell::Shell;
 
-pub struct Options {
-    pub regions: Vec<String>,
-    pub local: bool,
+/// Check every release and candidate tag and `ami_ids.json` against the images in AWS.
+#[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  cargo xtask audit\n  cargo xtask audit --region us-east-1,eu-west-1"
+)]
+pub struct Audit {
+    /// Only these regions (comma-separated or repeated).
+    #[arg(long = "region", value_name = "REGION", num_args = 1..)]
+    regions: Vec<String>,
+    /// Audit the local stand-in kept by `cargo xtask local up`.
+    #[arg(long)]
+    local: bool,
 }
 
-pub fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
+impl crate::cmd::Cmd for Audit {
+    const NAME: &'static str = "audit";
+    fn lock(&self) -> Option<crate::lock::Busy> {
+        None
+    }
+    fn run(self, cx: &crate::cmd::Context) -> Result<std::process::ExitCode> {
+        run(cx.sh, cx.root(), &self)?;
+        Ok(std::process::ExitCode::SUCCESS)
+    }
+}
+
+fn run(sh: &Shell, root: &Path, options: &Audit) -> Result<()> {
     let git = Git::open(root)?;
     let tags = lifecycle::release_tags(&git)?;
     let current = project::registry(sh, REGISTRY_PATH)?;

@@ -16,14 +16,40 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use xshell::Shell;
 
-pub struct Options {
-    pub regions: Vec<String>,
-    pub update: bool,
-    pub add_region: Option<String>,
-    pub local: bool,
+/// Find Canonical's newest Ubuntu base image for every row; `--update` writes the new ids into `build/images.json`.
+#[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  cargo xtask base-images\n  cargo xtask base-images --region us-east-1 --update"
+)]
+pub struct BaseImages {
+    /// Only the rows of these regions (comma-separated or repeated).
+    #[arg(long = "region", value_name = "REGION", num_args = 1..)]
+    regions: Vec<String>,
+    /// Write the changed ids (and added rows) into `build/images.json`.
+    #[arg(long)]
+    update: bool,
+    /// Propose the rows of a region the matrix does not have yet.
+    #[arg(long, value_name = "REGION")]
+    add_region: Option<String>,
+    /// Ask the local stand-in instead of AWS.
+    #[arg(long)]
+    local: bool,
 }
 
-pub fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
+impl crate::cmd::Cmd for BaseImages {
+    const NAME: &'static str = "base-images";
+    fn lock(&self) -> Option<crate::lock::Busy> {
+        // `--update` writes `build/images.json`; `--local` starts a stand-in, which must never
+        // replace the one a running build uses.
+        (self.update || self.local).then_some(crate::lock::Busy::Refuse)
+    }
+    fn run(self, cx: &crate::cmd::Context) -> Result<std::process::ExitCode> {
+        run(cx.sh, cx.root(), &self)?;
+        Ok(std::process::ExitCode::SUCCESS)
+    }
+}
+
+fn run(sh: &Shell, root: &Path, options: &BaseImages) -> Result<()> {
     let text = project::read(sh, MATRIX_PATH)?;
     let matrix = project::matrix(sh)?;
     let regions = project::split_names(&options.regions);

@@ -1,12 +1,12 @@
 //! `cargo xtask test-ebs`, `test-instance` and `publish`: preflight, plan, template, validate,
 //! build with a live view, record, merge, summary; and `publish --resume`.
 
-use crate::cmd::{BuildsFailed, FixContext};
 use crate::core::preflight;
 use crate::core::registry::REGISTRY_PATH;
 use crate::core::template::{self, Inputs, Kind};
 use crate::core::{ds0, matrix, report};
 use crate::credentials::{self, Credentials};
+use crate::error::{BuildsFailed, FixContext};
 use crate::packer::{BuildRequest, Packer};
 use crate::runs::{self, Attempt, BuilderRecord, BuilderState, RunRecord};
 use crate::simulated::World;
@@ -17,6 +17,164 @@ use anyhow::{bail, Context, Result};
 use std::io::IsTerminal;
 use std::path::Path;
 use xshell::Shell;
+
+/// The flags every build shares.
+#[derive(clap::Args)]
+pub struct BuildArgs {
+    /// Only these builders (names like `us-east-1-1404-hvm`, comma-separated or repeated).
+    #[arg(long, num_args = 1..)]
+    only: Vec<String>,
+    /// Run against the local AWS stand-in: no account, no cost.
+    #[arg(long)]
+    local: bool,
+    /// Print the end-of-run summary as one JSON document on stdout (the live view and
+    /// everything else go to stderr).
+    #[arg(long)]
+    json: bool,
+    /// Launch without asking AWS first (emergencies only: said loudly in the plan and the run record).
+    #[arg(long)]
+    skip_cloud_checks: bool,
+    /// Options passed on to `packer build` (after `--`).
+    #[arg(last = true, value_name = "PACKER_ARGS")]
+    packer_args: Vec<String>,
+}
+
+impl BuildArgs {
+    fn flags(self) -> Flags {
+        Flags {
+            only: self.only,
+            local: self.local,
+            packer_args: self.packer_args,
+            json: self.json,
+            skip_cloud_checks: self.skip_cloud_checks,
+            ..Default::default()
+        }
+    }
+}
+
+/// The flags of a test build (`test-ebs`, `test-instance`).
+#[derive(clap::Args)]
+pub struct TestArgs {
+    #[command(flatten)]
+    common: BuildArgs,
+    /// Bake this ComboAMI branch instead of the one in `ds0_utils.py`.
+    #[arg(long, value_name = "BRANCH")]
+    branch: Option<String>,
+    /// Launch without asking, after the plan is shown (test builds on AWS cost money too).
+    #[arg(long)]
+    yes: bool,
+}
+
+impl TestArgs {
+    fn run(self, cx: &crate::cmd::Context, kind: Kind) -> Result<std::process::ExitCode> {
+        let options = Options {
+            flags: Flags {
+                branch: self.branch,
+                yes: self.yes,
+                ..self.common.flags()
+            },
+            release: None,
+        };
+        run(cx.sh, cx.root(), kind, &options)?;
+        Ok(std::process::ExitCode::SUCCESS)
+    }
+}
+
+/// Build private EBS-backed test images in the test region.
+#[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  cargo xtask test-ebs --local\n  cargo xtask test-ebs --only us-east-1-1404-hvm --yes"
+)]
+pub struct TestEbs {
+    #[command(flatten)]
+    args: TestArgs,
+}
+
+/// Build private instance-store test images in the test region.
+#[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  cargo xtask test-instance --local\n  cargo xtask test-instance --branch my-fix --yes"
+)]
+pub struct TestInstance {
+    #[command(flatten)]
+    args: TestArgs,
+}
+
+impl crate::cmd::Cmd for TestEbs {
+    const NAME: &'static str = "test-ebs";
+    fn lock(&self) -> Option<crate::lock::Busy> {
+        Some(crate::lock::Busy::Refuse)
+    }
+    fn json(&self) -> bool {
+        self.args.common.json
+    }
+    fn run(self, cx: &crate::cmd::Context) -> Result<std::process::ExitCode> {
+        self.args.run(cx, Kind::TestEbs)
+    }
+}
+
+impl crate::cmd::Cmd for TestInstance {
+    const NAME: &'static str = "test-instance";
+    fn lock(&self) -> Option<crate::lock::Busy> {
+        Some(crate::lock::Busy::Refuse)
+    }
+    fn json(&self) -> bool {
+        self.args.common.json
+    }
+    fn run(self, cx: &crate::cmd::Context) -> Result<std::process::ExitCode> {
+        self.args.run(cx, Kind::TestInstance)
+    }
+}
+
+/// Build every enabled row of the matrix as public images and merge them into `ami_ids.json`.
+#[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  cargo xtask publish --local --yes\n  cargo xtask publish --resume --yes\n  cargo xtask publish --only us-east-1-1404-hvm --private"
+)]
+pub struct Publish {
+    #[command(flatten)]
+    common: BuildArgs,
+    /// Build one builder at a time (troubleshooting).
+    #[arg(long)]
+    no_parallel: bool,
+    /// Pause after every Packer step (needs a terminal).
+    #[arg(long)]
+    debug: bool,
+    /// Launch without asking, after the plan is shown.
+    #[arg(long)]
+    yes: bool,
+    /// Build private images (`ami_groups` empty) and leave `ami_ids.json` alone.
+    #[arg(long)]
+    private: bool,
+    /// Rebuild only what did not succeed in the latest run, or in RUN.
+    #[arg(long, value_name = "RUN", num_args = 0..=1, default_missing_value = "")]
+    resume: Option<String>,
+}
+
+impl crate::cmd::Cmd for Publish {
+    const NAME: &'static str = "publish";
+    fn lock(&self) -> Option<crate::lock::Busy> {
+        Some(crate::lock::Busy::Refuse)
+    }
+    fn json(&self) -> bool {
+        self.common.json
+    }
+    fn run(self, cx: &crate::cmd::Context) -> Result<std::process::ExitCode> {
+        let options = Options {
+            flags: Flags {
+                no_parallel: self.no_parallel,
+                debug: self.debug,
+                yes: self.yes,
+                private: self.private,
+                resume: self.resume.map(|r| Some(r).filter(|r| !r.is_empty())),
+                ..self.common.flags()
+            },
+            release: None,
+        };
+        run(cx.sh, cx.root(), Kind::Official, &options)?;
+        Ok(std::process::ExitCode::SUCCESS)
+    }
+}
 
 /// What the user asked for on the command line of `test-ebs`, `test-instance` or `publish`.
 #[derive(Debug, Clone, Default)]
@@ -156,7 +314,7 @@ pub fn run(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Fin
         Some(release) => release.run_id.clone(),
         None => runs::new_run_id(root, kind, flags.local, epoch)?,
     };
-    cmd::mark_started();
+    interrupt::mark_started();
     let registry_path = registry_path.map(|p| {
         if p.is_empty() {
             scratch_registry(&run_id)
@@ -367,7 +525,7 @@ fn resume(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Fini
             record.builders.len()
         );
         interrupt::check("merging")?;
-        cmd::mark_started();
+        interrupt::mark_started();
         return finish(sh, record, kind, options);
     }
     let matrix = project::matrix(sh)?;
@@ -431,12 +589,12 @@ fn resume(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Fini
     }
     if remaining.is_empty() {
         drop(standin);
-        cmd::mark_started();
+        interrupt::mark_started();
         return finish(sh, record, kind, options);
     }
     confirm_launch(kind, flags)?;
     interrupt::check("anything started")?;
-    cmd::mark_started();
+    interrupt::mark_started();
     lock::set_run(&run_id);
     interrupt::set_resume(resume_command(&record, options));
     attempt(

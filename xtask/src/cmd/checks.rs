@@ -284,3 +284,20 @@ pub fn check_remote_branch(
         (Err(e), _) | (_, Err(e)) => Check::fail(WHAT, format!("{e:#}")),
     }
 }
+
+/// Whether the release tag is signed; without either flag git's `tag.gpgSign` decides.
+#[derive(clap::Args)]
+pub struct SignArgs {
+    /// Sign the tag (with `user.signingKey`, `gpg.format` and `gpg.program` of git's configuration).
+    #[arg(short = 's', long, conflicts_with = "no_sign")]
+    sign: bool,
+    /// Do not sign the tag, whatever `tag.gpgSign` says.
+    #[arg(long)]
+    no_sign: bool,
+}
+
+impl SignArgs {
+    pub fn choice(&self) -> crate::signing::Choice {
+        crate::signing::Choice::from_flags(self.sign, self.no_sign)
+    }
+}

@@ -10,16 +10,82 @@
 
 use crate::aws::{self, Aws, Unconfigured};
 use crate::cmd::lifecycle;
-use crate::cmd::PartlyFailed;
 use crate::core::cleanup::{self, Bundle, Filter, Found, RegionPlan, Rules};
 use crate::core::registry::REGISTRY_PATH;
 use crate::core::time;
+use crate::error::PartlyFailed;
 use crate::runs::{self, RunRecord};
 use crate::{output, project};
 use anyhow::{bail, Context, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use xshell::Shell;
+
+/// List (and with `--execute` delete) what matching builds left in AWS: AMIs, snapshots, volumes, S3 bundles.
+#[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  cargo xtask cleanup --kind test-ebs\n  cargo xtask cleanup --kind test-ebs --keep 3 --older-than 7d --execute\n  cargo xtask cleanup --run test-ebs-1732000000 --local"
+)]
+pub struct Cleanup {
+    /// Only what this run made (a folder name of `build/runs/`).
+    #[arg(long, value_name = "RUN")]
+    run: Option<String>,
+    /// Only images of this version.
+    #[arg(long, value_name = "VERSION")]
+    version: Option<String>,
+    /// Only test images of this kind: test-ebs or test-instance.
+    #[arg(long, value_name = "KIND")]
+    kind: Option<crate::core::template::Kind>,
+    /// Only these regions (comma-separated or repeated).
+    #[arg(long, value_name = "REGION", num_args = 1..)]
+    region: Vec<String>,
+    /// Keep the newest N runs per kind and region.
+    #[arg(long, value_name = "N")]
+    keep: Option<usize>,
+    /// Only what is older than DURATION (`7d`, `12h`).
+    #[arg(long, value_name = "DURATION")]
+    older_than: Option<String>,
+    /// Delete images even if instances or launch templates use them.
+    #[arg(long)]
+    even_if_used: bool,
+    /// Delete what is listed (without it, nothing is deleted).
+    #[arg(long)]
+    execute: bool,
+    /// Clean up the local stand-in kept by `cargo xtask local up`.
+    #[arg(long)]
+    local: bool,
+    /// Print what was found (and deleted) as one JSON document on stdout (everything else
+    /// goes to stderr).
+    #[arg(long)]
+    json: bool,
+}
+
+impl crate::cmd::Cmd for Cleanup {
+    const NAME: &'static str = "cleanup";
+    fn lock(&self) -> Option<crate::lock::Busy> {
+        self.execute.then_some(crate::lock::Busy::Refuse)
+    }
+    fn json(&self) -> bool {
+        self.json
+    }
+    fn run(self, cx: &crate::cmd::Context) -> Result<std::process::ExitCode> {
+        let options = Options {
+            filter: Filter {
+                run: self.run,
+                version: self.version,
+                kind: self.kind,
+            },
+            regions: self.region,
+            execute: self.execute,
+            local: self.local,
+            keep: self.keep,
+            older_than: self.older_than,
+            even_if_used: self.even_if_used,
+        };
+        run(cx.sh, cx.root(), &options)?;
+        Ok(std::process::ExitCode::SUCCESS)
+    }
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -34,7 +100,7 @@ pub struct Options {
     pub even_if_used: bool,
 }
 
-pub fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
+fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
     let filter = &options.filter;
     if filter.is_empty() {
         bail!(

@@ -1,11 +1,47 @@
 //! `cargo xtask config`: print or write the Packer template a build would use.
 
+use crate::cmd::{Cmd, Context};
 use crate::core::template::{self, Inputs, Kind};
+use crate::lock::Busy;
 use crate::project;
-use anyhow::{Context, Result};
-use xshell::Shell;
+use anyhow::{Context as _, Result};
+use std::process::ExitCode;
 
-pub fn run(sh: &Shell, kind: Kind, only: &[String], out: Option<&str>) -> Result<()> {
+/// Print (or write) the Packer template for official, test-ebs or test-instance builds.
+#[derive(clap::Args)]
+#[command(
+    after_help = "Example:\n  cargo xtask config test-ebs --only us-east-1-1404-hvm --out /tmp/t.json"
+)]
+pub struct Config {
+    /// The template kind: `official`, `test-ebs` or `test-instance`.
+    #[arg(value_name = "KIND")]
+    kind: Kind,
+    /// Only these builders (names like `us-east-1-1404-hvm`, comma-separated or repeated).
+    #[arg(long, num_args = 1..)]
+    only: Vec<String>,
+    /// Write the template to FILE instead of printing it.
+    #[arg(long, value_name = "FILE")]
+    out: Option<String>,
+}
+
+impl Cmd for Config {
+    const NAME: &'static str = "config";
+    fn lock(&self) -> Option<Busy> {
+        None
+    }
+    fn run(self, cx: &Context) -> Result<ExitCode> {
+        let out = self.out.as_deref().map(|p| cx.path(p));
+        print_template(cx.sh, self.kind, &self.only, out.as_deref())?;
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+fn print_template(
+    sh: &xshell::Shell,
+    kind: Kind,
+    only: &[String],
+    out: Option<&str>,
+) -> Result<()> {
     let matrix = project::matrix(sh)?;
     let (version, branch) = project::version_and_branch(sh)?;
     let epoch = project::epoch()?;

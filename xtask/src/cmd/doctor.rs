@@ -8,13 +8,31 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use xshell::{cmd, Shell};
 
-pub struct Options {
+/// Check what the commands need on this machine and say how to install what is missing.
+#[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  cargo xtask doctor\n  cargo xtask doctor --install\n  cargo xtask doctor packer sshd"
+)]
+pub struct Doctor {
     /// Install the missing Debian packages (as root, or through `sudo`).
-    pub install: bool,
-    /// Also require what only real builds need.
-    pub real: bool,
-    /// Only these checks (all of them required).
-    pub only: Vec<String>,
+    #[arg(long)]
+    install: bool,
+    /// Also require what real builds need: `build/local.json`, the `aws` CLI, a git identity.
+    #[arg(long)]
+    real: bool,
+    /// Only these checks, like `packer` or `sshd` (the report names them all).
+    #[arg(value_name = "CHECK")]
+    only: Vec<String>,
+}
+
+impl crate::cmd::Cmd for Doctor {
+    const NAME: &'static str = "doctor";
+    fn lock(&self) -> Option<crate::lock::Busy> {
+        None
+    }
+    fn run(self, cx: &crate::cmd::Context) -> Result<ExitCode> {
+        examine(cx.sh, cx.root(), &self)
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -64,7 +82,7 @@ struct Finding {
     result: Result<String, String>,
 }
 
-pub fn run(sh: &Shell, root: &Path, options: &Options) -> Result<ExitCode> {
+fn examine(sh: &Shell, root: &Path, options: &Doctor) -> Result<ExitCode> {
     for name in &options.only {
         if !CHECKS.iter().any(|(n, ..)| n == name) {
             let names: Vec<&str> = CHECKS.iter().map(|(n, ..)| *n).collect();
@@ -125,7 +143,7 @@ pub fn run(sh: &Shell, root: &Path, options: &Options) -> Result<ExitCode> {
     Ok(ExitCode::from(1))
 }
 
-fn check_all(sh: &Shell, root: &Path, options: &Options) -> Vec<Finding> {
+fn check_all(sh: &Shell, root: &Path, options: &Doctor) -> Vec<Finding> {
     CHECKS
         .iter()
         .filter(|(name, ..)| options.only.is_empty() || options.only.iter().any(|n| n == name))
@@ -140,13 +158,13 @@ fn check_all(sh: &Shell, root: &Path, options: &Options) -> Vec<Finding> {
 }
 
 /// The findings that make the doctor fail: every failed check that was asked for.
-fn missing<'a>(findings: &'a [Finding], options: &'a Options) -> impl Iterator<Item = &'a Finding> {
+fn missing<'a>(findings: &'a [Finding], options: &'a Doctor) -> impl Iterator<Item = &'a Finding> {
     findings.iter().filter(move |f| {
         f.result.is_err() && (!options.only.is_empty() || options.real || f.group != Group::Real)
     })
 }
 
-fn report(findings: &[Finding], options: &Options) {
+fn report(findings: &[Finding], options: &Doctor) {
     let mut group = None;
     for finding in findings {
         if group != Some(finding.group) {

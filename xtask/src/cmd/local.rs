@@ -4,16 +4,56 @@ use crate::standin::{self, Standin};
 use crate::{lock, project};
 use anyhow::Result;
 use std::path::Path;
+use std::process::ExitCode;
 use xshell::Shell;
 
-pub fn up(sh: &Shell, root: &Path) -> Result<()> {
+/// Keep a local AWS stand-in running across commands: `up`, `down` or `status`.
+#[derive(clap::Args)]
+#[command(
+    after_help = "Example:\n  cargo xtask local up && cargo xtask test-ebs --local && cargo xtask local down"
+)]
+pub struct Local {
+    /// `up` (start and keep running), `down` (stop) or `status`.
+    #[arg(value_name = "ACTION")]
+    action: Action,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Action {
+    /// Start the stand-in and keep it running.
+    Up,
+    /// Stop the kept stand-in.
+    Down,
+    /// Tell whether it runs, and where.
+    Status,
+}
+
+impl crate::cmd::Cmd for Local {
+    const NAME: &'static str = "local";
+    fn lock(&self) -> Option<lock::Busy> {
+        match self.action {
+            Action::Up | Action::Down => Some(lock::Busy::Refuse),
+            Action::Status => None,
+        }
+    }
+    fn run(self, cx: &crate::cmd::Context) -> Result<ExitCode> {
+        match self.action {
+            Action::Up => up(cx.sh, cx.root())?,
+            Action::Down => down(cx.root())?,
+            Action::Status => status(cx.root())?,
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+fn up(sh: &Shell, root: &Path) -> Result<()> {
     if let Some(running) = Standin::running(root) {
         println!("the stand-in is already running:");
         describe(&running);
         return Ok(());
     }
     let matrix = project::matrix(sh)?;
-    crate::cmd::mark_started();
+    crate::interrupt::mark_started();
     let standin = Standin::start(sh, root, &matrix, true)?;
     if crate::interrupt::requested() {
         standin::stop_running(root)?;
@@ -24,7 +64,7 @@ pub fn up(sh: &Shell, root: &Path) -> Result<()> {
     Ok(())
 }
 
-pub fn down(root: &Path) -> Result<()> {
+fn down(root: &Path) -> Result<()> {
     if standin::stop_running(root)? {
         println!("stopped the stand-in");
     } else {
@@ -33,7 +73,7 @@ pub fn down(root: &Path) -> Result<()> {
     Ok(())
 }
 
-pub fn status(root: &Path) -> Result<()> {
+fn status(root: &Path) -> Result<()> {
     match Standin::running(root) {
         Some(standin) => {
             println!("running:");

@@ -1,4 +1,6 @@
-//! One module per command: each parses nothing, does its I/O through `sh`, and calls the core.
+//! One module per command. Each owns its flags (a clap struct that *is* the command) and
+//! implements [`Cmd`]: the lock it takes, whether it reports JSON, and `run`. Its I/O goes
+//! through `cx.sh`; its decisions are the core's.
 
 pub mod ami_ids;
 pub mod audit;
@@ -15,197 +17,170 @@ pub mod retire;
 pub mod set_version;
 pub mod tag;
 
-use crate::{interrupt, lock};
-use anyhow::{bail, Context, Result};
+use crate::lock::Busy;
+use crate::{interrupt, lock, project};
+use anyhow::{bail, Context as _, Result};
 use std::io::IsTerminal;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use xshell::Shell;
 
-/// Marks an error as "some builders failed" (exit 1) rather than a usage or configuration
-/// error (exit 2).
-#[derive(Debug)]
-pub struct BuildsFailed;
+/// What every command runs with: one shell, at the repository root, and the folder the user
+/// typed the command in (path arguments are relative to it).
+pub struct Context<'a> {
+    pub sh: &'a Shell,
+    pub root: PathBuf,
+    caller: PathBuf,
+}
 
-impl std::fmt::Display for BuildsFailed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("some builders failed")
+impl Context<'_> {
+    /// A path argument as the user meant it: relative to the folder they typed it in.
+    pub fn path(&self, arg: &str) -> String {
+        project::from_caller(&self.caller, &self.root, arg)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 }
 
-impl std::error::Error for BuildsFailed {}
-
-/// Marks an error as "part of the work failed, the rest was done" (exit 1), as when a cleanup
-/// fails in one region.
-#[derive(Debug)]
-pub struct PartlyFailed;
-
-impl std::fmt::Display for PartlyFailed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("some steps failed")
+/// A command: its flags, what `main` must know before running it, and the run itself.
+pub trait Cmd {
+    /// The command's name as typed.
+    const NAME: &'static str;
+    /// The repository lock it takes (`None`: it only reads). Everything that builds, merges,
+    /// releases, tags, deletes or starts a stand-in takes it.
+    fn lock(&self) -> Option<Busy>;
+    /// `--json`: its report is one JSON document on stdout, everything else goes to stderr.
+    fn json(&self) -> bool {
+        false
     }
+    fn run(self, cx: &Context) -> Result<ExitCode>;
 }
 
-impl std::error::Error for PartlyFailed {}
-
-/// An error that knows what fixes it: `main` prints `what` first, the causes below it, and the
-/// fix last, so a fix never ends up in the middle of a chain of causes.
-#[derive(Debug)]
-pub struct Fixable {
-    what: String,
-    fix: String,
-    cause: anyhow::Error,
+/// Build, publish and release the ComboAMI machine images.
+#[derive(clap::Subcommand)]
+pub enum Command {
+    Config(config::Config),
+    SetVersion(set_version::SetVersion),
+    AmiIds(ami_ids::AmiIds),
+    TestEbs(build::TestEbs),
+    TestInstance(build::TestInstance),
+    Publish(build::Publish),
+    Release(release::Release),
+    Tag(tag::Tag),
+    BaseImages(base_images::BaseImages),
+    Cleanup(cleanup::Cleanup),
+    Retire(retire::Retire),
+    Audit(audit::Audit),
+    Local(local::Local),
+    Doctor(doctor::Doctor),
+    Help(Help),
 }
 
-impl std::fmt::Display for Fixable {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.what)
-    }
-}
-
-impl std::error::Error for Fixable {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(self.cause.as_ref())
-    }
-}
-
-/// `.fix(what, fix)`: like anyhow's `with_context`, with the action that fixes it.
-pub trait FixContext<T> {
-    fn fix(self, what: impl FnOnce() -> String, fix: impl FnOnce() -> String) -> Result<T>;
-}
-
-impl<T, E: Into<anyhow::Error>> FixContext<T> for std::result::Result<T, E> {
-    fn fix(self, what: impl FnOnce() -> String, fix: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|cause| {
-            anyhow::Error::new(Fixable {
-                what: what(),
-                fix: fix(),
-                cause: cause.into(),
-            })
-        })
-    }
-}
-
-/// An error taken apart: what failed, its causes (outermost first) and the fixes.
-struct Parts {
-    what: String,
-    causes: Vec<String>,
-    fixes: Vec<String>,
-}
-
-fn parts(error: &anyhow::Error) -> Parts {
-    let mut messages = Vec::new();
-    let mut fixes = Vec::new();
-    for (index, cause) in error.chain().enumerate() {
-        if let Some(fixable) = cause.downcast_ref::<Fixable>() {
-            fixes.push(fixable.fix.clone());
+/// `cmd => expr` for whichever command this is.
+macro_rules! each {
+    ($command:expr, $c:ident => $body:expr) => {
+        match $command {
+            Command::Config($c) => $body,
+            Command::SetVersion($c) => $body,
+            Command::AmiIds($c) => $body,
+            Command::TestEbs($c) => $body,
+            Command::TestInstance($c) => $body,
+            Command::Publish($c) => $body,
+            Command::Release($c) => $body,
+            Command::Tag($c) => $body,
+            Command::BaseImages($c) => $body,
+            Command::Cleanup($c) => $body,
+            Command::Retire($c) => $body,
+            Command::Audit($c) => $body,
+            Command::Local($c) => $body,
+            Command::Doctor($c) => $body,
+            Command::Help($c) => $body,
         }
-        // Markers such as `BuildsFailed` only carry the exit code when a message says more.
-        if index > 0
-            && (cause.is::<BuildsFailed>()
-                || cause.is::<PartlyFailed>()
-                || cause.is::<lock::Locked>())
-        {
-            continue;
-        }
-        messages.push(cause.to_string());
-    }
-    let what = messages.remove(0);
-    Parts {
-        what,
-        causes: messages,
-        fixes,
-    }
-}
-
-/// The JSON document of a command that failed (`--json`), every message masked.
-pub fn error_document(
-    command: &str,
-    error: &anyhow::Error,
-    exit_code: u8,
-    masker: &crate::core::mask::Masker,
-) -> serde_json::Value {
-    let parts = parts(error);
-    let masked = |texts: &[String]| -> Vec<String> {
-        texts.iter().map(|t| masker.mask(t).to_string()).collect()
     };
-    serde_json::json!({
-        "command": command,
-        "ok": false,
-        "exit_code": exit_code,
-        "error": masker.mask(&parts.what).to_string(),
-        "causes": masked(&parts.causes),
-        "fixes": masked(&parts.fixes),
-    })
 }
 
-/// An error as the user reads it: what failed on the first line, each cause on its own
-/// indented line, the fix (if any) last.
-pub fn render_error(error: &anyhow::Error) -> String {
-    // An interrupt is one line: where it stopped, and how to go on.
-    if let Some(interrupted) = error
-        .chain()
-        .find_map(|e| e.downcast_ref::<interrupt::Interrupted>())
-    {
-        return format!("interrupted: {interrupted}\n");
-    }
-    if interrupt::requested() {
-        // A step that failed because of the interrupt (a `git push` that got the Ctrl-C).
-        let what = error.to_string();
-        let what = what.lines().next().unwrap_or("");
-        return format!(
-            "interrupted: stopped ({what}); {}\n",
-            match interrupt::resume_command() {
-                Some(resume) => format!("what finished is recorded: run `{resume}` to resume"),
-                None => "nothing was started".to_string(),
-            }
-        );
-    }
-    let parts = parts(error);
-    let mut lines: Vec<String> = Vec::new();
-    let messages = std::iter::once(&parts.what).chain(&parts.causes);
-    for (index, text) in messages.enumerate() {
-        let mut text_lines = text.lines();
-        let first = text_lines.next().unwrap_or("");
-        lines.push(if index == 0 {
-            format!("error: {first}")
-        } else {
-            format!("  caused by: {first}")
-        });
-        // A message of several lines (a list of problems) keeps its own indentation.
-        for more in text_lines {
-            lines.push(format!("    {more}"));
+impl Command {
+    pub fn name(&self) -> &'static str {
+        fn name_of<C: Cmd>(_: &C) -> &'static str {
+            C::NAME
         }
+        each!(self, c => name_of(c))
     }
-    for fix in &parts.fixes {
-        lines.push(format!("fix: {fix}"));
+
+    pub fn json(&self) -> bool {
+        each!(self, c => c.json())
     }
-    lines.join("\n") + "\n"
+
+    /// Runs the command at the repository root, under its lock.
+    pub fn run(self, sh: &Shell) -> Result<ExitCode> {
+        if let Command::Help(help) = self {
+            return help.print();
+        }
+        // Path arguments are relative to the caller's folder; below, the shell works at the root.
+        let caller = sh.current_dir();
+        let root = project::enter_root(sh)?;
+        let cx = Context { sh, root, caller };
+        let lock = each!(&self, c => c.lock());
+        if let Some(busy) = lock {
+            interrupt::install();
+            lock::acquire(&cx.root, self.name(), busy)?;
+        }
+        let result = each!(self, c => c.run(&cx));
+        // Whatever happened, it is recorded: the next command has nothing of this one to report.
+        lock::release(&cx.root);
+        result
+    }
 }
 
-/// Set once a command has changed something (a run folder, a file, a ref, a launch): from then
-/// on a failure is "some steps failed" (1), never "refused before anything started" (2).
-static STARTED: AtomicBool = AtomicBool::new(false);
-
-pub fn mark_started() {
-    STARTED.store(true, Ordering::SeqCst);
+/// List every command, or show one command's help: `cargo xtask help publish`.
+#[derive(clap::Args)]
+#[command(after_help = "Example:\n  cargo xtask help publish")]
+pub struct Help {
+    /// The command to explain (without it, every command is listed).
+    #[arg(value_name = "COMMAND")]
+    command: Option<String>,
 }
 
-pub fn started() -> bool {
-    STARTED.load(Ordering::SeqCst)
-}
-
-/// 0 done; 1 some builders or steps failed, the rest done; 2 refused before anything started;
-/// 130 interrupted.
-pub fn exit_code(error: &anyhow::Error) -> u8 {
-    let any = |test: fn(&(dyn std::error::Error + 'static)) -> bool| error.chain().any(test);
-    if any(|e| e.is::<interrupt::Interrupted>()) || interrupt::requested() {
-        130
-    } else if any(|e| e.is::<BuildsFailed>() || e.is::<PartlyFailed>()) {
-        1
-    } else if any(|e| e.is::<lock::Locked>()) || !started() {
-        2
-    } else {
-        1
+impl Cmd for Help {
+    const NAME: &'static str = "help";
+    fn lock(&self) -> Option<Busy> {
+        None
     }
+    fn run(self, _cx: &Context) -> Result<ExitCode> {
+        self.print()
+    }
+}
+
+impl Help {
+    fn print(self) -> Result<ExitCode> {
+        let mut all = crate::cli();
+        let Some(name) = self.command else {
+            print_commands(&all);
+            return Ok(ExitCode::SUCCESS);
+        };
+        let Some(sub) = all.find_subcommand_mut(&name) else {
+            let names: Vec<&str> = all.get_subcommands().map(|s| s.get_name()).collect();
+            return Err(crate::error::refused(
+                format!("there is no command `{name}`"),
+                format!("name one of: {}", names.join(", ")),
+            ));
+        };
+        let mut sub = sub.clone().bin_name(format!("cargo xtask {name}"));
+        println!("{}", sub.render_long_help());
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+pub fn print_commands(all: &clap::Command) {
+    println!("cargo xtask: build, publish and release the ComboAMI machine images\n");
+    println!("Commands:");
+    for sub in all.get_subcommands() {
+        let about = sub.get_about().map(|a| a.to_string()).unwrap_or_default();
+        println!("  {:<14} {about}", sub.get_name());
+    }
+    println!("\nRun `cargo xtask help COMMAND` (or `cargo xtask COMMAND --help`) for a command's options and an example.");
 }
 
 /// Asks for a typed `answer` before a costly or destructive `action` (shown after its plan);
@@ -230,38 +205,35 @@ pub fn confirm(yes: bool, action: &str, answer: &str) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use clap::ArgAction;
 
+    /// Every command, argument and flag says what it is for in `--help`, and every command
+    /// shows an example.
     #[test]
-    fn errors_read_what_then_causes_then_the_fix() {
-        let push: Result<()> = Err(anyhow::anyhow!(
-            "command exited with non-zero code `git push`: 1"
-        ))
-        .context("cannot push branch `2.6` and tag `release/2.6.4` to `origin`");
-        let error = push
-            .fix(
-                || "release 2.6.4 stopped at step 6 (push); the commit and the tag are made".into(),
-                || {
-                    "resolve the cause above, then run `cargo xtask release 2.6.4 --push origin`"
-                        .into()
-                },
-            )
-            .unwrap_err();
-        assert_eq!(
-            render_error(&error),
-            "error: release 2.6.4 stopped at step 6 (push); the commit and the tag are made\n  \
-             caused by: cannot push branch `2.6` and tag `release/2.6.4` to `origin`\n  \
-             caused by: command exited with non-zero code `git push`: 1\n\
-             fix: resolve the cause above, then run `cargo xtask release 2.6.4 --push origin`\n"
-        );
-        assert_eq!(exit_code(&error), 2);
-        let failed = Err::<(), _>(anyhow::Error::new(BuildsFailed))
-            .context("run `x`: 1 of 4 builders did not succeed")
-            .unwrap_err();
-        assert_eq!(
-            render_error(&failed),
-            "error: run `x`: 1 of 4 builders did not succeed\n"
-        );
-        assert_eq!(exit_code(&failed), 1);
+    fn every_argument_has_help_and_every_command_an_example() {
+        let mut missing = Vec::new();
+        let mut stack = vec![(String::from("cargo xtask"), crate::cli())];
+        while let Some((path, command)) = stack.pop() {
+            if path != "cargo xtask" {
+                if command.get_about().is_none() {
+                    missing.push(format!("`{path}` (the command itself)"));
+                }
+                let after = command.get_after_help().map(|h| h.to_string());
+                if !after.is_some_and(|h| h.contains("cargo xtask ")) {
+                    missing.push(format!("`{path}`: an example"));
+                }
+            }
+            for arg in command.get_arguments() {
+                // clap's own `--help` (a positional may well be called `version`).
+                let builtin = matches!(arg.get_action(), ArgAction::Help | ArgAction::Version);
+                if !builtin && arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("`{path}` argument `{}`", arg.get_id()));
+                }
+            }
+            for sub in command.get_subcommands() {
+                stack.push((format!("{path} {}", sub.get_name()), sub.clone()));
+            }
+        }
+        assert!(missing.is_empty(), "without help text: {missing:#?}");
     }
 }

@@ -7,12 +7,13 @@ use crate::cmd::checks::{
     check_branch, check_clean, check_identity, check_order, check_remote, check_remote_branch,
     check_signing, check_tag_free, check_version, short, signing_summary,
 };
-use crate::cmd::{build, set_version, FixContext};
+use crate::cmd::{build, set_version};
 use crate::core::release::{self, Check};
 use crate::core::template::Kind;
 use crate::core::{ds0, matrix, registry::REGISTRY_PATH, version};
 use crate::core::{preflight, template};
 use crate::credentials;
+use crate::error::FixContext;
 use crate::git::{self, Git};
 use crate::packer::Packer;
 use crate::standin::Standin;
@@ -22,6 +23,80 @@ use semver::Version;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use xshell::{cmd, Shell};
+
+/// The whole official release: check, set the version, publish, merge, commit, tag, push.
+#[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  cargo xtask release 2.6.4 --dry-run\n  cargo xtask release 2.6.4 --local --yes\n  cargo xtask release 2.6.4 --push"
+)]
+pub struct Release {
+    /// The version to release, like `2.6.4` (or `2.6.4-beta1` for a candidate).
+    version: String,
+    /// The release branch (default: MAJOR.MINOR of VERSION).
+    #[arg(long)]
+    branch: Option<String>,
+    /// Release from the current branch even if it is not the release branch.
+    #[arg(long)]
+    allow_branch: bool,
+    /// Print the checks and the plan; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Push the commit and the tag to REMOTE (default `origin`).
+    #[arg(long, value_name = "REMOTE", num_args = 0..=1, default_missing_value = "origin")]
+    push: Option<String>,
+    /// Rehearse against the local stand-in, in a scratch clone: no account, no cost.
+    #[arg(long)]
+    local: bool,
+    /// Go ahead without asking, after the plan is shown.
+    #[arg(long)]
+    yes: bool,
+    #[command(flatten)]
+    sign: crate::cmd::checks::SignArgs,
+    /// Build one builder at a time (troubleshooting).
+    #[arg(long)]
+    no_parallel: bool,
+    /// Pause after every Packer step (needs a terminal).
+    #[arg(long)]
+    debug: bool,
+    /// Options passed on to `packer build` (after `--`).
+    #[arg(last = true, value_name = "PACKER_ARGS")]
+    packer_args: Vec<String>,
+    /// Print the end-of-run summary as one JSON document on stdout (everything else goes
+    /// to stderr).
+    #[arg(long)]
+    json: bool,
+    /// Publish without asking AWS first (emergencies only: said loudly in the plan and the run record).
+    #[arg(long)]
+    skip_cloud_checks: bool,
+}
+
+impl crate::cmd::Cmd for Release {
+    const NAME: &'static str = "release";
+    fn lock(&self) -> Option<crate::lock::Busy> {
+        (!self.dry_run).then_some(crate::lock::Busy::Refuse)
+    }
+    fn json(&self) -> bool {
+        self.json
+    }
+    fn run(self, cx: &crate::cmd::Context) -> Result<std::process::ExitCode> {
+        let options = Options {
+            sign: self.sign.choice(),
+            version: self.version,
+            branch: self.branch,
+            allow_branch: self.allow_branch,
+            dry_run: self.dry_run,
+            push: self.push,
+            local: self.local,
+            yes: self.yes,
+            no_parallel: self.no_parallel,
+            debug: self.debug,
+            packer_args: self.packer_args,
+            skip_cloud_checks: self.skip_cloud_checks,
+        };
+        run(cx.sh, cx.root(), &options)?;
+        Ok(std::process::ExitCode::SUCCESS)
+    }
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -105,7 +180,7 @@ struct Facts {
     identity: String,
 }
 
-pub fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
+fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
     interrupt::install();
     if options.local && !options.dry_run {
         return rehearse(sh, root, options);
@@ -426,7 +501,7 @@ fn release_in(
     }
     crate::cmd::confirm(options.yes, "releasing", &format!("release {version_text}"))?;
     interrupt::check("anything started")?;
-    crate::cmd::mark_started();
+    crate::interrupt::mark_started();
     interrupt::set_resume(resume_command.clone());
 
     let mut state = state.unwrap_or_else(|| State {

@@ -6,12 +6,13 @@
 //! `build/retired.json`, committed like a release commit. The newest release is never touched.
 
 use crate::aws::{self, Aws};
-use crate::cmd::{lifecycle, PartlyFailed};
+use crate::cmd::lifecycle;
 use crate::core::cleanup;
 use crate::core::protect::{self, Listed};
 use crate::core::registry::{self, REGISTRY_PATH};
 use crate::core::retire::{self, Action, ImageResult, Retirement, Stage, State, Step, Target};
 use crate::core::{time, version};
+use crate::error::PartlyFailed;
 use crate::git::Git;
 use crate::project;
 use crate::runs;
@@ -20,19 +21,53 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use xshell::Shell;
 
-pub struct Options {
-    pub version: String,
-    pub deprecate: bool,
-    pub at: Option<String>,
-    pub make_private: bool,
-    pub deregister: bool,
-    pub grace: u64,
-    pub even_if_used: bool,
-    pub execute: bool,
-    pub local: bool,
+/// Retire a release's images in stages: deprecate, make private, deregister (with `--execute`).
+#[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  cargo xtask retire 2.6.3\n  cargo xtask retire 2.6.3 --deprecate --execute\n  cargo xtask retire 2.6.3 --deregister --execute"
+)]
+pub struct Retire {
+    /// The release (or candidate) to retire, like `2.6.3`.
+    version: String,
+    /// Deprecate the images (hidden from searches, still launchable by id).
+    #[arg(long)]
+    deprecate: bool,
+    /// When they become deprecated (default: now): `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM[:SS]Z`.
+    #[arg(long, value_name = "DATE", requires = "deprecate")]
+    at: Option<String>,
+    /// Remove the public launch permission.
+    #[arg(long)]
+    make_private: bool,
+    /// Deregister the images, then delete their snapshots and bundles.
+    #[arg(long)]
+    deregister: bool,
+    /// Days an image must have been deprecated before `--deregister` (0: only deprecated).
+    #[arg(long, value_name = "DAYS", default_value_t = 30)]
+    grace: u64,
+    /// Act even on images that instances or launch templates use.
+    #[arg(long)]
+    even_if_used: bool,
+    /// Do what the plan shows (without it, nothing is changed).
+    #[arg(long)]
+    execute: bool,
+    /// Work on the local stand-in kept by `cargo xtask local up`.
+    #[arg(long)]
+    local: bool,
 }
 
-pub fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
+impl crate::cmd::Cmd for Retire {
+    const NAME: &'static str = "retire";
+    fn lock(&self) -> Option<crate::lock::Busy> {
+        // It commits `build/retired.json`.
+        self.execute.then_some(crate::lock::Busy::Refuse)
+    }
+    fn run(self, cx: &crate::cmd::Context) -> Result<std::process::ExitCode> {
+        run(cx.sh, cx.root(), &self)?;
+        Ok(std::process::ExitCode::SUCCESS)
+    }
+}
+
+fn run(sh: &Shell, root: &Path, options: &Retire) -> Result<()> {
     let parsed = version::parse(&options.version).map_err(anyhow::Error::msg)?;
     let tag_name = version::tag_name(&parsed);
     let git = Git::open(root)?;
@@ -393,7 +428,7 @@ fn record(
     sh: &Shell,
     root: &Path,
     git: &Git,
-    options: &Options,
+    options: &Retire,
     stages: &[Stage],
     results: &[(Stage, Vec<ImageResult>)],
     now: u64,

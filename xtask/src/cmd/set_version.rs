@@ -1,17 +1,42 @@
 //! `cargo xtask set-version`: edit the version (and branch) literals of `ds0_utils.py`.
 
+use crate::cmd::{Cmd, Context};
 use crate::core::{ds0, matrix, version};
+use crate::lock::Busy;
 use crate::project;
-use anyhow::{Context, Result};
+use anyhow::{Context as _, Result};
+use std::process::ExitCode;
 use xshell::Shell;
 
-pub fn run(sh: &Shell, new_version: &str, new_branch: Option<&str>) -> Result<()> {
-    let (old_version, old_branch) = apply(sh, new_version, new_branch)?;
-    println!("{}: version {old_version} -> {new_version}", ds0::DS0_PATH);
-    if let Some(branch) = new_branch {
-        println!("{}: branch  {old_branch} -> {branch}", ds0::DS0_PATH);
+/// Set the version (and default branch) baked into the images, in `ds0_utils.py`.
+#[derive(clap::Args)]
+#[command(after_help = "Example:\n  cargo xtask set-version 2.6.4 --branch 2.6")]
+pub struct SetVersion {
+    /// The new version, like `2.6.4` (semver; `2.6.4-beta1` for a candidate).
+    version: String,
+    /// Also set the default branch baked into the images (the repository branch the images
+    /// check out on first boot, like `2.6`); without it the branch is left as it is.
+    #[arg(long, value_name = "BRANCH")]
+    branch: Option<String>,
+}
+
+impl Cmd for SetVersion {
+    const NAME: &'static str = "set-version";
+    fn lock(&self) -> Option<Busy> {
+        Some(Busy::Refuse)
     }
-    Ok(())
+    fn run(self, cx: &Context) -> Result<ExitCode> {
+        let (old_version, old_branch) = apply(cx.sh, &self.version, self.branch.as_deref())?;
+        println!(
+            "{}: version {old_version} -> {}",
+            ds0::DS0_PATH,
+            self.version
+        );
+        if let Some(branch) = &self.branch {
+            println!("{}: branch  {old_branch} -> {branch}", ds0::DS0_PATH);
+        }
+        Ok(ExitCode::SUCCESS)
+    }
 }
 
 /// Validates and writes; returns the old version and branch. Nothing is written on any error.

@@ -3,27 +3,60 @@
 
 use crate::cmd::checks::{
     check_clean, check_identity, check_order, check_remote, check_remote_branch, check_signing,
-    check_tag_free, check_version, short, signing_summary,
+    check_tag_free, check_version, short, signing_summary, SignArgs,
 };
-use crate::cmd::FixContext;
+use crate::cmd::Cmd;
 use crate::core::release::{self, Check};
 use crate::core::{ds0, registry, registry::REGISTRY_PATH};
+use crate::error::FixContext;
 use crate::git::{self, Git};
 use crate::interrupt;
+use crate::lock::Busy;
 use crate::{output, signing};
 use anyhow::{bail, Result};
 use std::path::Path;
+use std::process::ExitCode;
 use xshell::Shell;
 
-pub struct Options {
-    pub version: String,
-    pub push: Option<String>,
-    pub dry_run: bool,
-    pub yes: bool,
-    pub sign: signing::Choice,
+/// Tag the current commit `release/VERSION` (or `candidate/VERSION`) for images built another way.
+#[derive(clap::Args)]
+#[command(after_help = "Example:\n  cargo xtask tag 2.6.4 --push --dry-run")]
+pub struct Tag {
+    /// The released version, like `2.6.4` (a pre-release like `2.6.4-beta1` is tagged
+    /// `candidate/2.6.4-beta1`).
+    version: String,
+    /// Push the branch and the tag to REMOTE (default `origin`).
+    #[arg(long, value_name = "REMOTE", num_args = 0..=1, default_missing_value = "origin")]
+    push: Option<String>,
+    /// Print the checks and the plan; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Push without asking, after the plan is shown.
+    #[arg(long)]
+    yes: bool,
+    #[command(flatten)]
+    sign: SignArgs,
+    /// Print what was tagged (and pushed) as one JSON document on stdout (everything else
+    /// goes to stderr).
+    #[arg(long)]
+    json: bool,
 }
 
-pub fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
+impl Cmd for Tag {
+    const NAME: &'static str = "tag";
+    fn lock(&self) -> Option<Busy> {
+        (!self.dry_run).then_some(Busy::Refuse)
+    }
+    fn json(&self) -> bool {
+        self.json
+    }
+    fn run(self, cx: &crate::cmd::Context) -> Result<ExitCode> {
+        tag(cx.sh, cx.root(), &self)?;
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+fn tag(sh: &Shell, root: &Path, options: &Tag) -> Result<()> {
     let git = Git::open(root)?;
     let (check, parsed) = check_version(&options.version);
     let mut checks = vec![check];
@@ -80,7 +113,7 @@ pub fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
         });
     }
     checks.push(check_identity(&git).0);
-    checks.push(check_signing(&git, options.sign));
+    checks.push(check_signing(&git, options.sign.choice()));
     if let (Some(remote), Some(tag)) = (&options.push, &tag) {
         checks.push(check_remote(sh, root, &git, remote, tag, false, false));
         if let Ok(Some(branch)) = &branch {
@@ -109,7 +142,7 @@ pub fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
     eprintln!(
         "\nplan: tag {} `{tag}` ({}; the message lists the {} AMIs of `{REGISTRY_PATH}`)",
         short(&head),
-        signing_summary(&git, options.sign),
+        signing_summary(&git, options.sign.choice()),
         amis.len()
     );
     let branch = branch.ok().flatten().unwrap_or_default();
@@ -136,7 +169,7 @@ pub fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
     if options.push.is_some() {
         crate::cmd::confirm(options.yes, "pushing", "push")?;
     }
-    crate::cmd::mark_started();
+    crate::interrupt::mark_started();
     if own.is_some() {
         output::say(format!(
             "`{tag}` is already on {} (made by an earlier run)",
@@ -146,7 +179,7 @@ pub fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
         // Images built another way: their ComboAMI commits are not known here.
         let message =
             release::tag_message(&options.version, &ds0_branch, &amis, &Default::default());
-        let signer = signing::signer(&git.repo, options.sign)?;
+        let signer = signing::signer(&git.repo, options.sign.choice())?;
         git.create_tag(&tag, &head, &message, signer.as_ref())?;
         output::say(format!("tagged {} `{tag}`", short(&head)));
     }
@@ -180,7 +213,7 @@ fn own_message(git: &Git, version: &str) -> Option<String> {
     ))
 }
 
-fn resume_command(options: &Options) -> String {
+fn resume_command(options: &Tag) -> String {
     let mut command = format!("cargo xtask tag {}", options.version);
     if let Some(remote) = &options.push {
         command.push_str(&format!(" --push {remote}"));

@@ -10,9 +10,7 @@ use std::fmt;
 
 /// The three templates a user can build. Spelled `official`, `test-ebs`, `test-instance` on the
 /// command line, in run records and in the `Kind` tag.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
     Official,
@@ -31,6 +29,32 @@ impl Kind {
 
     pub fn is_test(self) -> bool {
         self != Kind::Official
+    }
+}
+
+/// A kind spelled in none of the three ways.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownKind(pub String);
+
+impl fmt::Display for UnknownKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown kind `{}`: use `official`, `test-ebs` or `test-instance`",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for UnknownKind {}
+
+impl std::str::FromStr for Kind {
+    type Err = UnknownKind;
+    fn from_str(text: &str) -> Result<Kind, UnknownKind> {
+        [Kind::Official, Kind::TestEbs, Kind::TestInstance]
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
+            .ok_or_else(|| UnknownKind(text.to_string()))
     }
 }
 
@@ -58,6 +82,14 @@ pub struct PlannedBuilder {
     pub ami_name: String,
     /// `BUCKET/PREFIX` of an instance-store bundle; `None` for EBS builds.
     pub bundle: Option<String>,
+    /// The Ubuntu image it starts from.
+    pub source_ami: String,
+    /// `paravirtual` or `hvm`, as AWS spells it.
+    pub virtualization: String,
+    /// `ebs` or `instance-store`: what the new image is backed by.
+    pub root_device: &'static str,
+    /// The Ubuntu release of the row, like `14.04`.
+    pub os_version: String,
 }
 
 /// What a template builds, without the Packer JSON around it.
@@ -203,6 +235,17 @@ pub fn plan(matrix: &Matrix, inputs: &Inputs) -> Result<Plan, String> {
                 ami_name: ami_name(matrix, inputs, image),
                 bundle: (inputs.kind != Kind::TestEbs)
                     .then(|| bundle_location(matrix, inputs, image)),
+                source_ami: match inputs.kind {
+                    // Checked above: an EBS build has its `ebs_ami`.
+                    Kind::TestEbs => image.ebs_ami.clone().unwrap_or_default(),
+                    _ => image.instance_store_ami.clone(),
+                },
+                virtualization: image.virtualization.clone(),
+                root_device: match inputs.kind {
+                    Kind::TestEbs => "ebs",
+                    _ => "instance-store",
+                },
+                os_version: image.os_version.clone(),
             })
             .collect(),
     })
