@@ -36,9 +36,18 @@ pub fn install() {
         let count = COUNT.fetch_add(1, Ordering::SeqCst) + 1;
         let group = PACKER_GROUP.load(Ordering::SeqCst);
         if !started() {
-            // Nothing to stop or record yet (checks, a plan, a prompt, a wait for the lock):
-            // stop now rather than at the end of a prompt.
-            say("\ninterrupted: stopped before anything started; nothing was changed");
+            // Nothing to record yet (checks, a plan, a prompt, a wait for the lock): stop now
+            // rather than at the end of a prompt, with the stand-in it may have started.
+            crate::lock::stop_children_for_exit();
+            let message = "stopped before anything started; nothing was changed";
+            say(&format!("\ninterrupted: {message}"));
+            crate::output::document(serde_json::json!({
+                "ok": false,
+                "exit_code": 130,
+                "error": format!("interrupted: {message}"),
+                "causes": [],
+                "fixes": ["run the same command again"],
+            }));
             std::process::exit(130);
         }
         if count == 1 {

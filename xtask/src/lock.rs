@@ -7,6 +7,7 @@
 //! finds such processes listed knows their owner died: it checks that each PID is still the
 //! process that was recorded (its start time and command line), stops it, and says so.
 
+use crate::error::FixContext;
 use crate::interrupt;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -182,35 +183,7 @@ pub fn acquire(root: &Path, command: &str, busy: Busy) -> Result<()> {
             file = open()?;
             continue;
         }
-        // The holder writes its record just after taking the lock: give it a moment.
-        let mut other = read_holder(&path);
-        for _ in 0..20 {
-            if other.is_some() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-            other = read_holder(&path);
-        }
-        let who = describe(other.as_ref());
-        match busy {
-            Busy::Refuse => {
-                return Err(anyhow::Error::new(Locked)).context(format!(
-                    "{who} is running in this repository{}: wait for it to finish (or stop it), then run this command again",
-                    other
-                        .as_ref()
-                        .map(|h| format!(" since {} UTC", clock(h.since)))
-                        .unwrap_or_default()
-                ));
-            }
-            Busy::Wait => {
-                if !waiting_said {
-                    eprintln!("waiting for {who} to finish (it holds this repository's lock)...");
-                    waiting_said = true;
-                }
-                interrupt::check("taking the repository's lock")?;
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
+        held_elsewhere(&path, busy, &mut waiting_said)?;
     }
     let previous = {
         let mut text = String::new();
@@ -232,6 +205,42 @@ pub fn acquire(root: &Path, command: &str, busy: Busy) -> Result<()> {
         stop_orphans(&previous);
     }
     Ok(())
+}
+
+/// Another command holds the lock: refuse, or (with [`Busy::Wait`]) say so once and wait a
+/// moment before the caller tries again.
+fn held_elsewhere(path: &Path, busy: Busy, waiting_said: &mut bool) -> Result<()> {
+    // The holder writes its record just after taking the lock: give it a moment.
+    let mut other = read_holder(path);
+    for _ in 0..20 {
+        if other.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        other = read_holder(path);
+    }
+    let who = describe(other.as_ref());
+    match busy {
+        Busy::Refuse => {
+            let since = other
+                .as_ref()
+                .map(|h| format!(" since {} UTC", clock(h.since)))
+                .unwrap_or_default();
+            Err(anyhow::Error::new(Locked)).fix(
+                || format!("{who} is running in this repository{since}"),
+                || "wait for it to finish (or stop it), then run this command again".to_string(),
+            )
+        }
+        Busy::Wait => {
+            if !*waiting_said {
+                eprintln!("waiting for {who} to finish (it holds this repository's lock)...");
+                *waiting_said = true;
+            }
+            interrupt::check("taking the repository's lock")?;
+            std::thread::sleep(Duration::from_millis(100));
+            Ok(())
+        }
+    }
 }
 
 /// Stops what a dead command left running, and says what it was.
@@ -301,6 +310,46 @@ fn same_file(file: &File, path: &Path) -> bool {
         (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
         _ => false,
     }
+}
+
+/// Held while a child is started and recorded, and by an interrupt that stops the recorded
+/// children: a child is never started and left unrecorded when Ctrl-C comes in between.
+static SPAWNING: Mutex<()> = Mutex::new(());
+
+/// Starts `command` and records it at once (see [`add_child`]).
+pub fn spawn_recorded(
+    command: &mut std::process::Command,
+    what: &str,
+    marker: &str,
+) -> std::io::Result<std::process::Child> {
+    let _spawning = SPAWNING.lock().unwrap_or_else(|e| e.into_inner());
+    let child = command.spawn()?;
+    add_child(what, marker, child.id(), true);
+    Ok(child)
+}
+
+/// Stops every process this command started, for an exit that skips their owners' `Drop` (a
+/// Ctrl-C before anything started). No process is started after it: the caller exits.
+pub fn stop_children_for_exit() {
+    let spawning = SPAWNING.lock().unwrap_or_else(|e| e.into_inner());
+    // The command never holds `HELD` for long; a handler must not wait forever on it.
+    let mut held = None;
+    for _ in 0..100 {
+        if let Ok(guard) = HELD.try_lock() {
+            held = Some(guard);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let Some(mut held) = held else { return };
+    if let Some(held) = held.as_mut() {
+        for child in &held.holder.children {
+            child.stop(Duration::from_secs(5));
+        }
+        held.holder.children.clear();
+        let _ = write_holder(&mut held.file, &held.holder);
+    }
+    std::mem::forget(spawning);
 }
 
 /// Records a process this command started, so a later command can stop it if this one dies.

@@ -240,12 +240,11 @@ impl Standin {
             .stderr(moto_log)
             // Its own process group: a Ctrl-C meant for Packer must not kill the stand-in
             // before Packer has cleaned up through it.
-            .process_group(0)
-            .spawn()
-            .context("cannot start the moto server")?;
+            .process_group(0);
         // Recorded even when kept: until `local up` has written its state, a kill would
         // leave it unknown.
-        lock::add_child("moto", LAUNCHER, moto.id(), true);
+        let moto =
+            lock::spawn_recorded(moto, "moto", LAUNCHER).context("cannot start the moto server")?;
 
         let config = sshd_config(&dir, ssh_port, &user);
         std::fs::write(dir.join("sshd_config"), config)?;
@@ -256,16 +255,14 @@ impl Standin {
         }
         let sshd_config = dir.join("sshd_config");
         let sshd_log = dir.join("sshd.log");
-        let sshd =
-            std::process::Command::from(cmd!(sh, "{sshd} -D -e -f {sshd_config} -E {sshd_log}"))
-                .stdin(std::process::Stdio::null())
-                // Inherited output would keep the caller's pipes open after `local up` returns.
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .process_group(0)
-                .spawn()
-                .context("cannot start sshd")?;
-        lock::add_child("sshd", "sshd", sshd.id(), true);
+        let mut sshd =
+            std::process::Command::from(cmd!(sh, "{sshd} -D -e -f {sshd_config} -E {sshd_log}"));
+        sshd.stdin(std::process::Stdio::null())
+            // Inherited output would keep the caller's pipes open after `local up` returns.
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .process_group(0);
+        let sshd = lock::spawn_recorded(&mut sshd, "sshd", "sshd").context("cannot start sshd")?;
 
         let mut standin = Standin {
             dir: dir.clone(),

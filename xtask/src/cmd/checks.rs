@@ -24,7 +24,7 @@ pub fn check_version(text: &str) -> (Check, Option<(Version, String)>) {
                 Some((v, tag)),
             )
         }
-        Err(e) => (Check::fail("version", e), None),
+        Err(e) => (Check::fail("version", e.to_string()), None),
     }
 }
 
@@ -85,7 +85,7 @@ pub fn check_clean(git: &Git, allowed: &[&str]) -> Check {
 
 pub fn check_branch(git: &Git, branch: &str, allow_other: bool) -> Check {
     if let Err(e) = ds0::check_branch(branch) {
-        return Check::fail("branch", e);
+        return Check::fail("branch", e.to_string());
     }
     match git.current_branch() {
         Ok(Some(current)) if current == branch => Check::ok("branch", format!("on `{branch}`")),

@@ -807,7 +807,7 @@ fn preflight(
 /// clone gets the commit as the release branch.
 fn check_rehearsal_branch(git: &Git, branch: &str) -> Check {
     if let Err(e) = ds0::check_branch(branch) {
-        return Check::fail("branch", e);
+        return Check::fail("branch", e.to_string());
     }
     let here = match git.current_branch() {
         Ok(Some(current)) if current == branch => {

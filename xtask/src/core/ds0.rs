@@ -16,12 +16,48 @@ struct Literal {
     end: usize,
 }
 
+/// Why `ds0_utils.py` cannot be read or edited, or a branch cannot be written into it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Ds0Error {
+    #[error("`{DS0_PATH}` has no function `{name}()`: add `def {name}():\\n    return \"...\"`")]
+    NoFunction { name: &'static str },
+    #[error(
+        "`{DS0_PATH}` defines `{name}()` more than once (lines {first} and {second}): keep one"
+    )]
+    Twice {
+        name: &'static str,
+        first: usize,
+        second: usize,
+    },
+    #[error("`{DS0_PATH}` line {line}: cannot read the definition of `{name}()`")]
+    Unreadable { name: &'static str, line: usize },
+    #[error(
+        "`{DS0_PATH}` line {line}: `{name}()` must be a single `return \"...\"` of a plain string \
+         literal, so the tool can edit it; found something else"
+    )]
+    NotALiteral { name: &'static str, line: usize },
+    #[error(
+        "`{shown}` is not a valid git branch name: {rule} (see `git help check-ref-format`); \
+         choose a name like `2.6` or `dev/2.6`"
+    )]
+    BadBranch {
+        shown: String,
+        rule: refname::BadBranch,
+    },
+    #[error(
+        "`{shown}` contains `{bad}`: git allows it, but this project's branch names use only \
+         letters, digits, `.`, `_`, `-` and `/`, because the name is written into `{DS0_PATH}` \
+         and image tags; choose a name like `2.6` or `dev/2.6`"
+    )]
+    UnsafeBranch { shown: String, bad: char },
+}
+
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset].matches('\n').count() + 1
 }
 
 /// Finds the string literal that `def NAME(...)` returns.
-fn find_literal(text: &str, name: &str) -> Result<Literal, String> {
+fn find_literal(text: &str, name: &'static str) -> Result<Literal, Ds0Error> {
     let needle = format!("def {name}(");
     let defs: Vec<usize> = text
         .match_indices(&needle)
@@ -29,27 +65,22 @@ fn find_literal(text: &str, name: &str) -> Result<Literal, String> {
         .filter(|&i| i == 0 || text[..i].ends_with('\n') || text[..i].ends_with(' '))
         .collect();
     let def = match defs.as_slice() {
-        [] => {
-            return Err(format!(
-                "`{DS0_PATH}` has no function `{name}()`: add `def {name}():\\n    return \"...\"`"
-            ))
-        }
+        [] => return Err(Ds0Error::NoFunction { name }),
         [one] => *one,
         [first, second, ..] => {
-            return Err(format!(
-                "`{DS0_PATH}` defines `{name}()` more than once (lines {} and {}): keep one",
-                line_of(text, *first),
-                line_of(text, *second)
-            ))
+            return Err(Ds0Error::Twice {
+                name,
+                first: line_of(text, *first),
+                second: line_of(text, *second),
+            })
         }
     };
     // The body ends where the next top-level statement starts.
-    let body_start = text[def..].find("):").map(|i| def + i + 2).ok_or_else(|| {
-        format!(
-            "`{DS0_PATH}` line {}: cannot read the definition of `{name}()`",
-            line_of(text, def)
-        )
-    })?;
+    let line = line_of(text, def);
+    let body_start = text[def..]
+        .find("):")
+        .map(|i| def + i + 2)
+        .ok_or(Ds0Error::Unreadable { name, line })?;
     let body_end = text[body_start..]
         .match_indices('\n')
         .map(|(i, _)| body_start + i + 1)
@@ -61,13 +92,7 @@ fn find_literal(text: &str, name: &str) -> Result<Literal, String> {
         })
         .unwrap_or(text.len());
     let body = &text[body_start..body_end];
-    let non_literal = || {
-        format!(
-            "`{DS0_PATH}` line {}: `{name}()` must be a single `return \"...\"` of a plain string \
-             literal, so the tool can edit it; found something else",
-            line_of(text, def)
-        )
-    };
+    let non_literal = || Ds0Error::NotALiteral { name, line };
     let returns: Vec<usize> = body
         .match_indices("return")
         .map(|(i, _)| i)
@@ -108,7 +133,7 @@ fn find_literal(text: &str, name: &str) -> Result<Literal, String> {
 }
 
 /// The version and branch the file currently holds.
-pub fn read(text: &str) -> Result<(String, String), String> {
+pub fn read(text: &str) -> Result<(String, String), Ds0Error> {
     let version = find_literal(text, VERSION_FN)?;
     let branch = find_literal(text, BRANCH_FN)?;
     Ok((
@@ -119,29 +144,22 @@ pub fn read(text: &str) -> Result<(String, String), String> {
 
 /// A branch name git accepts (`git check-ref-format --branch`) and that is safe to put in a
 /// Python literal, a shell variable and an image tag: letters, digits, `.`, `_`, `-`, `/`.
-pub fn check_branch(branch: &str) -> Result<(), String> {
+pub fn check_branch(branch: &str) -> Result<(), Ds0Error> {
     let shown: String = branch.chars().flat_map(char::escape_debug).collect();
     if let Err(rule) = refname::check_branch(branch) {
-        return Err(format!(
-            "`{shown}` is not a valid git branch name: {rule} (see `git help check-ref-format`); \
-             choose a name like `2.6` or `dev/2.6`"
-        ));
+        return Err(Ds0Error::BadBranch { shown, rule });
     }
     if let Some(bad) = branch
         .chars()
         .find(|&c| !(c.is_ascii_alphanumeric() || "._-/".contains(c)))
     {
-        return Err(format!(
-            "`{shown}` contains `{bad}`: git allows it, but this project's branch names use only \
-             letters, digits, `.`, `_`, `-` and `/`, because the name is written into `{DS0_PATH}` \
-             and image tags; choose a name like `2.6` or `dev/2.6`"
-        ));
+        return Err(Ds0Error::UnsafeBranch { shown, bad });
     }
     Ok(())
 }
 
 /// Returns the new file text with the version (and, when given, the branch) replaced.
-pub fn edit(text: &str, version: &str, branch: Option<&str>) -> Result<String, String> {
+pub fn edit(text: &str, version: &str, branch: Option<&str>) -> Result<String, Ds0Error> {
     let mut edits = vec![(find_literal(text, VERSION_FN)?, version)];
     let branch_literal = find_literal(text, BRANCH_FN)?;
     if let Some(branch) = branch {
@@ -195,15 +213,18 @@ mod tests {
         let missing = "def comboami_defaultbranch():\n    return '2.6'\n";
         assert!(edit(missing, "1.0.0", None)
             .unwrap_err()
+            .to_string()
             .contains("no function `comboami_version()`"));
         let twice = format!("{SHIPPED}\ndef comboami_version():\n    return '9.9.9'\n");
         assert!(edit(&twice, "1.0.0", None)
             .unwrap_err()
+            .to_string()
             .contains("more than once"));
         let computed =
             "def comboami_version():\n    return VERSION\ndef comboami_defaultbranch():\n    return '2.6'\n";
         assert!(edit(computed, "1.0.0", None)
             .unwrap_err()
+            .to_string()
             .contains("plain string literal"));
         let concatenated = "def comboami_version():\n    return '2.' + '6'\ndef comboami_defaultbranch():\n    return '2.6'\n";
         assert!(edit(concatenated, "1.0.0", None).is_err());

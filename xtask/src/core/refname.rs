@@ -2,59 +2,84 @@
 //! rules of git's `refs.c` (`check_refname_component`) and `strbuf_check_branch_ref`, without
 //! running git.
 
+/// The rule of git's a branch name breaks; it reads after "the branch name is refused: ".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadBranch {
+    #[error("it is empty")]
+    Empty,
+    #[error("it starts with `-`, which git would read as an option")]
+    LeadingDash,
+    #[error("`HEAD` is the name git gives the current commit")]
+    Head,
+    #[error(
+        "it contains {}; git allows no spaces, control characters or any of \
+         `~ ^ : ? * [ \\` in a ref name",
+        shown(*.0)
+    )]
+    Forbidden(char),
+    #[error("it contains `..`, which git reads as a range of commits")]
+    DotDot,
+    #[error("it contains `@{{`, which git reads as a reflog reference")]
+    AtBrace,
+    #[error("it starts with `/`")]
+    LeadingSlash,
+    #[error("it ends with `/`")]
+    TrailingSlash,
+    #[error("it contains `//` (an empty part between slashes)")]
+    EmptyPart,
+    #[error("its part `{0}` starts with `.`, which git does not allow (hidden names)")]
+    HiddenPart(String),
+    #[error("its part `{0}` ends with `.lock`, which git reserves for its lock files")]
+    LockPart(String),
+    #[error("it ends with `.`")]
+    TrailingDot,
+}
+
+fn shown(c: char) -> String {
+    match c {
+        ' ' => "a space".to_string(),
+        c if c.is_control() => format!("the control character `{}`", c.escape_default()),
+        c => format!("`{c}`"),
+    }
+}
+
 /// Checks `name` as a branch name; the error names the rule it breaks.
-pub fn check_branch(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("it is empty".to_string());
+pub fn check_branch(name: &str) -> Result<(), BadBranch> {
+    let bad = match name {
+        "" => Some(BadBranch::Empty),
+        "HEAD" => Some(BadBranch::Head),
+        _ if name.starts_with('-') => Some(BadBranch::LeadingDash),
+        _ => name
+            .chars()
+            .find(|&c| is_forbidden(c))
+            .map(BadBranch::Forbidden),
+    };
+    let bad = bad.or_else(|| {
+        [
+            (name.contains(".."), BadBranch::DotDot),
+            (name.contains("@{"), BadBranch::AtBrace),
+            (name.starts_with('/'), BadBranch::LeadingSlash),
+            (name.ends_with('/'), BadBranch::TrailingSlash),
+            (name.contains("//"), BadBranch::EmptyPart),
+        ]
+        .into_iter()
+        .find_map(|(broken, rule)| broken.then_some(rule))
+    });
+    let bad = bad.or_else(|| {
+        name.split('/').find_map(|part| {
+            if part.starts_with('.') {
+                Some(BadBranch::HiddenPart(part.to_string()))
+            } else if part.ends_with(".lock") {
+                Some(BadBranch::LockPart(part.to_string()))
+            } else {
+                None
+            }
+        })
+    });
+    match bad.or_else(|| name.ends_with('.').then_some(BadBranch::TrailingDot)) {
+        Some(rule) => Err(rule),
+        None => Ok(()),
     }
-    if name.starts_with('-') {
-        return Err("it starts with `-`, which git would read as an option".to_string());
-    }
-    if name == "HEAD" {
-        return Err("`HEAD` is the name git gives the current commit".to_string());
-    }
-    if let Some(bad) = name.chars().find(|&c| is_forbidden(c)) {
-        let shown = match bad {
-            ' ' => "a space".to_string(),
-            c if c.is_control() => format!("the control character `{}`", c.escape_default()),
-            c => format!("`{c}`"),
-        };
-        return Err(format!(
-            "it contains {shown}; git allows no spaces, control characters or any of \
-             `~ ^ : ? * [ \\` in a ref name"
-        ));
-    }
-    if name.contains("..") {
-        return Err("it contains `..`, which git reads as a range of commits".to_string());
-    }
-    if name.contains("@{") {
-        return Err("it contains `@{`, which git reads as a reflog reference".to_string());
-    }
-    if name.starts_with('/') {
-        return Err("it starts with `/`".to_string());
-    }
-    if name.ends_with('/') {
-        return Err("it ends with `/`".to_string());
-    }
-    if name.contains("//") {
-        return Err("it contains `//` (an empty part between slashes)".to_string());
-    }
-    for part in name.split('/') {
-        if part.starts_with('.') {
-            return Err(format!(
-                "its part `{part}` starts with `.`, which git does not allow (hidden names)"
-            ));
-        }
-        if part.ends_with(".lock") {
-            return Err(format!(
-                "its part `{part}` ends with `.lock`, which git reserves for its lock files"
-            ));
-        }
-    }
-    if name.ends_with('.') {
-        return Err("it ends with `.`".to_string());
-    }
-    Ok(())
 }
 
 /// Characters git never allows in a ref name (`*` only in refspec patterns, not in names).
@@ -124,7 +149,7 @@ mod tests {
 
     #[test]
     fn messages_name_the_rule() {
-        let rule = |name: &str| check_branch(name).unwrap_err();
+        let rule = |name: &str| check_branch(name).unwrap_err().to_string();
         assert!(rule("2.6.lock").contains("`2.6.lock` ends with `.lock`"));
         assert!(rule("a//b").contains("`//`"));
         assert!(rule("a/.b").contains("`.b` starts with `.`"));

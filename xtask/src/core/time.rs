@@ -3,10 +3,20 @@
 
 pub const DAY: u64 = 86_400;
 
+/// A duration or a time that is not spelled as the tool reads them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadTime {
+    #[error("`{0}` is not a duration: use a number of days or hours like `7d` or `12h`")]
+    Duration(String),
+    #[error(
+        "`{0}` is not a UTC date or time: use `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM[:SS]Z`, like `2026-12-01T10:00Z`"
+    )]
+    Time(String),
+}
+
 /// `7d`, `12h` (days or hours; a whole number of them).
-pub fn parse_duration(text: &str) -> Result<u64, String> {
-    let bad =
-        || format!("`{text}` is not a duration: use a number of days or hours like `7d` or `12h`");
+pub fn parse_duration(text: &str) -> Result<u64, BadTime> {
+    let bad = || BadTime::Duration(text.to_string());
     let (number, unit) = text.trim().split_at(text.trim().len().saturating_sub(1));
     let n: u64 = number.parse().map_err(|_| bad())?;
     match unit {
@@ -57,12 +67,8 @@ fn civil(epoch: u64) -> (i64, i64, i64, u64, u64, u64) {
 
 /// A UTC time as AWS writes it (`2026-11-25T13:27:45.000Z`) or as users type it
 /// (`2026-12-01`, `2026-12-01T10:00`, `2026-12-01T10:00:00Z`).
-pub fn parse_time(text: &str) -> Result<u64, String> {
-    let bad = || {
-        format!(
-            "`{text}` is not a UTC date or time: use `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM[:SS]Z`, like `2026-12-01T10:00Z`"
-        )
-    };
+pub fn parse_time(text: &str) -> Result<u64, BadTime> {
+    let bad = || BadTime::Time(text.to_string());
     let text = text.trim().trim_end_matches('Z');
     let text = text.split('.').next().unwrap_or_default();
     let (date, clock) = text.split_once(['T', ' ']).unwrap_or((text, "00:00:00"));
@@ -113,7 +119,10 @@ mod tests {
     fn durations() {
         assert_eq!(parse_duration("7d"), Ok(7 * DAY));
         assert_eq!(parse_duration("12h"), Ok(12 * 3600));
-        assert!(parse_duration("7").unwrap_err().contains("`7d` or `12h`"));
+        assert!(parse_duration("7")
+            .unwrap_err()
+            .to_string()
+            .contains("`7d` or `12h`"));
         assert!(parse_duration("d").is_err());
         assert!(parse_duration("3w").is_err());
     }
@@ -131,7 +140,10 @@ mod tests {
         );
         assert_eq!(parse_time("2026-11-25"), Ok(1_795_573_423 - 8623));
         assert_eq!(parse_time("2026-11-25T02:23"), Ok(1_795_573_423 - 43));
-        assert!(parse_time("tomorrow").unwrap_err().contains("YYYY-MM-DD"));
+        assert!(parse_time("tomorrow")
+            .unwrap_err()
+            .to_string()
+            .contains("YYYY-MM-DD"));
         assert!(parse_time("2026-13-01").is_err());
         assert_eq!(age(3 * DAY + 7200), "3d 2h");
     }

@@ -2,15 +2,24 @@
 
 use semver::Version;
 
+/// A version the release rules refuse.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "`{text}` is not a semantic version ({reason}): use MAJOR.MINOR.PATCH like `2.6.1`, \
+     or `2.6.1-beta1` for a candidate"
+)]
+pub struct NotSemver {
+    pub text: String,
+    pub reason: semver::Error,
+}
+
 /// Parses a release version, saying why a bad one is refused.
-pub fn parse(text: &str) -> Result<Version, String> {
+pub fn parse(text: &str) -> Result<Version, NotSemver> {
     // Build metadata (`+build.5`) is valid semver; the image-name checks of the matrix refuse
     // it where AWS would, naming the character.
-    Version::parse(text).map_err(|e| {
-        format!(
-            "`{text}` is not a semantic version ({e}): use MAJOR.MINOR.PATCH like `2.6.1`, \
-             or `2.6.1-beta1` for a candidate"
-        )
+    Version::parse(text).map_err(|reason| NotSemver {
+        text: text.to_string(),
+        reason,
     })
 }
 
@@ -53,7 +62,10 @@ mod tests {
 
     #[test]
     fn refusals_say_why() {
-        assert!(parse("2.6").unwrap_err().contains("not a semantic version"));
+        assert!(parse("2.6")
+            .unwrap_err()
+            .to_string()
+            .contains("not a semantic version"));
     }
 
     #[test]
