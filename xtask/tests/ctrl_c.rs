@@ -1,0 +1,179 @@
+//! Issue 19: Ctrl-C typed in a real terminal (tmux `send-keys C-c`, which signals the whole
+//! foreground process group) while the stand-in starts and the cloud is asked, and again once
+//! builders run: nothing of the repository is left running, and a resume finishes the run.
+
+mod common;
+
+use common::Repo;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A tmux server of the test's own (its own socket), killed when the test ends.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn run(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| {
+                common::require(&["tmux"]);
+                panic!("tmux does not run: {e}")
+            });
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn history(&self) -> String {
+        self.run(&["capture-pane", "-p", "-J", "-S", "-", "-t", "ctrl-c"])
+    }
+
+    /// Waits until the pane shows `text`; panics with the screen after `limit`.
+    fn wait_for(&self, text: &str, limit: Duration) {
+        let start = Instant::now();
+        while !self.history().contains(text) {
+            assert!(
+                start.elapsed() < limit,
+                "no `{text}` after {limit:?}:\n{}",
+                self.history()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .output();
+    }
+}
+
+/// Processes whose command line names the repository (moto, sshd, Packer, the xtask itself),
+/// but not the shell script and `sleep` that keep the pane open.
+fn running_in(repo: &Repo) -> Vec<String> {
+    let out = Command::new("pgrep")
+        .args(["-af", &repo.root.display().to_string()])
+        .output()
+        .expect("pgrep runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.contains("run.sh") && !l.contains("tmux"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Nothing of the repository runs within `limit`; the list of what still does otherwise.
+fn assert_nothing_left(repo: &Repo, limit: Duration, when: &str) {
+    let start = Instant::now();
+    loop {
+        let left = running_in(repo);
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "{when}: still running after {limit:?}:\n{}",
+            left.join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Runs `args` in the pane through a script that prints the exit status, then waits.
+fn start(tmux: &Tmux, repo: &Repo, args: &str, first: bool) {
+    let script = format!(
+        "cd '{root}'\n\
+         export HOME='{home}' XDG_CONFIG_HOME='{home}/.config' GIT_CONFIG_NOSYSTEM=1\n\
+         export XTASK_STANDIN_VENV='{venv}'\n\
+         unset SOURCE_DATE_EPOCH AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY\n\
+         clear\n\
+         '{bin}' {args}\n\
+         echo \"EXIT=$?\"\n\
+         sleep 600\n",
+        root = repo.root.display(),
+        home = repo.home().display(),
+        venv = common::standin_venv().display(),
+        bin = env!("CARGO_BIN_EXE_xtask"),
+    );
+    repo.write("run.sh", &script);
+    let run_sh = format!("bash '{}'", repo.path("run.sh").display());
+    if first {
+        tmux.run(&[
+            "new-session",
+            "-d",
+            "-s",
+            "ctrl-c",
+            "-x",
+            "100",
+            "-y",
+            "30",
+            &run_sh,
+        ]);
+    } else {
+        tmux.run(&["respawn-pane", "-k", "-t", "ctrl-c", &run_sh]);
+        tmux.run(&["clear-history", "-t", "ctrl-c"]);
+    }
+}
+
+#[test]
+fn ctrl_c_in_a_terminal_leaves_nothing_running_and_resume_finishes() {
+    common::require(&["tmux", "packer", "sshd"]);
+    let repo = Repo::new("ctrl-c");
+    let tmux = Tmux {
+        socket: format!("xtask-test-ctrl-c-{}", std::process::id()),
+    };
+
+    // 1. While the cloud is asked: the stand-in this command started is stopped with it.
+    start(&tmux, &repo, "publish --local --yes", true);
+    tmux.wait_for("cloud checks:", Duration::from_secs(180));
+    assert!(
+        !running_in(&repo).is_empty(),
+        "the stand-in runs while the cloud is asked"
+    );
+    tmux.run(&["send-keys", "-t", "ctrl-c", "C-c"]);
+    tmux.wait_for("EXIT=", Duration::from_secs(60));
+    let screen = tmux.history();
+    assert!(screen.contains("EXIT=130"), "{screen}");
+    assert!(
+        screen.contains("interrupted: stopped before anything started"),
+        "{screen}"
+    );
+    assert_nothing_left(
+        &repo,
+        Duration::from_secs(30),
+        "Ctrl-C during the cloud checks",
+    );
+    let status = repo.xtask(&["local", "status"]).ok().all();
+    assert!(!status.contains("left running"), "{status}");
+
+    // 2. Once builders run: Packer cancels and cleans up, nothing is left running.
+    start(&tmux, &repo, "publish --local --yes", false);
+    tmux.wait_for("running,", Duration::from_secs(240));
+    std::thread::sleep(Duration::from_secs(3));
+    tmux.run(&["send-keys", "-t", "ctrl-c", "C-c"]);
+    tmux.wait_for("EXIT=", Duration::from_secs(180));
+    let screen = tmux.history();
+    assert!(screen.contains("EXIT=130"), "{screen}");
+    assert!(screen.contains("--resume"), "the resume is named: {screen}");
+    assert_nothing_left(
+        &repo,
+        Duration::from_secs(30),
+        "Ctrl-C with builders running",
+    );
+
+    // 3. The resume finishes the run.
+    let resumed = repo
+        .xtask(&["publish", "--resume", "--local", "--yes"])
+        .ok()
+        .all();
+    assert!(
+        resumed.contains("32 of 32") || resumed.contains("32/32"),
+        "{resumed}"
+    );
+    assert_nothing_left(&repo, Duration::from_secs(30), "after the resume");
+}
