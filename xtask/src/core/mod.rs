@@ -8,6 +8,7 @@ pub mod ds0;
 pub mod guard;
 pub mod image_root;
 pub mod json;
+pub mod legacy;
 pub mod mask;
 pub mod matrix;
 pub mod packer_log;
