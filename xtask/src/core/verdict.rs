@@ -87,8 +87,8 @@ fn is_digest(text: &str) -> bool {
 }
 
 /// `text` as a tag value every AWS service accepts: letters, digits, spaces and `+ - = . _ : / @`
-/// (backticks and quotes dropped, anything else a space, spaces collapsed), at most
-/// [`TAG_VALUE_MAX`] characters, cut after a word with `...`.
+/// (backticks and quotes dropped, anything else a space, spaces collapsed), not starting with
+/// AWS's reserved `aws:`, at most [`TAG_VALUE_MAX`] characters, cut after a word with `...`.
 pub fn tag_value(text: &str) -> String {
     let allowed = |c: char| c.is_ascii_alphanumeric() || " +-=._:/@".contains(c);
     let cleaned: String = text
@@ -100,6 +100,13 @@ pub fn tag_value(text: &str) -> String {
     let mut value = words.join(" ");
     if value.is_empty() {
         value = "no reason given".into();
+    }
+    // AWS reserves the `aws:` prefix in keys and values (any case).
+    if value
+        .get(..4)
+        .is_some_and(|p| p.eq_ignore_ascii_case("aws:"))
+    {
+        value.insert_str(0, "reason ");
     }
     if value.len() > TAG_VALUE_MAX {
         // Cut at a word's end where there is one, to leave no half word before the dots.
@@ -485,6 +492,7 @@ mod tests {
         let unbroken = tag_value(&"x".repeat(300));
         assert_eq!(unbroken, format!("{}...", "x".repeat(253)));
         assert_eq!(tag_value("a/b:c=d+e@f_g.h-i"), "a/b:c=d+e@f_g.h-i");
+        assert_eq!(tag_value("AWS: throttled"), "reason AWS: throttled");
     }
 
     #[test]
