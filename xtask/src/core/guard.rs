@@ -168,10 +168,9 @@ impl Sources {
         let local = self.local_tags.iter().map(|n| (n.as_str(), true));
         let remote = remote_tags.iter().map(|t| (t.name.as_str(), false));
         for (name, is_local) in local.chain(remote) {
-            let Some((stage, v)) = tag_version(name).filter(|(_, v)| v == version) else {
+            let Some((stage, _)) = tag_version(name).filter(|(_, v)| v == version) else {
                 continue;
             };
-            debug_assert_eq!(&v, version);
             let index = match seen.iter().position(|s| s.tag == name) {
                 Some(index) => index,
                 None => {
@@ -286,19 +285,29 @@ pub fn may_retire(version: &Version, sources: &Sources) -> Result<(), Refusal> {
             "{n} image(s) tagged `Version={newest}` in the cloud"
         )),
     }
-    let position = if *version == newest {
-        format!("`{version}` is the newest release")
+    let known = known.join("; ");
+    if *version == newest {
+        return Err(Refusal {
+            what: format!(
+                "`{version}` is the newest release (known from {known}): its images are what users launch now"
+            ),
+            fix: format!(
+                "release a newer version first, then retire {newest}; if this clone lacks that release's tag, `git fetch --tags` shows it"
+            ),
+        });
+    }
+    let fix = if version.pre.is_empty() {
+        format!("retire only {newest} or older: no tag here or on the remote says {version} was released")
     } else {
-        format!("`{version}` is newer than the newest release {newest}")
+        format!(
+            "an abandoned candidate is not retired: delete its tag (`git tag -d candidate/{version}` and `git push REMOTE :refs/tags/candidate/{version}`), then `cargo xtask cleanup --version {version}` removes its images"
+        )
     };
     Err(Refusal {
         what: format!(
-            "{position} (known from {}): its images are what users launch now",
-            known.join("; ")
+            "`{version}` is newer than the newest release {newest} (known from {known}): retiring it would hide a version users may be about to launch"
         ),
-        fix: format!(
-            "release a newer version first, then retire {newest} or older; if this clone lacks tags, `git fetch --tags` shows them"
-        ),
+        fix,
     })
 }
 
@@ -444,6 +453,17 @@ mod tests {
                 .starts_with("`2.6.10-beta1` is newer than the newest release 2.6.9"),
             "{}",
             newer.what
+        );
+        assert!(
+            newer.fix.contains("`git tag -d candidate/2.6.10-beta1`"),
+            "{}",
+            newer.fix
+        );
+        let unknown = may_retire(&v("2.6.11"), &sources).unwrap_err();
+        assert!(
+            unknown.fix.starts_with("retire only 2.6.9 or older"),
+            "{}",
+            unknown.fix
         );
         // Without the remote, the images' own tags still know 2.6.9.
         let offline = Sources {
