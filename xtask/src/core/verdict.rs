@@ -136,6 +136,8 @@ pub struct Expected<'a> {
 #[derive(Debug, Clone)]
 pub struct Found<'a> {
     pub id: &'a str,
+    /// `available`, `pending`, `failed`... as `describe-images` says.
+    pub state: &'a str,
     pub public: bool,
     pub tags: &'a Tags,
 }
@@ -188,6 +190,9 @@ pub fn adoption(
         }
         Some(Verdict::Verified { digest }) => digest,
     };
+    if found.state != "available" {
+        return rebuild(format!("it is `{}`, not `available`", found.state));
+    }
     let Some(report) = report else {
         return rebuild(
             "its image report is not here (not in the run folder, nor stored beside the image)"
@@ -365,6 +370,7 @@ mod tests {
     fn decide(tags: &Tags, public: bool, report: Option<&str>) -> Adoption {
         let found = Found {
             id: "ami-0123456789abcdef0",
+            state: "available",
             public,
             tags,
         };
@@ -433,10 +439,21 @@ mod tests {
         );
 
         let tags = image_tags(Some((VERIFIED, &verified())));
-        let found = Found {
+        let failed = Found {
             id: "ami-1",
+            state: "failed",
             public: false,
             tags: &tags,
+        };
+        assert_eq!(
+            adoption(&failed, Some(REPORT), &expected(), &|_| Ok(())),
+            Adoption::Rebuild {
+                reason: "ami-1 is not adopted: it is `failed`, not `available`".into()
+            }
+        );
+        let found = Found {
+            state: "available",
+            ..failed
         };
         let failing = |_: &str| Err("version `2.6.8-wrong` was baked".to_string());
         assert_eq!(
