@@ -167,7 +167,7 @@ impl Drop for Repo {
 
 /// Keeps git and git2 away from the user's configuration: a home of the test's own, no system
 /// configuration, no identity from the environment.
-fn isolate_git(command: &mut Command, home: &Path) {
+pub fn isolate_git(command: &mut Command, home: &Path) {
     command
         .env("HOME", home)
         .env("XDG_CONFIG_HOME", home.join(".config"))
