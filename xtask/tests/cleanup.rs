@@ -4,25 +4,15 @@
 
 mod common;
 
-use common::Repo;
+use common::{BuildDoc, Repo};
 use serde_json::Value;
 
-fn run_id(run: &common::Run) -> String {
-    let all = run.all();
-    let start = all.find("run `").expect("the output names the run") + 5;
-    all[start..].split('`').next().unwrap().to_string()
-}
-
-fn record(repo: &Repo, id: &str) -> Value {
-    serde_json::from_str(&repo.read(&format!("build/runs/{id}/run.json"))).unwrap()
-}
-
-fn amis(record: &Value) -> Vec<String> {
-    record["builders"]
-        .as_object()
-        .unwrap()
+/// The AMIs a build made, from its `--json` document.
+fn amis(doc: &BuildDoc) -> Vec<String> {
+    doc.run
+        .builders
         .values()
-        .map(|b| b["amis"][0]["id"].as_str().unwrap().to_string())
+        .map(|b| b.ami().to_string())
         .collect()
 }
 
@@ -46,19 +36,22 @@ fn image_ids(repo: &Repo) -> Vec<String> {
 fn cleanup_lists_exactly_what_test_builds_made_and_execute_removes_it() {
     let repo = Repo::new("cleanup");
     repo.xtask(&["local", "up"]).ok();
-    let ebs_run = repo.xtask(&["test-ebs", "--local"]).ok();
-    let ebs_id = run_id(&ebs_run);
+    let ebs_run = repo.xtask(&["test-ebs", "--local", "--json"]).ok();
+    let ebs: BuildDoc = ebs_run.doc();
+    let ebs_id = ebs.run_id.clone();
     // The hint after a local test build is the command that cleans the stand-in up.
     assert!(
-        ebs_run.stdout.contains(&format!(
+        ebs_run.stderr.contains(&format!(
             "remove them with `cargo xtask cleanup --run {ebs_id} --local --execute`"
         )),
         "{}",
-        ebs_run.stdout
+        ebs_run.stderr
     );
-    let instance_id = run_id(&repo.xtask(&["test-instance", "--local"]).ok());
-    let ebs = record(&repo, &ebs_id);
-    let instance = record(&repo, &instance_id);
+    let instance: BuildDoc = repo
+        .xtask(&["test-instance", "--local", "--json"])
+        .ok()
+        .doc();
+    let instance_id = instance.run_id.clone();
     let (ebs_amis, instance_amis) = (amis(&ebs), amis(&instance));
     assert_eq!(image_ids(&repo).len(), 8);
 
@@ -100,8 +93,8 @@ fn cleanup_lists_exactly_what_test_builds_made_and_execute_removes_it() {
     for ami in &ebs_amis {
         assert!(!list.stdout.contains(ami.as_str()), "{}", list.stdout);
     }
-    for builder in instance["builders"].as_object().unwrap().values() {
-        let bundle = builder["bundle"].as_str().unwrap();
+    for builder in instance.run.builders.values() {
+        let bundle = builder.bundle.as_deref().unwrap();
         assert!(
             list.stdout
                 .contains(&format!("bundle    s3://{bundle}/  (1 object(s))")),

@@ -4,16 +4,9 @@
 
 mod common;
 
-use common::{standin_aws, Repo};
+use common::{standin_aws, BuildDoc, Repo};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-
-/// The run id a build printed (`run `ID`: logs and record in ...`).
-fn run_id(run: &common::Run) -> String {
-    let all = run.all();
-    let start = all.find("run `").expect("the output names the run") + 5;
-    all[start..].split('`').next().unwrap().to_string()
-}
 
 /// One built image: its builder, region, id and bundle location (`BUCKET/PREFIX`).
 #[derive(Debug, Clone)]
@@ -24,21 +17,20 @@ struct Built {
     bundle: Option<String>,
 }
 
-fn built(repo: &Repo, run: &str) -> BTreeMap<String, Built> {
-    let record: Value =
-        serde_json::from_str(&repo.read(&format!("build/runs/{run}/run.json"))).unwrap();
-    record["builders"]
-        .as_object()
-        .unwrap()
+/// The images a build made, from its `--json` document.
+fn built(run: &common::Run) -> BTreeMap<String, Built> {
+    let doc: BuildDoc = run.doc();
+    doc.run
+        .builders
         .iter()
         .map(|(name, b)| {
             (
                 name.clone(),
                 Built {
                     builder: name.clone(),
-                    region: b["region"].as_str().unwrap().to_string(),
-                    id: b["amis"][0]["id"].as_str().unwrap().to_string(),
-                    bundle: b["bundle"].as_str().map(String::from),
+                    region: b.region.clone(),
+                    id: b.ami().to_string(),
+                    bundle: b.bundle.clone(),
                 },
             )
         })
@@ -217,9 +209,10 @@ fn published_images_survive_cleanup_retire_in_stages_and_audit_names_mismatches(
             "--only",
             "us-east-1-1404-hvm,us-east-1-1204-pv,us-west-2-1404-hvm,us-west-2-1204-hvm,\
              us-east-1-1204-hvm,us-east-1-1404-pv,us-west-2-1404-pv",
+            "--json",
         ])
         .ok();
-    let images = built(&repo, &run_id(&run));
+    let images = built(&run);
     let get = |builder: &str| images[builder].clone();
     // A: only in an earlier committed `ami_ids.json`. B, D, F, G: the release (registry and
     // tag). C: only public. E: only in the release tag's message.
@@ -512,9 +505,15 @@ fn retention_keeps_the_newest_runs_and_used_images_are_skipped() {
     let mut runs = Vec::new();
     for _ in 0..3 {
         let run = repo
-            .xtask(&["test-ebs", "--local", "--only", "us-east-1-1404-hvm"])
+            .xtask(&[
+                "test-ebs",
+                "--local",
+                "--only",
+                "us-east-1-1404-hvm",
+                "--json",
+            ])
             .ok();
-        runs.push(built(&repo, &run_id(&run))["us-east-1-1404-hvm"].clone());
+        runs.push(built(&run)["us-east-1-1404-hvm"].clone());
         // Run ids and creation times have a resolution of one second.
         std::thread::sleep(std::time::Duration::from_millis(1100));
     }

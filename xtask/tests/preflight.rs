@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{git_in, Repo};
+use common::{git_in, BuildDoc, Repo, RunRecord};
 use std::path::Path;
 
 /// A copy of the repository as a git repository on the release branch `2.6`, holding 2.6.3.
@@ -258,12 +258,6 @@ fn instances(repo: &Repo) -> usize {
     .unwrap()
 }
 
-fn run_id(run: &common::Run) -> String {
-    let all = run.all();
-    let start = all.find("run `").expect("the output names the run") + 5;
-    all[start..].split('`').next().unwrap().to_string()
-}
-
 fn with_env(repo: &Repo, args: &[&str], env: &[(&str, &str)]) -> common::Run {
     use common::RunExt;
     let mut command = repo.command_in(".", args);
@@ -343,29 +337,35 @@ fn cloud_preflight_against_a_kept_standin() {
     );
 
     // The first publish passes the checks and builds.
-    let first = with_env(&repo, &["publish", "--local", "--yes", "--only", TWO], &[]).ok();
+    let first = with_env(
+        &repo,
+        &["publish", "--local", "--yes", "--only", TWO, "--json"],
+        &[],
+    )
+    .ok();
     assert!(
         first
             .stderr
             .contains("ok    AMI names     2 planned name(s) are free"),
         "{first:#?}"
     );
-    let id = run_id(&first);
+    let doc: BuildDoc = first.doc();
+    let id = doc.run_id;
     let record_path = format!("build/runs/{id}/run.json");
-    let record: serde_json::Value = serde_json::from_str(&repo.read(&record_path)).unwrap();
-    assert_eq!(record["cloud_checks"], "passed");
+    let record = RunRecord::read(&repo.root, &id);
+    assert_eq!(record.cloud_checks.as_deref(), Some("passed"));
     let launched = instances(&repo);
     assert_eq!(launched, 2);
 
     // A second publish of the same version is refused, naming every taken name and its id.
     let second = with_env(&repo, &["publish", "--local", "--yes", "--only", TWO], &[]);
     let second = second.fails(2, &["FAIL  AMI names", "nothing was launched"]);
-    for (name, builder) in record["builders"].as_object().unwrap() {
-        let ami = builder["amis"][0]["id"].as_str().unwrap();
+    for (name, builder) in &record.builders {
         let line = format!(
-            "`{}` is taken in {} by {ami} (made by run `{id}`, version 2.6.3)",
-            builder["ami_name"].as_str().unwrap(),
-            builder["region"].as_str().unwrap()
+            "`{}` is taken in {} by {} (made by run `{id}`, version 2.6.3)",
+            builder.ami_name,
+            builder.region,
+            builder.ami()
         );
         assert!(
             second.stderr.contains(&line),
@@ -414,19 +414,14 @@ fn cloud_preflight_against_a_kept_standin() {
         resumed.stdout.contains("2 of 2 builders succeeded"),
         "{resumed:#?}"
     );
-    let record: serde_json::Value = serde_json::from_str(&repo.read(&record_path)).unwrap();
-    assert_eq!(
-        record["builders"]["us-east-1-1404-hvm"]["state"],
-        "succeeded"
+    let record = RunRecord::read(&repo.root, &id);
+    let hvm = &record.builders["us-east-1-1404-hvm"];
+    assert_eq!(hvm.state, "succeeded");
+    assert_eq!(hvm.ami(), adopted);
+    assert!(
+        hvm.note.as_deref().is_some_and(|n| n.contains("adopted")),
+        "{hvm:?}"
     );
-    assert_eq!(
-        record["builders"]["us-east-1-1404-hvm"]["amis"][0]["id"],
-        adopted.as_str()
-    );
-    assert!(record["builders"]["us-east-1-1404-hvm"]["note"]
-        .as_str()
-        .unwrap()
-        .contains("adopted"));
     assert_eq!(instances(&repo), launched, "an adoption launched instances");
 
     // ...but never one whose tags are another run's.
@@ -449,11 +444,17 @@ fn cloud_preflight_against_a_kept_standin() {
     let token = "FwoGZXIvYXdzEXAMPLESESSIONTOKEN0123456789";
     let run = with_env(
         &repo,
-        &["test-instance", "--local", "--only", "us-east-1-1204-pv"],
+        &[
+            "test-instance",
+            "--local",
+            "--only",
+            "us-east-1-1204-pv",
+            "--json",
+        ],
         &[("AWS_SESSION_TOKEN", token)],
     )
     .ok();
-    let test_id = run_id(&run);
+    let test_id = run.doc::<BuildDoc>().run_id;
     let template: serde_json::Value =
         serde_json::from_str(&repo.read(&format!("build/runs/{test_id}/template.json"))).unwrap();
     assert_eq!(

@@ -3,11 +3,20 @@
 
 mod common;
 
-use common::{git_in, Repo};
+use common::{git_in, ReleaseDoc, Repo};
 
 /// A copy of the repository as a git repository on the release branch `2.6`, holding 2.6.3.
 fn git_repo(name: &str) -> Repo {
     let repo = Repo::new(name);
+    repo.git_init("2.6");
+    repo
+}
+
+/// `git_repo` whose matrix builds only the rows of `regions` (4 per region): a release that
+/// builds, with fewer builders to wait for.
+fn git_repo_of(name: &str, regions: &[&str]) -> Repo {
+    let repo = Repo::new(name);
+    common::matrix_of(&repo, regions);
     repo.git_init("2.6");
     repo
 }
@@ -282,7 +291,7 @@ fn dry_run_prints_the_plan_and_changes_no_byte_and_no_ref() {
 
 #[test]
 fn local_release_resumes_after_a_failure_then_commits_tags_and_pushes() {
-    let repo = git_repo("release-local");
+    let repo = git_repo_of("release-local", &["us-east-1", "eu-west-1"]);
     let before = repo.snapshot_without_target();
     let scratch = repo.path("target/rehearsal/release-2.6.4");
     let clone = scratch.join("repo");
@@ -304,11 +313,11 @@ fn local_release_resumes_after_a_failure_then_commits_tags_and_pushes() {
         &[
             "release 2.6.4 stopped at step 2 (publish)",
             "run `cargo xtask release 2.6.4 --push origin --local` to resume",
-            "1 of 32 builders did not succeed",
+            "1 of 8 builders did not succeed",
         ],
     );
     assert!(
-        first.stdout.contains("31 of 32 builders succeeded"),
+        first.stdout.contains("7 of 8 builders succeeded"),
         "{first:#?}"
     );
     // The error reads top-down: what failed, each cause on its own line, the fix last.
@@ -331,7 +340,14 @@ fn local_release_resumes_after_a_failure_then_commits_tags_and_pushes() {
         "{}",
         first.stderr
     );
-    assert!(first.stdout.contains("eu-west-1-1204-pv        FAILED"));
+    assert!(
+        first.stdout.lines().any(|line| line
+            .split_whitespace()
+            .take(2)
+            .eq(["eu-west-1-1204-pv", "FAILED"])),
+        "the summary marks the failed builder:\n{}",
+        first.stdout
+    );
     let ds0 = std::fs::read_to_string(clone.join("ds0_utils.py")).unwrap();
     assert!(
         ds0.contains("return \"2.6.4\""),
@@ -345,16 +361,21 @@ fn local_release_resumes_after_a_failure_then_commits_tags_and_pushes() {
 
     // The same command resumes: only the failed builder is rebuilt, then commit, tag, push.
     let second = repo
-        .xtask(&["release", "2.6.4", "--local", "--push", "--yes"])
+        .xtask(&["release", "2.6.4", "--local", "--push", "--yes", "--json"])
         .ok();
     assert!(
         second
             .stderr
-            .contains("rebuilding 1 of 32 builders: eu-west-1-1204-pv"),
+            .contains("rebuilding 1 of 8 builders: eu-west-1-1204-pv"),
         "{second:#?}"
     );
-    assert!(second.stdout.contains("released ComboAMI 2.6.4"));
+    assert!(second.stderr.contains("released ComboAMI 2.6.4"));
+    let doc: ReleaseDoc = second.doc();
+    assert!(doc.ok);
+    assert_eq!(doc.tag, "release/2.6.4");
+    assert_eq!(doc.pushed_to.as_deref(), Some("origin"));
     let head = git_in(&clone, &repo.home(), &["rev-parse", "HEAD"]);
+    assert_eq!(head.trim(), doc.commit);
     let message = git_in(
         &clone,
         &repo.home(),
@@ -372,27 +393,19 @@ fn local_release_resumes_after_a_failure_then_commits_tags_and_pushes() {
     assert_eq!(changed, "ami_ids.json\nds0_utils.py\n");
     let tag = git_in(&clone, &repo.home(), &["cat-file", "-p", "release/2.6.4"]);
     assert!(tag.starts_with(&format!("object {head}")), "{tag}");
-    assert!(tag.contains("32 AMIs:"), "{tag}");
+    assert!(tag.contains("8 AMIs:"), "{tag}");
     // Every AMI of the run is in the committed registry and in the tag message.
-    let run_id = second
-        .stdout
-        .split("publish run `")
-        .nth(1)
-        .unwrap()
-        .split('`')
-        .next()
-        .unwrap();
-    let record: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(clone.join(format!("build/runs/{run_id}/run.json"))).unwrap(),
-    )
-    .unwrap();
+    let record = &doc.publish_run;
+    let run_id = &record.run_id;
+    assert_eq!(record.builders.len(), 8);
+    assert_eq!(doc.amis.len(), 8);
     let committed = git_in(&clone, &repo.home(), &["show", "HEAD:ami_ids.json"]);
-    for (name, builder) in record["builders"].as_object().unwrap() {
-        let id = builder["amis"][0]["id"].as_str().unwrap();
+    for (name, builder) in &record.builders {
+        let id = builder.ami();
         assert!(committed.contains(id), "{name}: {id} not in the registry");
         assert!(tag.contains(id), "{name}: {id} not in the tag message");
         // Every image's report was checked; its ComboAMI commit is in the record and the tag.
-        let commit = builder["comboami_commit"].as_str().unwrap();
+        let commit = builder.comboami_commit.as_deref().unwrap();
         assert!(
             tag.contains(&format!("{id}  ComboAMI {commit}")),
             "{name}: {commit} not in the tag message:\n{tag}"
@@ -409,10 +422,7 @@ fn local_release_resumes_after_a_failure_then_commits_tags_and_pushes() {
     for builder in template["builders"].as_array().unwrap() {
         assert_eq!(builder["ami_groups"], serde_json::json!(["all"]));
     }
-    assert_eq!(
-        record["attempts"][1]["builders"],
-        serde_json::json!(["eu-west-1-1204-pv"])
-    );
+    assert_eq!(record.attempts[1].builders, ["eu-west-1-1204-pv"]);
     // Pushed to the scratch bare remote.
     let remote_refs = git_in(&remote, &repo.home(), &["show-ref"]);
     assert!(
@@ -433,7 +443,7 @@ fn local_release_resumes_after_a_failure_then_commits_tags_and_pushes() {
 
 #[test]
 fn local_candidate_rehearsal_builds_private_images_and_leaves_the_registry() {
-    let repo = git_repo("candidate-local");
+    let repo = git_repo_of("candidate-local", &["us-east-1"]);
     let dry = repo
         .xtask(&["release", "2.6.9-beta1", "--local", "--dry-run"])
         .ok();
@@ -449,27 +459,23 @@ fn local_candidate_rehearsal_builds_private_images_and_leaves_the_registry() {
         );
     }
     let run = repo
-        .xtask(&["release", "2.6.9-beta1", "--local", "--yes"])
+        .xtask(&["release", "2.6.9-beta1", "--local", "--yes", "--json"])
         .ok();
     assert!(
-        run.stdout.contains("released ComboAMI 2.6.9-beta1"),
+        run.stderr.contains("released ComboAMI 2.6.9-beta1"),
         "{run:#?}"
     );
+    let doc: ReleaseDoc = run.doc();
+    assert_eq!(doc.tag, "candidate/2.6.9-beta1");
     let clone = repo.path("target/rehearsal/release-2.6.9-beta1/repo");
-    let run_id = run
-        .stdout
-        .split("publish run `")
-        .nth(1)
-        .unwrap()
-        .split('`')
-        .next()
-        .unwrap();
+    let record = &doc.publish_run;
+    let run_id = &record.run_id;
     let template: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(clone.join(format!("build/runs/{run_id}/template.json"))).unwrap(),
     )
     .unwrap();
     let builders = template["builders"].as_array().unwrap();
-    assert_eq!(builders.len(), 32);
+    assert_eq!(builders.len(), 4);
     for builder in builders {
         assert_eq!(builder["ami_groups"], serde_json::json!([]), "{builder}");
     }
@@ -482,18 +488,15 @@ fn local_candidate_rehearsal_builds_private_images_and_leaves_the_registry() {
         std::fs::read_to_string(clone.join("ami_ids.json")).unwrap(),
         repo.read("ami_ids.json")
     );
-    let record: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(clone.join(format!("build/runs/{run_id}/run.json"))).unwrap(),
-    )
-    .unwrap();
     let tag = git_in(
         &clone,
         &repo.home(),
         &["cat-file", "-p", "candidate/2.6.9-beta1"],
     );
-    assert!(tag.contains("32 AMIs:"), "{tag}");
-    for (name, builder) in record["builders"].as_object().unwrap() {
-        let id = builder["amis"][0]["id"].as_str().unwrap();
+    assert!(tag.contains("4 AMIs:"), "{tag}");
+    assert_eq!(record.builders.len(), 4);
+    for (name, builder) in &record.builders {
+        let id = builder.ami();
         assert!(tag.contains(id), "{name}: {id} not in the tag message");
     }
 }
@@ -526,13 +529,13 @@ fn rehearsal_runs_from_a_fresh_clone_with_only_main() {
     let run = repo
         .xtask(&["release", "2.6.4", "--local", "--push", "--yes", "--json"])
         .ok();
-    let doc: serde_json::Value = serde_json::from_str(&run.stdout).expect("one JSON document");
-    assert_eq!(doc["ok"], true, "{doc:#}");
-    assert_eq!(doc["branch"], "2.6");
-    assert_eq!(doc["tag"], "release/2.6.4");
-    assert_eq!(doc["pushed_to"], "origin");
-    assert_eq!(doc["amis"].as_array().unwrap().len(), 2, "{doc:#}");
-    assert_eq!(doc["publish_run"]["builders"].as_object().unwrap().len(), 2);
+    let doc: ReleaseDoc = run.doc();
+    assert!(doc.ok, "{doc:#?}");
+    assert_eq!(doc.branch, "2.6");
+    assert_eq!(doc.tag, "release/2.6.4");
+    assert_eq!(doc.pushed_to.as_deref(), Some("origin"));
+    assert_eq!(doc.amis.len(), 2, "{doc:#?}");
+    assert_eq!(doc.publish_run.builders.len(), 2);
     assert!(
         run.stderr.contains(&format!(
             "rehearsal: commit {} (on `main`) is branch `2.6` in the scratch clone",
@@ -544,7 +547,7 @@ fn rehearsal_runs_from_a_fresh_clone_with_only_main() {
     // The scratch remote got the release commit on `2.6`, on top of the real HEAD.
     let remote = repo.path("target/rehearsal/release-2.6.4/remote.git");
     let released = git_in(&remote, &repo.home(), &["rev-parse", "refs/heads/2.6"]);
-    assert_eq!(released.trim(), doc["commit"].as_str().unwrap());
+    assert_eq!(released.trim(), doc.commit);
     let parent = git_in(&remote, &repo.home(), &["rev-parse", "refs/heads/2.6~1"]);
     assert_eq!(parent, repo.git(&["rev-parse", "HEAD"]));
     assert!(git_in(&remote, &repo.home(), &["show-ref"]).contains("refs/tags/release/2.6.4"));

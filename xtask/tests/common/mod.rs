@@ -2,6 +2,8 @@
 //! user would run `cargo xtask` there.
 #![allow(dead_code)]
 
+use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -42,8 +44,15 @@ fn copy_dir(from: &Path, to: &Path) {
 impl Repo {
     /// A fresh copy of the repository's inputs in a temporary folder.
     pub fn new(name: &str) -> Repo {
+        // Process ids wrap around within minutes on a busy machine (pid_max 32768): with the
+        // start time in the name, a test never reuses the folder of an earlier test whose
+        // left-over processes (a stand-in, Packer) might still write or delete there.
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
         let root = std::env::temp_dir().join(format!(
-            "xtask-test-{name}-{}-{}",
+            "xtask-test-{name}-{}-{}-{started}",
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::SeqCst)
         ));
@@ -149,6 +158,32 @@ impl Repo {
         }
         files.sort();
         files
+    }
+}
+
+/// Roots of the repositories kept for the whole test process; removed (as a `Repo` is dropped)
+/// when the process exits.
+static SHARED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+extern "C" fn drop_shared() {
+    let roots = std::mem::take(&mut *SHARED.lock().unwrap_or_else(|e| e.into_inner()));
+    for root in roots {
+        drop(Repo { root });
+    }
+}
+
+impl Repo {
+    /// This repository as a fixture that several tests of this binary read (one scenario run
+    /// once, its outcome checked by several `#[test]`s): it lives until the test process exits,
+    /// then it is removed and its stand-in stopped, as when a `Repo` is dropped.
+    pub fn shared(self) -> &'static Repo {
+        let mut roots = SHARED.lock().unwrap();
+        if roots.is_empty() {
+            // SAFETY: registers a plain function without arguments to run at exit.
+            unsafe { libc::atexit(drop_shared) };
+        }
+        roots.push(self.root.clone());
+        Box::leak(Box::new(self))
     }
 }
 
@@ -370,10 +405,16 @@ pub fn standin_aws(repo: &Repo, region: &str, args: &[&str]) -> serde_json::Valu
 
 /// Only the test region's rows stay enabled: a release rehearsal of 4 builders.
 pub fn small_matrix(repo: &Repo) {
+    matrix_of(repo, &["us-east-1"]);
+}
+
+/// Only the rows of `regions` stay enabled in `build/images.json` (4 builders per region): a
+/// release as a user runs it, with fewer builders to wait for.
+pub fn matrix_of(repo: &Repo, regions: &[&str]) {
     let mut matrix: serde_json::Value =
         serde_json::from_str(&repo.read("build/images.json")).unwrap();
     for row in matrix["images"].as_array_mut().unwrap() {
-        if row["region"] != "us-east-1" {
+        if !regions.iter().any(|region| row["region"] == *region) {
             row["enabled"] = false.into();
             row["disabled_because"] = "a small matrix for the test".into();
         }
@@ -382,4 +423,112 @@ pub fn small_matrix(repo: &Repo) {
         "build/images.json",
         &(serde_json::to_string_pretty(&matrix).unwrap() + "\n"),
     );
+}
+
+/// The `--json` document of a build (`publish`, `test-ebs`, `test-instance`): the fields the
+/// tests read, typed, so a renamed or missing field fails with its name.
+#[derive(Debug, Deserialize)]
+pub struct BuildDoc {
+    pub ok: bool,
+    pub run_id: String,
+    /// How many builders succeeded.
+    pub succeeded: usize,
+    /// The builders that did not succeed.
+    pub failed: Vec<String>,
+    pub retry: Option<String>,
+    pub run: RunRecord,
+}
+
+/// The `--json` document of a `release` that ran (not a `--dry-run`).
+#[derive(Debug, Deserialize)]
+pub struct ReleaseDoc {
+    pub ok: bool,
+    pub branch: String,
+    pub commit: String,
+    pub tag: String,
+    pub pushed_to: Option<String>,
+    pub amis: Vec<Ami>,
+    pub publish_run: RunRecord,
+}
+
+/// A run's record, `build/runs/ID/run.json` (and the `run` of a build's `--json` document).
+#[derive(Debug, Deserialize)]
+pub struct RunRecord {
+    pub run_id: String,
+    pub branch: String,
+    /// The cloud preflight's verdict: `passed`, or that it was skipped.
+    pub cloud_checks: Option<String>,
+    pub epoch: u64,
+    pub builders: BTreeMap<String, Builder>,
+    pub attempts: Vec<Attempt>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Builder {
+    pub state: String,
+    pub region: String,
+    pub ami_name: String,
+    /// Why a builder's state is what it is, beyond Packer's outcome (an adopted image).
+    pub note: Option<String>,
+    #[serde(default)]
+    pub amis: Vec<Ami>,
+    pub bundle: Option<String>,
+    pub comboami_commit: Option<String>,
+}
+
+impl Builder {
+    /// The id of its (first) AMI; panics, naming the state, when it made none.
+    #[track_caller]
+    pub fn ami(&self) -> &str {
+        match self.amis.first() {
+            Some(ami) => &ami.id,
+            None => panic!("no AMI: {self:?}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Ami {
+    pub id: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Attempt {
+    pub builders: Vec<String>,
+    #[serde(default)]
+    pub interrupted: bool,
+}
+
+/// The run ids in `build/runs` of the repository at `root`, oldest first (ids sort by time).
+pub fn run_ids(root: &Path) -> Vec<String> {
+    let mut ids: Vec<String> = std::fs::read_dir(root.join("build/runs"))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().join("run.json").exists())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort();
+    ids
+}
+
+impl RunRecord {
+    /// The record of run `id` in the repository at `root`.
+    #[track_caller]
+    pub fn read(root: &Path, id: &str) -> RunRecord {
+        let path = root.join(format!("build/runs/{id}/run.json"));
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("`{}`: {e}", path.display()));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("`{}`: {e}", path.display()))
+    }
+}
+
+impl Run {
+    /// Its stdout as the `--json` document `T`.
+    #[track_caller]
+    pub fn doc<T: serde::de::DeserializeOwned>(&self) -> T {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not the expected document ({e}):\n{self:#?}"))
+    }
 }
