@@ -231,11 +231,19 @@ pub fn resolve_profile(sh: &Shell, root: &Path, program: &str) -> Result<Option<
 pub fn load(sh: &Shell, root: &Path, instance_store: bool) -> Result<Credentials> {
     let path = root.join(LOCAL_JSON);
     if !path.is_file() {
-        bail!(
-            "`{LOCAL_JSON}` not found: copy `{LOCAL_DEFAULT_JSON}` to `{LOCAL_JSON}` and fill in \
-             your AWS account id, access key, secret key and the paths of your X.509 signing \
-             certificate and key (or try the whole pipeline locally with `--local`)"
-        );
+        return Err(Refused {
+            what: format!(
+                "`{LOCAL_JSON}` not found: copy `{LOCAL_DEFAULT_JSON}` to `{LOCAL_JSON}` and fill \
+                 in your AWS account id and the paths of your X.509 signing certificate and key; \
+                 its key fields may go when `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` or \
+                 `AWS_PROFILE` provide the keys"
+            ),
+            fix: format!(
+                "run `cp {LOCAL_DEFAULT_JSON} {LOCAL_JSON} && chmod 600 {LOCAL_JSON}` and edit \
+                 its values as they say (or rehearse with `--local`, which needs no credentials)"
+            ),
+        }
+        .into());
     }
     let vars = read_vars(&path, LOCAL_JSON)?;
     let defaults = read_vars(&root.join(LOCAL_DEFAULT_JSON), LOCAL_DEFAULT_JSON)?;
@@ -255,10 +263,15 @@ pub fn load(sh: &Shell, root: &Path, instance_store: bool) -> Result<Credentials
             placeholders.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
         ));
     }
+    let placeholder_keys: Vec<&str> = ENV_KEYS
+        .iter()
+        .map(|(key, _)| *key)
+        .filter(|key| placeholders.contains(key))
+        .collect();
     for (key, env) in ENV_KEYS {
         if string(&vars, key).is_empty() && shell_var(sh, env).is_none() {
             problems.push(format!(
-                "`{LOCAL_JSON}` field `{key}` is empty and `{env}` is not set: set one of them, \
+                "`{LOCAL_JSON}` has no `{key}` and `{env}` is not set: set one of them, \
                  or name a profile with `AWS_PROFILE` (temporary credentials are best)"
             ));
         }
@@ -288,7 +301,11 @@ pub fn load(sh: &Shell, root: &Path, instance_store: bool) -> Result<Credentials
         }
     }
     if !problems.is_empty() {
-        bail!("{}", problems.join("\n"));
+        return Err(Refused {
+            what: problems.join("\n"),
+            fix: load_fix(&placeholder_keys),
+        }
+        .into());
     }
 
     let mut warnings = Vec::new();
@@ -315,6 +332,40 @@ pub fn load(sh: &Shell, root: &Path, instance_store: bool) -> Result<Credentials
         warnings,
     })
 }
+
+/// What fixes a refused `local.json`: placeholder keys are deleted (the environment or a
+/// profile provides the keys) or filled in; everything else is filled in.
+fn load_fix(placeholder_keys: &[&str]) -> String {
+    let rest = format!("fill in the other fields named above (`{LOCAL_DEFAULT_JSON}` shows them)");
+    if placeholder_keys.is_empty() {
+        return format!("{rest}; the keys may also come from `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` or `AWS_PROFILE`");
+    }
+    let keys = placeholder_keys
+        .iter()
+        .map(|k| format!("`{k}`"))
+        .collect::<Vec<_>>()
+        .join(" and ");
+    format!(
+        "delete the {keys} lines from `{LOCAL_JSON}` to take the keys from \
+         `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` or `AWS_PROFILE` (preferred), or put your \
+         keys there; {rest}"
+    )
+}
+
+/// A refused `build/local.json`: what is wrong, and the fix `main` prints last.
+#[derive(Debug)]
+pub struct Refused {
+    pub what: String,
+    pub fix: String,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.what)
+    }
+}
+
+impl std::error::Error for Refused {}
 
 /// Masks every secret the tool may know of in `root`: the AWS environment's and the keys of
 /// `build/local.json` when it can be read. For messages printed after a failure, so it never

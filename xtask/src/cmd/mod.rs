@@ -98,6 +98,10 @@ fn parts(error: &anyhow::Error) -> Parts {
         if let Some(fixable) = cause.downcast_ref::<Fixable>() {
             fixes.push(fixable.fix.clone());
         }
+        // Edges cannot build a `Fixable` (they never import `cmd`): theirs carry the fix.
+        if let Some(refused) = cause.downcast_ref::<crate::credentials::Refused>() {
+            fixes.push(refused.fix.clone());
+        }
         // Markers such as `BuildsFailed` only carry the exit code when a message says more.
         if index > 0
             && (cause.is::<BuildsFailed>()

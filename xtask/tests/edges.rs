@@ -1,0 +1,69 @@
+//! Issue 19's edge fixes, each as the user meets it: a `local.json` without keys, stand-in
+//! buckets in the right region, a repository path with a space, a validated `ami_ids.json`.
+
+mod common;
+
+use common::{Repo, RunExt};
+
+/// A missing `local.json` says how to make one; a copied template's placeholder keys say to
+/// delete them or fill them; following those fixes, with the keys in the environment, the
+/// credentials are accepted (the command goes on to ask for its confirmation).
+#[test]
+fn local_json_may_leave_the_keys_to_the_environment() {
+    let repo = Repo::new("keys");
+    let missing = repo.xtask(&["test-ebs"]).fails(
+        2,
+        &["fix: run `cp build/local-default.json build/local.json && chmod 600 build/local.json`"],
+    );
+    assert!(
+        missing.stderr.contains("`AWS_PROFILE`"),
+        "{}",
+        missing.stderr
+    );
+    // Followed: the copy is refused for its placeholders, with the keys' own fix.
+    std::fs::copy(
+        repo.path("build/local-default.json"),
+        repo.path("build/local.json"),
+    )
+    .unwrap();
+    let placeholders = repo.xtask(&["test-ebs"]).fails(
+        2,
+        &[
+            "still has the placeholder values of `build/local-default.json`",
+            "fix: delete the `aws_access_key` and `aws_secret_key` lines from `build/local.json`",
+        ],
+    );
+    assert!(
+        !placeholders.all().contains("YOUR-AWS-SECRET"),
+        "placeholders are masked like the secrets they stand for: {}",
+        placeholders.all()
+    );
+    // Followed: the key lines deleted, the other fields filled, the keys in the environment.
+    let template = repo.read("build/local.json");
+    let kept: String = template
+        .lines()
+        .filter(|l| !l.contains("\"aws_access_key\"") && !l.contains("\"aws_secret_key\""))
+        .map(|l| format!("{l}\n"))
+        .collect::<String>()
+        .replace("YOUR-12-DIGIT-AWS-ACCOUNT-ID", "111122223333")
+        .replace("/path/to/your/x509-signing-cert.pem", "cert.pem")
+        .replace("/path/to/your/x509-signing-key.pem", "key.pem");
+    repo.write("build/local.json", &kept);
+    use std::os::unix::fs::PermissionsExt;
+    let private = std::fs::Permissions::from_mode(0o600);
+    std::fs::set_permissions(repo.path("build/local.json"), private).unwrap();
+    let secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+    let without_env = repo.xtask(&["test-ebs"]).fails(
+        2,
+        &["`build/local.json` has no `aws_access_key` and `AWS_ACCESS_KEY_ID` is not set"],
+    );
+    assert!(without_env.all().contains("fix: "), "{}", without_env.all());
+    let accepted = repo
+        .command_in(".", &["test-ebs", "--skip-cloud-checks"])
+        .env("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
+        .env("AWS_SECRET_ACCESS_KEY", secret)
+        .run()
+        .fails(2, &["needs confirmation"]);
+    assert!(!accepted.all().contains("local.json"), "{}", accepted.all());
+    assert!(!accepted.all().contains(secret));
+}
