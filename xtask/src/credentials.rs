@@ -4,6 +4,7 @@
 
 use crate::core::json;
 use crate::core::mask::Masker;
+use crate::core::refusal::Refusal;
 use crate::core::template::CREDENTIAL_VARIABLES;
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
@@ -231,7 +232,7 @@ pub fn resolve_profile(sh: &Shell, root: &Path, program: &str) -> Result<Option<
 pub fn load(sh: &Shell, root: &Path, instance_store: bool) -> Result<Credentials> {
     let path = root.join(LOCAL_JSON);
     if !path.is_file() {
-        return Err(Refused {
+        return Err(Refusal {
             what: format!(
                 "`{LOCAL_JSON}` not found: copy `{LOCAL_DEFAULT_JSON}` to `{LOCAL_JSON}` and fill \
                  in your AWS account id and the paths of your X.509 signing certificate and key; \
@@ -301,7 +302,7 @@ pub fn load(sh: &Shell, root: &Path, instance_store: bool) -> Result<Credentials
         }
     }
     if !problems.is_empty() {
-        return Err(Refused {
+        return Err(Refusal {
             what: problems.join("\n"),
             fix: load_fix(&placeholder_keys),
         }
@@ -351,21 +352,6 @@ fn load_fix(placeholder_keys: &[&str]) -> String {
          keys there; {rest}"
     )
 }
-
-/// A refused `build/local.json`: what is wrong, and the fix `main` prints last.
-#[derive(Debug)]
-pub struct Refused {
-    pub what: String,
-    pub fix: String,
-}
-
-impl std::fmt::Display for Refused {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.what)
-    }
-}
-
-impl std::error::Error for Refused {}
 
 /// Masks every secret the tool may know of in `root`: the AWS environment's and the keys of
 /// `build/local.json` when it can be read. For messages printed after a failure, so it never

@@ -67,3 +67,31 @@ fn local_json_may_leave_the_keys_to_the_environment() {
     assert!(!accepted.all().contains("local.json"), "{}", accepted.all());
     assert!(!accepted.all().contains(secret));
 }
+
+/// An `ami_ids.json` with an entry the project could not have merged is refused on read, named
+/// by file and key with a fix, and nothing is written.
+#[test]
+fn a_bad_registry_is_refused_on_read() {
+    let repo = Repo::new("registry");
+    let log = common::source_root().join("xtask/tests/data/packer-1.6.6-ebs-success.log");
+    std::fs::copy(log, repo.path("build.log")).unwrap();
+    let bad = repo
+        .read("ami_ids.json")
+        .replacen("\"us-west-2\"", "\"us-wset-2\"", 1)
+        .replacen("\"ami-", "\"ami-ZZ", 1);
+    repo.write("ami_ids.json", &bad);
+    let refused = repo.xtask(&["ami-ids", "build.log"]).fails(
+        2,
+        &[
+            "`ami_ids.json` has 2 bad entries:",
+            "key `us-wset-2` is not one of the regions of `settings.regions` in `build/images.json`",
+            "key `ap-northeast-1` entry 1: `id` `ami-ZZ",
+            "fix: correct or remove those entries of `ami_ids.json`",
+        ],
+    );
+    assert_eq!(repo.read("ami_ids.json"), bad, "{refused:?}");
+    // Fixed as the fix says (restored), the same merge goes through.
+    let good = common::source_root().join("ami_ids.json");
+    std::fs::copy(good, repo.path("ami_ids.json")).unwrap();
+    repo.xtask(&["ami-ids", "build.log"]).ok();
+}

@@ -99,7 +99,7 @@ fn parts(error: &anyhow::Error) -> Parts {
             fixes.push(fixable.fix.clone());
         }
         // Edges cannot build a `Fixable` (they never import `cmd`): theirs carry the fix.
-        if let Some(refused) = cause.downcast_ref::<crate::credentials::Refused>() {
+        if let Some(refused) = cause.downcast_ref::<crate::core::refusal::Refusal>() {
             fixes.push(refused.fix.clone());
         }
         // Markers such as `BuildsFailed` only carry the exit code when a message says more.
