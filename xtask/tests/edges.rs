@@ -95,3 +95,104 @@ fn a_bad_registry_is_refused_on_read() {
     std::fs::copy(good, repo.path("ami_ids.json")).unwrap();
     repo.xtask(&["ami-ids", "build.log"]).ok();
 }
+
+/// Each bundle bucket lands in its image's region and a later run there is not refused for
+/// it: a first test run in us-east-1, then two in eu-west-1, on one kept stand-in.
+#[test]
+fn stand_in_buckets_are_made_in_their_region() {
+    common::require(&common::PREREQUISITES);
+    let repo = Repo::new("buckets");
+    repo.xtask(&["local", "up"]).ok();
+    repo.xtask(&["test-instance", "--local"]).ok();
+    let matrix = repo.read("build/images.json");
+    repo.write(
+        "build/images.json",
+        &matrix.replacen(
+            "\"test_region\": \"us-east-1\"",
+            "\"test_region\": \"eu-west-1\"",
+            1,
+        ),
+    );
+    repo.xtask(&["test-instance", "--local"]).ok();
+    let again = repo.xtask(&["test-instance", "--local"]).ok();
+    assert!(
+        again.all().contains("1 bundle bucket(s) are ours"),
+        "{}",
+        again.all()
+    );
+    for region in ["us-east-1", "eu-west-1"] {
+        let bucket = format!("comboami-test-2.6.3-{region}");
+        let location = common::standin_aws(
+            &repo,
+            "us-east-1",
+            &["s3api", "get-bucket-location", "--bucket", &bucket],
+        );
+        // S3 names us-east-1 by no constraint at all.
+        let expected = if region == "us-east-1" {
+            serde_json::Value::Null
+        } else {
+            region.into()
+        };
+        assert_eq!(location["LocationConstraint"], expected, "{bucket}");
+    }
+    repo.xtask(&["local", "down"]).ok();
+}
+
+/// A bucket S3 will not create stops the upload, with S3's status and answer (Python's
+/// `http.server` answers 501 to a PUT, as a refusing S3 would answer with an error).
+#[test]
+fn a_refused_bucket_fails_the_upload_loudly() {
+    let repo = Repo::new("refused-bucket");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = std::process::Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            &port.to_string(),
+        ])
+        .current_dir(&repo.root)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "http.server never listened"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    repo.write("bundle/image.manifest.xml", "<manifest/>");
+    let output = std::process::Command::new("sh")
+        .arg(repo.path("build/local/bundle-upload.sh"))
+        .arg(repo.path("record.txt"))
+        .arg(format!("http://127.0.0.1:{port}"))
+        .args([
+            "eu-west-1-1404-pv",
+            "-b",
+            "comboami-2.6.3-eu-west-1/p",
+            "-m",
+        ])
+        .arg(repo.path("bundle/image.manifest.xml"))
+        .args(["-a", "AKIAEXAMPLE", "-s", "secret", "--region", "eu-west-1"])
+        .output()
+        .unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{output:?}");
+    assert!(
+        stderr.contains(
+            "bundle-upload: S3 refused to create bucket comboami-2.6.3-eu-west-1 in eu-west-1: HTTP 501"
+        ),
+        "{stderr}"
+    );
+    assert!(!repo.read("record.txt").contains("secret"));
+}
