@@ -96,6 +96,47 @@ fn a_bad_registry_is_refused_on_read() {
     repo.xtask(&["ami-ids", "build.log"]).ok();
 }
 
+/// A repository in a folder whose path has a space: the stand-in (sshd's config), Packer's
+/// template paths and the stand-in's scripts all take it; a local test build succeeds.
+#[test]
+fn local_builds_work_in_a_path_with_a_space() {
+    common::require(&common::PREREQUISITES);
+    let repo = Repo::new("with space");
+    assert!(repo.root.display().to_string().contains(' '));
+    // Each build's own stand-in, then one kept by `local up` for the commands after it.
+    let run = repo.xtask(&["test-ebs", "--local"]).ok();
+    assert!(
+        run.all().contains("4 of 4 builders succeeded"),
+        "{}",
+        run.all()
+    );
+    repo.xtask(&["local", "up"]).ok();
+    // Instance-store builds run the bundle scripts with paths under the repository.
+    let run = repo.xtask(&["test-instance", "--local"]).ok();
+    assert!(
+        run.all().contains("4 of 4 builders succeeded"),
+        "{}",
+        run.all()
+    );
+    let record = std::fs::read_dir(repo.path("build/runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("standin/standin-record.txt"))
+        .find(|p| p.is_file())
+        .expect("the bundle scripts kept their record");
+    let record = std::fs::read_to_string(record).unwrap();
+    assert_eq!(
+        record.matches("bundle-upload builder=").count(),
+        4,
+        "{record}"
+    );
+    let listing = repo
+        .xtask(&["cleanup", "--local", "--kind", "test-instance"])
+        .ok();
+    assert!(listing.all().contains("test-instance"), "{}", listing.all());
+    repo.xtask(&["local", "status"]).ok();
+    repo.xtask(&["local", "down"]).ok();
+}
+
 /// Each bundle bucket lands in its image's region and a later run there is not refused for
 /// it: a first test run in us-east-1, then two in eu-west-1, on one kept stand-in.
 #[test]
