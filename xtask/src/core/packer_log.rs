@@ -698,6 +698,19 @@ mod tests {
 ";
 
     #[test]
+    fn a_real_ctrl_c_cancels_every_build_packer_calls_finished() {
+        // Captured from a local publish of 32 builders, SIGINT during provisioning (the
+        // provisioning output left out).
+        let log = include_str!("../../tests/data/packer-1.6.6-local-cancelled.log");
+        assert_eq!(log.matches("' finished after ").count(), 32);
+        let t = track(log);
+        assert!(t.cancelling);
+        assert_eq!(t.builders.len(), 32);
+        assert!(t.builders.values().all(|s| s.outcome == Outcome::Cancelled));
+        assert!(t.successful_amis().is_empty());
+    }
+
+    #[test]
     fn cancelled_builds_are_not_finished_and_made_images_still_count() {
         let t = track(CANCELLED);
         assert!(t.cancelling);
