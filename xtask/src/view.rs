@@ -1,8 +1,9 @@
-//! The live view of a build. On a terminal: a header line (done / failed / running / waiting,
-//! elapsed) and as many builder lines as fit the terminal, redrawn in place; the size is asked
-//! of the terminal at every redraw, so a resize is picked up by the next one. Otherwise: one
-//! line per builder state change (started, finished, failed). Packer's full output is in the
-//! run folder either way.
+//! The live view of a build. On a terminal: a header line (done / failed / running / waiting /
+//! cancelled, elapsed) and as many builder lines as fit the terminal, redrawn in place; the size
+//! is asked of the terminal at every redraw, so a resize is picked up by the next one.
+//! Otherwise: one line per builder state change (started, finished, failed, cancelled). A
+//! failed builder shows its provisioning's cause first. Packer's full output is in the run
+//! folder either way.
 
 use crate::core::packer_log::{Event, Outcome, Record, Tracker};
 use std::collections::BTreeMap;
