@@ -80,6 +80,9 @@ pub struct BuilderState {
     /// The AMI its build step announced (`AMI: ami-...`) and did not deregister: Packer prints
     /// no artifacts after an interrupt, so this is how an image made before one is known.
     pub announced_ami: Option<String>,
+    /// Its clean-up began before Packer's cancel notice: every step had run (a failed step
+    /// ends in an error instead), so its announced AMI is complete, tags and all.
+    pub steps_done_before_cancel: bool,
 }
 
 /// What one record changed, for a live view.
@@ -111,6 +114,7 @@ impl Tracker {
                 last_error_line: None,
                 cause: None,
                 announced_ami: None,
+                steps_done_before_cancel: false,
             })
     }
 
@@ -165,8 +169,13 @@ impl Tracker {
                 return;
             }
             let step = step.lines().next().unwrap_or("").trim().to_string();
+            let cancelling = self.cancelling;
             let state = self.state(builder);
             state.step = step.clone();
+            // The first clean-up of both amazon builders, run once the steps have ended.
+            if !cancelling && step.starts_with("Terminating the source AWS instance") {
+                state.steps_done_before_cancel = true;
+            }
             if level == "error" {
                 state.last_error_line = Some(step.clone());
             }
@@ -228,12 +237,16 @@ impl Tracker {
         }
     }
 
-    /// The announced AMI as the builder's artifact, in its own region, when it has none.
+    /// The announced AMI as the builder's artifact, in its own region, when it has none and
+    /// all its steps ran; whether it has an AMI now.
     fn adopt_announced(&mut self, builder: &str, events: &mut Vec<Event>) -> bool {
         let Some(region) = builder_region(builder) else {
             return false;
         };
         let state = self.state(builder);
+        if !state.steps_done_before_cancel {
+            return !state.amis.is_empty();
+        }
         let Some(id) = state
             .announced_ami
             .clone()
@@ -437,9 +450,10 @@ impl Default for OutcomeScanner {
                 ",artifact,",
                 ",error,",
                 "Build '",
-                // What an interrupted build's made or removed image is known by.
+                // What an image made before an interrupt is known by (a deregistered one never
+                // ran all its steps, so its deregistration need not be found).
                 ": AMI: ami-",
-                ": Deregistered AMI id: ",
+                ": Terminating the source AWS instance",
             ]
             .map(memchr::memmem::Finder::new),
         }
@@ -589,6 +603,7 @@ mod tests {
             include_str!("../../tests/data/packer-1.6.6-instance-echoes-secret.log"),
             APT_FAILS,
             CANCELLED,
+            include_str!("../../tests/data/packer-1.6.6-local-cancelled-late.log"),
         ];
         let scanner = OutcomeScanner::default();
         for log in logs {
@@ -684,7 +699,11 @@ mod tests {
 1,,ui,say,==> us-east-1-1404-hvm: Creating AMI DataStax 2.6.3-1404-hvm from instance i-1
 1,,ui,message,    us-east-1-1404-hvm: AMI: ami-d0a24dc52b7332642
 1,,ui,say,==> us-east-1-1404-hvm: Waiting for AMI to become ready...
+1,,ui,say,==> us-east-1-1404-hvm: Terminating the source AWS instance...
 1,,ui,say,Build 'us-east-1-1404-hvm' finished after 41 seconds.
+1,,ui,say,==> us-east-1-1204-hvm: AMI: ami-1111111111111111a
+1,,ui,say,==> us-east-1-1204-hvm: Terminating the source AWS instance...
+1,,ui,say,==> us-west-1-1404-hvm: AMI: ami-2222222222222222b
 1,,ui,say,==> us-east-1-1404-pv: Creating AMI DataStax 2.6.3-1404-pv from instance i-2
 1,,ui,message,    us-east-1-1404-pv: AMI: ami-0123456789abcdef0
 1,,ui,error,Cancelling build after receiving interrupt
@@ -693,6 +712,9 @@ mod tests {
 1,,ui,say,==> us-east-1-1204-pv: Terminating the source AWS instance...
 1,,ui,say,Build 'us-east-1-1204-pv' finished after 40 seconds.
 1,,ui,say,Build 'us-east-1-1404-pv' finished after 42 seconds.
+1,,ui,say,Build 'us-east-1-1204-hvm' finished after 42 seconds.
+1,,ui,say,==> us-west-1-1404-hvm: Terminating the source AWS instance...
+1,,ui,say,Build 'us-west-1-1404-hvm' finished after 42 seconds.
 1,,ui,say,\\n==> Wait completed after 42 seconds
 1,,ui,say,Cleanly cancelled builds after being interrupted.
 ";
@@ -711,20 +733,41 @@ mod tests {
     }
 
     #[test]
+    fn a_late_ctrl_c_keeps_the_images_whose_steps_all_ran() {
+        // The same publish, SIGINT once 4 builds had finished: 2 more were cleaning up after
+        // their last step (tags done), 25 had registered an AMI without finishing, 1 had not.
+        let log = include_str!("../../tests/data/packer-1.6.6-local-cancelled-late.log");
+        let t = track(log);
+        let count = |outcome: Outcome| t.builders.values().filter(|s| s.outcome == outcome).count();
+        assert_eq!(count(Outcome::Succeeded), 6);
+        assert_eq!(count(Outcome::Cancelled), 26);
+        assert_eq!(t.successful_amis().len(), 6);
+        assert!(t.builders["us-west-1-1404-hvm"].outcome == Outcome::Succeeded);
+    }
+
+    #[test]
     fn cancelled_builds_are_not_finished_and_made_images_still_count() {
         let t = track(CANCELLED);
         assert!(t.cancelling);
         assert_eq!(t.builders["us-east-1-1204-pv"].outcome, Outcome::Cancelled);
         // Its AMI was deregistered in Packer's clean-up: nothing of it exists.
         assert_eq!(t.builders["us-east-1-1404-pv"].outcome, Outcome::Cancelled);
-        // Finished before the interrupt: its image exists though Packer never printed it.
+        // An instance-store AMI registered but cancelled before its last steps (no tags, not
+        // shared): not made, though Packer does not deregister it.
+        assert_eq!(t.builders["us-west-1-1404-hvm"].outcome, Outcome::Cancelled);
+        // Finished before the interrupt, or cleaning up after its last step when it came:
+        // its image exists though Packer never printed it.
+        let made = |builder: &str, id: &str| Ami {
+            builder: builder.into(),
+            region: "us-east-1".into(),
+            id: id.into(),
+        };
         assert_eq!(
             t.successful_amis(),
-            [Ami {
-                builder: "us-east-1-1404-hvm".into(),
-                region: "us-east-1".into(),
-                id: "ami-d0a24dc52b7332642".into(),
-            }]
+            [
+                made("us-east-1-1204-hvm", "ami-1111111111111111a"),
+                made("us-east-1-1404-hvm", "ami-d0a24dc52b7332642"),
+            ]
         );
         // Without Packer's cancel notice the same lines are finished builds.
         let uncancelled: String = CANCELLED
