@@ -4,6 +4,7 @@
 
 use crate::core::json;
 use crate::core::mask::Masker;
+use crate::core::refusal::Refusal;
 use crate::core::template::CREDENTIAL_VARIABLES;
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
@@ -231,38 +232,14 @@ pub fn resolve_profile(sh: &Shell, root: &Path, program: &str) -> Result<Option<
 pub fn load(sh: &Shell, root: &Path, instance_store: bool) -> Result<Credentials> {
     let path = root.join(LOCAL_JSON);
     if !path.is_file() {
-        bail!(
-            "`{LOCAL_JSON}` not found: copy `{LOCAL_DEFAULT_JSON}` to `{LOCAL_JSON}` and fill in \
-             your AWS account id, access key, secret key and the paths of your X.509 signing \
-             certificate and key (or try the whole pipeline locally with `--local`)"
-        );
+        return Err(missing().into());
     }
     let vars = read_vars(&path, LOCAL_JSON)?;
     let defaults = read_vars(&root.join(LOCAL_DEFAULT_JSON), LOCAL_DEFAULT_JSON)?;
     let mut problems = Vec::new();
 
-    let placeholders: Vec<&str> = CREDENTIAL_VARIABLES
-        .iter()
-        .copied()
-        .filter(|k| {
-            let value = string(&vars, k);
-            !value.is_empty() && value == string(&defaults, k)
-        })
-        .collect();
-    if !placeholders.is_empty() {
-        problems.push(format!(
-            "`{LOCAL_JSON}` still has the placeholder values of `{LOCAL_DEFAULT_JSON}` in {}: fill them in",
-            placeholders.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
-        ));
-    }
-    for (key, env) in ENV_KEYS {
-        if string(&vars, key).is_empty() && shell_var(sh, env).is_none() {
-            problems.push(format!(
-                "`{LOCAL_JSON}` field `{key}` is empty and `{env}` is not set: set one of them, \
-                 or name a profile with `AWS_PROFILE` (temporary credentials are best)"
-            ));
-        }
-    }
+    let placeholders = placeholders(&vars, &defaults);
+    problems.extend(key_problems(sh, &vars, &placeholders));
     if instance_store {
         if string(&vars, "aws_account_id").is_empty() {
             problems.push(format!(
@@ -288,7 +265,11 @@ pub fn load(sh: &Shell, root: &Path, instance_store: bool) -> Result<Credentials
         }
     }
     if !problems.is_empty() {
-        bail!("{}", problems.join("\n"));
+        return Err(Refusal {
+            what: problems.join("\n"),
+            fix: load_fix(&placeholders),
+        }
+        .into());
     }
 
     let mut warnings = Vec::new();
@@ -314,6 +295,80 @@ pub fn load(sh: &Shell, root: &Path, instance_store: bool) -> Result<Credentials
             .map(String::from),
         warnings,
     })
+}
+
+fn missing() -> Refusal {
+    Refusal {
+        what: format!(
+            "`{LOCAL_JSON}` not found: copy `{LOCAL_DEFAULT_JSON}` to `{LOCAL_JSON}` and fill \
+             in your AWS account id and the paths of your X.509 signing certificate and key; \
+             its key fields may go when `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` or \
+             `AWS_PROFILE` provide the keys"
+        ),
+        fix: format!(
+            "run `cp {LOCAL_DEFAULT_JSON} {LOCAL_JSON} && chmod 600 {LOCAL_JSON}` and edit \
+             its values as they say (or rehearse with `--local`, which needs no credentials)"
+        ),
+    }
+}
+
+/// The variables that still hold the template's placeholder value.
+fn placeholders(
+    vars: &BTreeMap<String, Value>,
+    defaults: &BTreeMap<String, Value>,
+) -> Vec<&'static str> {
+    CREDENTIAL_VARIABLES
+        .iter()
+        .copied()
+        .filter(|k| {
+            let value = string(vars, k);
+            !value.is_empty() && value == string(defaults, k)
+        })
+        .collect()
+}
+
+/// Placeholders left in, and keys neither the file nor the environment holds.
+fn key_problems(sh: &Shell, vars: &BTreeMap<String, Value>, placeholders: &[&str]) -> Vec<String> {
+    let mut problems = Vec::new();
+    if !placeholders.is_empty() {
+        problems.push(format!(
+            "`{LOCAL_JSON}` still has the placeholder values of `{LOCAL_DEFAULT_JSON}` in {}: fill them in",
+            placeholders.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    for (key, env) in ENV_KEYS {
+        if string(vars, key).is_empty() && shell_var(sh, env).is_none() {
+            problems.push(format!(
+                "`{LOCAL_JSON}` has no `{key}` and `{env}` is not set: set one of them, \
+                 or name a profile with `AWS_PROFILE` (temporary credentials are best)"
+            ));
+        }
+    }
+    problems
+}
+
+/// What fixes a refused `local.json`: placeholder keys are deleted (the environment or a
+/// profile provides the keys) or filled in; everything else is filled in.
+fn load_fix(placeholders: &[&str]) -> String {
+    let placeholder_keys: Vec<&str> = ENV_KEYS
+        .iter()
+        .map(|(key, _)| *key)
+        .filter(|key| placeholders.contains(key))
+        .collect();
+    let rest = format!("fill in the other fields named above (`{LOCAL_DEFAULT_JSON}` shows them)");
+    if placeholder_keys.is_empty() {
+        return format!("{rest}; the keys may also come from `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` or `AWS_PROFILE`");
+    }
+    let keys = placeholder_keys
+        .iter()
+        .map(|k| format!("`{k}`"))
+        .collect::<Vec<_>>()
+        .join(" and ");
+    format!(
+        "delete the {keys} lines from `{LOCAL_JSON}` to take the keys from \
+         `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` or `AWS_PROFILE` (preferred), or put your \
+         keys there; {rest}"
+    )
 }
 
 /// Masks every secret the tool may know of in `root`: the AWS environment's and the keys of

@@ -93,6 +93,10 @@ fn parts(error: &anyhow::Error) -> Parts {
         if let Some(fixable) = cause.downcast_ref::<Fixable>() {
             fixes.push(fixable.fix.clone());
         }
+        // The core's refusals carry their fix too.
+        if let Some(refused) = cause.downcast_ref::<crate::core::refusal::Refusal>() {
+            fixes.push(refused.fix.clone());
+        }
         // Markers such as `BuildsFailed` only carry the exit code when a message says more.
         if index > 0
             && (cause.is::<BuildsFailed>()

@@ -53,10 +53,13 @@ pub fn version_and_branch(sh: &Shell) -> Result<(String, String)> {
     ds0::read(&text).map_err(anyhow::Error::msg)
 }
 
+/// The registry at `path`, checked against the regions of `build/images.json`.
 pub fn registry(sh: &Shell, path: &str) -> Result<registry::Registry> {
     let text = read(sh, path)?;
-    registry::parse(&text)
-        .map_err(|e| anyhow::anyhow!("{}", e.replace(registry::REGISTRY_PATH, path)))
+    let parsed = registry::parse(&text)
+        .map_err(|e| anyhow::anyhow!("{}", e.replace(registry::REGISTRY_PATH, path)))?;
+    registry::check(&parsed, &matrix(sh)?.settings.regions, path)?;
+    Ok(parsed)
 }
 
 /// Writes through a temporary file in the same folder and a rename, keeping the permissions of

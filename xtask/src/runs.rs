@@ -254,6 +254,11 @@ impl RunRecord {
                     builder.existing_ami = Some(ami.clone());
                     builder.error = Some(error.clone());
                 }
+                // Packer cancelled it (it says "finished" of those): nothing of it exists.
+                Some(Outcome::Cancelled) => {
+                    builder.state = BuilderState::Interrupted;
+                    builder.error = Some("interrupted (Ctrl-C or SIGTERM)".into());
+                }
                 Some(Outcome::Running) | None if interrupted => {
                     builder.state = BuilderState::Interrupted;
                     builder.error = Some("interrupted (Ctrl-C or SIGTERM)".into());

@@ -275,8 +275,8 @@ impl Standin {
         };
         // From here on, a failure must stop what was started.
         let ready = (|| -> Result<()> {
-            wait_for_port(moto_port, "moto", &dir.join("moto.log"))?;
-            wait_for_port(ssh_port, "sshd", &sshd_log)?;
+            wait_for_port(moto_port, "moto", standin.moto_pid, &dir.join("moto.log"))?;
+            wait_for_port(ssh_port, "sshd", standin.sshd_pid, &sshd_log)?;
             standin.import_key_pair(sh, matrix)?;
             let vars = serde_json::json!({
                 "aws_account_id": ACCOUNT_ID,
@@ -469,6 +469,8 @@ pub fn is_root() -> bool {
             .unwrap_or(false)
 }
 
+/// Paths are double-quoted: sshd splits an unquoted argument at spaces, so a repository in a
+/// folder with a space would name a host key that does not exist.
 /// `SetEnv SHLVL=1`: bash sources the user's `~/.bashrc` for commands run over SSH only when it
 /// is the first shell level; a fresh instance has no such file, and a developer's (pyenv, ...)
 /// can make every one of Packer's commands take seconds.
@@ -476,15 +478,15 @@ fn sshd_config(dir: &Path, port: u16, user: &str) -> String {
     format!(
         "Port {port}\n\
          ListenAddress 127.0.0.1\n\
-         HostKey {host_key}\n\
-         AuthorizedKeysFile {authorized}\n\
+         HostKey \"{host_key}\"\n\
+         AuthorizedKeysFile \"{authorized}\"\n\
          AllowUsers {user}\n\
          PasswordAuthentication no\n\
          KbdInteractiveAuthentication no\n\
          UsePAM no\n\
          StrictModes no\n\
          PermitRootLogin prohibit-password\n\
-         PidFile {pid}\n\
+         PidFile \"{pid}\"\n\
          SetEnv SHLVL=1\n\
          Subsystem sftp internal-sftp\n",
         host_key = dir.join("host_key").display(),
@@ -552,20 +554,32 @@ fn free_port() -> Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
-fn wait_for_port(port: u16, what: &str, log: &Path) -> Result<()> {
+/// Waits until `what` (process `pid`) listens on `port`; a process that exits first is
+/// reported at once, with the end of its log, rather than after the whole wait.
+fn wait_for_port(port: u16, what: &str, pid: u32, log: &Path) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
+    let tail = || {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let last: Vec<&str> = text.lines().rev().take(5).collect();
+        last.into_iter().rev().collect::<Vec<_>>().join("\n  ")
+    };
     while Instant::now() < deadline {
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {
             return Ok(());
         }
+        if !pid_alive(pid) {
+            bail!(
+                "{what} exited before it listened on 127.0.0.1:{port}; its log `{}` ends with:\n  {}",
+                log.display(),
+                tail()
+            );
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let tail = std::fs::read_to_string(log).unwrap_or_default();
-    let tail: Vec<&str> = tail.lines().rev().take(5).collect();
     bail!(
         "{what} did not listen on 127.0.0.1:{port} within 60 s; its log `{}` ends with:\n  {}",
         log.display(),
-        tail.into_iter().rev().collect::<Vec<_>>().join("\n  ")
+        tail()
     )
 }
 
@@ -597,5 +611,51 @@ fn reap(pid: u32) {
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline && pid_alive(pid) {
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server that dies at start (sshd with a bad config does) is reported at once, with
+    /// the end of its log, not after the whole minute's wait.
+    #[test]
+    fn a_server_that_exits_is_reported_at_once_with_its_log() {
+        let dir = std::env::temp_dir().join(format!("xtask-standin-exits-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("sshd.log");
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "echo \"$1 line 3: keyword HostKey extra arguments at end of line\" >> \"$1\"; exit 255", "sh"])
+            .arg(&log)
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        let error = wait_for_port(free_port().unwrap(), "sshd", child.id(), &log)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(error.contains("sshd exited before it listened"), "{error}");
+        assert!(error.contains("extra arguments at end of line"), "{error}");
+        let _ = child.wait();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn sshd_config_quotes_paths_with_spaces() {
+        let config = sshd_config(Path::new("/tmp/a folder"), 2222, "me");
+        assert!(
+            config.contains("HostKey \"/tmp/a folder/host_key\"\n"),
+            "{config}"
+        );
+        assert!(
+            config.contains("PidFile \"/tmp/a folder/sshd.pid\"\n"),
+            "{config}"
+        );
+        assert!(config.contains("AuthorizedKeysFile \"/tmp/a folder/authorized_keys\"\n"));
     }
 }

@@ -1,8 +1,9 @@
-//! The live view of a build. On a terminal: a header line (done / failed / running / waiting,
-//! elapsed) and as many builder lines as fit the terminal, redrawn in place; the size is asked
-//! of the terminal at every redraw, so a resize is picked up by the next one. Otherwise: one
-//! line per builder state change (started, finished, failed). Packer's full output is in the
-//! run folder either way.
+//! The live view of a build. On a terminal: a header line (done / failed / running / waiting /
+//! cancelled, elapsed) and as many builder lines as fit the terminal, redrawn in place; the size
+//! is asked of the terminal at every redraw, so a resize is picked up by the next one.
+//! Otherwise: one line per builder state change (started, finished, failed, cancelled). A
+//! failed builder shows its provisioning's cause first. Packer's full output is in the run
+//! folder either way.
 
 use crate::core::packer_log::{Event, Outcome, Record, Tracker};
 use std::collections::BTreeMap;
@@ -35,6 +36,8 @@ pub enum Group {
     Failed,
     Running,
     Waiting,
+    /// Cancelled by Ctrl-C or SIGTERM: not done, whatever Packer printed.
+    Cancelled,
     Done,
 }
 
@@ -86,7 +89,9 @@ impl View {
                         }
                     }
                 }
-                Event::Finished { builder } | Event::Failed { builder, .. } => {
+                Event::Finished { builder }
+                | Event::Failed { builder, .. }
+                | Event::Cancelled { builder } => {
                     self.seen.entry(builder.clone()).or_insert(now);
                     if self.ended.insert(builder.clone(), now).is_none() {
                         changed = true;
@@ -157,7 +162,10 @@ impl View {
                     .saturating_sub(begun);
                 let (group, text) = match state.map(|s| &s.outcome) {
                     Some(Outcome::Succeeded) => (Group::Done, "finished".to_string()),
-                    Some(Outcome::Failed { error }) => (Group::Failed, first_line(error).into()),
+                    Some(Outcome::Cancelled) => (Group::Cancelled, "cancelled".to_string()),
+                    Some(Outcome::Failed { error }) => {
+                        (Group::Failed, failure(error, tracker.cause(name)))
+                    }
                     Some(Outcome::AlreadyExists { ami, .. }) => {
                         (Group::Failed, format!("AMI name already used by {ami}"))
                     }
@@ -213,8 +221,12 @@ pub fn frame(rows: &[Row], elapsed: Duration, size: Size) -> Vec<String> {
     let width = size.cols.saturating_sub(1).max(10);
     let room = size.rows.saturating_sub(1).max(1);
     let count = |group| rows.iter().filter(|r| r.group == group).count();
+    let cancelled = match count(Group::Cancelled) {
+        0 => String::new(),
+        n => format!(", {n} cancelled"),
+    };
     let header = format!(
-        "{} done, {} failed, {} running, {} waiting  [{}]",
+        "{} done, {} failed, {} running, {} waiting{cancelled}  [{}]",
         count(Group::Done),
         count(Group::Failed),
         count(Group::Running),
@@ -236,6 +248,7 @@ pub fn frame(rows: &[Row], elapsed: Duration, size: Size) -> Vec<String> {
             Group::Failed => "FAIL",
             Group::Running => "....",
             Group::Waiting => "    ",
+            Group::Cancelled => "stop",
             Group::Done => "done",
         };
         let line = format!(
@@ -253,6 +266,7 @@ pub fn frame(rows: &[Row], elapsed: Duration, size: Size) -> Vec<String> {
             (Group::Failed, "failed"),
             (Group::Running, "running"),
             (Group::Waiting, "waiting"),
+            (Group::Cancelled, "cancelled"),
             (Group::Done, "done"),
         ] {
             let n = rest.iter().filter(|r| r.group == group).count();
@@ -293,9 +307,20 @@ fn outcome(tracker: &Tracker, builder: &str) -> String {
     match &state.outcome {
         // Packer reports the AMIs after every build ended: the summary lists them.
         Outcome::Succeeded => "finished".into(),
-        Outcome::Failed { error } => format!("FAILED: {}", first_line(error)),
+        Outcome::Failed { error } => format!("FAILED: {}", failure(error, tracker.cause(builder))),
         Outcome::AlreadyExists { ami, .. } => format!("FAILED: AMI name already used by {ami}"),
+        Outcome::Cancelled => "cancelled".into(),
         Outcome::Running => "ended".into(),
+    }
+}
+
+/// A failure as one line: the cause its output named first (Packer's own error rarely says
+/// it: "Script exited with non-zero exit status: 100"), then Packer's error.
+pub fn failure(error: &str, cause: Option<&str>) -> String {
+    let error = first_line(error);
+    match cause {
+        Some(cause) if !error.contains(cause) => format!("{cause}  [{error}]"),
+        _ => error.to_string(),
     }
 }
 
@@ -397,5 +422,63 @@ mod tests {
     #[test]
     fn control_characters_never_reach_the_terminal() {
         assert_eq!(cut("a\tb\x1b[2Jc", 80), "a b [2Jc");
+    }
+
+    #[test]
+    fn a_failed_line_shows_the_cause_before_packers_error() {
+        let error = "Script exited with non-zero exit status: 100.Allowed exit codes are: [0]";
+        let cause = "E: Unable to locate package openjdk-7-jdk";
+        assert_eq!(failure(error, Some(cause)), format!("{cause}  [{error}]"));
+        assert_eq!(failure(error, None), error);
+        // A cause that is the error itself is not said twice.
+        assert_eq!(
+            failure(
+                "Error launching source instance: x",
+                Some("Error launching source instance: x")
+            ),
+            "Error launching source instance: x"
+        );
+        let mut tracker = Tracker::default();
+        for line in [
+            "1,,ui,say,==> us-east-1-1404-hvm: Provisioning with shell script: build/provision.sh",
+            &format!("1,,ui,error,==> us-east-1-1404-hvm: {cause}"),
+            &format!("1,,ui,error,Build 'us-east-1-1404-hvm' errored after 1 second: {error}"),
+        ] {
+            tracker
+                .feed(&crate::core::packer_log::parse_line(line).unwrap())
+                .unwrap();
+        }
+        let mut view = View::new(vec!["us-east-1-1404-hvm".into()], true);
+        view.seen
+            .insert("us-east-1-1404-hvm".into(), Duration::ZERO);
+        let rows = view.rows(&tracker);
+        assert_eq!(rows[0].group, Group::Failed);
+        assert!(rows[0].text.starts_with(cause), "{rows:?}");
+        assert!(outcome(&tracker, "us-east-1-1404-hvm").starts_with(&format!("FAILED: {cause}")));
+    }
+
+    #[test]
+    fn cancelled_builders_are_neither_done_nor_hidden() {
+        let mut tracker = Tracker::default();
+        for line in [
+            "1,,ui,say,==> b-1404-hvm: Waiting for SSH to become available...",
+            "1,,ui,error,Cancelling build after receiving interrupt",
+            "1,,ui,say,Build 'b-1404-hvm' finished after 3 seconds.",
+        ] {
+            tracker
+                .feed(&crate::core::packer_log::parse_line(line).unwrap())
+                .unwrap();
+        }
+        let mut view = View::new(vec!["b-1404-hvm".into()], true);
+        view.seen.insert("b-1404-hvm".into(), Duration::ZERO);
+        let rows = view.rows(&tracker);
+        assert_eq!(rows[0].group, Group::Cancelled);
+        let lines = frame(&rows, Duration::ZERO, Size { cols: 80, rows: 24 });
+        assert_eq!(
+            lines[0],
+            "0 done, 0 failed, 0 running, 0 waiting, 1 cancelled  [0:00]"
+        );
+        assert!(lines[1].starts_with("stop b-1404-hvm"), "{lines:?}");
+        assert_eq!(outcome(&tracker, "b-1404-hvm"), "cancelled");
     }
 }

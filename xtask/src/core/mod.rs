@@ -15,6 +15,7 @@ pub mod packer_log;
 pub mod preflight;
 pub mod protect;
 pub mod refname;
+pub mod refusal;
 pub mod registry;
 pub mod release;
 pub mod report;

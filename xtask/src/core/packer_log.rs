@@ -61,6 +61,10 @@ pub enum Outcome {
         ami: String,
         error: String,
     },
+    /// Stopped by Ctrl-C or SIGTERM: Packer 1.6.6 says "Build '...' finished" of a cancelled
+    /// build too (its builder returns no artifact and no error), so a build that ends after
+    /// Packer's "Cancelling build after receiving ..." without an image of its own is this.
+    Cancelled,
 }
 
 #[derive(Debug, Clone)]
@@ -70,6 +74,15 @@ pub struct BuilderState {
     pub amis: Vec<Ami>,
     /// Set when this builder's step changed with the last record fed.
     pub last_error_line: Option<String>,
+    /// The last meaningful error line of its provisioning output (see [`error_weight`]), with
+    /// its weight: what a failure's "Script exited with non-zero exit status" does not say.
+    pub cause: Option<(u8, String)>,
+    /// The AMI its build step announced (`AMI: ami-...`) and did not deregister: Packer prints
+    /// no artifacts after an interrupt, so this is how an image made before one is known.
+    pub announced_ami: Option<String>,
+    /// Its clean-up began before Packer's cancel notice: every step had run (a failed step
+    /// ends in an error instead), so its announced AMI is complete, tags and all.
+    pub steps_done_before_cancel: bool,
 }
 
 /// What one record changed, for a live view.
@@ -78,6 +91,7 @@ pub enum Event {
     Step { builder: String, step: String },
     Finished { builder: String },
     Failed { builder: String, error: String },
+    Cancelled { builder: String },
     Artifact { builder: String, ami: Ami },
 }
 
@@ -85,6 +99,8 @@ pub enum Event {
 #[derive(Debug, Default)]
 pub struct Tracker {
     pub builders: BTreeMap<String, BuilderState>,
+    /// Packer said it is cancelling the builds (it received SIGINT or SIGTERM).
+    pub cancelling: bool,
 }
 
 impl Tracker {
@@ -96,6 +112,9 @@ impl Tracker {
                 outcome: Outcome::Running,
                 amis: Vec::new(),
                 last_error_line: None,
+                cause: None,
+                announced_ami: None,
+                steps_done_before_cancel: false,
             })
     }
 
@@ -110,32 +129,8 @@ impl Tracker {
         let mut events = Vec::new();
         match (record.target.as_str(), record.kind.as_str()) {
             ("", "ui") => {
-                let (Some(level), Some(text)) = (record.data.first(), record.data.get(1)) else {
-                    return Ok(events);
-                };
-                if let Some(rest) = text.strip_prefix("==> ") {
-                    if let Some((builder, step)) = rest.split_once(": ") {
-                        if !builder.contains(' ') {
-                            let step = step.lines().next().unwrap_or("").trim().to_string();
-                            let state = self.state(builder);
-                            state.step = step.clone();
-                            if level == "error" {
-                                state.last_error_line = Some(step.clone());
-                            }
-                            events.push(Event::Step {
-                                builder: builder.to_string(),
-                                step,
-                            });
-                        }
-                    }
-                } else if let Some(rest) = text.strip_prefix("Build '") {
-                    if let Some((builder, tail)) = rest.split_once('\'') {
-                        if tail.starts_with(" finished") {
-                            self.finish(builder, &mut events);
-                        } else if let Some((_, error)) = tail.split_once(": ") {
-                            self.fail(builder, error, &mut events);
-                        }
-                    }
+                if let (Some(level), Some(text)) = (record.data.first(), record.data.get(1)) {
+                    self.ui(level, text, &mut events);
                 }
             }
             (builder, "error") if !builder.is_empty() => {
@@ -163,26 +158,161 @@ impl Tracker {
         Ok(events)
     }
 
-    fn finish(&mut self, builder: &str, events: &mut Vec<Event>) {
-        let state = self.state(builder);
-        if state.outcome == Outcome::Running {
-            state.outcome = Outcome::Succeeded;
-            state.step = "finished".to_string();
-            events.push(Event::Finished {
+    /// A `ui` record: a builder's step (`==> B: ...`), its provisioning output (`    B: ...`),
+    /// Packer's cancel notice, or a `Build 'B' ...` verdict.
+    fn ui(&mut self, level: &str, text: &str, events: &mut Vec<Event>) {
+        if let Some(rest) = text.strip_prefix("==> ") {
+            let Some((builder, step)) = rest.split_once(": ") else {
+                return;
+            };
+            if builder.contains(' ') {
+                return;
+            }
+            let step = step.lines().next().unwrap_or("").trim().to_string();
+            let cancelling = self.cancelling;
+            let state = self.state(builder);
+            state.step = step.clone();
+            // The first clean-up of both amazon builders, run once the steps have ended.
+            if !cancelling && step.starts_with("Terminating the source AWS instance") {
+                state.steps_done_before_cancel = true;
+            }
+            if level == "error" {
+                state.last_error_line = Some(step.clone());
+            }
+            self.output(builder, level, &step);
+            events.push(Event::Step {
                 builder: builder.to_string(),
+                step,
             });
+        } else if let Some(rest) = text.strip_prefix("    ") {
+            if let Some((builder, line)) = rest.split_once(": ") {
+                let line = line.lines().next().unwrap_or("").trim().to_string();
+                // An announced AMI counts even when the lines before it were skipped.
+                let known = self.builders.contains_key(builder) || line.starts_with("AMI: ");
+                if !builder.contains(' ') && known {
+                    self.output(builder, level, &line);
+                }
+            }
+        } else if level == "error" && text.starts_with("Cancelling build after receiving ") {
+            self.cancel(events);
+        } else if let Some(rest) = text.strip_prefix("Build '") {
+            if let Some((builder, tail)) = rest.split_once('\'') {
+                if tail.starts_with(" finished") {
+                    self.finish(builder, events);
+                } else if let Some((_, error)) = tail.split_once(": ") {
+                    self.fail(builder, error, events);
+                }
+            }
         }
     }
 
+    /// One line a builder printed: the AMI it announced or deregistered, and its error cause.
+    fn output(&mut self, builder: &str, level: &str, line: &str) {
+        let state = self.state(builder);
+        if let Some(id) = line.strip_prefix("AMI: ") {
+            if crate::core::matrix::is_ami_id(id.trim()) {
+                state.announced_ami = Some(id.trim().to_string());
+            }
+        } else if let Some(id) = line.strip_prefix("Deregistered AMI id: ") {
+            if state.announced_ami.as_deref() == Some(id.trim()) {
+                state.announced_ami = None;
+            }
+        }
+        if let Some(weight) = error_weight(level, line) {
+            if state.cause.as_ref().is_none_or(|(w, _)| weight >= *w) {
+                state.cause = Some((weight, line.to_string()));
+            }
+        }
+    }
+
+    /// Packer is cancelling every build, and prints no artifacts after an interrupt: the
+    /// builders that already finished keep the AMI they announced.
+    fn cancel(&mut self, events: &mut Vec<Event>) {
+        self.cancelling = true;
+        let names: Vec<String> = self.builders.keys().cloned().collect();
+        for name in names {
+            if self.builders[&name].outcome == Outcome::Succeeded {
+                self.adopt_announced(&name, events);
+            }
+        }
+    }
+
+    /// The announced AMI as the builder's artifact, in its own region, when it has none and
+    /// all its steps ran; whether it has an AMI now.
+    fn adopt_announced(&mut self, builder: &str, events: &mut Vec<Event>) -> bool {
+        let Some(region) = builder_region(builder) else {
+            return false;
+        };
+        let state = self.state(builder);
+        if !state.steps_done_before_cancel {
+            return !state.amis.is_empty();
+        }
+        let Some(id) = state
+            .announced_ami
+            .clone()
+            .filter(|_| state.amis.is_empty())
+        else {
+            return !state.amis.is_empty();
+        };
+        let ami = Ami {
+            builder: builder.to_string(),
+            region: region.to_string(),
+            id,
+        };
+        state.amis.push(ami.clone());
+        events.push(Event::Artifact {
+            builder: builder.to_string(),
+            ami,
+        });
+        true
+    }
+
+    fn finish(&mut self, builder: &str, events: &mut Vec<Event>) {
+        if self.state(builder).outcome != Outcome::Running {
+            return;
+        }
+        let builder_name = builder.to_string();
+        if self.cancelling && !self.adopt_announced(builder, events) {
+            let state = self.state(builder);
+            state.outcome = Outcome::Cancelled;
+            state.step = "cancelled".to_string();
+            events.push(Event::Cancelled {
+                builder: builder_name,
+            });
+            return;
+        }
+        let state = self.state(builder);
+        state.outcome = Outcome::Succeeded;
+        state.step = "finished".to_string();
+        events.push(Event::Finished {
+            builder: builder_name,
+        });
+    }
+
+    /// The last meaningful error line of a builder's provisioning output, if any.
+    pub fn cause(&self, builder: &str) -> Option<&str> {
+        let (_, line) = self.builders.get(builder)?.cause.as_ref()?;
+        Some(line)
+    }
+
     fn fail(&mut self, builder: &str, error: &str, events: &mut Vec<Event>) {
+        let cancelling = self.cancelling;
         let state = self.state(builder);
         if matches!(
             state.outcome,
-            Outcome::Failed { .. } | Outcome::AlreadyExists { .. }
+            Outcome::Failed { .. } | Outcome::AlreadyExists { .. } | Outcome::Cancelled
         ) {
             return;
         }
         let error = error.trim().to_string();
+        if cancelling && error.contains("context canceled") {
+            state.outcome = Outcome::Cancelled;
+            state.step = "cancelled".to_string();
+            events.push(Event::Cancelled {
+                builder: builder.to_string(),
+            });
+            return;
+        }
         state.outcome = match existing_ami(&error) {
             Some(ami) => Outcome::AlreadyExists {
                 ami,
@@ -219,6 +349,37 @@ impl Tracker {
             .flat_map(|s| s.amis.iter().cloned())
             .collect()
     }
+}
+
+/// How telling a line of a builder's output is as the cause of a failure: 2 for an error a
+/// program marks as one (apt's `E: ...`, `error: ...`, `fatal: ...`), 1 for any other line on
+/// its stderr (`level` `error`; what a script prints before `exit 1`), except the shell's
+/// `set -x` trace and known noise (apt's `W:`, debconf's complaints, warnings); `None` for the
+/// rest. Pure, so what counts is tested on lines captured from real Packer runs.
+pub fn error_weight(level: &str, line: &str) -> Option<u8> {
+    let line = line.trim();
+    let lower = line.to_ascii_lowercase();
+    let marked = line.starts_with("E: ")
+        || ["error:", "fatal:", "error "]
+            .iter()
+            .any(|m| lower.starts_with(m))
+        || [": error:", ": fatal:", ": error "]
+            .iter()
+            .any(|m| lower.contains(m));
+    if marked {
+        return Some(2);
+    }
+    const NOISE: [&str; 7] = [
+        "+",
+        "w: ",
+        "debconf:",
+        "dpkg-preconfigure:",
+        "warning",
+        "update-alternatives:",
+        "extracting templates from packages",
+    ];
+    let noise = line.is_empty() || NOISE.iter().any(|n| lower.starts_with(n));
+    (level == "error" && !noise).then_some(1)
 }
 
 /// Warnings for AMIs outside their builder's own region (the `REGION` of
@@ -273,19 +434,28 @@ pub fn existing_ami(error: &str) -> Option<String> {
 }
 
 /// Finds, in a chunk of a machine-readable log, the lines that can change a builder's outcome or
-/// AMIs: artifacts, errors and Packer's `Build '...'` verdicts (a superset of what [`Tracker`]
-/// acts on for [`Tracker::successful_amis`]). It searches the whole chunk for three byte strings
+/// AMIs: artifacts, errors, Packer's `Build '...'` verdicts and announced or deregistered AMIs (a superset of what [`Tracker`]
+/// acts on for [`Tracker::successful_amis`]). It searches the whole chunk for a few byte strings
 /// instead of splitting every line, so a log that is gigabytes of provisioning output is skipped
 /// at memory speed and only the few records that matter are decoded.
 pub struct OutcomeScanner {
-    needles: [memchr::memmem::Finder<'static>; 3],
+    needles: [memchr::memmem::Finder<'static>; 5],
 }
 
 impl Default for OutcomeScanner {
     fn default() -> Self {
         // Escaping never changes these: Packer escapes only commas inside data and line breaks.
         OutcomeScanner {
-            needles: [",artifact,", ",error,", "Build '"].map(memchr::memmem::Finder::new),
+            needles: [
+                ",artifact,",
+                ",error,",
+                "Build '",
+                // What an image made before an interrupt is known by (a deregistered one never
+                // ran all its steps, so its deregistration need not be found).
+                ": AMI: ami-",
+                ": Terminating the source AWS instance",
+            ]
+            .map(memchr::memmem::Finder::new),
         }
     }
 }
@@ -431,6 +601,9 @@ mod tests {
             include_str!("../../tests/data/packer-1.6.6-ami-name-exists.log"),
             include_str!("../../tests/data/packer-1.6.6-source-ami-missing.log"),
             include_str!("../../tests/data/packer-1.6.6-instance-echoes-secret.log"),
+            APT_FAILS,
+            CANCELLED,
+            include_str!("../../tests/data/packer-1.6.6-local-cancelled-late.log"),
         ];
         let scanner = OutcomeScanner::default();
         for log in logs {
@@ -462,5 +635,153 @@ mod tests {
             ]
         );
         assert!(scanner.lines(b"").is_empty());
+    }
+
+    /// Captured from Packer 1.6.6 on the stand-in, `XTASK_LOCAL_FAIL=us-east-1-1404-hvm`: apt's
+    /// `E:` line is on Packer's stderr records, the error only says the script's exit status.
+    const APT_FAILS: &str = include_str!("../../tests/data/packer-1.6.6-local-apt-fails.log");
+
+    #[test]
+    fn a_failed_builder_keeps_the_cause_its_output_named() {
+        let t = track(APT_FAILS);
+        match &t.builders["us-east-1-1404-hvm"].outcome {
+            Outcome::Failed { error } => assert!(error.starts_with("Script exited"), "{error}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            t.cause("us-east-1-1404-hvm"),
+            Some("E: rehearsed failure of us-east-1-1404-hvm (XTASK_LOCAL_FAIL)")
+        );
+        assert_eq!(t.successful_amis().len(), 3);
+        // A later weak line (a script's own message) never hides apt's marked one.
+        let mut t = track(APT_FAILS);
+        let later = "1,,ui,error,==> us-east-1-1404-hvm: Reading package lists...";
+        t.feed(&parse_line(later).unwrap()).unwrap();
+        assert_eq!(
+            t.cause("us-east-1-1404-hvm"),
+            Some("E: rehearsed failure of us-east-1-1404-hvm (XTASK_LOCAL_FAIL)")
+        );
+    }
+
+    #[test]
+    fn what_counts_as_an_error_line() {
+        // Lines as they come out of real provisioning (apt, git, curl, a script's message).
+        for line in [
+            "E: Unable to locate package openjdk-7-jdk",
+            "fatal: unable to access 'https://github.com/riptano/ComboAMI.git/': Could not resolve host",
+            "error: pathspec '2.6' did not match any file(s) known to git",
+            "gpg: error: no valid OpenPGP data found.",
+        ] {
+            assert_eq!(error_weight("message", line), Some(2), "{line}");
+        }
+        assert_eq!(
+            error_weight("error", "cloud-init did not finish within 10 minutes"),
+            Some(1)
+        );
+        for noise in [
+            "+ apt-get -y -q update",
+            "W: Some index files failed to download.",
+            "debconf: unable to initialize frontend: Dialog",
+            "",
+        ] {
+            assert_eq!(error_weight("error", noise), None, "{noise}");
+        }
+        // Stdout that is not marked is not a cause.
+        assert_eq!(error_weight("message", "Reading package lists..."), None);
+    }
+
+    /// What Packer 1.6.6 prints when it gets SIGINT mid-build (command/build.go and signal.go
+    /// at v1.6.6): "Cancelling build after receiving interrupt", then each cancelled build
+    /// "finished" (the amazon builders return no artifact and no error), "Cleanly cancelled
+    /// builds after being interrupted." and no artifact records at all.
+    const CANCELLED: &str = "\
+1,,ui,say,==> us-east-1-1204-pv: Provisioning with shell script: build/provision.sh
+1,,ui,say,==> us-east-1-1404-hvm: Creating AMI DataStax 2.6.3-1404-hvm from instance i-1
+1,,ui,message,    us-east-1-1404-hvm: AMI: ami-d0a24dc52b7332642
+1,,ui,say,==> us-east-1-1404-hvm: Waiting for AMI to become ready...
+1,,ui,say,==> us-east-1-1404-hvm: Terminating the source AWS instance...
+1,,ui,say,Build 'us-east-1-1404-hvm' finished after 41 seconds.
+1,,ui,say,==> us-east-1-1204-hvm: AMI: ami-1111111111111111a
+1,,ui,say,==> us-east-1-1204-hvm: Terminating the source AWS instance...
+1,,ui,say,==> us-west-1-1404-hvm: AMI: ami-2222222222222222b
+1,,ui,say,==> us-east-1-1404-pv: Creating AMI DataStax 2.6.3-1404-pv from instance i-2
+1,,ui,message,    us-east-1-1404-pv: AMI: ami-0123456789abcdef0
+1,,ui,error,Cancelling build after receiving interrupt
+1,,ui,say,==> us-east-1-1404-pv: Deregistering the AMI and deleting associated snapshots because of cancellation%!(PACKER_COMMA) or error...
+1,,ui,say,==> us-east-1-1404-pv: Deregistered AMI id: ami-0123456789abcdef0
+1,,ui,say,==> us-east-1-1204-pv: Terminating the source AWS instance...
+1,,ui,say,Build 'us-east-1-1204-pv' finished after 40 seconds.
+1,,ui,say,Build 'us-east-1-1404-pv' finished after 42 seconds.
+1,,ui,say,Build 'us-east-1-1204-hvm' finished after 42 seconds.
+1,,ui,say,==> us-west-1-1404-hvm: Terminating the source AWS instance...
+1,,ui,say,Build 'us-west-1-1404-hvm' finished after 42 seconds.
+1,,ui,say,\\n==> Wait completed after 42 seconds
+1,,ui,say,Cleanly cancelled builds after being interrupted.
+";
+
+    #[test]
+    fn a_real_ctrl_c_cancels_every_build_packer_calls_finished() {
+        // Captured from a local publish of 32 builders, SIGINT during provisioning (the
+        // provisioning output left out).
+        let log = include_str!("../../tests/data/packer-1.6.6-local-cancelled.log");
+        assert_eq!(log.matches("' finished after ").count(), 32);
+        let t = track(log);
+        assert!(t.cancelling);
+        assert_eq!(t.builders.len(), 32);
+        assert!(t.builders.values().all(|s| s.outcome == Outcome::Cancelled));
+        assert!(t.successful_amis().is_empty());
+    }
+
+    #[test]
+    fn a_late_ctrl_c_keeps_the_images_whose_steps_all_ran() {
+        // The same publish, SIGINT once 4 builds had finished: 2 more were cleaning up after
+        // their last step (tags done), 25 had registered an AMI without finishing, 1 had not.
+        let log = include_str!("../../tests/data/packer-1.6.6-local-cancelled-late.log");
+        let t = track(log);
+        let count = |outcome: Outcome| t.builders.values().filter(|s| s.outcome == outcome).count();
+        assert_eq!(count(Outcome::Succeeded), 6);
+        assert_eq!(count(Outcome::Cancelled), 26);
+        assert_eq!(t.successful_amis().len(), 6);
+        assert!(t.builders["us-west-1-1404-hvm"].outcome == Outcome::Succeeded);
+    }
+
+    #[test]
+    fn cancelled_builds_are_not_finished_and_made_images_still_count() {
+        let t = track(CANCELLED);
+        assert!(t.cancelling);
+        assert_eq!(t.builders["us-east-1-1204-pv"].outcome, Outcome::Cancelled);
+        // Its AMI was deregistered in Packer's clean-up: nothing of it exists.
+        assert_eq!(t.builders["us-east-1-1404-pv"].outcome, Outcome::Cancelled);
+        // An instance-store AMI registered but cancelled before its last steps (no tags, not
+        // shared): not made, though Packer does not deregister it.
+        assert_eq!(t.builders["us-west-1-1404-hvm"].outcome, Outcome::Cancelled);
+        // Finished before the interrupt, or cleaning up after its last step when it came:
+        // its image exists though Packer never printed it.
+        let made = |builder: &str, id: &str| Ami {
+            builder: builder.into(),
+            region: "us-east-1".into(),
+            id: id.into(),
+        };
+        assert_eq!(
+            t.successful_amis(),
+            [
+                made("us-east-1-1204-hvm", "ami-1111111111111111a"),
+                made("us-east-1-1404-hvm", "ami-d0a24dc52b7332642"),
+            ]
+        );
+        // Without Packer's cancel notice the same lines are finished builds.
+        let uncancelled: String = CANCELLED
+            .lines()
+            .filter(|l| !l.contains("Cancelling build"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let t = track(&uncancelled);
+        assert!(t.builders.values().all(|s| s.outcome == Outcome::Succeeded));
+        // An interrupted build that errors with the cancelled context is cancelled too.
+        let t = track(
+            "1,,ui,error,Cancelling build after receiving terminated\n\
+             1,,ui,error,Build 'b-1404-hvm' errored after 1 second: context canceled\n",
+        );
+        assert_eq!(t.builders["b-1404-hvm"].outcome, Outcome::Cancelled);
     }
 }

@@ -270,6 +270,14 @@ fn identity_check(facts: &Facts) -> Check {
         .unwrap_or_default();
     match &facts.identity {
         None => Check::fail(WHAT, "not asked"),
+        Some(Err(e)) if is_network_error(e) => Check::fail(
+            WHAT,
+            format!(
+                "AWS cannot be reached (the network, not the keys): {e}\ncheck the connection, \
+                 DNS and any proxy (`HTTPS_PROXY`), then run the command again; `--local` \
+                 rehearses without AWS"
+            ),
+        ),
         Some(Err(e)) => Check::fail(
             WHAT,
             format!(
@@ -287,6 +295,24 @@ fn identity_check(facts: &Facts) -> Check {
             None => Check::ok(WHAT, format!("account {account} ({arn}){source}")),
         },
     }
+}
+
+/// Whether an `aws` CLI error says AWS could not be reached (no network, a DNS failure, a
+/// timeout, a proxy or TLS interception), so no credential is to blame. The texts are
+/// botocore's (`EndpointConnectionError`, `ConnectTimeoutError`, `ReadTimeoutError`,
+/// `ProxyConnectionError`, `SSLError`) and the resolver's.
+pub fn is_network_error(aws_error: &str) -> bool {
+    const SIGNS: [&str; 8] = [
+        "Could not connect to the endpoint URL",
+        "Connect timeout on endpoint URL",
+        "Read timeout on endpoint URL",
+        "Failed to connect to proxy URL",
+        "SSL validation failed for",
+        "Name or service not known",
+        "Temporary failure in name resolution",
+        "Network is unreachable",
+    ];
+    SIGNS.iter().any(|sign| aws_error.contains(sign))
 }
 
 fn base_check(planned: &[Planned], facts: &Facts) -> Check {
@@ -669,6 +695,32 @@ mod tests {
             outcome.checks
         );
         assert_eq!(outcome.checks.len(), 5);
+    }
+
+    #[test]
+    fn an_unreachable_endpoint_is_named_the_network_not_the_keys() {
+        // What `aws sts get-caller-identity` printed with the endpoint unreachable (port closed;
+        // an unresolvable host prints the same line).
+        let offline = "`aws sts get-caller-identity` failed in us-east-1: \
+                       Could not connect to the endpoint URL: \"https://sts.us-east-1.amazonaws.com/\"";
+        let refused = "`aws sts get-caller-identity` failed in us-east-1: An error occurred \
+                       (InvalidClientTokenId) when calling the GetCallerIdentity operation: \
+                       The security token included in the request is invalid.";
+        assert!(is_network_error(offline));
+        assert!(is_network_error(
+            "Connect timeout on endpoint URL: \"https://ec2.eu-west-1.amazonaws.com/\""
+        ));
+        assert!(!is_network_error(refused));
+        let mut facts = good_facts();
+        facts.identity = Some(Err(offline.into()));
+        let text =
+            crate::core::release::report(&evaluate(&plan(), &facts, true, None, &HINTS).checks);
+        assert!(text.contains("the network, not the keys"), "{text}");
+        assert!(!text.contains("credentials do not work"), "{text}");
+        facts.identity = Some(Err(refused.into()));
+        let text =
+            crate::core::release::report(&evaluate(&plan(), &facts, true, None, &HINTS).checks);
+        assert!(text.contains("the credentials do not work"), "{text}");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 use crate::core::json;
 use crate::core::packer_log::Ami;
+use crate::core::refusal::Refusal;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -37,6 +38,79 @@ pub fn parse(text: &str) -> Result<Registry, String> {
              restore it from git (`git checkout -- {REGISTRY_PATH}`)"
         ),
     })
+}
+
+/// Every entry must be one the project could have merged: a region of `settings.regions`
+/// (`regions`), an AMI id AWS could have made, a release `OSVERSION` and `pv` or `hvm`, and one
+/// AMI per release and virtualization type in a region. `path` names the file in messages.
+pub fn check(registry: &Registry, regions: &[String], path: &str) -> Result<(), Refusal> {
+    let mut problems = Vec::new();
+    for (region, entries) in registry {
+        if !regions.contains(region) {
+            problems.push(format!(
+                "key `{region}` is not one of the regions of `settings.regions` in `{}` ({})",
+                crate::core::matrix::MATRIX_PATH,
+                regions.join(", ")
+            ));
+        }
+        for (index, entry) in entries.iter().enumerate() {
+            let at = format!("key `{region}` entry {}", index + 1);
+            problems.extend(
+                entry_problems(entry)
+                    .into_iter()
+                    .map(|p| format!("{at}: {p}")),
+            );
+            let twice = entries[..index]
+                .iter()
+                .any(|e| e.release == entry.release && e.virt == entry.virt);
+            if twice {
+                problems.push(format!(
+                    "{at}: a second AMI for release `{}` `{}` (the registry lists one)",
+                    entry.release, entry.virt
+                ));
+            }
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(Refusal {
+        what: format!(
+            "`{path}` has {} bad entr{}:\n  {}",
+            problems.len(),
+            if problems.len() == 1 { "y" } else { "ies" },
+            problems.join("\n  ")
+        ),
+        fix: format!(
+            "correct or remove those entries of `{path}` (`git diff -- {path}` shows what changed \
+             since the last commit, `git checkout -- {path}` restores it), or add the region to \
+             `settings.regions` if the project publishes there"
+        ),
+    })
+}
+
+/// What is wrong with one entry, whatever its region.
+fn entry_problems(entry: &Entry) -> Vec<String> {
+    let mut problems = Vec::new();
+    if !crate::core::matrix::is_ami_id(&entry.id) {
+        problems.push(format!(
+            "`id` `{}` is not an AMI id (`ami-` and 8 or 17 lowercase hex digits)",
+            entry.id
+        ));
+    }
+    if entry.release.len() != 4 || !entry.release.bytes().all(|b| b.is_ascii_digit()) {
+        problems.push(format!(
+            "`Release` `{}` is not an Ubuntu release like `1404`",
+            entry.release
+        ));
+    }
+    if entry.virt != "pv" && entry.virt != "hvm" {
+        problems.push(format!(
+            "`virtualization type` `{}` is neither `pv` nor `hvm`",
+            entry.virt
+        ));
+    }
+    problems
 }
 
 pub fn render(registry: &Registry) -> String {
@@ -100,6 +174,12 @@ impl std::fmt::Display for Change {
 
 /// Merges AMIs into the registry and says what changed; unchanged entries are not reported.
 pub fn merge(registry: &mut Registry, amis: &[Ami]) -> Result<Vec<Change>, String> {
+    if let Some(bad) = amis.iter().find(|a| !crate::core::matrix::is_ami_id(&a.id)) {
+        return Err(format!(
+            "builder `{}` reported `{}`, which is not an AMI id; nothing was merged",
+            bad.builder, bad.id
+        ));
+    }
     let mut sorted = amis.to_vec();
     sorted.sort();
     let mut changes = Vec::new();
@@ -231,5 +311,76 @@ mod tests {
         assert!(release_and_virt("us-east-1-hvm-1204")
             .unwrap_err()
             .contains("`us-east-1-hvm-1204`"));
+    }
+
+    fn regions() -> Vec<String> {
+        let matrix = include_str!("../../../build/images.json");
+        crate::core::matrix::Matrix::parse(matrix)
+            .unwrap()
+            .settings
+            .regions
+    }
+
+    #[test]
+    fn the_shipped_registry_passes_its_check() {
+        check(&parse(SHIPPED).unwrap(), &regions(), REGISTRY_PATH).unwrap();
+    }
+
+    #[test]
+    fn unknown_regions_and_malformed_ids_are_refused_with_key_and_fix() {
+        let bad = SHIPPED
+            .replacen("\"us-west-1\"", "\"us-wset-1\"", 1)
+            .replacen("\"ami-", "\"ami-XYZ", 1);
+        let refusal = check(&parse(&bad).unwrap(), &regions(), "ami_ids.json").unwrap_err();
+        assert!(
+            refusal
+                .what
+                .starts_with("`ami_ids.json` has 2 bad entries:"),
+            "{}",
+            refusal.what
+        );
+        assert!(
+            refusal.what.contains(
+                "key `us-wset-1` is not one of the regions of `settings.regions` in `build/images.json`"
+            ),
+            "{}",
+            refusal.what
+        );
+        assert!(
+            refusal
+                .what
+                .contains("key `ap-northeast-1` entry 1: `id` `ami-XYZ"),
+            "{}",
+            refusal.what
+        );
+        assert!(refusal.fix.contains("`git checkout -- ami_ids.json`"));
+        let mut registry = parse(SHIPPED).unwrap();
+        let first = registry.get_mut("us-east-1").unwrap();
+        first[1].virt = "paravirtual".into();
+        first[2].release = "14.04".into();
+        first.push(first[0].clone());
+        let refusal = check(&registry, &regions(), REGISTRY_PATH).unwrap_err();
+        for needle in [
+            "entry 2: `virtualization type` `paravirtual` is neither `pv` nor `hvm`",
+            "entry 3: `Release` `14.04` is not an Ubuntu release",
+            "a second AMI for release",
+        ] {
+            assert!(refusal.what.contains(needle), "{needle}: {}", refusal.what);
+        }
+    }
+
+    #[test]
+    fn merge_refuses_what_is_not_an_ami_id() {
+        let mut registry = parse(SHIPPED).unwrap();
+        let error = merge(
+            &mut registry,
+            &[ami("us-east-1-1404-hvm", "us-east-1", "ami-NOTHEX")],
+        )
+        .unwrap_err();
+        assert!(
+            error.contains("`ami-NOTHEX`, which is not an AMI id"),
+            "{error}"
+        );
+        assert_eq!(registry, parse(SHIPPED).unwrap());
     }
 }

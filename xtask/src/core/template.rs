@@ -409,19 +409,25 @@ fn bundle_commands(inputs: &Inputs, image: &Image) -> (String, String) {
         ""
     };
     if let Some(local) = inputs.local {
+        // The stand-in's paths lie under the repository, which may be in a folder with a space:
+        // every path (and every placeholder Packer fills with one) is quoted for the shell.
         let name = image.builder_name();
+        let (vol, upload, record) = (
+            shell_quote(&local.bundle_vol_script),
+            shell_quote(&local.bundle_upload_script),
+            shell_quote(&local.record_file),
+        );
         return (
             format!(
-                "sh {} {} {name} -k {{{{.KeyPath}}}} -u {{{{.AccountId}}}} -c {{{{.CertPath}}}} \
-                 -r {{{{.Architecture}}}} -e {{{{.PrivatePath}}}}/* -d {{{{.Destination}}}} \
-                 -p {{{{.Prefix}}}} --batch --no-filter{partition}",
-                local.bundle_vol_script, local.record_file
+                "sh {vol} {record} {name} -k '{{{{.KeyPath}}}}' -u {{{{.AccountId}}}} \
+                 -c '{{{{.CertPath}}}}' -r {{{{.Architecture}}}} -e '{{{{.PrivatePath}}}}'/* \
+                 -d '{{{{.Destination}}}}' -p {{{{.Prefix}}}} --batch --no-filter{partition}"
             ),
             format!(
-                "sh {} {} {} {name} -b {{{{.BucketName}}}} -m {{{{.ManifestPath}}}} \
-                 -a {{{{.AccessKey}}}} -s {{{{.SecretKey}}}} {TOKEN}-d {{{{.BundleDirectory}}}} \
+                "sh {upload} {record} {} {name} -b {{{{.BucketName}}}} -m '{{{{.ManifestPath}}}}' \
+                 -a {{{{.AccessKey}}}} -s {{{{.SecretKey}}}} {TOKEN}-d '{{{{.BundleDirectory}}}}' \
                  --batch --region {{{{.Region}}}} --retry",
-                local.bundle_upload_script, local.record_file, local.ec2_endpoint
+                local.ec2_endpoint
             ),
         );
     }
@@ -444,6 +450,11 @@ fn bundle_commands(inputs: &Inputs, image: &Image) -> (String, String) {
 /// when `build/images.json` says so, unless the caller asked for private ones.
 pub fn is_public(matrix: &Matrix, inputs: &Inputs) -> bool {
     inputs.kind == Kind::Official && matrix.settings.public && !inputs.private
+}
+
+/// `text` as one word for `sh`: single-quoted, each `'` in it closed, escaped and reopened.
+pub fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
 }
 
 /// One builder's folder on the stand-in instance: uploaded scripts, x509 files and bundles of
@@ -527,10 +538,10 @@ fn provisioners(matrix: &Matrix, inputs: &Inputs, builders: &[Value]) -> Value {
             // The real script on this machine: without its stand-ins it would run the real
             // apt-get and friends here, so it does not start without them.
             "execute_command": format!(
-                "chmod +x {{{{ .Path }}}}; [ -x '{bin}/apt-get' ] || {{ echo 'the stand-in commands \
-                 are missing from {bin}' >&2; exit 1; }}; export XTASK_STANDIN_PATH=\"$PATH\" \
-                 PATH='{bin}':\"$PATH\"; {{{{ .Vars }}}} sudo -E -n bash '{{{{ .Path }}}}'",
-                bin = local.standin_bin
+                "chmod +x '{{{{ .Path }}}}'; [ -x {bin}/apt-get ] || {{ echo 'the stand-in commands \
+                 are missing from '{bin} >&2; exit 1; }}; export XTASK_STANDIN_PATH=\"$PATH\" \
+                 PATH={bin}:\"$PATH\"; {{{{ .Vars }}}} sudo -E -n bash '{{{{ .Path }}}}'",
+                bin = shell_quote(&local.standin_bin)
             ),
         })
     };
@@ -769,5 +780,11 @@ mod tests {
         let a = render(&generate(&matrix(), &inputs(Kind::Official)).unwrap());
         let b = render(&generate(&matrix(), &inputs(Kind::Official)).unwrap());
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn shell_quote_keeps_spaces_and_quotes_in_one_word() {
+        assert_eq!(shell_quote("/tmp/a b"), "'/tmp/a b'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
     }
 }
