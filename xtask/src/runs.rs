@@ -2,7 +2,7 @@
 //! which inputs, and every builder's outcome, so a run can be resumed and cleaned up.
 
 use crate::core::packer_log::{Ami, Outcome, Tracker};
-use crate::core::template::{Kind, PlannedBuilder};
+use crate::core::template::{Kind, PlannedBuilder, Spec};
 use crate::project;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -17,17 +17,9 @@ pub const INPUTS: [&str; 2] = ["ds0_utils.py", "build/images.json"];
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunRecord {
     pub run_id: String,
-    pub kind: Kind,
-    pub local: bool,
-    pub version: String,
-    pub branch: String,
-    pub commit: String,
-    pub epoch: u64,
-    /// Private images although the kind is public (a candidate, `publish --private`).
-    #[serde(default)]
-    pub private: bool,
-    /// The registry this run's AMIs are merged into (publish only).
-    pub registry: Option<String>,
+    /// What the run builds; its fields sit at the top level of `run.json`.
+    #[serde(flatten)]
+    pub spec: Spec,
     /// The cloud preflight's verdict: `passed`, or that it was skipped (`--skip-cloud-checks`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cloud_checks: Option<String>,
@@ -280,7 +272,7 @@ pub fn list(root: &Path) -> Vec<RunRecord> {
         .filter_map(|e| std::fs::read_to_string(e.path().join("run.json")).ok())
         .filter_map(|text| crate::core::json::parse(&text).ok())
         .collect();
-    records.sort_by(|a, b| (a.epoch, &a.run_id).cmp(&(b.epoch, &b.run_id)));
+    records.sort_by(|a, b| (a.spec.epoch, &a.run_id).cmp(&(b.spec.epoch, &b.run_id)));
     records
 }
 
@@ -333,4 +325,25 @@ pub fn next_attempt(record: &RunRecord, dir: &Path) -> usize {
 
 pub fn run_dir(root: &Path, run_id: &str) -> PathBuf {
     root.join(RUNS_DIR).join(run_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `run.json` keeps its flat shape: records written before the spec existed still load, and
+    /// the spec's fields are written at the top level where cleanup and users look for them.
+    #[test]
+    fn the_spec_is_flat_in_run_json() {
+        let old = r#"{"run_id": "publish-20260101-000000", "kind": "official", "local": true,
+            "version": "2.6.3", "branch": "2.6", "commit": "abc", "epoch": 1700000000,
+            "registry": null, "builders": {}, "attempts": []}"#;
+        let record: RunRecord = crate::core::json::parse(old).unwrap();
+        assert_eq!(record.spec.kind, Kind::Official);
+        assert!(record.spec.local && !record.spec.private && record.spec.only.is_empty());
+        let written = serde_json::to_value(&record).unwrap();
+        assert_eq!(written["version"], "2.6.3");
+        assert_eq!(written["epoch"], 1700000000);
+        assert!(written.get("spec").is_none() && written.get("only").is_none());
+    }
 }

@@ -3,7 +3,7 @@
 
 use crate::core::preflight;
 use crate::core::registry::REGISTRY_PATH;
-use crate::core::template::{self, Inputs, Kind};
+use crate::core::template::{self, Kind, Spec};
 use crate::core::{ds0, matrix, report};
 use crate::credentials::{self, Credentials};
 use crate::error::{BuildsFailed, FixContext};
@@ -245,20 +245,19 @@ pub fn run(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Fin
     matrix::check_names(&matrix, &version).map_err(anyhow::Error::msg)?;
     let only = project::split_names(&flags.only);
     let epoch = project::epoch()?;
-    // The plan without run details: its builders and regions are what the user confirms.
-    let probe = Inputs {
+    // The plan: its builders and regions are what the user confirms.
+    let mut spec = Spec {
         kind,
-        version: &version,
-        branch: &branch,
+        local: flags.local,
+        version,
+        branch,
+        commit: project::git_commit(sh),
         epoch,
-        git_commit: "",
-        run_id: "",
-        only: &only,
         private: flags.private,
-        report_dir: "",
-        local: None,
+        registry: None,
+        only,
     };
-    let probe_plan = template::plan(&matrix, &probe).map_err(anyhow::Error::msg)?;
+    let probe_plan = template::plan(&matrix, &spec)?;
     let packer = Packer::detect(sh)?;
     let (credentials, credentials_source) = load_credentials(sh, root, kind, flags)?;
     let registry_path = registry_target(kind, options);
@@ -275,8 +274,8 @@ pub fn run(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Fin
     let plan = plan_text(
         &matrix,
         &probe_plan,
-        &version,
-        &branch,
+        &spec.version,
+        &spec.branch,
         &launch_size,
         flags,
         registry_path.as_deref(),
@@ -290,7 +289,7 @@ pub fn run(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Fin
     } else if options.release.as_ref().is_some_and(|r| r.cloud_checked) {
         "passed in the release preflight".to_string()
     } else {
-        let template = template::generate(&matrix, &probe).map_err(anyhow::Error::msg)?;
+        let template = template::generate(&matrix, &spec, template::Target::PROBE)?;
         cloud::gate(
             sh,
             root,
@@ -330,17 +329,10 @@ pub fn run(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Fin
         sh.copy_file(input, run_dir.join("inputs").join(name))
             .with_context(|| format!("cannot keep a copy of `{input}` in the run folder"))?;
     }
-    let commit = project::git_commit(sh);
+    spec.registry = registry_path.clone();
     let mut record = RunRecord {
         run_id: run_id.clone(),
-        kind,
-        local: flags.local,
-        version: version.clone(),
-        branch: branch.clone(),
-        commit: commit.clone(),
-        epoch,
-        private: flags.private,
-        registry: registry_path.clone(),
+        spec,
         cloud_checks: Some(cloud_checks),
         builders: Default::default(),
         attempts: Vec::new(),
@@ -363,7 +355,7 @@ pub fn run(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Fin
     lock::set_run(&run_id);
     interrupt::set_resume(resume_command(&record, options));
     eprintln!("run `{run_id}`\n  logs and record in `{}/`", record.dir());
-    write_template(sh, root, &matrix, &record, &only, standin.as_ref())?;
+    write_template(sh, root, &matrix, &record, standin.as_ref())?;
     let only = if flags.only.is_empty() {
         Vec::new()
     } else {
@@ -476,7 +468,7 @@ fn resume(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Fini
         None => runs::list(root)
             .into_iter()
             .rev()
-            .find(|r| r.kind == kind && r.local == flags.local)
+            .find(|r| r.spec.kind == kind && r.spec.local == flags.local)
             .map(|r| r.run_id)
             .with_context(|| {
                 format!(
@@ -487,14 +479,15 @@ fn resume(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Fini
             })?,
     };
     let mut record = RunRecord::load(sh, &run_id)?;
-    if record.kind != kind {
-        bail!("run `{run_id}` is a {} run, not {kind}: resume it with `cargo xtask {} --resume {run_id}`", record.kind, record.kind);
+    let recorded = &record.spec;
+    if recorded.kind != kind {
+        bail!("run `{run_id}` is a {} run, not {kind}: resume it with `cargo xtask {} --resume {run_id}`", recorded.kind, recorded.kind);
     }
-    if record.local != flags.local {
-        let flag = if record.local { "with" } else { "without" };
+    if recorded.local != flags.local {
+        let flag = if recorded.local { "with" } else { "without" };
         bail!(
             "run `{run_id}` was {} local run: resume it {flag} `--local`",
-            if record.local { "a" } else { "not a" }
+            if recorded.local { "a" } else { "not a" }
         );
     }
     for input in runs::INPUTS {
@@ -533,17 +526,16 @@ fn resume(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Fini
     let (credentials, credentials_source) = load_credentials(sh, root, kind, flags)?;
     eprintln!(
         "resuming run `{run_id}` ({} {}, branch {}): rebuilding {} of {} builders: {}",
-        record.kind,
-        record.version,
-        record.branch,
+        record.spec.kind,
+        record.spec.version,
+        record.spec.branch,
         remaining.len(),
         record.builders.len(),
         remaining.join(", ")
     );
     refuse_unconfirmable(kind, flags)?;
     let (standin, credentials) = start(sh, root, options, &matrix, credentials)?;
-    let all: Vec<String> = record.builders.keys().cloned().collect();
-    write_template(sh, root, &matrix, &record, &all, standin.as_ref())?;
+    write_template(sh, root, &matrix, &record, standin.as_ref())?;
     let mut remaining = remaining;
     if flags.skip_cloud_checks {
         eprintln!("{}", cloud::SKIPPED);
@@ -561,14 +553,14 @@ fn resume(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Fini
             root,
             cloud::Gate {
                 planned: preflight::planned(&template, &remaining),
-                public: !record.private && kind == Kind::Official && matrix.settings.public,
+                public: template::is_public(&matrix, &record.spec),
                 standin: standin.as_ref(),
                 expected_account: credentials.account_id.clone(),
                 credentials_source,
                 owner: Some(preflight::Ownership {
                     project: matrix.settings.project.clone(),
-                    version: record.version.clone(),
-                    commit: record.commit.clone(),
+                    version: record.spec.version.clone(),
+                    commit: record.spec.commit.clone(),
                     run_id: record.run_id.clone(),
                 }),
                 resume: resume_hint(kind, flags),
@@ -618,7 +610,6 @@ fn write_template(
     root: &Path,
     matrix: &matrix::Matrix,
     record: &RunRecord,
-    only: &[String],
     standin: Option<&Standin>,
 ) -> Result<template::Plan> {
     let run_dir = runs::run_dir(root, &record.run_id);
@@ -628,27 +619,25 @@ fn write_template(
     // A rehearsal of a wrong image report: these builders bake another version.
     let wrong = project::split_names(&[sh.var("XTASK_LOCAL_WRONG_VERSION").unwrap_or_default()]);
     let local = standin.map(|s| s.template_local(root, &run_dir, fail, wrong));
-    let inputs = Inputs {
-        kind: record.kind,
-        version: &record.version,
-        branch: &record.branch,
-        epoch: record.epoch,
-        git_commit: &record.commit,
+    // Exactly the builders of the record (older records do not keep `--only`).
+    let spec = Spec {
+        only: record.builders.keys().cloned().collect(),
+        ..record.spec.clone()
+    };
+    let target = template::Target {
         run_id: &record.run_id,
-        only,
-        private: record.private,
         report_dir: &record.report_dir(),
         local: local.as_ref(),
     };
-    let template = template::generate(matrix, &inputs).map_err(anyhow::Error::msg)?;
-    let plan = template::plan(matrix, &inputs).map_err(anyhow::Error::msg)?;
+    let template = template::generate(matrix, &spec, target)?;
+    let plan = template::plan(matrix, &spec)?;
     if let Some(local) = &local {
         sh.create_dir(&local.work_dir)?;
         // The stand-in "instance" is this machine: its upload folders must exist, as /tmp does
         // on a real instance.
         for builder in &plan.builders {
             sh.create_dir(local.remote_folder(&builder.name))?;
-            if record.kind != Kind::TestEbs {
+            if record.spec.kind != Kind::TestEbs {
                 sh.create_dir(format!("{}/{}/x509", local.work_dir, builder.name))?;
             }
         }
@@ -708,7 +697,7 @@ fn attempt(
             sh,
             &sh.current_dir(),
             matrix,
-            &record.branch,
+            &record.spec.branch,
             &standin.venv.join("bin/python"),
         )?;
         for image in matrix.enabled() {
@@ -722,7 +711,7 @@ fn attempt(
     // number (its logs stay) and the resume says that this one never finished.
     record.attempts.push(Attempt {
         number,
-        started: project::epoch().unwrap_or(record.epoch),
+        started: project::epoch().unwrap_or(record.spec.epoch),
         builders: attempted.clone(),
         output_log: output_log.clone(),
         packer_log: packer_log.clone(),
@@ -789,8 +778,8 @@ fn check_reports(
             .find(|i| &i.builder_name() == name)
             .map_or("?", |i| i.virtualization.as_str());
         let expected = report::Expected {
-            version: &record.version,
-            branch: &record.branch,
+            version: &record.spec.version,
+            branch: &record.spec.branch,
             virtualization,
         };
         match report::check(text.as_deref(), &expected) {
@@ -799,7 +788,7 @@ fn check_reports(
                 let amis: Vec<String> = builder.amis.iter().map(|a| a.id.clone()).collect();
                 builder.state = BuilderState::Failed;
                 // Packer has registered it already, public for an official release: say so.
-                let public = record.kind == Kind::Official && !record.private;
+                let public = record.spec.kind == Kind::Official && !record.spec.private;
                 builder.error = Some(format!(
                     "image report `{path}`: {problem}; so its AMI {} is not accepted (not merged, \
                      not tagged){}; `cargo xtask cleanup --run {}` lists it, `--execute` removes it",
@@ -821,11 +810,14 @@ fn finish(sh: &Shell, record: RunRecord, kind: Kind, options: &Options) -> Resul
     if interrupt::requested() {
         // Never merge a partial run as if it were complete: the resume merges.
         let done = record.builders.len() - record.unfinished().len();
-        let merge = match &record.registry {
+        let merge = match &record.spec.registry {
             Some(path) => format!("; `{path}` was not changed"),
             None => String::new(),
         };
-        let rest = match (done == record.builders.len(), record.registry.is_some()) {
+        let rest = match (
+            done == record.builders.len(),
+            record.spec.registry.is_some(),
+        ) {
             (true, _) => "merge",
             (false, true) => "build the rest and merge",
             (false, false) => "build the rest",
@@ -838,7 +830,7 @@ fn finish(sh: &Shell, record: RunRecord, kind: Kind, options: &Options) -> Resul
         ))));
     }
     let mut changes = Vec::new();
-    if let Some(path) = &record.registry {
+    if let Some(path) = &record.spec.registry {
         // Every time, resumes included: a merge of the same AMIs changes nothing.
         changes = cmd::ami_ids::merge_into(sh, path, &record.amis())?;
         if !changes.is_empty() {
@@ -853,7 +845,7 @@ fn finish(sh: &Shell, record: RunRecord, kind: Kind, options: &Options) -> Resul
         .as_ref()
         .and_then(|r| r.standin_root.clone())
         .unwrap_or_else(|| sh.current_dir());
-    let standin_kept = record.local && Standin::running(&standin_root).is_some();
+    let standin_kept = record.spec.local && Standin::running(&standin_root).is_some();
     output::say(summary(&record, kind, options, standin_kept).trim_end());
     if options.flags.json && options.release.is_none() {
         output::document(serde_json::json!({
@@ -864,7 +856,7 @@ fn finish(sh: &Shell, record: RunRecord, kind: Kind, options: &Options) -> Resul
             "succeeded": record.builders.len() - record.unfinished().len(),
             "failed": record.unfinished(),
             "amis": record.amis(),
-            "registry": record.registry,
+            "registry": record.spec.registry,
             "registry_changes": changes.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "retry": retry_command(&record, options),
             "run": record,
@@ -930,13 +922,17 @@ fn summary(record: &RunRecord, kind: Kind, options: &Options, standin_kept: bool
     // Short lines: the summary stays readable in an 80-column terminal.
     out.push_str(&format!(
         "\n{} run `{}`: {} of {} builders succeeded\n  version {}, branch {}{}\n",
-        record.kind,
+        record.spec.kind,
         record.run_id,
         record.builders.len() - failed.len(),
         record.builders.len(),
-        record.version,
-        record.branch,
-        if record.local { ", local stand-in" } else { "" },
+        record.spec.version,
+        record.spec.branch,
+        if record.spec.local {
+            ", local stand-in"
+        } else {
+            ""
+        },
     ));
     if let Some(skipped) = record
         .cloud_checks
@@ -952,6 +948,7 @@ fn summary(record: &RunRecord, kind: Kind, options: &Options, standin_kept: bool
         ));
     }
     if let Some(path) = record
+        .spec
         .registry
         .as_ref()
         .filter(|p| p.starts_with(runs::RUNS_DIR))
@@ -964,9 +961,9 @@ fn summary(record: &RunRecord, kind: Kind, options: &Options, standin_kept: bool
         let cleanup = format!(
             "cargo xtask cleanup --run {}{} --execute",
             record.run_id,
-            if record.local { " --local" } else { "" }
+            if record.spec.local { " --local" } else { "" }
         );
-        out.push_str(&match (record.local, standin_kept) {
+        out.push_str(&match (record.spec.local, standin_kept) {
             (false, _) => format!(
                 "test AMIs are private and not added to the registry; remove them with `{cleanup}`\n"
             ),
@@ -1014,20 +1011,18 @@ pub fn preview(
     registry: Option<&str>,
 ) -> Result<String> {
     let matrix = project::matrix(sh)?;
-    let only = project::split_names(&flags.only);
-    let inputs = Inputs {
+    let spec = Spec {
         kind,
-        version,
-        branch,
+        local: flags.local,
+        version: version.to_string(),
+        branch: branch.to_string(),
+        commit: String::new(),
         epoch: 0,
-        git_commit: "",
-        run_id: "",
-        only: &only,
         private: flags.private,
-        report_dir: "",
-        local: None,
+        registry: registry.map(String::from),
+        only: project::split_names(&flags.only),
     };
-    let plan = template::plan(&matrix, &inputs).map_err(anyhow::Error::msg)?;
+    let plan = template::plan(&matrix, &spec)?;
     Ok(plan_text(
         &matrix,
         &plan,
@@ -1130,8 +1125,8 @@ fn wrap_list(items: &[String], width: usize, indent: &str) -> String {
 
 /// The command that continues `record`'s run.
 fn resume_command(record: &RunRecord, options: &Options) -> String {
-    let local = if record.local { " --local" } else { "" };
-    match (&options.release, record.kind) {
+    let local = if record.spec.local { " --local" } else { "" };
+    match (&options.release, record.spec.kind) {
         (Some(release), _) => release.resume_command.clone(),
         (None, Kind::Official) => format!("cargo xtask publish --resume {}{local}", record.run_id),
         (None, kind) => {

@@ -869,19 +869,18 @@ fn check_cloud(
     let Ok(matrix) = project::matrix(sh) else {
         return (Vec::new(), false);
     };
-    let inputs = template::Inputs {
+    let spec = template::Spec {
         kind: Kind::Official,
-        version: &version,
-        branch: &branch,
+        local: options.local,
+        version,
+        branch,
+        commit: String::new(),
         epoch: 0,
-        git_commit: "",
-        run_id: "",
-        only: &[],
         private: !parsed.pre.is_empty(),
-        report_dir: "",
-        local: None,
+        registry: None,
+        only: Vec::new(),
     };
-    let Ok(template) = template::generate(&matrix, &inputs) else {
+    let Ok(template) = template::generate(&matrix, &spec, template::Target::PROBE) else {
         return (Vec::new(), false);
     };
     let running;
@@ -918,7 +917,7 @@ fn check_cloud(
     };
     let gate = cloud::Gate {
         planned: preflight::planned(&template, &[]),
-        public: template::is_public(&matrix, &inputs),
+        public: template::is_public(&matrix, &spec),
         standin,
         expected_account,
         credentials_source,
