@@ -286,7 +286,7 @@ pub fn check_remote_branch(
 }
 
 /// Whether the release tag is signed; without either flag git's `tag.gpgSign` decides.
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 pub struct SignArgs {
     /// Sign the tag (with `user.signingKey`, `gpg.format` and `gpg.program` of git's configuration).
     #[arg(short = 's', long, conflicts_with = "no_sign")]

@@ -1,0 +1,265 @@
+//! The record of one run (`run.json`): what it builds (the spec), every builder's state, its
+//! attempts, and for a release the release's steps. Pure: reading and writing it is `runs.rs`'s.
+
+use crate::core::packer_log::{Ami, Outcome, Tracker};
+use crate::core::release::Steps;
+use crate::core::template::{Plan, PlannedBuilder, Spec};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Where run folders live, relative to the repository.
+pub const RUNS_DIR: &str = "build/runs";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub run_id: String,
+    /// What the run builds; its fields sit at the top level of `run.json`.
+    #[serde(flatten)]
+    pub spec: Spec,
+    /// The cloud preflight's verdict: `passed`, or that it was skipped (`--skip-cloud-checks`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_checks: Option<String>,
+    pub builders: BTreeMap<String, BuilderRecord>,
+    pub attempts: Vec<Attempt>,
+    /// The release this run publishes, and how far it got; `None` for a build of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<Steps>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BuilderRecord {
+    pub region: String,
+    pub ami_name: String,
+    pub state: BuilderState,
+    #[serde(default)]
+    pub amis: Vec<AmiRecord>,
+    #[serde(default)]
+    pub error: Option<String>,
+    /// The AMI that already holds this builder's name, when Packer refused for that reason.
+    #[serde(default)]
+    pub existing_ami: Option<String>,
+    /// `BUCKET/PREFIX` of an instance-store bundle.
+    #[serde(default)]
+    pub bundle: Option<String>,
+    /// The ComboAMI commit the image was built from, from its checked image report.
+    #[serde(default)]
+    pub comboami_commit: Option<String>,
+    /// How the builder got its state, when not by building (an adopted image).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// Where one builder of a run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BuilderState {
+    /// Not built yet (or not by an attempt that finished).
+    Pending,
+    Succeeded,
+    Failed,
+    /// Packer refused: an image with its AMI name already exists.
+    Exists,
+    /// Stopped by Ctrl-C (or SIGTERM) before it finished.
+    Interrupted,
+}
+
+impl BuilderState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BuilderState::Pending => "pending",
+            BuilderState::Succeeded => "succeeded",
+            BuilderState::Failed => "failed",
+            BuilderState::Exists => "exists",
+            BuilderState::Interrupted => "interrupted",
+        }
+    }
+}
+
+impl std::fmt::Display for BuilderState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl BuilderRecord {
+    /// A builder of the plan, not built yet.
+    pub fn pending(planned: &PlannedBuilder) -> BuilderRecord {
+        BuilderRecord {
+            region: planned.region.clone(),
+            ami_name: planned.ami_name.clone(),
+            state: BuilderState::Pending,
+            amis: Vec::new(),
+            error: None,
+            existing_ami: None,
+            bundle: planned.bundle.clone(),
+            comboami_commit: None,
+            note: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AmiRecord {
+    pub region: String,
+    pub id: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Attempt {
+    pub number: usize,
+    pub started: u64,
+    pub builders: Vec<String>,
+    pub output_log: String,
+    pub packer_log: String,
+    pub interrupted: bool,
+    /// False while Packer runs; stays false when the command was killed.
+    #[serde(default = "finished_default")]
+    pub finished: bool,
+}
+
+fn finished_default() -> bool {
+    true
+}
+
+impl RunRecord {
+    /// A new run of `plan`: every builder pending, no attempt yet.
+    pub fn new(run_id: String, spec: Spec, plan: &Plan, cloud_checks: Option<String>) -> RunRecord {
+        RunRecord {
+            run_id,
+            spec,
+            cloud_checks,
+            builders: plan
+                .builders
+                .iter()
+                .map(|planned| (planned.name.clone(), BuilderRecord::pending(planned)))
+                .collect(),
+            attempts: Vec::new(),
+            release: None,
+        }
+    }
+
+    pub fn dir(&self) -> String {
+        format!("{RUNS_DIR}/{}", self.run_id)
+    }
+
+    /// Where Packer downloads the image reports, `BUILDER.json` each.
+    pub fn report_dir(&self) -> String {
+        format!("{}/reports", self.dir())
+    }
+
+    /// The ComboAMI commit of every builder that succeeded, by builder.
+    pub fn comboami_commits(&self) -> BTreeMap<String, String> {
+        self.builders
+            .iter()
+            .filter(|(_, b)| b.state == BuilderState::Succeeded)
+            .filter_map(|(name, b)| Some((name.clone(), b.comboami_commit.clone()?)))
+            .collect()
+    }
+
+    pub fn unfinished(&self) -> Vec<String> {
+        self.builders
+            .iter()
+            .filter(|(_, b)| b.state != BuilderState::Succeeded)
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    /// AMIs of every builder that succeeded, in any attempt.
+    pub fn amis(&self) -> Vec<Ami> {
+        self.builders
+            .iter()
+            .filter(|(_, b)| b.state == BuilderState::Succeeded)
+            .flat_map(|(name, b)| {
+                b.amis.iter().map(move |a| Ami {
+                    builder: name.clone(),
+                    region: a.region.clone(),
+                    id: a.id.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// Counts a builder as built by an image that exists with this run's tags (a resume found
+    /// it: Packer finished it, but the run did not record it).
+    pub fn adopt(&mut self, builder: &str, region: &str, ami: &str) {
+        if let Some(b) = self.builders.get_mut(builder) {
+            b.state = BuilderState::Succeeded;
+            b.amis = vec![AmiRecord {
+                region: region.to_string(),
+                id: ami.to_string(),
+            }];
+            b.error = None;
+            b.existing_ami = None;
+            b.note = Some(format!(
+                "adopted on resume: {ami} already existed with this run's Project, Version, Commit and RunId tags"
+            ));
+        }
+    }
+
+    /// Folds one attempt's results in. Builders Packer never finished count as failed (or as
+    /// interrupted after a Ctrl-C).
+    pub fn apply(&mut self, tracker: &Tracker, attempted: &[String], interrupted: bool, log: &str) {
+        for name in attempted {
+            let Some(builder) = self.builders.get_mut(name) else {
+                continue;
+            };
+            let state = tracker.builders.get(name);
+            builder.existing_ami = None;
+            builder.error = None;
+            builder.comboami_commit = None;
+            // Packer says "finished" of a cancelled build too: only an AMI makes a success.
+            let no_ami = state.is_none_or(|s| s.amis.is_empty());
+            match state.map(|s| &s.outcome) {
+                Some(Outcome::Succeeded) if no_ami && interrupted => {
+                    builder.state = BuilderState::Interrupted;
+                    builder.error = Some("interrupted (Ctrl-C or SIGTERM)".into());
+                }
+                Some(Outcome::Succeeded) if no_ami => {
+                    builder.state = BuilderState::Failed;
+                    builder.error = Some(format!(
+                        "Packer reported this build finished but named no AMI; see `{log}`"
+                    ));
+                }
+                Some(Outcome::Succeeded) => {
+                    builder.state = BuilderState::Succeeded;
+                    builder.amis = state
+                        .unwrap()
+                        .amis
+                        .iter()
+                        .map(|a| AmiRecord {
+                            region: a.region.clone(),
+                            id: a.id.clone(),
+                        })
+                        .collect();
+                }
+                // What Packer reports of builds it cancelled.
+                Some(Outcome::Failed { error })
+                    if interrupted && error.contains("context canceled") =>
+                {
+                    builder.state = BuilderState::Interrupted;
+                    builder.error = Some("interrupted (Ctrl-C or SIGTERM)".into());
+                }
+                Some(Outcome::Failed { error }) => {
+                    builder.state = BuilderState::Failed;
+                    builder.error = Some(error.clone());
+                }
+                Some(Outcome::AlreadyExists { ami, error }) => {
+                    builder.state = BuilderState::Exists;
+                    builder.existing_ami = Some(ami.clone());
+                    builder.error = Some(error.clone());
+                }
+                Some(Outcome::Running) | None if interrupted => {
+                    builder.state = BuilderState::Interrupted;
+                    builder.error = Some("interrupted (Ctrl-C or SIGTERM)".into());
+                }
+                Some(Outcome::Running) | None => {
+                    builder.state = BuilderState::Failed;
+                    builder.error = Some(format!(
+                        "Packer ended without finishing this builder (last step: {}); see `{log}`",
+                        state.map_or("none", |s| s.step.as_str())
+                    ));
+                }
+            }
+        }
+    }
+}
