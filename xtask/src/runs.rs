@@ -122,24 +122,3 @@ pub fn next_attempt(record: &RunRecord, dir: &Path) -> usize {
 pub fn run_dir(root: &Path, run_id: &str) -> PathBuf {
     root.join(RUNS_DIR).join(run_id)
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// `run.json` keeps its flat shape: records written before the spec existed still load, and
-    /// the spec's fields are written at the top level where cleanup and users look for them.
-    #[test]
-    fn the_spec_is_flat_in_run_json() {
-        let old = r#"{"run_id": "publish-20260101-000000", "kind": "official", "local": true,
-            "version": "2.6.3", "branch": "2.6", "commit": "abc", "epoch": 1700000000,
-            "registry": null, "builders": {}, "attempts": []}"#;
-        let record: RunRecord = crate::core::json::parse(old).unwrap();
-        assert_eq!(record.spec.kind, Kind::Official);
-        assert!(record.spec.local && !record.spec.private && record.spec.only.is_empty());
-        let written = serde_json::to_value(&record).unwrap();
-        assert_eq!(written["version"], "2.6.3");
-        assert_eq!(written["epoch"], 1700000000);
-        assert!(written.get("spec").is_none() && written.get("only").is_none());
-    }
-}

@@ -986,3 +986,88 @@ fn resume_command(record: &RunRecord, launch: &Launch) -> String {
 pub fn scratch_registry(run_id: &str) -> String {
     format!("{}/{run_id}/{REGISTRY_PATH}", runs::RUNS_DIR)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::matrix::Matrix;
+
+    fn record(kind: Kind, only: &[&str]) -> RunRecord {
+        let matrix = Matrix::parse(include_str!("../../../build/images.json")).unwrap();
+        let spec = Spec {
+            kind,
+            local: true,
+            version: "2.6.3".into(),
+            branch: "2.6".into(),
+            commit: "abc".into(),
+            epoch: 1_700_000_000,
+            private: false,
+            registry: None,
+            only: only.iter().map(|s| s.to_string()).collect(),
+        };
+        let plan = template::plan(&matrix, &spec).unwrap();
+        RunRecord::new("run-1".into(), spec, &plan, None)
+    }
+
+    #[test]
+    fn a_test_build_retries_exactly_what_did_not_succeed() {
+        let launch = Launch::default();
+        let mut whole = record(Kind::TestEbs, &[]);
+        // Nothing succeeded in a build of the whole matrix: the same command again.
+        assert_eq!(
+            resume_command(&whole, &launch),
+            "cargo xtask test-ebs --local"
+        );
+        let first = whole.builders.keys().next().unwrap().clone();
+        whole.adopt(&first, "us-east-1", "ami-1");
+        let retry = resume_command(&whole, &launch);
+        assert!(retry.starts_with("cargo xtask test-ebs --only "), "{retry}");
+        assert!(!retry.contains(&first), "{retry}");
+        // With `--only`, the names even when nothing succeeded; `--branch` is repeated.
+        let picked = record(Kind::TestInstance, &["us-east-1-1404-hvm"]);
+        let launch = Launch {
+            branch: Some("fix".into()),
+            ..Launch::default()
+        };
+        assert_eq!(
+            resume_command(&picked, &launch),
+            "cargo xtask test-instance --only us-east-1-1404-hvm --branch fix --local"
+        );
+    }
+
+    #[test]
+    fn a_publish_resumes_its_run_and_a_release_run_resumes_the_release() {
+        let mut run = record(Kind::Official, &[]);
+        let launch = Launch::default();
+        assert_eq!(
+            resume_command(&run, &launch),
+            "cargo xtask publish --resume run-1 --local"
+        );
+        run.release = Some(crate::core::release::Steps {
+            command: "cargo xtask release 2.6.3 --local".into(),
+            ..Default::default()
+        });
+        assert_eq!(
+            resume_command(&run, &launch),
+            "cargo xtask release 2.6.3 --local"
+        );
+    }
+
+    #[test]
+    fn only_a_public_publish_merges_and_a_local_one_into_a_scratch_copy() {
+        assert_eq!(
+            registry_target(Kind::Official, false, false).as_deref(),
+            Some(REGISTRY_PATH)
+        );
+        assert_eq!(
+            registry_target(Kind::Official, false, true).as_deref(),
+            Some("")
+        );
+        assert_eq!(registry_target(Kind::Official, true, false), None);
+        assert_eq!(registry_target(Kind::TestEbs, false, false), None);
+        assert_eq!(
+            scratch_registry("run-1"),
+            format!("build/runs/run-1/{REGISTRY_PATH}")
+        );
+    }
+}

@@ -269,19 +269,11 @@ fn release_in(
         Some(real) => Git::open(real)?,
         None => Git::open(root)?,
     };
-    let push = options.push.as_deref();
     let mut record = find_record(root, options);
     if let Some(record) = record.as_mut() {
-        // A command killed between a step and saving it left the step's result behind.
-        if !options.dry_run && adopt_own_work(&git, record) {
-            record.save(sh)?;
-        }
-        if steps(record).next(push).is_none() {
-            already_done(record);
+        if carry_on(sh, &git, options, record)? {
             return Ok(());
         }
-        let progress = steps(record).progress(push);
-        eprintln!("resuming release {}: {progress}", record.spec.version);
     }
     let (checks, facts, cloud_checked) = all_checks(
         sh,
@@ -322,17 +314,7 @@ fn release_in(
     crate::cmd::confirm(options.yes, "releasing", &format!("release {version_text}"))?;
     interrupt::check("anything started")?;
     interrupt::mark_started();
-    let mut record = match record {
-        Some(record) => record,
-        None => new_record(sh, root, spec, &facts)?,
-    };
-    let command = resume_command(options);
-    steps(&mut record).command = command.clone();
-    if cloud_checked && record.attempts.is_empty() {
-        record.cloud_checks = Some("passed in the release preflight".to_string());
-    }
-    record.save(sh)?;
-    interrupt::set_resume(command);
+    let mut record = start(sh, root, options, record, spec, &facts, cloud_checked)?;
     run_steps(
         sh,
         root,
@@ -345,6 +327,48 @@ fn release_in(
     )?;
     released(&facts, &record, options);
     Ok(())
+}
+
+/// The release's record, saved before the first step: found or new, with the command that
+/// resumes it and the verdict of the preflight's cloud checks.
+fn start(
+    sh: &Shell,
+    root: &Path,
+    options: &Release,
+    found: Option<RunRecord>,
+    spec: Spec,
+    facts: &Facts,
+    cloud_checked: bool,
+) -> Result<RunRecord> {
+    let mut record = match found {
+        Some(record) => record,
+        None => new_record(sh, root, spec, facts)?,
+    };
+    let command = resume_command(options);
+    steps(&mut record).command = command.clone();
+    if cloud_checked && record.attempts.is_empty() {
+        record.cloud_checks = Some("passed in the release preflight".to_string());
+    }
+    record.save(sh)?;
+    interrupt::set_resume(command);
+    Ok(record)
+}
+
+/// Picks up a release that was started: adopts what its command did but could not record, says
+/// how far it got. Returns whether it is done already (said so).
+fn carry_on(sh: &Shell, git: &Git, options: &Release, record: &mut RunRecord) -> Result<bool> {
+    let push = options.push.as_deref();
+    // A command killed between a step and saving it left the step's result behind.
+    if !options.dry_run && adopt_own_work(git, record) {
+        record.save(sh)?;
+    }
+    if steps(record).next(push).is_none() {
+        already_done(record);
+        return Ok(true);
+    }
+    let progress = steps(record).progress(push);
+    eprintln!("resuming release {}: {progress}", record.spec.version);
+    Ok(false)
 }
 
 /// Every check, the failing ones on top (printed); and whether the cloud was asked.

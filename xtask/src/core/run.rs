@@ -263,3 +263,133 @@ impl RunRecord {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::matrix::Matrix;
+    use crate::core::packer_log::parse_line;
+    use crate::core::template::{self, Kind};
+
+    /// A test-ebs run of the first `n` builders of the test region, all pending.
+    fn record(n: usize) -> RunRecord {
+        let matrix = Matrix::parse(include_str!("../../../build/images.json")).unwrap();
+        let spec = Spec {
+            kind: Kind::TestEbs,
+            local: true,
+            version: "2.6.3".into(),
+            branch: "2.6".into(),
+            commit: "abc".into(),
+            epoch: 1_700_000_000,
+            private: false,
+            registry: None,
+            only: Vec::new(),
+        };
+        let mut plan = template::plan(&matrix, &spec).unwrap();
+        plan.builders.truncate(n);
+        RunRecord::new("run".into(), spec, &plan, None)
+    }
+
+    /// Feeds Packer's machine-readable lines, `{builder}` standing for `names[i]` in line i.
+    fn tracker(lines: &[&str]) -> Tracker {
+        let mut tracker = Tracker::default();
+        for line in lines {
+            tracker.feed(&parse_line(line).unwrap()).unwrap();
+        }
+        tracker
+    }
+
+    fn names(record: &RunRecord) -> Vec<String> {
+        record.builders.keys().cloned().collect()
+    }
+
+    #[test]
+    fn an_attempt_folds_in_what_packer_said_of_each_builder() {
+        let mut record = record(4);
+        let [ok, failed, exists, silent] = <[String; 4]>::try_from(names(&record)).unwrap();
+        let t = tracker(&[
+            &format!("1,{ok},artifact,0,id,us-east-1:ami-11111111"),
+            &format!("1,,ui,say,Build '{ok}' finished after 1 minute"),
+            &format!("1,{failed},error,Script exited with non-zero exit status: 100"),
+            &format!(
+                "1,{exists},error,Error: AMI Name: 'x' is used by an existing AMI: ami-22222222"
+            ),
+            &format!("1,,ui,say,==> {silent}: Waiting for SSH to become available..."),
+        ]);
+        record.apply(&t, &names(&record), false, "out.log");
+        let state = |name: &str| record.builders[name].state;
+        assert_eq!(state(&ok), BuilderState::Succeeded);
+        assert_eq!(record.builders[&ok].amis[0].id, "ami-11111111");
+        assert_eq!(state(&failed), BuilderState::Failed);
+        assert_eq!(state(&exists), BuilderState::Exists);
+        assert_eq!(
+            record.builders[&exists].existing_ami.as_deref(),
+            Some("ami-22222222")
+        );
+        // Packer ended without a word on this one: failed, with its last step named.
+        assert_eq!(state(&silent), BuilderState::Failed);
+        let error = record.builders[&silent].error.clone().unwrap();
+        assert!(error.contains("last step: Waiting for SSH"), "{error}");
+        // A resume rebuilds exactly what did not succeed; only successes count as AMIs.
+        assert_eq!(record.unfinished(), vec![failed, exists, silent]);
+        assert_eq!(record.amis().len(), 1);
+    }
+
+    #[test]
+    fn after_ctrl_c_unfinished_and_cancelled_builders_are_interrupted_not_failed() {
+        let mut record = record(3);
+        let [cancelled, running, no_ami] = <[String; 3]>::try_from(names(&record)).unwrap();
+        let t = tracker(&[
+            &format!("1,{cancelled},error,context canceled"),
+            &format!("1,,ui,say,==> {running}: Provisioning with shell script"),
+            // Packer says "finished" of a cancelled build too.
+            &format!("1,,ui,say,Build '{no_ami}' finished after 3 seconds"),
+        ]);
+        record.apply(&t, &names(&record), true, "out.log");
+        for name in names(&record) {
+            assert_eq!(
+                record.builders[&name].state,
+                BuilderState::Interrupted,
+                "{name}"
+            );
+        }
+        // Without the Ctrl-C, a "finished" build without an AMI is a failure.
+        let mut record = self::record(3);
+        record.apply(&t, &names(&record), false, "out.log");
+        assert_eq!(record.builders[&no_ami].state, BuilderState::Failed);
+        assert_eq!(record.builders[&cancelled].state, BuilderState::Failed);
+    }
+
+    #[test]
+    fn only_attempted_builders_change_and_adoption_counts_as_built() {
+        let mut record = record(2);
+        let [first, second] = <[String; 2]>::try_from(names(&record)).unwrap();
+        let t = tracker(&[&format!("1,{second},error,boom")]);
+        record.apply(&t, std::slice::from_ref(&first), false, "out.log");
+        assert_eq!(record.builders[&second].state, BuilderState::Pending);
+        record.adopt(&second, "us-east-1", "ami-33333333");
+        assert_eq!(record.builders[&second].state, BuilderState::Succeeded);
+        assert!(record.builders[&second]
+            .note
+            .as_deref()
+            .unwrap()
+            .starts_with("adopted"));
+        assert_eq!(record.unfinished(), vec![first]);
+    }
+
+    /// `run.json` keeps its flat shape: records written before the spec existed still load, and
+    /// the spec's fields are written at the top level where cleanup and users look for them.
+    #[test]
+    fn the_spec_is_flat_in_run_json() {
+        let old = r#"{"run_id": "publish-20260101-000000", "kind": "official", "local": true,
+            "version": "2.6.3", "branch": "2.6", "commit": "abc", "epoch": 1700000000,
+            "registry": null, "builders": {}, "attempts": []}"#;
+        let record: RunRecord = crate::core::json::parse(old).unwrap();
+        assert_eq!(record.spec.kind, Kind::Official);
+        assert!(record.spec.local && !record.spec.private && record.spec.only.is_empty());
+        let written = serde_json::to_value(&record).unwrap();
+        assert_eq!(written["version"], "2.6.3");
+        assert_eq!(written["epoch"], 1700000000);
+        assert!(written.get("spec").is_none() && written.get("only").is_none());
+    }
+}

@@ -502,39 +502,53 @@ pub fn builder_work_dir(local: &Local, builder: &str) -> String {
 /// The provisioning (`build/provision.sh`, the same file on AWS and on the stand-in), then the
 /// download of the image report it wrote.
 fn provisioners(matrix: &Matrix, inputs: &Inputs, builders: &[Value]) -> Value {
-    let environment = |version: &str| {
-        vec![
-            format!("COMBOAMI_VERSION={version}"),
-            format!("COMBOAMI_BRANCH={}", inputs.spec.branch),
-            format!(
-                "EC2_AMI_TOOLS_VERSION={}",
-                matrix.settings.ec2_ami_tools_version
-            ),
-            format!(
-                "EC2_API_TOOLS_VERSION={}",
-                matrix.settings.ec2_api_tools_version
-            ),
-        ]
-    };
-    let report_download = |source: String| {
-        json!({
-            "type": "file",
-            "direction": "download",
-            "source": source,
-            "destination": format!("{}/{{{{build_name}}}}.json", inputs.target.report_dir),
-        })
-    };
     let Some(local) = inputs.target.local else {
         return json!([
             {
                 "type": "shell",
                 "script": "build/provision.sh",
-                "environment_vars": environment(&inputs.spec.version),
+                "environment_vars": environment(matrix, inputs, &inputs.spec.version),
                 "execute_command": "chmod +x {{ .Path }}; {{ .Vars }} sudo -E -n bash '{{ .Path }}'",
             },
-            report_download(report::REMOTE_PATH.to_string()),
+            report_download(inputs, report::REMOTE_PATH.to_string()),
         ]);
     };
+    Value::Array(local_provisioners(matrix, inputs, local, builders))
+}
+
+/// What `build/provision.sh` is told: which ComboAMI to bake, which EC2 tools to install.
+fn environment(matrix: &Matrix, inputs: &Inputs, version: &str) -> Vec<String> {
+    vec![
+        format!("COMBOAMI_VERSION={version}"),
+        format!("COMBOAMI_BRANCH={}", inputs.spec.branch),
+        format!(
+            "EC2_AMI_TOOLS_VERSION={}",
+            matrix.settings.ec2_ami_tools_version
+        ),
+        format!(
+            "EC2_API_TOOLS_VERSION={}",
+            matrix.settings.ec2_api_tools_version
+        ),
+    ]
+}
+
+/// Packer downloads the image report from `source` into the run's report folder.
+fn report_download(inputs: &Inputs, source: String) -> Value {
+    json!({
+        "type": "file",
+        "direction": "download",
+        "source": source,
+        "destination": format!("{}/{{{{build_name}}}}.json", inputs.target.report_dir),
+    })
+}
+
+/// The provisioners of a `--local` build, run against the stand-in "instance".
+fn local_provisioners(
+    matrix: &Matrix,
+    inputs: &Inputs,
+    local: &Local,
+    builders: &[Value],
+) -> Vec<Value> {
     // The stand-in "instance" is this machine: the script reaches the image's `/` through
     // IMAGE_ROOT, a simulated root per builder, and the system commands through PATH, where
     // recording stand-ins come first.
@@ -553,7 +567,7 @@ fn provisioners(matrix: &Matrix, inputs: &Inputs, builders: &[Value]) -> Value {
         })
         .collect();
     let local_provisioner = |version: &str| {
-        let mut environment = environment(version);
+        let mut environment = environment(matrix, inputs, version);
         environment.extend([
             format!("IMAGE_ROOT={root}"),
             format!("XTASK_STANDIN_COMMANDS={root}.commands"),
@@ -589,8 +603,11 @@ fn provisioners(matrix: &Matrix, inputs: &Inputs, builders: &[Value]) -> Value {
         wrong["only"] = json!(local.wrong_version_builders);
         provisioners.push(wrong);
     }
-    provisioners.push(report_download(format!("{root}{}", report::REMOTE_PATH)));
-    Value::Array(provisioners)
+    provisioners.push(report_download(
+        inputs,
+        format!("{root}{}", report::REMOTE_PATH),
+    ));
+    provisioners
 }
 
 /// The template as written to disk and stdout: pretty, sorted keys, trailing newline.
