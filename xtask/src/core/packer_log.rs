@@ -41,9 +41,11 @@ pub fn parse_line(line: &str) -> Option<Record> {
     })
 }
 
-/// An AMI that a builder produced, with what the registry needs to file it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+/// An AMI that a builder produced, with what the registry needs to file it. Run records keep
+/// them too (records written before they named the builder read as `""`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct Ami {
+    #[serde(default)]
     pub builder: String,
     pub region: String,
     pub id: String,
@@ -63,8 +65,10 @@ pub enum Outcome {
     },
 }
 
+/// What Packer's log has said of one builder so far (the run record keeps its outcome as a
+/// [`crate::core::run::BuilderState`]).
 #[derive(Debug, Clone)]
-pub struct BuilderState {
+pub struct Progress {
     pub step: String,
     pub outcome: Outcome,
     pub amis: Vec<Ami>,
@@ -84,14 +88,14 @@ pub enum Event {
 /// Per-builder state built from a stream of records.
 #[derive(Debug, Default)]
 pub struct Tracker {
-    pub builders: BTreeMap<String, BuilderState>,
+    pub builders: BTreeMap<String, Progress>,
 }
 
 impl Tracker {
-    fn state(&mut self, builder: &str) -> &mut BuilderState {
+    fn state(&mut self, builder: &str) -> &mut Progress {
         self.builders
             .entry(builder.to_string())
-            .or_insert_with(|| BuilderState {
+            .or_insert_with(|| Progress {
                 step: "starting".to_string(),
                 outcome: Outcome::Running,
                 amis: Vec::new(),

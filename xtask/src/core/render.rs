@@ -279,7 +279,8 @@ fn test_amis(record: &RunRecord, standin_kept: bool) -> String {
 mod tests {
     use super::*;
     use crate::core::matrix::Matrix;
-    use crate::core::run::{AmiRecord, Attempt};
+    use crate::core::packer_log::Ami;
+    use crate::core::run::Attempt;
     use crate::core::template;
 
     /// Compares with `xtask/tests/data/NAME`; `UPDATE_GOLDEN=1` rewrites it.
@@ -358,7 +359,8 @@ mod tests {
         let names: Vec<String> = record.builders.keys().cloned().collect();
         let ok = record.builders.get_mut(&names[0]).unwrap();
         ok.state = BuilderState::Succeeded;
-        ok.amis = vec![AmiRecord {
+        ok.amis = vec![Ami {
+            builder: names[0].clone(),
             region: "us-east-1".into(),
             id: "ami-11111111".into(),
         }];

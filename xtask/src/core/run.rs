@@ -32,7 +32,7 @@ pub struct BuilderRecord {
     pub ami_name: String,
     pub state: BuilderState,
     #[serde(default)]
-    pub amis: Vec<AmiRecord>,
+    pub amis: Vec<Ami>,
     #[serde(default)]
     pub error: Option<String>,
     /// The AMI that already holds this builder's name, when Packer refused for that reason.
@@ -98,12 +98,6 @@ impl BuilderRecord {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AmiRecord {
-    pub region: String,
-    pub id: String,
-}
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Attempt {
     pub number: usize,
@@ -166,6 +160,7 @@ impl RunRecord {
 
     /// AMIs of every builder that succeeded, in any attempt.
     pub fn amis(&self) -> Vec<Ami> {
+        // Named by the record's key: records of older versions kept no builder in their AMIs.
         self.builders
             .iter()
             .filter(|(_, b)| b.state == BuilderState::Succeeded)
@@ -184,7 +179,8 @@ impl RunRecord {
     pub fn adopt(&mut self, builder: &str, region: &str, ami: &str) {
         if let Some(b) = self.builders.get_mut(builder) {
             b.state = BuilderState::Succeeded;
-            b.amis = vec![AmiRecord {
+            b.amis = vec![Ami {
+                builder: builder.to_string(),
                 region: region.to_string(),
                 id: ami.to_string(),
             }];
@@ -222,15 +218,7 @@ impl RunRecord {
                 }
                 Some(Outcome::Succeeded) => {
                     builder.state = BuilderState::Succeeded;
-                    builder.amis = state
-                        .unwrap()
-                        .amis
-                        .iter()
-                        .map(|a| AmiRecord {
-                            region: a.region.clone(),
-                            id: a.id.clone(),
-                        })
-                        .collect();
+                    builder.amis = state.unwrap().amis.clone();
                 }
                 // What Packer reports of builds it cancelled.
                 Some(Outcome::Failed { error })
