@@ -379,5 +379,11 @@ mod tests {
         assert_eq!(written["version"], "2.6.3");
         assert_eq!(written["epoch"], 1700000000);
         assert!(written.get("spec").is_none() && written.get("only").is_none());
+        // The flattened spec does not hide a key written twice, at either level.
+        for twice in [r#""run_id": "x", "#, r#""version": "2.6.4", "#] {
+            let damaged = old.replacen('{', &format!("{{{twice}"), 1);
+            let error = crate::core::json::parse::<RunRecord>(&damaged).unwrap_err();
+            assert!(error.to_string().contains("duplicate key"), "{error}");
+        }
     }
 }
