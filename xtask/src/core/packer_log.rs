@@ -110,7 +110,7 @@ impl Tracker {
     }
 
     /// Feeds one record. Artifact ids that are not `REGION:ami-...` pairs are an error.
-    pub fn feed(&mut self, record: &Record) -> Result<Vec<Event>, String> {
+    pub fn feed(&mut self, record: &Record) -> Result<Vec<Event>, BadArtifact> {
         let mut events = Vec::new();
         match (record.target.as_str(), record.kind.as_str()) {
             ("", "ui") => {
@@ -249,15 +249,22 @@ pub fn builder_region(builder: &str) -> Option<&str> {
 }
 
 /// `us-east-1:ami-...` into an [`Ami`].
-pub fn parse_pair(builder: &str, pair: &str) -> Result<Ami, String> {
-    let (region, id) = pair
-        .trim()
-        .split_once(':')
-        .ok_or_else(|| format!("artifact of `{builder}` is `{pair}`, not a `REGION:AMI` pair"))?;
+/// An artifact id that is not a list of `REGION:AMI` pairs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("artifact of `{builder}` is `{pair}`, not a `REGION:AMI` pair")]
+pub struct BadArtifact {
+    pub builder: String,
+    pub pair: String,
+}
+
+pub fn parse_pair(builder: &str, pair: &str) -> Result<Ami, BadArtifact> {
+    let bad = || BadArtifact {
+        builder: builder.to_string(),
+        pair: pair.to_string(),
+    };
+    let (region, id) = pair.trim().split_once(':').ok_or_else(bad)?;
     if !crate::core::matrix::is_region(region) || !crate::core::matrix::is_ami_id(id) {
-        return Err(format!(
-            "artifact of `{builder}` is `{pair}`, not a `REGION:AMI` pair"
-        ));
+        return Err(bad());
     }
     Ok(Ami {
         builder: builder.to_string(),
