@@ -120,37 +120,10 @@ impl Packer {
         request: &BuildRequest,
         view: &mut View,
     ) -> Result<BuildResult> {
-        let BuildRequest {
-            template,
-            var_file,
-            args,
-            output_log,
-            packer_log,
-            masker,
-            debug,
-        } = request;
-        let mut command = std::process::Command::from(
-            cmd!(sh, "packer build -machine-readable -color=false -var-file={var_file} {args...} {template}")
-                .env("PACKER_LOG", "1")
-                .env("CHECKPOINT_DISABLE", "1"),
-        );
-        command.stdout(Stdio::piped()).stderr(Stdio::piped());
-        if *debug {
-            // `-debug` waits for Enter at every step: Packer needs the terminal.
-            command.stdin(Stdio::inherit());
-        } else {
-            // Its own process group: a terminal Ctrl-C reaches only us, and we pass it on once.
-            command.stdin(Stdio::null()).process_group(0);
-        }
-        let mut child = command.spawn().context("cannot start `packer build`")?;
-        if !*debug {
-            lock::add_child("packer", "packer", child.id(), true);
-            interrupt::set_packer_group(child.id() as i32);
-        }
-
+        let mut child = spawn(sh, request)?;
         let stderr = child.stderr.take().expect("stderr is piped");
-        let debug_log = create(packer_log)?;
-        let stderr_masker = (*masker).clone();
+        let debug_log = create(&request.packer_log)?;
+        let stderr_masker = request.masker.clone();
         let stderr_thread =
             std::thread::spawn(move || copy_masked(stderr, debug_log, &stderr_masker));
 
@@ -158,60 +131,101 @@ impl Packer {
         for name in view.builders() {
             tracker.expect(name);
         }
-        let mut output = create(output_log)?;
-        let stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
-        // Lines come through a channel, so the view's clock moves on while Packer is quiet
-        // (waiting minutes for an AMI, say).
-        let (send, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in stdout.lines() {
-                let failed = line.is_err();
-                if send.send(line).is_err() || failed {
-                    break;
-                }
-            }
-        });
-        let mut relay_error = None;
-        loop {
-            let line = match lines.recv_timeout(std::time::Duration::from_secs(1)) {
-                Ok(Ok(line)) => line,
-                Ok(Err(e)) => {
-                    relay_error = Some(e);
-                    break;
-                }
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                    view.tick(&tracker);
-                    continue;
-                }
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
-            };
-            let line = masker.mask(&line);
-            // Flushed line by line: a killed command's log still holds everything up to the kill.
-            writeln!(output, "{line}")
-                .and_then(|()| output.flush())
-                .context("cannot write the run's output log")?;
-            let Some(record) = packer_log::parse_line(&line) else {
-                view.note(&line);
-                continue;
-            };
-            match tracker.feed(&record) {
-                Ok(events) => view.update(&tracker, &events, &record),
-                Err(e) => view.note(&format!("warning: {e}")),
-            }
-        }
+        let output = create(&request.output_log)?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let relayed = relay(stdout, output, request.masker, &mut tracker, view);
         let status = child.wait().context("cannot wait for `packer build`")?;
         interrupt::set_packer_group(0);
         lock::remove_child(child.id());
         let _ = stderr_thread.join();
-        if let Some(e) = relay_error {
-            return Err(e).context("cannot read Packer's output");
-        }
+        relayed?;
         view.finish(&tracker);
         Ok(BuildResult {
             tracker,
             interrupted: interrupt::requested(),
             packer_succeeded: status.success(),
         })
+    }
+}
+
+/// Starts `packer build -machine-readable`, its output piped to us.
+fn spawn(sh: &Shell, request: &BuildRequest) -> Result<std::process::Child> {
+    let BuildRequest {
+        template,
+        var_file,
+        args,
+        debug,
+        ..
+    } = request;
+    let mut command = std::process::Command::from(
+        cmd!(
+            sh,
+            "packer build -machine-readable -color=false -var-file={var_file} {args...} {template}"
+        )
+        .env("PACKER_LOG", "1")
+        .env("CHECKPOINT_DISABLE", "1"),
+    );
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    if *debug {
+        // `-debug` waits for Enter at every step: Packer needs the terminal.
+        command.stdin(Stdio::inherit());
+    } else {
+        // Its own process group: a terminal Ctrl-C reaches only us, and we pass it on once.
+        command.stdin(Stdio::null()).process_group(0);
+    }
+    let child = command.spawn().context("cannot start `packer build`")?;
+    if !*debug {
+        lock::add_child("packer", "packer", child.id(), true);
+        interrupt::set_packer_group(child.id() as i32);
+    }
+    Ok(child)
+}
+
+/// Every line of Packer's output, masked, to the output log (line by line) and through the
+/// tracker to the view, until Packer closes it. A write error stops the relay at once; a read
+/// error once the pipe ends.
+fn relay(
+    stdout: std::process::ChildStdout,
+    mut output: impl Write,
+    masker: &Masker,
+    tracker: &mut Tracker,
+    view: &mut View,
+) -> Result<()> {
+    let stdout = BufReader::new(stdout);
+    // Lines come through a channel, so the view's clock moves on while Packer is quiet
+    // (waiting minutes for an AMI, say).
+    let (send, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines() {
+            let failed = line.is_err();
+            if send.send(line).is_err() || failed {
+                break;
+            }
+        }
+    });
+    loop {
+        let line = match lines.recv_timeout(std::time::Duration::from_secs(1)) {
+            Ok(Ok(line)) => line,
+            Ok(Err(e)) => return Err(e).context("cannot read Packer's output"),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                view.tick(tracker);
+                continue;
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
+        };
+        let line = masker.mask(&line);
+        // Flushed line by line: a killed command's log still holds everything up to the kill.
+        writeln!(output, "{line}")
+            .and_then(|()| output.flush())
+            .context("cannot write the run's output log")?;
+        let Some(record) = packer_log::parse_line(&line) else {
+            view.note(&line);
+            continue;
+        };
+        match tracker.feed(&record) {
+            Ok(events) => view.update(tracker, &events, &record),
+            Err(e) => view.note(&format!("warning: {e}")),
+        }
     }
 }
 

@@ -1,159 +1,20 @@
 //! Run folders (`build/runs/<run-id>/`) and their records (`run.json`): what was built, from
 //! which inputs, and every builder's outcome, so a run can be resumed and cleaned up.
 
-use crate::core::packer_log::{Ami, Outcome, Tracker};
-use crate::core::template::{Kind, PlannedBuilder};
+pub use crate::core::run::{Attempt, BuilderState, RunRecord, RUNS_DIR};
+use crate::core::template::Kind;
 use crate::project;
 use anyhow::{Context, Result};
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use xshell::Shell;
-
-pub const RUNS_DIR: &str = "build/runs";
 /// The inputs a resume must find unchanged; copies are kept in the run folder.
 pub const INPUTS: [&str; 2] = ["ds0_utils.py", "build/images.json"];
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RunRecord {
-    pub run_id: String,
-    pub kind: Kind,
-    pub local: bool,
-    pub version: String,
-    pub branch: String,
-    pub commit: String,
-    pub epoch: u64,
-    /// Private images although the kind is public (a candidate, `publish --private`).
-    #[serde(default)]
-    pub private: bool,
-    /// The registry this run's AMIs are merged into (publish only).
-    pub registry: Option<String>,
-    /// The cloud preflight's verdict: `passed`, or that it was skipped (`--skip-cloud-checks`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cloud_checks: Option<String>,
-    pub builders: BTreeMap<String, BuilderRecord>,
-    pub attempts: Vec<Attempt>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct BuilderRecord {
-    pub region: String,
-    pub ami_name: String,
-    pub state: BuilderState,
-    #[serde(default)]
-    pub amis: Vec<AmiRecord>,
-    #[serde(default)]
-    pub error: Option<String>,
-    /// The AMI that already holds this builder's name, when Packer refused for that reason.
-    #[serde(default)]
-    pub existing_ami: Option<String>,
-    /// `BUCKET/PREFIX` of an instance-store bundle.
-    #[serde(default)]
-    pub bundle: Option<String>,
-    /// The ComboAMI commit the image was built from, from its checked image report.
-    #[serde(default)]
-    pub comboami_commit: Option<String>,
-    /// How the builder got its state, when not by building (an adopted image).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
-}
-
-/// Where one builder of a run stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BuilderState {
-    /// Not built yet (or not by an attempt that finished).
-    Pending,
-    Succeeded,
-    Failed,
-    /// Packer refused: an image with its AMI name already exists.
-    Exists,
-    /// Stopped by Ctrl-C (or SIGTERM) before it finished.
-    Interrupted,
-}
-
-impl BuilderState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BuilderState::Pending => "pending",
-            BuilderState::Succeeded => "succeeded",
-            BuilderState::Failed => "failed",
-            BuilderState::Exists => "exists",
-            BuilderState::Interrupted => "interrupted",
-        }
-    }
-}
-
-impl std::fmt::Display for BuilderState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl BuilderRecord {
-    /// A builder of the plan, not built yet.
-    pub fn pending(planned: &PlannedBuilder) -> BuilderRecord {
-        BuilderRecord {
-            region: planned.region.clone(),
-            ami_name: planned.ami_name.clone(),
-            state: BuilderState::Pending,
-            amis: Vec::new(),
-            error: None,
-            existing_ami: None,
-            bundle: planned.bundle.clone(),
-            comboami_commit: None,
-            note: None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AmiRecord {
-    pub region: String,
-    pub id: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Attempt {
-    pub number: usize,
-    pub started: u64,
-    pub builders: Vec<String>,
-    pub output_log: String,
-    pub packer_log: String,
-    pub interrupted: bool,
-    /// False while Packer runs; stays false when the command was killed.
-    #[serde(default = "finished_default")]
-    pub finished: bool,
-}
-
-fn finished_default() -> bool {
-    true
-}
-
 impl RunRecord {
-    pub fn dir(&self) -> String {
-        format!("{RUNS_DIR}/{}", self.run_id)
-    }
-
-    /// Where Packer downloads the image reports, `BUILDER.json` each.
-    pub fn report_dir(&self) -> String {
-        format!("{}/reports", self.dir())
-    }
-
-    /// The ComboAMI commit of every builder that succeeded, by builder.
-    pub fn comboami_commits(&self) -> BTreeMap<String, String> {
-        self.builders
-            .iter()
-            .filter(|(_, b)| b.state == BuilderState::Succeeded)
-            .filter_map(|(name, b)| Some((name.clone(), b.comboami_commit.clone()?)))
-            .collect()
-    }
-
     pub fn save(&self, sh: &Shell) -> Result<()> {
         let text = serde_json::to_string_pretty(self)? + "\n";
         project::write_atomic(sh, &format!("{}/run.json", self.dir()), &text)
     }
-
     pub fn load(sh: &Shell, run_id: &str) -> Result<RunRecord> {
         let path = format!("{RUNS_DIR}/{run_id}/run.json");
         let text = sh.read_file(&path).with_context(|| {
@@ -161,118 +22,40 @@ impl RunRecord {
         })?;
         crate::core::json::parse(&text).map_err(|e| anyhow::anyhow!("`{path}` is damaged: {e}"))
     }
+}
 
-    pub fn unfinished(&self) -> Vec<String> {
-        self.builders
-            .iter()
-            .filter(|(_, b)| b.state != BuilderState::Succeeded)
-            .map(|(name, _)| name.clone())
-            .collect()
+/// Keeps a copy of the run's inputs in its folder the first time (a release's record exists
+/// before its publish starts, and its version is set in between), and refuses when they changed
+/// since (a resume would build different images).
+pub fn keep_inputs(sh: &Shell, record: &RunRecord) -> Result<()> {
+    let kept = Path::new(&record.dir()).join("inputs");
+    if !sh.path_exists(&kept) {
+        sh.create_dir(&kept)
+            .with_context(|| format!("cannot create `{}`", kept.display()))?;
+        for input in INPUTS {
+            let name = Path::new(input).file_name().expect("inputs are files");
+            sh.copy_file(input, kept.join(name))
+                .with_context(|| format!("cannot keep a copy of `{input}` in the run folder"))?;
+        }
+        return Ok(());
     }
-
-    /// AMIs of every builder that succeeded, in any attempt.
-    pub fn amis(&self) -> Vec<Ami> {
-        self.builders
-            .iter()
-            .filter(|(_, b)| b.state == BuilderState::Succeeded)
-            .flat_map(|(name, b)| {
-                b.amis.iter().map(move |a| Ami {
-                    builder: name.clone(),
-                    region: a.region.clone(),
-                    id: a.id.clone(),
-                })
-            })
-            .collect()
-    }
-
-    /// Counts a builder as built by an image that exists with this run's tags (a resume found
-    /// it: Packer finished it, but the run did not record it).
-    pub fn adopt(&mut self, builder: &str, region: &str, ami: &str) {
-        if let Some(b) = self.builders.get_mut(builder) {
-            b.state = BuilderState::Succeeded;
-            b.amis = vec![AmiRecord {
-                region: region.to_string(),
-                id: ami.to_string(),
-            }];
-            b.error = None;
-            b.existing_ami = None;
-            b.note = Some(format!(
-                "adopted on resume: {ami} already existed with this run's Project, Version, Commit and RunId tags"
-            ));
+    for input in INPUTS {
+        let name = Path::new(input).file_name().expect("inputs are files");
+        let copy = sh.read_binary_file(kept.join(name))?;
+        let now = sh
+            .read_binary_file(input)
+            .with_context(|| format!("cannot read `{input}`"))?;
+        if copy != now {
+            anyhow::bail!(
+                "`{input}` changed since run `{}` started, so a resume would build different images: \
+                 restore it (the run's copy is `{}/inputs/{}`) or start a new run",
+                record.run_id,
+                record.dir(),
+                name.to_string_lossy()
+            );
         }
     }
-
-    /// Folds one attempt's results in. Builders Packer never finished count as failed (or as
-    /// interrupted after a Ctrl-C).
-    pub fn apply(&mut self, tracker: &Tracker, attempted: &[String], interrupted: bool, log: &str) {
-        for name in attempted {
-            let Some(builder) = self.builders.get_mut(name) else {
-                continue;
-            };
-            let state = tracker.builders.get(name);
-            builder.existing_ami = None;
-            builder.error = None;
-            builder.comboami_commit = None;
-            // Packer says "finished" of a cancelled build too: only an AMI makes a success.
-            let no_ami = state.is_none_or(|s| s.amis.is_empty());
-            match state.map(|s| &s.outcome) {
-                Some(Outcome::Succeeded) if no_ami && interrupted => {
-                    builder.state = BuilderState::Interrupted;
-                    builder.error = Some("interrupted (Ctrl-C or SIGTERM)".into());
-                }
-                Some(Outcome::Succeeded) if no_ami => {
-                    builder.state = BuilderState::Failed;
-                    builder.error = Some(format!(
-                        "Packer reported this build finished but named no AMI; see `{log}`"
-                    ));
-                }
-                Some(Outcome::Succeeded) => {
-                    builder.state = BuilderState::Succeeded;
-                    builder.amis = state
-                        .unwrap()
-                        .amis
-                        .iter()
-                        .map(|a| AmiRecord {
-                            region: a.region.clone(),
-                            id: a.id.clone(),
-                        })
-                        .collect();
-                }
-                // What Packer reports of builds it cancelled.
-                Some(Outcome::Failed { error })
-                    if interrupted && error.contains("context canceled") =>
-                {
-                    builder.state = BuilderState::Interrupted;
-                    builder.error = Some("interrupted (Ctrl-C or SIGTERM)".into());
-                }
-                Some(Outcome::Failed { error }) => {
-                    builder.state = BuilderState::Failed;
-                    builder.error = Some(error.clone());
-                }
-                Some(Outcome::AlreadyExists { ami, error }) => {
-                    builder.state = BuilderState::Exists;
-                    builder.existing_ami = Some(ami.clone());
-                    builder.error = Some(error.clone());
-                }
-                // Packer cancelled it (it says "finished" of those): nothing of it exists.
-                Some(Outcome::Cancelled) => {
-                    builder.state = BuilderState::Interrupted;
-                    builder.error = Some("interrupted (Ctrl-C or SIGTERM)".into());
-                }
-                Some(Outcome::Running) | None if interrupted => {
-                    builder.state = BuilderState::Interrupted;
-                    builder.error = Some("interrupted (Ctrl-C or SIGTERM)".into());
-                }
-                Some(Outcome::Running) | None => {
-                    builder.state = BuilderState::Failed;
-                    builder.error = Some(format!(
-                        "Packer ended without finishing this builder (last step: {}); see `{log}`",
-                        state.map_or("none", |s| s.step.as_str())
-                    ));
-                }
-            }
-        }
-    }
+    Ok(())
 }
 
 /// All run records, oldest first.
@@ -285,7 +68,7 @@ pub fn list(root: &Path) -> Vec<RunRecord> {
         .filter_map(|e| std::fs::read_to_string(e.path().join("run.json")).ok())
         .filter_map(|text| crate::core::json::parse(&text).ok())
         .collect();
-    records.sort_by(|a, b| (a.epoch, &a.run_id).cmp(&(b.epoch, &b.run_id)));
+    records.sort_by(|a, b| (a.spec.epoch, &a.run_id).cmp(&(b.spec.epoch, &b.run_id)));
     records
 }
 

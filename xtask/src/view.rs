@@ -326,7 +326,7 @@ pub fn failure(error: &str, cause: Option<&str>) -> String {
 
 /// The size of the terminal on stderr (where the view is drawn); `COLUMNS`/`LINES`, then 80x24,
 /// when it cannot be asked.
-fn terminal_size() -> Size {
+pub fn terminal_size() -> Size {
     // SAFETY: TIOCGWINSZ fills a `winsize` and touches nothing else; a zeroed `winsize` is valid.
     let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
     let asked = unsafe { libc::ioctl(libc::STDERR_FILENO, libc::TIOCGWINSZ, &mut ws) } == 0;

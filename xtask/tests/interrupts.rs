@@ -382,12 +382,13 @@ fn release_interrupted_mid_publish_commits_nothing_then_completes() {
 
     // A release that died between its commit (and tag) and saving that: the next run
     // recognises its own commit and tag instead of refusing "HEAD moved".
-    let state_path = clone.join("build/runs/release-2.6.9/release.json");
+    // The release's steps are kept in its publish's run record.
+    let state_path = clone.join(format!("build/runs/{id}/run.json"));
     let mut state: Value =
         serde_json::from_str(&std::fs::read_to_string(&state_path).unwrap()).unwrap();
-    state["commit"] = Value::Null;
-    state["tagged"] = Value::Bool(false);
-    state["published"] = Value::Bool(false);
+    state["release"]["commit"] = Value::Null;
+    state["release"]["tagged"] = Value::Bool(false);
+    state["release"]["published"] = Value::Bool(false);
     std::fs::write(&state_path, state.to_string()).unwrap();
     let third = repo.xtask(&release).ok();
     assert!(

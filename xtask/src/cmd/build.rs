@@ -1,21 +1,22 @@
 //! `cargo xtask test-ebs`, `test-instance` and `publish`: preflight, plan, template, validate,
-//! build with a live view, record, merge, summary; and `publish --resume`.
+//! build with a live view, record, merge, summary; and `publish --resume`. A release's publish
+//! step runs the same code on the release's record ([`continue_run`]).
 
-use crate::core::preflight;
 use crate::core::registry::REGISTRY_PATH;
-use crate::core::template::{self, Inputs, Kind};
-use crate::core::{ds0, matrix, report};
+use crate::core::render::{self, PlanNotes, SummaryNotes};
+use crate::core::template::{self, Kind, Spec};
+use crate::core::{ds0, matrix, preflight, report};
 use crate::credentials::{self, Credentials};
 use crate::error::{BuildsFailed, FixContext};
 use crate::packer::{BuildRequest, Packer};
-use crate::runs::{self, Attempt, BuilderRecord, BuilderState, RunRecord};
+use crate::runs::{self, Attempt, BuilderState, RunRecord};
 use crate::simulated::World;
 use crate::standin::Standin;
 use crate::view::{self, View};
 use crate::{cloud, cmd, interrupt, lock, output, project};
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use xshell::Shell;
 
 /// The flags every build shares.
@@ -40,15 +41,39 @@ pub struct BuildArgs {
 }
 
 impl BuildArgs {
-    fn flags(self) -> Flags {
-        Flags {
-            only: self.only,
-            local: self.local,
-            packer_args: self.packer_args,
-            json: self.json,
+    /// How this command launches, before the flags of its own.
+    fn launch(&self, root: &Path) -> Launch {
+        Launch {
+            packer_args: self.packer_args.clone(),
             skip_cloud_checks: self.skip_cloud_checks,
+            json: self.json,
+            standin_root: root.to_path_buf(),
             ..Default::default()
         }
+    }
+
+    /// What this command builds: the version and branch of `ds0_utils.py` (or `branch`), now.
+    fn spec(&self, sh: &Shell, kind: Kind, branch: Option<&str>, private: bool) -> Result<Spec> {
+        let (version, ds0_branch) = project::version_and_branch(sh)?;
+        let branch = match branch {
+            Some(branch) => {
+                ds0::check_branch(branch)
+                    .map_err(|e| anyhow::anyhow!("`--branch {branch}`: {e}"))?;
+                branch.to_string()
+            }
+            None => ds0_branch,
+        };
+        Ok(Spec {
+            kind,
+            local: self.local,
+            version,
+            branch,
+            commit: project::git_commit(sh),
+            epoch: project::epoch()?,
+            private,
+            registry: registry_target(kind, private, self.local),
+            only: project::split_names(&self.only),
+        })
     }
 }
 
@@ -67,15 +92,15 @@ pub struct TestArgs {
 
 impl TestArgs {
     fn run(self, cx: &crate::cmd::Context, kind: Kind) -> Result<std::process::ExitCode> {
-        let options = Options {
-            flags: Flags {
-                branch: self.branch,
-                yes: self.yes,
-                ..self.common.flags()
-            },
-            release: None,
+        let launch = Launch {
+            yes: self.yes,
+            branch: self.branch.clone(),
+            ..self.common.launch(cx.root())
         };
-        run(cx.sh, cx.root(), kind, &options)?;
+        let spec = self
+            .common
+            .spec(cx.sh, kind, self.branch.as_deref(), false)?;
+        new_run(cx.sh, cx.root(), spec, &launch)?;
         Ok(std::process::ExitCode::SUCCESS)
     }
 }
@@ -160,65 +185,46 @@ impl crate::cmd::Cmd for Publish {
         self.common.json
     }
     fn run(self, cx: &crate::cmd::Context) -> Result<std::process::ExitCode> {
-        let options = Options {
-            flags: Flags {
-                no_parallel: self.no_parallel,
-                debug: self.debug,
-                yes: self.yes,
-                private: self.private,
-                resume: self.resume.map(|r| Some(r).filter(|r| !r.is_empty())),
-                ..self.common.flags()
-            },
-            release: None,
+        let launch = Launch {
+            no_parallel: self.no_parallel,
+            debug: self.debug,
+            yes: self.yes,
+            ..self.common.launch(cx.root())
         };
-        run(cx.sh, cx.root(), Kind::Official, &options)?;
+        match self.resume {
+            Some(run) => {
+                let run = Some(run).filter(|r| !r.is_empty());
+                resume(cx.sh, cx.root(), self.common.local, run, &launch)?;
+            }
+            None => {
+                let spec = self
+                    .common
+                    .spec(cx.sh, Kind::Official, None, self.private)?;
+                new_run(cx.sh, cx.root(), spec, &launch)?;
+            }
+        }
         Ok(std::process::ExitCode::SUCCESS)
     }
 }
 
-/// What the user asked for on the command line of `test-ebs`, `test-instance` or `publish`.
+/// How a build launches and talks: what the commands' flags say besides what to build (that is
+/// the [`Spec`]).
 #[derive(Debug, Clone, Default)]
-pub struct Flags {
-    pub only: Vec<String>,
-    pub local: bool,
-    /// Bake this branch instead of the one in `ds0_utils.py` (test builds).
-    pub branch: Option<String>,
-    /// Private images, not merged into the registry (candidates, `publish --private`).
-    pub private: bool,
+pub struct Launch {
+    /// Launch without asking (a release asked already).
+    pub yes: bool,
     pub no_parallel: bool,
     pub debug: bool,
-    pub yes: bool,
-    /// `Some(None)`: the latest run; `Some(Some(id))`: that run.
-    pub resume: Option<Option<String>>,
     pub packer_args: Vec<String>,
     /// `--skip-cloud-checks`: launch without asking AWS first (emergencies only; said loudly).
     pub skip_cloud_checks: bool,
     /// `--json`: the summary is also the run's JSON document on stdout.
     pub json: bool,
-}
-
-/// What `release` decides for the publish it drives, on top of the flags: a user's publish
-/// never sets these.
-#[derive(Debug, Clone)]
-pub struct ReleaseOverrides {
-    /// Where the AMIs are merged: the release's `ami_ids.json` (in the scratch clone for a
-    /// rehearsal); `None` for a candidate, whose private AMIs stay out of the registry.
-    pub registry: Option<String>,
-    /// The id of the run, chosen and recorded by the release before it builds.
-    pub run_id: String,
-    /// Where the local stand-in lives, when not in this repository (a release rehearsal runs in
-    /// a scratch clone but shares the real repository's stand-in and virtualenv).
-    pub standin_root: Option<std::path::PathBuf>,
-    /// The command that continues after a failure: the release, not `publish --resume`.
-    pub resume_command: String,
-    /// The release's preflight asked the cloud about this very plan already.
-    pub cloud_checked: bool,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct Options {
-    pub flags: Flags,
-    pub release: Option<ReleaseOverrides>,
+    /// Where the local stand-in lives: this repository, or the real one for a release rehearsal
+    /// (which runs in a scratch clone but shares the real repository's stand-in and virtualenv).
+    pub standin_root: PathBuf,
+    /// `--branch` of a test build, repeated in its retry command.
+    pub branch: Option<String>,
 }
 
 /// What a finished build reports to its caller (the release command builds on it).
@@ -226,126 +232,33 @@ pub struct Finished {
     pub record: RunRecord,
 }
 
-pub fn run(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Finished> {
-    interrupt::install();
-    let flags = &options.flags;
-    if flags.resume.is_some() {
-        return resume(sh, root, kind, options);
-    }
-    // Preflight: everything that can be checked is checked before anything starts.
-    let matrix = project::matrix(sh)?;
-    let (version, ds0_branch) = project::version_and_branch(sh)?;
-    let branch = match &flags.branch {
-        Some(branch) => {
-            ds0::check_branch(branch).map_err(|e| anyhow::anyhow!("`--branch {branch}`: {e}"))?;
-            branch.clone()
-        }
-        None => ds0_branch,
-    };
-    matrix::check_names(&matrix, &version).map_err(anyhow::Error::msg)?;
-    let only = project::split_names(&flags.only);
-    let epoch = project::epoch()?;
-    // The plan without run details: its builders and regions are what the user confirms.
-    let probe = Inputs {
-        kind,
-        version: &version,
-        branch: &branch,
-        epoch,
-        git_commit: "",
-        run_id: "",
-        only: &only,
-        private: flags.private,
-        report_dir: "",
-        local: None,
-    };
-    let probe_plan = template::plan(&matrix, &probe).map_err(anyhow::Error::msg)?;
-    let packer = Packer::detect(sh)?;
-    let (credentials, credentials_source) = load_credentials(sh, root, kind, flags)?;
-    let registry_path = registry_target(kind, options);
-    if let Some(path) = &registry_path {
-        // A scratch copy starts from the real registry: both must be readable now.
-        let readable = if path.is_empty() { REGISTRY_PATH } else { path };
-        project::registry(sh, readable)?;
-    }
+/// What a build launches with: the matrix, Packer, the credentials Packer gets, and the
+/// stand-in of a `--local` build (stopped when this is dropped, unless `local up` keeps it).
+struct Kit {
+    matrix: matrix::Matrix,
+    packer: Packer,
+    credentials: Credentials,
+    standin: Option<Standin>,
+}
 
-    let launch_size = credentials
-        .as_ref()
-        .and_then(|c| c.launch_size.clone())
-        .unwrap_or_else(|| matrix.settings.launch_size.clone());
-    let plan = plan_text(
-        &matrix,
-        &probe_plan,
-        &version,
-        &branch,
-        &launch_size,
-        flags,
-        registry_path.as_deref(),
-    );
-    eprintln!("{plan}");
-    refuse_unconfirmable(kind, flags)?;
-    // The stand-in answers the cloud checks of a local build, so it starts first.
-    let (standin, credentials) = start(sh, root, options, &matrix, credentials)?;
-    let cloud_checks = if flags.skip_cloud_checks {
-        cloud::SKIPPED_RECORD.to_string()
-    } else if options.release.as_ref().is_some_and(|r| r.cloud_checked) {
-        "passed in the release preflight".to_string()
-    } else {
-        let template = template::generate(&matrix, &probe).map_err(anyhow::Error::msg)?;
-        cloud::gate(
-            sh,
-            root,
-            cloud::Gate {
-                planned: preflight::planned(&template, &[]),
-                public: probe_plan.public,
-                standin: standin.as_ref(),
-                expected_account: credentials.account_id.clone(),
-                credentials_source,
-                owner: None,
-                resume: resume_hint(kind, flags),
-                same_base_for_both: preflight::same_base_for_both(&matrix),
-            },
-        )?;
-        "passed".to_string()
-    };
+/// A new run of `spec`: preflight, plan, cloud checks, confirmation, then the record and the
+/// build.
+fn new_run(sh: &Shell, root: &Path, mut spec: Spec, launch: &Launch) -> Result<Finished> {
+    interrupt::install();
+    let (kit, plan, cloud_checks) = preflight(sh, root, &spec, launch)?;
     // Effects from here on.
-    confirm_launch(kind, flags)?;
+    confirm_launch(spec.kind, spec.local, launch)?;
     interrupt::check("anything started")?;
-    let run_id = match &options.release {
-        Some(release) => release.run_id.clone(),
-        None => runs::new_run_id(root, kind, flags.local, epoch)?,
-    };
+    let run_id = runs::new_run_id(root, spec.kind, spec.local, spec.epoch)?;
     interrupt::mark_started();
-    let registry_path = registry_path.map(|p| {
-        if p.is_empty() {
-            scratch_registry(&run_id)
-        } else {
-            p
-        }
-    });
-    let run_dir = runs::run_dir(root, &run_id);
-    sh.create_dir(run_dir.join("inputs"))
-        .with_context(|| format!("cannot create `{}`", run_dir.display()))?;
-    for input in runs::INPUTS {
-        let name = Path::new(input).file_name().expect("inputs are files");
-        sh.copy_file(input, run_dir.join("inputs").join(name))
-            .with_context(|| format!("cannot keep a copy of `{input}` in the run folder"))?;
+    if spec.registry.as_deref() == Some("") {
+        spec.registry = Some(scratch_registry(&run_id));
     }
-    let commit = project::git_commit(sh);
-    let mut record = RunRecord {
-        run_id: run_id.clone(),
-        kind,
-        local: flags.local,
-        version: version.clone(),
-        branch: branch.clone(),
-        commit: commit.clone(),
-        epoch,
-        private: flags.private,
-        registry: registry_path.clone(),
-        cloud_checks: Some(cloud_checks),
-        builders: Default::default(),
-        attempts: Vec::new(),
-    };
-    if let Some(path) = registry_path
+    let mut record = RunRecord::new(run_id, spec, &plan, Some(cloud_checks));
+    runs::keep_inputs(sh, &record)?;
+    if let Some(path) = record
+        .spec
+        .registry
         .as_ref()
         .filter(|p| p.starts_with(runs::RUNS_DIR))
     {
@@ -354,53 +267,102 @@ pub fn run(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Fin
             .with_context(|| format!("cannot copy `{REGISTRY_PATH}` to `{path}`"))?;
     }
     // The record comes first, so an interrupt from here on leaves a run to resume.
-    for planned in &probe_plan.builders {
-        record
-            .builders
-            .insert(planned.name.clone(), BuilderRecord::pending(planned));
-    }
     record.save(sh)?;
-    lock::set_run(&run_id);
-    interrupt::set_resume(resume_command(&record, options));
-    eprintln!("run `{run_id}`\n  logs and record in `{}/`", record.dir());
-    write_template(sh, root, &matrix, &record, &only, standin.as_ref())?;
-    let only = if flags.only.is_empty() {
+    lock::set_run(&record.run_id);
+    interrupt::set_resume(resume_command(&record, launch));
+    eprintln!(
+        "run `{}`\n  logs and record in `{}/`",
+        record.run_id,
+        record.dir()
+    );
+    write_template(sh, root, &kit.matrix, &record, kit.standin.as_ref())?;
+    let only = if record.spec.only.is_empty() {
         Vec::new()
     } else {
-        probe_plan.names()
+        plan.names()
     };
-    attempt(
-        sh,
-        &packer,
-        &credentials,
-        &matrix,
-        standin.as_ref(),
-        &mut record,
-        only,
-        flags,
-    )?;
-    drop(standin);
-    finish(sh, record, kind, options)
+    attempt(sh, &kit, &mut record, only, launch)?;
+    drop(kit);
+    finish(sh, record, launch)
+}
+
+/// Everything that can be checked before anything starts: the plan (shown), Packer, the
+/// credentials, the stand-in for `--local`, and the cloud. Returns the cloud checks' verdict.
+fn preflight(
+    sh: &Shell,
+    root: &Path,
+    spec: &Spec,
+    launch: &Launch,
+) -> Result<(Kit, template::Plan, String)> {
+    let matrix = project::matrix(sh)?;
+    matrix::check_names(&matrix, &spec.version).map_err(anyhow::Error::msg)?;
+    let plan = template::plan(&matrix, spec)?;
+    let packer = Packer::detect(sh)?;
+    let (credentials, credentials_source) = load_credentials(sh, root, spec.kind, spec.local)?;
+    if let Some(path) = &spec.registry {
+        // A scratch copy starts from the real registry: both must be readable now.
+        let readable = if path.is_empty() { REGISTRY_PATH } else { path };
+        project::registry(sh, readable)?;
+    }
+    let launch_size = credentials
+        .as_ref()
+        .and_then(|c| c.launch_size.clone())
+        .unwrap_or_else(|| matrix.settings.launch_size.clone());
+    let notes = plan_notes(&matrix, &launch_size, launch);
+    eprintln!("{}", render::plan(&plan, spec, notes));
+    refuse_unconfirmable(spec.kind, spec.local, launch)?;
+    // The stand-in answers the cloud checks of a local build, so it starts first.
+    let (standin, credentials) = start(sh, launch, spec.local, &matrix, credentials)?;
+    let cloud_checks = if launch.skip_cloud_checks {
+        cloud::SKIPPED_RECORD.to_string()
+    } else {
+        let template = template::generate(&matrix, spec, template::Target::PROBE)?;
+        cloud::gate(
+            sh,
+            root,
+            cloud::Gate {
+                planned: preflight::planned(&template, &[]),
+                public: plan.public,
+                standin: standin.as_ref(),
+                expected_account: credentials.account_id.clone(),
+                credentials_source,
+                owner: None,
+                resume: resume_hint(spec.kind, spec.local),
+                same_base_for_both: preflight::same_base_for_both(&matrix),
+            },
+        )?;
+        "passed".to_string()
+    };
+    let kit = Kit {
+        matrix,
+        packer,
+        credentials,
+        standin,
+    };
+    Ok((kit, plan, cloud_checks))
+}
+
+fn plan_notes<'a>(matrix: &matrix::Matrix, launch_size: &'a str, launch: &Launch) -> PlanNotes<'a> {
+    PlanNotes {
+        launch_size,
+        matrix_public: matrix.settings.public,
+        cloud_skipped: launch.skip_cloud_checks.then_some(cloud::SKIPPED),
+    }
 }
 
 /// The last step before launching: the stand-in (for `--local`) and the credentials Packer
 /// gets — the stand-in's, or the user's loaded during preflight.
 fn start(
     sh: &Shell,
-    root: &Path,
-    options: &Options,
+    launch: &Launch,
+    local: bool,
     matrix: &matrix::Matrix,
     loaded: Option<Credentials>,
 ) -> Result<(Option<Standin>, Credentials)> {
     interrupt::check("starting the stand-in")?;
-    let root = options
-        .release
-        .as_ref()
-        .and_then(|r| r.standin_root.as_deref())
-        .unwrap_or(root);
-    match (options.flags.local, loaded) {
+    match (local, loaded) {
         (true, _) => {
-            let standin = Standin::attach_or_start(sh, root, matrix)?;
+            let standin = Standin::attach_or_start(sh, &launch.standin_root, matrix)?;
             interrupt::check("launching Packer")?;
             let credentials = credentials::local(sh, standin.var_file())?;
             Ok((Some(standin), credentials))
@@ -416,9 +378,9 @@ fn load_credentials(
     sh: &Shell,
     root: &Path,
     kind: Kind,
-    flags: &Flags,
+    local: bool,
 ) -> Result<(Option<Credentials>, Option<String>)> {
-    if flags.local {
+    if local {
         return Ok((None, None));
     }
     let source = credentials::resolve_profile(sh, root, "aws")?;
@@ -430,10 +392,10 @@ fn load_credentials(
 }
 
 /// What a launch needs confirmed: a publish, and any build on AWS (test builds cost money too).
-fn confirmation(kind: Kind, flags: &Flags) -> Option<(&'static str, &'static str)> {
+fn confirmation(kind: Kind, local: bool) -> Option<(&'static str, &'static str)> {
     if kind == Kind::Official {
         Some(("publishing", "publish"))
-    } else if !flags.local {
+    } else if !local {
         Some(("building test images on AWS", "build"))
     } else {
         None
@@ -442,9 +404,9 @@ fn confirmation(kind: Kind, flags: &Flags) -> Option<(&'static str, &'static str
 
 /// Without a terminal and without `--yes` the launch would be refused anyway: refuse right
 /// after the plan, before a stand-in starts or AWS is asked.
-fn refuse_unconfirmable(kind: Kind, flags: &Flags) -> Result<()> {
-    match confirmation(kind, flags) {
-        Some((action, answer)) if !flags.yes && !std::io::stdin().is_terminal() => {
+fn refuse_unconfirmable(kind: Kind, local: bool, launch: &Launch) -> Result<()> {
+    match confirmation(kind, local) {
+        Some((action, answer)) if !launch.yes && !std::io::stdin().is_terminal() => {
             cmd::confirm(false, action, answer)
         }
         _ => Ok(()),
@@ -452,16 +414,16 @@ fn refuse_unconfirmable(kind: Kind, flags: &Flags) -> Result<()> {
 }
 
 /// The last step before launching, after the plan and the cloud checks.
-fn confirm_launch(kind: Kind, flags: &Flags) -> Result<()> {
-    if let Some((action, answer)) = confirmation(kind, flags) {
-        cmd::confirm(flags.yes, action, answer)?;
+fn confirm_launch(kind: Kind, local: bool, launch: &Launch) -> Result<()> {
+    if let Some((action, answer)) = confirmation(kind, local) {
+        cmd::confirm(launch.yes, action, answer)?;
     }
     Ok(())
 }
 
 /// How the AMI name check tells the user to resume a run (the run id is added).
-fn resume_hint(kind: Kind, flags: &Flags) -> String {
-    let local = if flags.local { " --local" } else { "" };
+fn resume_hint(kind: Kind, local: bool) -> String {
+    let local = if local { " --local" } else { "" };
     match kind {
         Kind::Official => format!("cargo xtask publish{local} --resume"),
         // Test builds are retried with `--only`; their names never repeat.
@@ -469,146 +431,183 @@ fn resume_hint(kind: Kind, flags: &Flags) -> String {
     }
 }
 
-fn resume(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Finished> {
-    let flags = &options.flags;
-    let run_id = match flags.resume.clone().flatten() {
+/// `publish --resume [RUN]`: the latest publish run (local or not, as asked), or RUN.
+fn resume(
+    sh: &Shell,
+    root: &Path,
+    local: bool,
+    run: Option<String>,
+    launch: &Launch,
+) -> Result<Finished> {
+    interrupt::install();
+    let kind = Kind::Official;
+    let run_id = match run {
         Some(id) => id,
         None => runs::list(root)
             .into_iter()
             .rev()
-            .find(|r| r.kind == kind && r.local == flags.local)
+            .find(|r| r.spec.kind == kind && r.spec.local == local)
             .map(|r| r.run_id)
             .with_context(|| {
                 format!(
                     "no {}{kind} run to resume in `{}/`",
-                    if flags.local { "local " } else { "" },
+                    if local { "local " } else { "" },
                     runs::RUNS_DIR
                 )
             })?,
     };
-    let mut record = RunRecord::load(sh, &run_id)?;
-    if record.kind != kind {
-        bail!("run `{run_id}` is a {} run, not {kind}: resume it with `cargo xtask {} --resume {run_id}`", record.kind, record.kind);
+    let record = RunRecord::load(sh, &run_id)?;
+    let recorded = &record.spec;
+    if recorded.kind != kind {
+        anyhow::bail!("run `{run_id}` is a {} run, not {kind}: resume it with `cargo xtask {} --resume {run_id}`", recorded.kind, recorded.kind);
     }
-    if record.local != flags.local {
-        let flag = if record.local { "with" } else { "without" };
-        bail!(
+    if recorded.local != local {
+        let flag = if recorded.local { "with" } else { "without" };
+        anyhow::bail!(
             "run `{run_id}` was {} local run: resume it {flag} `--local`",
-            if record.local { "a" } else { "not a" }
+            if recorded.local { "a" } else { "not a" }
         );
     }
-    for input in runs::INPUTS {
-        let name = Path::new(input).file_name().expect("inputs are files");
-        let kept = sh.read_binary_file(Path::new(&record.dir()).join("inputs").join(name))?;
-        let now = sh
-            .read_binary_file(input)
-            .with_context(|| format!("cannot read `{input}`"))?;
-        if kept != now {
-            bail!(
-                "`{input}` changed since run `{run_id}` started, so a resume would build different images: \
-                 restore it (the run's copy is `{}/inputs/{}`) or start a new run",
-                record.dir(),
-                name.to_string_lossy()
-            );
-        }
-    }
+    continue_run(sh, root, record, launch)
+}
+
+/// Builds what `record` has not built yet (all of it on a release's first publish), adopting
+/// images the cloud shows this run made, then merges and summarises. The record says what to
+/// build, where to merge and how to resume; `launch` only how to run Packer.
+pub fn continue_run(
+    sh: &Shell,
+    root: &Path,
+    mut record: RunRecord,
+    launch: &Launch,
+) -> Result<Finished> {
+    let run_id = record.run_id.clone();
+    runs::keep_inputs(sh, &record)?;
     if let Some(last) = record.attempts.last().filter(|a| !a.finished) {
         eprintln!(
             "run `{run_id}`: attempt {} never finished (its command was killed); its builders are rebuilt",
             last.number
         );
     }
-    let remaining = record.unfinished();
-    if remaining.is_empty() {
+    if record.unfinished().is_empty() {
         eprintln!(
             "run `{run_id}`: all {} builders already succeeded; nothing to rebuild",
             record.builders.len()
         );
         interrupt::check("merging")?;
         interrupt::mark_started();
-        return finish(sh, record, kind, options);
+        return finish(sh, record, launch);
     }
+    let (kind, local) = (record.spec.kind, record.spec.local);
     let matrix = project::matrix(sh)?;
     let packer = Packer::detect(sh)?;
-    let (credentials, credentials_source) = load_credentials(sh, root, kind, flags)?;
+    let (credentials, credentials_source) = load_credentials(sh, root, kind, local)?;
+    announce(&record);
+    refuse_unconfirmable(kind, local, launch)?;
+    let (standin, credentials) = start(sh, launch, local, &matrix, credentials)?;
+    let kit = Kit {
+        matrix,
+        packer,
+        credentials,
+        standin,
+    };
+    write_template(sh, root, &kit.matrix, &record, kit.standin.as_ref())?;
+    let remaining = adopt_built(sh, root, &kit, &mut record, credentials_source, launch)?;
+    if remaining.is_empty() {
+        drop(kit);
+        interrupt::mark_started();
+        return finish(sh, record, launch);
+    }
+    confirm_launch(kind, local, launch)?;
+    interrupt::check("anything started")?;
+    interrupt::mark_started();
+    lock::set_run(&run_id);
+    interrupt::set_resume(resume_command(&record, launch));
+    attempt(sh, &kit, &mut record, remaining, launch)?;
+    drop(kit);
+    finish(sh, record, launch)
+}
+
+/// Says what this command builds of the run: all of it (a release's first publish), or the rest.
+fn announce(record: &RunRecord) {
+    let remaining = record.unfinished();
+    if record.attempts.is_empty() && remaining.len() == record.builders.len() {
+        eprintln!(
+            "run `{}`\n  logs and record in `{}/`",
+            record.run_id,
+            record.dir()
+        );
+        return;
+    }
     eprintln!(
-        "resuming run `{run_id}` ({} {}, branch {}): rebuilding {} of {} builders: {}",
-        record.kind,
-        record.version,
-        record.branch,
+        "resuming run `{}` ({} {}, branch {}): rebuilding {} of {} builders: {}",
+        record.run_id,
+        record.spec.kind,
+        record.spec.version,
+        record.spec.branch,
         remaining.len(),
         record.builders.len(),
         remaining.join(", ")
     );
-    refuse_unconfirmable(kind, flags)?;
-    let (standin, credentials) = start(sh, root, options, &matrix, credentials)?;
-    let all: Vec<String> = record.builders.keys().cloned().collect();
-    write_template(sh, root, &matrix, &record, &all, standin.as_ref())?;
-    let mut remaining = remaining;
-    if flags.skip_cloud_checks {
+}
+
+/// The cloud checks of a run that continues: a builder whose image exists with this run's tags
+/// was built (Packer made it, the run did not record it), so it is adopted, not rebuilt.
+/// Returns what is left to build.
+fn adopt_built(
+    sh: &Shell,
+    root: &Path,
+    kit: &Kit,
+    record: &mut RunRecord,
+    credentials_source: Option<String>,
+    launch: &Launch,
+) -> Result<Vec<String>> {
+    let remaining = record.unfinished();
+    if launch.skip_cloud_checks {
         eprintln!("{}", cloud::SKIPPED);
         record.cloud_checks = Some(cloud::SKIPPED_RECORD.to_string());
         record.save(sh)?;
-    } else {
-        let template: serde_json::Value = crate::core::json::parse(&project::read(
-            sh,
-            &format!("{}/template.json", record.dir()),
-        )?)
-        .map_err(|e| anyhow::anyhow!("cannot read back the run's template: {e}"))?;
-        // A builder whose image exists with this run's tags was built: adopt it, don't fail.
-        let adopted = cloud::gate(
-            sh,
-            root,
-            cloud::Gate {
-                planned: preflight::planned(&template, &remaining),
-                public: !record.private && kind == Kind::Official && matrix.settings.public,
-                standin: standin.as_ref(),
-                expected_account: credentials.account_id.clone(),
-                credentials_source,
-                owner: Some(preflight::Ownership {
-                    project: matrix.settings.project.clone(),
-                    version: record.version.clone(),
-                    commit: record.commit.clone(),
-                    run_id: record.run_id.clone(),
-                }),
-                resume: resume_hint(kind, flags),
-                same_base_for_both: preflight::same_base_for_both(&matrix),
-            },
-        )?;
-        for adopted in &adopted {
-            eprintln!(
-                "adopted {}: its image {} in {} exists with this run's tags (Packer made it, the run did not record it)",
-                adopted.builder, adopted.ami, adopted.region
-            );
-            record.adopt(&adopted.builder, &adopted.region, &adopted.ami);
-        }
-        if !adopted.is_empty() {
-            record.save(sh)?;
-            remaining = record.unfinished();
-        }
+        return Ok(remaining);
     }
-    if remaining.is_empty() {
-        drop(standin);
-        interrupt::mark_started();
-        return finish(sh, record, kind, options);
+    if record.attempts.is_empty() && record.cloud_checks.is_some() {
+        // Nothing launched yet, and the cloud was asked about this very plan (the release's
+        // preflight): nothing can have been made since.
+        return Ok(remaining);
     }
-    confirm_launch(kind, flags)?;
-    interrupt::check("anything started")?;
-    interrupt::mark_started();
-    lock::set_run(&run_id);
-    interrupt::set_resume(resume_command(&record, options));
-    attempt(
+    let template: serde_json::Value = crate::core::json::parse(&project::read(
         sh,
-        &packer,
-        &credentials,
-        &matrix,
-        standin.as_ref(),
-        &mut record,
-        remaining,
-        flags,
+        &format!("{}/template.json", record.dir()),
+    )?)
+    .map_err(|e| anyhow::anyhow!("cannot read back the run's template: {e}"))?;
+    let adopted = cloud::gate(
+        sh,
+        root,
+        cloud::Gate {
+            planned: preflight::planned(&template, &remaining),
+            public: template::is_public(&kit.matrix, &record.spec),
+            standin: kit.standin.as_ref(),
+            expected_account: kit.credentials.account_id.clone(),
+            credentials_source,
+            owner: Some(preflight::Ownership {
+                project: kit.matrix.settings.project.clone(),
+                version: record.spec.version.clone(),
+                commit: record.spec.commit.clone(),
+                run_id: record.run_id.clone(),
+            }),
+            resume: resume_hint(record.spec.kind, record.spec.local),
+            same_base_for_both: preflight::same_base_for_both(&kit.matrix),
+        },
     )?;
-    drop(standin);
-    finish(sh, record, kind, options)
+    for adopted in &adopted {
+        eprintln!(
+            "adopted {}: its image {} in {} exists with this run's tags (Packer made it, the run did not record it)",
+            adopted.builder, adopted.ami, adopted.region
+        );
+        record.adopt(&adopted.builder, &adopted.region, &adopted.ami);
+    }
+    if !adopted.is_empty() {
+        record.save(sh)?;
+    }
+    Ok(record.unfinished())
 }
 
 /// Generates the run's template from the recorded inputs: the same epoch, commit and run id give
@@ -618,7 +617,6 @@ fn write_template(
     root: &Path,
     matrix: &matrix::Matrix,
     record: &RunRecord,
-    only: &[String],
     standin: Option<&Standin>,
 ) -> Result<template::Plan> {
     let run_dir = runs::run_dir(root, &record.run_id);
@@ -628,27 +626,25 @@ fn write_template(
     // A rehearsal of a wrong image report: these builders bake another version.
     let wrong = project::split_names(&[sh.var("XTASK_LOCAL_WRONG_VERSION").unwrap_or_default()]);
     let local = standin.map(|s| s.template_local(root, &run_dir, fail, wrong));
-    let inputs = Inputs {
-        kind: record.kind,
-        version: &record.version,
-        branch: &record.branch,
-        epoch: record.epoch,
-        git_commit: &record.commit,
+    // Exactly the builders of the record (older records do not keep `--only`).
+    let spec = Spec {
+        only: record.builders.keys().cloned().collect(),
+        ..record.spec.clone()
+    };
+    let target = template::Target {
         run_id: &record.run_id,
-        only,
-        private: record.private,
         report_dir: &record.report_dir(),
         local: local.as_ref(),
     };
-    let template = template::generate(matrix, &inputs).map_err(anyhow::Error::msg)?;
-    let plan = template::plan(matrix, &inputs).map_err(anyhow::Error::msg)?;
+    let template = template::generate(matrix, &spec, target)?;
+    let plan = template::plan(matrix, &spec)?;
     if let Some(local) = &local {
         sh.create_dir(&local.work_dir)?;
         // The stand-in "instance" is this machine: its upload folders must exist, as /tmp does
         // on a real instance.
         for builder in &plan.builders {
             sh.create_dir(local.remote_folder(&builder.name))?;
-            if record.kind != Kind::TestEbs {
+            if record.spec.kind != Kind::TestEbs {
                 sh.create_dir(format!("{}/{}/x509", local.work_dir, builder.name))?;
             }
         }
@@ -663,66 +659,33 @@ fn write_template(
 
 /// One `packer validate` + `packer build` over `builders` (all when empty), then the check of
 /// every image report.
-#[allow(clippy::too_many_arguments)]
 fn attempt(
     sh: &Shell,
-    packer: &Packer,
-    credentials: &Credentials,
-    matrix: &matrix::Matrix,
-    standin: Option<&Standin>,
+    kit: &Kit,
     record: &mut RunRecord,
     builders: Vec<String>,
-    options: &Flags,
+    launch: &Launch,
 ) -> Result<()> {
     let dir = record.dir();
     let template = Path::new(&dir).join("template.json");
+    let (packer, credentials) = (&kit.packer, &kit.credentials);
     packer.validate(sh, &template, &credentials.var_file, &credentials.masker)?;
     let number = runs::next_attempt(record, Path::new(&dir));
     let output_log = format!("{dir}/output-{number}.log");
     let packer_log = format!("{dir}/packer-{number}.log");
-    let mut args = Vec::new();
-    if !builders.is_empty() {
-        args.push(format!("-only={}", builders.join(",")));
-    }
-    if options.no_parallel {
-        args.push(packer.no_parallel_flag().to_string());
-    }
-    if options.debug {
-        args.push("-debug".to_string());
-    }
-    args.extend(packer.translate(&options.packer_args));
+    let args = packer_args(packer, &builders, launch);
     let attempted: Vec<String> = if builders.is_empty() {
         record.builders.keys().cloned().collect()
     } else {
         builders
     };
-    // Reports of earlier attempts must not pass for this one's.
-    sh.create_dir(record.report_dir())
-        .with_context(|| format!("cannot create `{}`", record.report_dir()))?;
-    for name in &attempted {
-        let _ = sh.remove_path(format!("{}/{name}.json", record.report_dir()));
-    }
-    if let Some(standin) = standin {
-        let world = World::new(&sh.current_dir().join(&dir));
-        world.prepare(
-            sh,
-            &sh.current_dir(),
-            matrix,
-            &record.branch,
-            &standin.venv.join("bin/python"),
-        )?;
-        for image in matrix.enabled() {
-            if attempted.contains(&image.builder_name()) {
-                world.seed(image)?;
-            }
-        }
-    }
+    prepare_attempt(sh, kit, record, &attempted)?;
     interrupt::check("launching Packer")?;
     // Recorded before Packer starts: if this command is killed, the next attempt gets the next
     // number (its logs stay) and the resume says that this one never finished.
     record.attempts.push(Attempt {
         number,
-        started: project::epoch().unwrap_or(record.epoch),
+        started: project::epoch().unwrap_or(record.spec.epoch),
         builders: attempted.clone(),
         output_log: output_log.clone(),
         packer_log: packer_log.clone(),
@@ -730,7 +693,7 @@ fn attempt(
         finished: false,
     });
     record.save(sh)?;
-    let terminal = std::io::stderr().is_terminal() && !options.debug;
+    let terminal = std::io::stderr().is_terminal() && !launch.debug;
     let mut view = View::new(attempted.clone(), terminal);
     eprintln!(
         "building {} image(s) with Packer {}...",
@@ -746,12 +709,12 @@ fn attempt(
             output_log: sh.current_dir().join(&output_log),
             packer_log: sh.current_dir().join(&packer_log),
             masker: &credentials.masker,
-            debug: options.debug,
+            debug: launch.debug,
         },
         &mut view,
     )?;
     record.apply(&result.tracker, &attempted, result.interrupted, &output_log);
-    check_reports(sh, matrix, record, &attempted);
+    check_reports(sh, &kit.matrix, record, &attempted);
     if let Some(last) = record.attempts.last_mut() {
         last.interrupted = result.interrupted;
         last.finished = true;
@@ -761,6 +724,49 @@ fn attempt(
         eprintln!(
             "warning: Packer exited with an error although every builder finished; see its log"
         );
+    }
+    Ok(())
+}
+
+/// The options of `packer build`: the builders (all when empty), then the user's.
+fn packer_args(packer: &Packer, builders: &[String], launch: &Launch) -> Vec<String> {
+    let mut args = Vec::new();
+    if !builders.is_empty() {
+        args.push(format!("-only={}", builders.join(",")));
+    }
+    if launch.no_parallel {
+        args.push(packer.no_parallel_flag().to_string());
+    }
+    if launch.debug {
+        args.push("-debug".to_string());
+    }
+    args.extend(packer.translate(&launch.packer_args));
+    args
+}
+
+/// Before Packer starts: no stale image report, and for `--local` the simulated instances'
+/// world, seeded for the builders of this attempt.
+fn prepare_attempt(sh: &Shell, kit: &Kit, record: &RunRecord, attempted: &[String]) -> Result<()> {
+    // Reports of earlier attempts must not pass for this one's.
+    sh.create_dir(record.report_dir())
+        .with_context(|| format!("cannot create `{}`", record.report_dir()))?;
+    for name in attempted {
+        let _ = sh.remove_path(format!("{}/{name}.json", record.report_dir()));
+    }
+    if let Some(standin) = &kit.standin {
+        let world = World::new(&sh.current_dir().join(record.dir()));
+        world.prepare(
+            sh,
+            &sh.current_dir(),
+            &kit.matrix,
+            &record.spec.branch,
+            &standin.venv.join("bin/python"),
+        )?;
+        for image in kit.matrix.enabled() {
+            if attempted.contains(&image.builder_name()) {
+                world.seed(image)?;
+            }
+        }
     }
     Ok(())
 }
@@ -789,8 +795,8 @@ fn check_reports(
             .find(|i| &i.builder_name() == name)
             .map_or("?", |i| i.virtualization.as_str());
         let expected = report::Expected {
-            version: &record.version,
-            branch: &record.branch,
+            version: &record.spec.version,
+            branch: &record.spec.branch,
             virtualization,
         };
         match report::check(text.as_deref(), &expected) {
@@ -799,7 +805,7 @@ fn check_reports(
                 let amis: Vec<String> = builder.amis.iter().map(|a| a.id.clone()).collect();
                 builder.state = BuilderState::Failed;
                 // Packer has registered it already, public for an official release: say so.
-                let public = record.kind == Kind::Official && !record.private;
+                let public = record.spec.kind == Kind::Official && !record.spec.private;
                 builder.error = Some(format!(
                     "image report `{path}`: {problem}; so its AMI {} is not accepted (not merged, \
                      not tagged){}; `cargo xtask cleanup --run {}` lists it, `--execute` removes it",
@@ -817,28 +823,12 @@ fn check_reports(
 }
 
 /// Merges (publish), prints the summary, and turns failures into exit status 1.
-fn finish(sh: &Shell, record: RunRecord, kind: Kind, options: &Options) -> Result<Finished> {
+fn finish(sh: &Shell, record: RunRecord, launch: &Launch) -> Result<Finished> {
     if interrupt::requested() {
-        // Never merge a partial run as if it were complete: the resume merges.
-        let done = record.builders.len() - record.unfinished().len();
-        let merge = match &record.registry {
-            Some(path) => format!("; `{path}` was not changed"),
-            None => String::new(),
-        };
-        let rest = match (done == record.builders.len(), record.registry.is_some()) {
-            (true, _) => "merge",
-            (false, true) => "build the rest and merge",
-            (false, false) => "build the rest",
-        };
-        return Err(anyhow::Error::new(interrupt::Interrupted(format!(
-            "run `{}` stopped: {done} of {} builders finished and are recorded{merge}: run `{}` to {rest}",
-            record.run_id,
-            record.builders.len(),
-            resume_command(&record, options),
-        ))));
+        return Err(stopped(&record, launch));
     }
     let mut changes = Vec::new();
-    if let Some(path) = &record.registry {
+    if let Some(path) = &record.spec.registry {
         // Every time, resumes included: a merge of the same AMIs changes nothing.
         changes = cmd::ami_ids::merge_into(sh, path, &record.amis())?;
         if !changes.is_empty() {
@@ -848,142 +838,81 @@ fn finish(sh: &Shell, record: RunRecord, kind: Kind, options: &Options) -> Resul
             output::say(format!("  {change}"));
         }
     }
-    let standin_root = options
-        .release
-        .as_ref()
-        .and_then(|r| r.standin_root.clone())
-        .unwrap_or_else(|| sh.current_dir());
-    let standin_kept = record.local && Standin::running(&standin_root).is_some();
-    output::say(summary(&record, kind, options, standin_kept).trim_end());
-    if options.flags.json && options.release.is_none() {
+    let standin_kept = record.spec.local && Standin::running(&launch.standin_root).is_some();
+    let retry = retry_command(&record, launch);
+    let notes = SummaryNotes {
+        standin_kept,
+        retry: retry.as_deref(),
+        width: summary_width(),
+    };
+    output::say(render::summary(&record, notes).trim_end());
+    // A release prints its own document, with this run in it.
+    if launch.json && record.release.is_none() {
         output::document(serde_json::json!({
-            "command": command_name(kind),
+            "command": command_name(record.spec.kind),
             "ok": record.unfinished().is_empty(),
             "run_id": record.run_id,
             "run_folder": record.dir(),
             "succeeded": record.builders.len() - record.unfinished().len(),
             "failed": record.unfinished(),
             "amis": record.amis(),
-            "registry": record.registry,
+            "registry": record.spec.registry,
             "registry_changes": changes.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            "retry": retry_command(&record, options),
+            "retry": retry,
             "run": record,
         }));
     }
     if record.unfinished().is_empty() {
-        Ok(Finished { record })
-    } else {
-        let what = format!(
-            "run `{}`: {} of {} builders did not succeed",
-            record.run_id,
-            record.unfinished().len(),
-            record.builders.len()
-        );
-        match retry_command(&record, options) {
-            // A release states its own fix: resuming the release.
-            Some(retry) if options.release.is_none() => Err(anyhow::Error::new(BuildsFailed)).fix(
-                || what,
-                || format!("the summary above says why each failed; `{retry}` rebuilds only those"),
-            ),
-            _ => Err(anyhow::Error::new(BuildsFailed)).context(what),
-        }
+        return Ok(Finished { record });
+    }
+    let what = format!(
+        "run `{}`: {} of {} builders did not succeed",
+        record.run_id,
+        record.unfinished().len(),
+        record.builders.len()
+    );
+    match retry {
+        // A release states its own fix: resuming the release.
+        Some(retry) if record.release.is_none() => Err(anyhow::Error::new(BuildsFailed)).fix(
+            || what,
+            || format!("the summary above says why each failed; `{retry}` rebuilds only those"),
+        ),
+        _ => Err(anyhow::Error::new(BuildsFailed)).context(what),
     }
 }
 
-/// `standin_kept`: a local run's images outlive it (the stand-in of `local up`).
-fn summary(record: &RunRecord, kind: Kind, options: &Options, standin_kept: bool) -> String {
-    let width = record
-        .builders
-        .keys()
-        .map(String::len)
-        .max()
-        .unwrap_or(7)
-        .max(7);
-    let mut out = format!(
-        "\n{:<width$}  {:<11}  AMI(s) or error\n",
-        "builder", "result"
-    );
-    for (name, b) in &record.builders {
-        let detail = match b.state {
-            BuilderState::Succeeded => {
-                let amis = b.amis.iter().map(|a| format!("{}:{}", a.region, a.id)).collect::<Vec<_>>().join(" ");
-                match &b.note {
-                    Some(note) => format!("{amis} ({note})"),
-                    None => amis,
-                }
-            }
-            BuilderState::Exists => format!(
-                "an image named `{}` already exists: {} (an earlier attempt made it; deregister it with `cargo xtask cleanup` to rebuild)",
-                b.ami_name,
-                b.existing_ami.as_deref().unwrap_or("?")
-            ),
-            _ => view::first_line(b.error.as_deref().unwrap_or("")).to_string(),
-        };
-        let state = if b.state == BuilderState::Succeeded {
-            "ok".to_string()
-        } else {
-            b.state.as_str().to_uppercase()
-        };
-        out.push_str(&format!("{name:<width$}  {state:<11}  {detail}\n"));
-    }
-    let failed = record.unfinished();
-    // Short lines: the summary stays readable in an 80-column terminal.
-    out.push_str(&format!(
-        "\n{} run `{}`: {} of {} builders succeeded\n  version {}, branch {}{}\n",
-        record.kind,
+/// What an interrupted run says: never merge a partial run as if it were complete (the resume
+/// merges).
+fn stopped(record: &RunRecord, launch: &Launch) -> anyhow::Error {
+    let done = record.builders.len() - record.unfinished().len();
+    let merge = match &record.spec.registry {
+        Some(path) => format!("; `{path}` was not changed"),
+        None => String::new(),
+    };
+    let rest = match (
+        done == record.builders.len(),
+        record.spec.registry.is_some(),
+    ) {
+        (true, _) => "merge",
+        (false, true) => "build the rest and merge",
+        (false, false) => "build the rest",
+    };
+    anyhow::Error::new(interrupt::Interrupted(format!(
+        "run `{}` stopped: {done} of {} builders finished and are recorded{merge}: run `{}` to {rest}",
         record.run_id,
-        record.builders.len() - failed.len(),
         record.builders.len(),
-        record.version,
-        record.branch,
-        if record.local { ", local stand-in" } else { "" },
-    ));
-    if let Some(skipped) = record
-        .cloud_checks
-        .as_ref()
-        .filter(|c| c.starts_with("SKIPPED"))
-    {
-        out.push_str(&format!("cloud checks: {skipped}\n"));
-    }
-    if let Some(attempt) = record.attempts.last() {
-        out.push_str(&format!(
-            "full output (secrets masked):\n  {}\n",
-            attempt.output_log
-        ));
-    }
-    if let Some(path) = record
-        .registry
-        .as_ref()
-        .filter(|p| p.starts_with(runs::RUNS_DIR))
-    {
-        out.push_str(&format!(
-            "local run: the real `{REGISTRY_PATH}` was not touched; AMIs merged into\n  {path}\n"
-        ));
-    }
-    if kind.is_test() && failed.len() < record.builders.len() {
-        let cleanup = format!(
-            "cargo xtask cleanup --run {}{} --execute",
-            record.run_id,
-            if record.local { " --local" } else { "" }
-        );
-        out.push_str(&match (record.local, standin_kept) {
-            (false, _) => format!(
-                "test AMIs are private and not added to the registry; remove them with `{cleanup}`\n"
-            ),
-            (true, true) => format!(
-                "test AMIs are in the stand-in kept by `cargo xtask local up`; remove them with `{cleanup}`\n"
-            ),
-            (true, false) => "test AMIs lived in this command's own stand-in and are gone with it; \
-                 to keep them for `cargo xtask cleanup --local`, start one first with `cargo xtask local up`\n"
-                .to_string(),
-        });
-    }
-    if let Some(retry) = retry_command(record, options) {
-        out.push_str(&format!(
-            "retry only the builders that did not succeed:\n  {retry}\n"
-        ));
-    }
-    out
+        resume_command(record, launch),
+    )))
+}
+
+/// The width the summary fits: the terminal's, when it is printed on one.
+fn summary_width() -> Option<usize> {
+    let on_terminal = if output::json() {
+        std::io::stderr().is_terminal()
+    } else {
+        std::io::stdout().is_terminal()
+    };
+    on_terminal.then(|| view::terminal_size().cols)
 }
 
 /// The command that builds this kind.
@@ -995,150 +924,48 @@ fn command_name(kind: Kind) -> &'static str {
 }
 
 /// The command that builds what did not succeed, if anything did not.
-fn retry_command(record: &RunRecord, options: &Options) -> Option<String> {
+fn retry_command(record: &RunRecord, launch: &Launch) -> Option<String> {
     let failed = record.unfinished();
     if failed.is_empty() {
         return None;
     }
-    Some(resume_command(record, options))
+    Some(resume_command(record, launch))
 }
 
-/// The plan a build of `version` would show, without reading credentials or starting anything
+/// The plan a build of `spec` would show, without reading credentials or starting anything
 /// (a release shows it before `ds0_utils.py` holds the new version).
-pub fn preview(
-    sh: &Shell,
-    kind: Kind,
-    version: &str,
-    branch: &str,
-    flags: &Flags,
-    registry: Option<&str>,
-) -> Result<String> {
+pub fn preview(sh: &Shell, spec: &Spec, skip_cloud_checks: bool) -> Result<String> {
     let matrix = project::matrix(sh)?;
-    let only = project::split_names(&flags.only);
-    let inputs = Inputs {
-        kind,
-        version,
-        branch,
-        epoch: 0,
-        git_commit: "",
-        run_id: "",
-        only: &only,
-        private: flags.private,
-        report_dir: "",
-        local: None,
+    let plan = template::plan(&matrix, spec)?;
+    let launch = Launch {
+        skip_cloud_checks,
+        ..Default::default()
     };
-    let plan = template::plan(&matrix, &inputs).map_err(anyhow::Error::msg)?;
-    Ok(plan_text(
-        &matrix,
-        &plan,
-        version,
-        branch,
-        &matrix.settings.launch_size,
-        flags,
-        registry,
-    ))
+    let notes = plan_notes(&matrix, &matrix.settings.launch_size, &launch);
+    Ok(render::plan(&plan, spec, notes))
 }
 
 /// Where a run merges its AMIs: publish only; a local publish never writes the real registry
 /// (an empty path stands for the scratch copy, named once the run id is known).
-fn registry_target(kind: Kind, options: &Options) -> Option<String> {
-    if kind != Kind::Official || options.flags.private {
-        return None;
-    }
-    match (&options.release, options.flags.local) {
-        (Some(release), _) => release.registry.clone(),
-        (None, false) => Some(REGISTRY_PATH.to_string()),
-        (None, true) => Some(String::new()),
+fn registry_target(kind: Kind, private: bool, local: bool) -> Option<String> {
+    match (kind, private, local) {
+        (Kind::Official, false, false) => Some(REGISTRY_PATH.to_string()),
+        (Kind::Official, false, true) => Some(String::new()),
+        _ => None,
     }
 }
 
-fn plan_text(
-    matrix: &matrix::Matrix,
-    plan: &template::Plan,
-    version: &str,
-    branch: &str,
-    launch_size: &str,
-    flags: &Flags,
-    registry: Option<&str>,
-) -> String {
-    let kind = plan.kind;
-    let regions = plan.regions();
-    // What the template really sets, not what the kind usually is.
-    let public = plan.public;
-    let target = if flags.local {
-        "the LOCAL stand-in (no AWS account, no cost)"
-    } else {
-        "AWS (this costs money)"
-    };
-    let regions_text = regions
-        .iter()
-        .map(|(r, n)| format!("{r} ({n})"))
-        .collect::<Vec<_>>();
-    // Short lines: the plan stays readable in an 80-column terminal, also indented in a release.
-    let mut out = format!(
-        "plan: {kind} build of ComboAMI {version} (branch {branch})\n  \
-         against {target}\n  \
-         launches {} {launch_size} instance(s) in {} region(s):\n{}  \
-         images will be {}\n",
-        plan.builders.len(),
-        regions.len(),
-        wrap_list(&regions_text, 60, "    "),
-        match (public, kind) {
-            (true, _) => "PUBLIC (ami_groups: all)",
-            (false, Kind::Official) if matrix.settings.public => {
-                "PRIVATE (ami_groups empty: a candidate, or `--private`)"
-            }
-            (false, _) => "private",
-        },
-    );
-    if flags.skip_cloud_checks {
-        out.push_str(&format!("  {}\n", cloud::SKIPPED));
-    }
-    match registry {
-        Some("") => out.push_str(&format!(
-            "  AMIs are merged into a scratch copy of `{REGISTRY_PATH}` in the run folder\n"
-        )),
-        Some(path) => out.push_str(&format!("  AMIs are merged into `{path}`\n")),
-        None if kind == Kind::Official => out.push_str(&format!(
-            "  AMIs are kept in the run record (and a candidate's tag message); `{REGISTRY_PATH}` is left alone\n"
-        )),
-        None => out.push_str("  AMIs are listed, not added to the registry\n"),
-    }
-    out
-}
-
-/// `items` joined with ", " into lines of at most `width` characters (an item longer than that
-/// gets a line of its own), each line indented and ended.
-fn wrap_list(items: &[String], width: usize, indent: &str) -> String {
-    let mut lines: Vec<String> = Vec::new();
-    for (index, item) in items.iter().enumerate() {
-        let item = if index + 1 < items.len() {
-            format!("{item},")
-        } else {
-            item.clone()
-        };
-        match lines.last_mut() {
-            Some(line) if line.len() + 1 + item.len() <= width => {
-                line.push(' ');
-                line.push_str(&item);
-            }
-            _ => lines.push(item),
-        }
-    }
-    lines.iter().map(|l| format!("{indent}{l}\n")).collect()
-}
-
-/// The command that continues `record`'s run.
-fn resume_command(record: &RunRecord, options: &Options) -> String {
-    let local = if record.local { " --local" } else { "" };
-    match (&options.release, record.kind) {
-        (Some(release), _) => release.resume_command.clone(),
+/// The command that continues `record`'s run: its release's, when a release drives it.
+fn resume_command(record: &RunRecord, launch: &Launch) -> String {
+    let local = if record.spec.local { " --local" } else { "" };
+    match (&record.release, record.spec.kind) {
+        (Some(release), _) => release.command.clone(),
         (None, Kind::Official) => format!("cargo xtask publish --resume {}{local}", record.run_id),
         (None, kind) => {
             let unfinished = record.unfinished();
             // Without `--only`, a run where nothing finished is simply run again; with it (or
             // when some finished) the command names exactly what is left, never more.
-            let whole_matrix = options.flags.only.is_empty();
+            let whole_matrix = record.spec.only.is_empty();
             let only = if unfinished.is_empty()
                 || (whole_matrix && unfinished.len() == record.builders.len())
             {
@@ -1146,7 +973,7 @@ fn resume_command(record: &RunRecord, options: &Options) -> String {
             } else {
                 format!(" --only {}", unfinished.join(","))
             };
-            let branch = match &options.flags.branch {
+            let branch = match &launch.branch {
                 Some(branch) => format!(" --branch {branch}"),
                 None => String::new(),
             };
@@ -1158,4 +985,89 @@ fn resume_command(record: &RunRecord, options: &Options) -> String {
 /// The scratch registry of a local publish, in its run folder.
 pub fn scratch_registry(run_id: &str) -> String {
     format!("{}/{run_id}/{REGISTRY_PATH}", runs::RUNS_DIR)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::matrix::Matrix;
+
+    fn record(kind: Kind, only: &[&str]) -> RunRecord {
+        let matrix = Matrix::parse(include_str!("../../../build/images.json")).unwrap();
+        let spec = Spec {
+            kind,
+            local: true,
+            version: "2.6.3".into(),
+            branch: "2.6".into(),
+            commit: "abc".into(),
+            epoch: 1_700_000_000,
+            private: false,
+            registry: None,
+            only: only.iter().map(|s| s.to_string()).collect(),
+        };
+        let plan = template::plan(&matrix, &spec).unwrap();
+        RunRecord::new("run-1".into(), spec, &plan, None)
+    }
+
+    #[test]
+    fn a_test_build_retries_exactly_what_did_not_succeed() {
+        let launch = Launch::default();
+        let mut whole = record(Kind::TestEbs, &[]);
+        // Nothing succeeded in a build of the whole matrix: the same command again.
+        assert_eq!(
+            resume_command(&whole, &launch),
+            "cargo xtask test-ebs --local"
+        );
+        let first = whole.builders.keys().next().unwrap().clone();
+        whole.adopt(&first, "us-east-1", "ami-1");
+        let retry = resume_command(&whole, &launch);
+        assert!(retry.starts_with("cargo xtask test-ebs --only "), "{retry}");
+        assert!(!retry.contains(&first), "{retry}");
+        // With `--only`, the names even when nothing succeeded; `--branch` is repeated.
+        let picked = record(Kind::TestInstance, &["us-east-1-1404-hvm"]);
+        let launch = Launch {
+            branch: Some("fix".into()),
+            ..Launch::default()
+        };
+        assert_eq!(
+            resume_command(&picked, &launch),
+            "cargo xtask test-instance --only us-east-1-1404-hvm --branch fix --local"
+        );
+    }
+
+    #[test]
+    fn a_publish_resumes_its_run_and_a_release_run_resumes_the_release() {
+        let mut run = record(Kind::Official, &[]);
+        let launch = Launch::default();
+        assert_eq!(
+            resume_command(&run, &launch),
+            "cargo xtask publish --resume run-1 --local"
+        );
+        run.release = Some(crate::core::release::Steps {
+            command: "cargo xtask release 2.6.3 --local".into(),
+            ..Default::default()
+        });
+        assert_eq!(
+            resume_command(&run, &launch),
+            "cargo xtask release 2.6.3 --local"
+        );
+    }
+
+    #[test]
+    fn only_a_public_publish_merges_and_a_local_one_into_a_scratch_copy() {
+        assert_eq!(
+            registry_target(Kind::Official, false, false).as_deref(),
+            Some(REGISTRY_PATH)
+        );
+        assert_eq!(
+            registry_target(Kind::Official, false, true).as_deref(),
+            Some("")
+        );
+        assert_eq!(registry_target(Kind::Official, true, false), None);
+        assert_eq!(registry_target(Kind::TestEbs, false, false), None);
+        assert_eq!(
+            scratch_registry("run-1"),
+            format!("build/runs/run-1/{REGISTRY_PATH}")
+        );
+    }
 }

@@ -249,44 +249,47 @@ pub fn check_remote_branch(
                 short(&tip)
             ),
         ),
-        (Ok(theirs), Ok(ours)) => {
-            let list = |commits: &[String]| {
-                commits
-                    .iter()
-                    .take(10)
-                    .map(|c| format!("\n  {c}"))
-                    .collect::<String>()
-                    + &if commits.len() > 10 {
-                        format!("\n  and {} more", commits.len() - 10)
-                    } else {
-                        String::new()
-                    }
-            };
-            let state = if ours.is_empty() {
-                "is behind"
-            } else {
-                "has diverged from"
-            };
-            let mut text = format!(
-                "`{branch}` {state} `{remote}/{branch}`: the push would be refused after the build; {pull}\n`{remote}` has {} commit(s) that `{branch}` lacks:{}",
-                theirs.len(),
-                list(&theirs)
-            );
-            if !ours.is_empty() {
-                text.push_str(&format!(
-                    "\n`{branch}` has {} commit(s) that `{remote}` lacks:{}",
-                    ours.len(),
-                    list(&ours)
-                ));
-            }
-            Check::fail(WHAT, text)
-        }
+        (Ok(theirs), Ok(ours)) => Check::fail(WHAT, behind(remote, branch, &theirs, &ours, &pull)),
         (Err(e), _) | (_, Err(e)) => Check::fail(WHAT, format!("{e:#}")),
     }
 }
 
+/// The problem of a local branch behind (or diverged from) the remote's: the commits each lacks.
+fn behind(remote: &str, branch: &str, theirs: &[String], ours: &[String], pull: &str) -> String {
+    let list = |commits: &[String]| {
+        commits
+            .iter()
+            .take(10)
+            .map(|c| format!("\n  {c}"))
+            .collect::<String>()
+            + &if commits.len() > 10 {
+                format!("\n  and {} more", commits.len() - 10)
+            } else {
+                String::new()
+            }
+    };
+    let state = if ours.is_empty() {
+        "is behind"
+    } else {
+        "has diverged from"
+    };
+    let mut text = format!(
+        "`{branch}` {state} `{remote}/{branch}`: the push would be refused after the build; {pull}\n`{remote}` has {} commit(s) that `{branch}` lacks:{}",
+        theirs.len(),
+        list(theirs)
+    );
+    if !ours.is_empty() {
+        text.push_str(&format!(
+            "\n`{branch}` has {} commit(s) that `{remote}` lacks:{}",
+            ours.len(),
+            list(ours)
+        ));
+    }
+    text
+}
+
 /// Whether the release tag is signed; without either flag git's `tag.gpgSign` decides.
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 pub struct SignArgs {
     /// Sign the tag (with `user.signingKey`, `gpg.format` and `gpg.program` of git's configuration).
     #[arg(short = 's', long, conflicts_with = "no_sign")]

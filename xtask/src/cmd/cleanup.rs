@@ -138,7 +138,8 @@ fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
     let records: Vec<RunRecord> = all_records
         .into_iter()
         .filter(|r| {
-            r.local == options.local && filter.matches(&r.run_id, &r.version, r.kind.as_str())
+            r.spec.local == options.local
+                && filter.matches(&r.run_id, &r.spec.version, r.spec.kind.as_str())
         })
         .collect();
     if let Some(run) = &filter.run {

@@ -1,7 +1,7 @@
 //! `cargo xtask config`: print or write the Packer template a build would use.
 
 use crate::cmd::{Cmd, Context};
-use crate::core::template::{self, Inputs, Kind};
+use crate::core::template::{self, Kind, Spec, Target};
 use crate::lock::Busy;
 use crate::project;
 use anyhow::{Context as _, Result};
@@ -49,19 +49,23 @@ fn print_template(
     let run_id = format!("{kind}-{epoch}");
     let only = project::split_names(only);
     let report_dir = format!("{}/{run_id}/reports", crate::runs::RUNS_DIR);
-    let inputs = Inputs {
+    let spec = Spec {
         kind,
-        version: &version,
-        branch: &branch,
+        local: false,
+        version,
+        branch,
+        commit,
         epoch,
-        git_commit: &commit,
-        run_id: &run_id,
-        only: &only,
         private: false,
+        registry: None,
+        only,
+    };
+    let target = Target {
+        run_id: &run_id,
         report_dir: &report_dir,
         local: None,
     };
-    let generated = template::generate(&matrix, &inputs).map_err(anyhow::Error::msg)?;
+    let generated = template::generate(&matrix, &spec, target)?;
     let text = template::render(&generated);
     match out {
         Some(path) => {

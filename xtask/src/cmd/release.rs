@@ -1,31 +1,31 @@
 //! `cargo xtask release VERSION`: the official checklist as one command. Preflight (every check
 //! at once), plan, then set the version, publish, merge, commit, tag and push — each step
-//! recorded in `build/runs/release-VERSION/release.json`, so running the same command again
-//! resumes where it stopped. `--local` rehearses all of it in a scratch clone.
+//! recorded in the run record of the release's publish (`release` in its `run.json`), so running
+//! the same command again resumes where it stopped. `--local` rehearses all of it in a scratch
+//! clone.
 
 use crate::cmd::checks::{
     check_branch, check_clean, check_identity, check_order, check_remote, check_remote_branch,
     check_signing, check_tag_free, check_version, short, signing_summary,
 };
 use crate::cmd::{build, set_version};
-use crate::core::release::{self, Check};
-use crate::core::template::Kind;
+use crate::core::release::{self, Check, Step, Steps};
+use crate::core::template::{self, Kind, Spec};
 use crate::core::{ds0, matrix, registry::REGISTRY_PATH, version};
-use crate::core::{preflight, template};
 use crate::credentials;
 use crate::error::FixContext;
 use crate::git::{self, Git};
 use crate::packer::Packer;
+use crate::runs::{self, RunRecord};
 use crate::standin::Standin;
-use crate::{cloud, interrupt, output, project, runs, signing};
+use crate::{cloud, interrupt, output, project, signing};
 use anyhow::{bail, Context, Result};
 use semver::Version;
-use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use xshell::{cmd, Shell};
 
 /// The whole official release: check, set the version, publish, merge, commit, tag, push.
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 #[command(
     after_help = "Examples:\n  cargo xtask release 2.6.4 --dry-run\n  cargo xtask release 2.6.4 --local --yes\n  cargo xtask release 2.6.4 --push"
 )]
@@ -79,91 +79,13 @@ impl crate::cmd::Cmd for Release {
         self.json
     }
     fn run(self, cx: &crate::cmd::Context) -> Result<std::process::ExitCode> {
-        let options = Options {
-            sign: self.sign.choice(),
-            version: self.version,
-            branch: self.branch,
-            allow_branch: self.allow_branch,
-            dry_run: self.dry_run,
-            push: self.push,
-            local: self.local,
-            yes: self.yes,
-            no_parallel: self.no_parallel,
-            debug: self.debug,
-            packer_args: self.packer_args,
-            skip_cloud_checks: self.skip_cloud_checks,
-        };
-        run(cx.sh, cx.root(), &options)?;
-        Ok(std::process::ExitCode::SUCCESS)
-    }
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct Options {
-    pub version: String,
-    pub branch: Option<String>,
-    pub allow_branch: bool,
-    pub dry_run: bool,
-    /// The remote to push to, when pushing.
-    pub push: Option<String>,
-    pub local: bool,
-    pub yes: bool,
-    pub sign: signing::Choice,
-    /// Passed on to the publish: one builder at a time, Packer's `-debug`, and options for
-    /// `packer build`.
-    pub no_parallel: bool,
-    pub debug: bool,
-    pub packer_args: Vec<String>,
-    /// `--skip-cloud-checks`: emergencies only, said loudly.
-    pub skip_cloud_checks: bool,
-}
-
-/// What is done of one release; saved after every step.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct State {
-    version: String,
-    branch: String,
-    tag: String,
-    /// HEAD when the release started: the commit the release commit goes on top of.
-    start_head: String,
-    version_set: bool,
-    publish_run: Option<String>,
-    /// The publish finished and its AMIs are merged.
-    #[serde(default)]
-    published: bool,
-    commit: Option<String>,
-    tagged: bool,
-    pushed_to: Option<String>,
-}
-
-impl State {
-    fn path(version: &str) -> String {
-        format!("{}/release-{version}/release.json", runs::RUNS_DIR)
-    }
-
-    fn load(sh: &Shell, version: &str) -> Result<Option<State>> {
-        let path = State::path(version);
-        if !sh.path_exists(&path) {
-            return Ok(None);
+        interrupt::install();
+        if self.local && !self.dry_run {
+            rehearse(cx.sh, cx.root(), &self)?;
+        } else {
+            release_in(cx.sh, cx.root(), &self, None)?;
         }
-        let text = project::read(sh, &path)?;
-        crate::core::json::parse(&text).map(Some).map_err(|e| {
-            anyhow::anyhow!(
-                "`{path}` is damaged ({e}): fix it, or remove it to start the release over"
-            )
-        })
-    }
-
-    fn save(&self, sh: &Shell) -> Result<()> {
-        let path = State::path(&self.version);
-        let dir = Path::new(&path).parent().expect("the state has a folder");
-        sh.create_dir(dir)
-            .with_context(|| format!("cannot create `{}`", dir.display()))?;
-        project::write_atomic(sh, &path, &(serde_json::to_string_pretty(self)? + "\n"))
-    }
-
-    fn done(&self, push: Option<&str>) -> bool {
-        self.tagged && (push.is_none() || self.pushed_to.as_deref() == push)
+        Ok(std::process::ExitCode::SUCCESS)
     }
 }
 
@@ -180,21 +102,36 @@ struct Facts {
     identity: String,
 }
 
-fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
-    interrupt::install();
-    if options.local && !options.dry_run {
-        return rehearse(sh, root, options);
+impl Facts {
+    /// A candidate (`2.6.4-beta1`) is private and stays out of the registry: its AMIs are in the
+    /// run record and the tag message. A release is public and merged.
+    fn candidate(&self) -> bool {
+        !self.version.pre.is_empty()
     }
-    release_in(sh, root, options, None)
+}
+
+/// The release's steps of `record`; every record the release finds or makes has them.
+fn steps(record: &mut RunRecord) -> &mut Steps {
+    record.release.get_or_insert_with(Steps::default)
+}
+
+/// The release of `version` recorded in the repository at `root`: the newest run record with
+/// release steps for that version, local or not as asked.
+fn find_record(root: &Path, options: &Release) -> Option<RunRecord> {
+    let version = version::parse(&options.version).ok()?.to_string();
+    runs::list(root)
+        .into_iter()
+        .rev()
+        .find(|r| r.release.is_some() && r.spec.version == version && r.spec.local == options.local)
 }
 
 /// `--local`: check the real repository, then run the release in a scratch clone (with a
 /// scratch bare repository as its `origin`) against the stand-in. The real repository is only
 /// read.
-fn rehearse(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
+fn rehearse(sh: &Shell, root: &Path, options: &Release) -> Result<()> {
     let real = Git::open(root)?;
     // The rehearsal pushes to its scratch remote: the real remotes are not consulted.
-    let real_options = Options {
+    let real_options = Release {
         push: None,
         ..options.clone()
     };
@@ -208,65 +145,19 @@ fn rehearse(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
             release::failures(&checks)
         );
     }
+    let branch = &facts
+        .as_ref()
+        .expect("facts are known when every check passed")
+        .branch;
     let scratch = rehearsal_dir(root, &options.version);
     let clone = scratch.join("repo");
     let remote = scratch.join("remote.git");
     let head = real.head_commit()?;
-    if clone.exists() {
-        let previous = {
-            let _dir = sh.push_dir(&clone);
-            State::load(sh, &options.version).ok().flatten()
-        };
-        match previous {
-            Some(state) if state.start_head == head && !state.done(options.push.as_deref()) => {
-                eprintln!(
-                    "rehearsal: resuming the unfinished rehearsal in `{}`",
-                    clone.display()
-                );
-            }
-            _ => {
-                eprintln!(
-                    "rehearsal: starting over (the earlier rehearsal in `{}` finished or is stale)",
-                    scratch.display()
-                );
-                std::fs::remove_dir_all(&scratch)
-                    .with_context(|| format!("cannot remove `{}`", scratch.display()))?;
-            }
-        }
-    }
+    reuse_or_remove_rehearsal(&scratch, &clone, &head, options)?;
     if !clone.exists() {
-        sh.create_dir(&scratch)
-            .with_context(|| format!("cannot create `{}`", scratch.display()))?;
-        cmd!(sh, "git clone --quiet --bare {root} {remote}")
-            .quiet()
-            .run()
-            .context("cannot make the scratch remote for the rehearsal")?;
-        // The current commit becomes the release branch there, whatever the branch here (a
-        // fresh clone has only `main`); the real repository's refs are not touched.
-        let branch = &facts
-            .as_ref()
-            .expect("facts are known when every check passed")
-            .branch;
-        let refspec = format!("HEAD:refs/heads/{branch}");
-        cmd!(sh, "git -C {root} push --quiet --force {remote} {refspec}")
-            .quiet()
-            .run()
-            .context("cannot give the scratch remote the release branch")?;
-        cmd!(sh, "git clone --quiet --branch {branch} {remote} {clone}")
-            .quiet()
-            .run()
-            .context("cannot make the scratch clone for the rehearsal")?;
-        let here = match real.current_branch() {
-            Ok(Some(current)) => format!("on `{current}`"),
-            _ => "detached".to_string(),
-        };
-        eprintln!(
-            "rehearsal: commit {} ({here}) is branch `{branch}` in the scratch clone `{}`",
-            short(&head),
-            clone.display()
-        );
+        make_rehearsal_clone(sh, root, &real, &scratch, branch, &head)?;
     }
-    let options = Options {
+    let options = Release {
         push: options.push.as_ref().map(|_| "origin".to_string()),
         ..options.clone()
     };
@@ -286,12 +177,90 @@ fn rehearse(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
     result
 }
 
+/// An unfinished rehearsal of the same commit is resumed; any other is removed.
+fn reuse_or_remove_rehearsal(
+    scratch: &Path,
+    clone: &Path,
+    head: &str,
+    options: &Release,
+) -> Result<()> {
+    if !clone.exists() {
+        return Ok(());
+    }
+    let previous = find_record(clone, options);
+    let push = options.push.as_deref();
+    match previous {
+        Some(record)
+            if record.spec.commit == head
+                && record
+                    .release
+                    .as_ref()
+                    .is_some_and(|s| s.next(push).is_some()) =>
+        {
+            eprintln!(
+                "rehearsal: resuming the unfinished rehearsal in `{}`",
+                clone.display()
+            );
+        }
+        _ => {
+            eprintln!(
+                "rehearsal: starting over (the earlier rehearsal in `{}` finished or is stale)",
+                scratch.display()
+            );
+            std::fs::remove_dir_all(scratch)
+                .with_context(|| format!("cannot remove `{}`", scratch.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// The scratch remote (a bare clone whose release branch is the current commit) and the
+/// scratch clone of it; the real repository's refs are not touched.
+fn make_rehearsal_clone(
+    sh: &Shell,
+    root: &Path,
+    real: &Git,
+    scratch: &Path,
+    branch: &str,
+    head: &str,
+) -> Result<()> {
+    let clone = scratch.join("repo");
+    let remote = scratch.join("remote.git");
+    sh.create_dir(scratch)
+        .with_context(|| format!("cannot create `{}`", scratch.display()))?;
+    cmd!(sh, "git clone --quiet --bare {root} {remote}")
+        .quiet()
+        .run()
+        .context("cannot make the scratch remote for the rehearsal")?;
+    // The current commit becomes the release branch there, whatever the branch here (a fresh
+    // clone has only `main`).
+    let refspec = format!("HEAD:refs/heads/{branch}");
+    cmd!(sh, "git -C {root} push --quiet --force {remote} {refspec}")
+        .quiet()
+        .run()
+        .context("cannot give the scratch remote the release branch")?;
+    cmd!(sh, "git clone --quiet --branch {branch} {remote} {clone}")
+        .quiet()
+        .run()
+        .context("cannot make the scratch clone for the rehearsal")?;
+    let here = match real.current_branch() {
+        Ok(Some(current)) => format!("on `{current}`"),
+        _ => "detached".to_string(),
+    };
+    eprintln!(
+        "rehearsal: commit {} ({here}) is branch `{branch}` in the scratch clone `{}`",
+        short(head),
+        clone.display()
+    );
+    Ok(())
+}
+
 /// The release in the repository at `root` (the shell is there). `standin_root` is set for a
 /// rehearsal: where the stand-in and its virtualenv live.
 fn release_in(
     sh: &Shell,
     root: &Path,
-    options: &Options,
+    options: &Release,
     standin_root: Option<&Path>,
 ) -> Result<()> {
     let git = Git::open(root)?;
@@ -300,72 +269,21 @@ fn release_in(
         Some(real) => Git::open(real)?,
         None => Git::open(root)?,
     };
-    let mut state = State::load(sh, &options.version)?;
-    if let Some(state) = state.as_mut() {
-        // A command killed between a step and saving it left the step's result behind.
-        if !options.dry_run && adopt_own_work(&git, state) {
-            state.save(sh)?;
-        }
-    }
-    if let Some(state) = &state {
-        if state.done(options.push.as_deref()) {
-            output::document(serde_json::json!({
-                "command": "release",
-                "ok": true,
-                "already_done": true,
-                "version": state.version,
-                "branch": state.branch,
-                "commit": state.commit,
-                "tag": state.tag,
-                "pushed_to": state.pushed_to,
-                "publish_run_id": state.publish_run,
-            }));
-            output::say(format!(
-                "release {} is already done: commit {} tagged `{}`{}",
-                state.version,
-                short(state.commit.as_deref().unwrap_or("?")),
-                state.tag,
-                state
-                    .pushed_to
-                    .as_ref()
-                    .map(|r| format!(", pushed to `{r}`"))
-                    .unwrap_or_default()
-            ));
+    let mut record = find_record(root, options);
+    if let Some(record) = record.as_mut() {
+        if carry_on(sh, &git, options, record)? {
             return Ok(());
         }
-        eprintln!(
-            "resuming release {}: {}",
-            state.version,
-            progress(state, options.push.as_deref())
-        );
     }
-    // Named profiles resolve once, before the credentials are checked.
-    let profile = match options.local {
-        true => Ok(None),
-        false => credentials::resolve_profile(sh, root, "aws"),
-    };
-    // A rehearsal's dry run runs in the real repository: its remotes are not asked anything.
-    let contact_remote = !(options.local && standin_root.is_none());
-    let (mut checks, facts) = preflight(
+    let (checks, facts, cloud_checked) = all_checks(
         sh,
         root,
         &git,
         &signing_repo,
         options,
-        state.as_ref(),
-        contact_remote,
+        record.as_ref(),
+        standin_root,
     );
-    // The cloud, for a release whose publish has not started (a resumed publish checks, and
-    // adopts, itself).
-    let mut cloud_checked = false;
-    if state.as_ref().is_none_or(|s| s.publish_run.is_none()) {
-        let (cloud, asked) = check_cloud(sh, root, options, standin_root, profile);
-        checks.extend(cloud);
-        cloud_checked = asked;
-    }
-    // Failing checks on top, where they are read first.
-    checks.sort_by_key(|c| c.result.is_ok());
-    eprint!("{}", release::report(&checks));
     let failed = release::failures(&checks);
     let refused = || {
         anyhow::anyhow!(
@@ -381,32 +299,183 @@ fn release_in(
         output::document(preflight_document(&checks, None, true));
         return Err(refused());
     };
+    let spec = publish_spec(&facts, options)?;
+    let plan = plan_text(sh, options, &facts, &spec, record.as_ref(), &signing_repo)?;
+    eprint!("{plan}");
+    if options.dry_run {
+        output::document(preflight_document(&checks, Some(&plan), true));
+        if failed > 0 {
+            return Err(refused());
+        }
+        eprintln!("\ndry run: nothing was changed (no file, no ref, nothing launched)");
+        return Ok(());
+    }
     let version_text = facts.version.to_string();
-    // A candidate is private and stays out of the registry: its AMIs are in the run record
-    // and the tag message. A release is public and merged.
-    let candidate = !facts.version.pre.is_empty();
-    let resume_command = resume_command(options);
-    // The user's flags of the publish this release drives; the rest is the release's.
-    let publish_flags = build::Flags {
-        local: options.local,
-        yes: true,
-        private: candidate,
-        no_parallel: options.no_parallel,
-        debug: options.debug,
-        packer_args: options.packer_args.clone(),
-        skip_cloud_checks: options.skip_cloud_checks,
-        ..Default::default()
-    };
-    let registry = (!candidate).then_some(REGISTRY_PATH);
+    crate::cmd::confirm(options.yes, "releasing", &format!("release {version_text}"))?;
+    interrupt::check("anything started")?;
+    interrupt::mark_started();
+    let mut record = start(sh, root, options, record, spec, &facts, cloud_checked)?;
+    run_steps(
+        sh,
+        root,
+        &git,
+        &signing_repo,
+        options,
+        &facts,
+        &mut record,
+        standin_root,
+    )?;
+    released(&facts, &record, options);
+    Ok(())
+}
 
-    // The plan: every step, with the exact file change and what is already done.
-    let ds0_change = project::read(sh, ds0::DS0_PATH).and_then(|old| {
-        let new =
-            ds0::edit(&old, &version_text, Some(&facts.branch)).map_err(anyhow::Error::msg)?;
-        Ok((old, new))
+/// The release's record, saved before the first step: found or new, with the command that
+/// resumes it and the verdict of the preflight's cloud checks.
+fn start(
+    sh: &Shell,
+    root: &Path,
+    options: &Release,
+    found: Option<RunRecord>,
+    spec: Spec,
+    facts: &Facts,
+    cloud_checked: bool,
+) -> Result<RunRecord> {
+    let mut record = match found {
+        Some(record) => record,
+        None => new_record(sh, root, spec, facts)?,
+    };
+    let command = resume_command(options);
+    steps(&mut record).command = command.clone();
+    if cloud_checked && record.attempts.is_empty() {
+        record.cloud_checks = Some("passed in the release preflight".to_string());
+    }
+    record.save(sh)?;
+    interrupt::set_resume(command);
+    Ok(record)
+}
+
+/// Picks up a release that was started: adopts what its command did but could not record, says
+/// how far it got. Returns whether it is done already (said so).
+fn carry_on(sh: &Shell, git: &Git, options: &Release, record: &mut RunRecord) -> Result<bool> {
+    let push = options.push.as_deref();
+    // A command killed between a step and saving it left the step's result behind.
+    if !options.dry_run && adopt_own_work(git, record) {
+        record.save(sh)?;
+    }
+    if steps(record).next(push).is_none() {
+        already_done(record);
+        return Ok(true);
+    }
+    let progress = steps(record).progress(push);
+    eprintln!("resuming release {}: {progress}", record.spec.version);
+    Ok(false)
+}
+
+/// Every check, the failing ones on top (printed); and whether the cloud was asked.
+fn all_checks(
+    sh: &Shell,
+    root: &Path,
+    git: &Git,
+    signing_repo: &Git,
+    options: &Release,
+    record: Option<&RunRecord>,
+    standin_root: Option<&Path>,
+) -> (Vec<Check>, Option<Facts>, bool) {
+    // Named profiles resolve once, before the credentials are checked.
+    let profile = match options.local {
+        true => Ok(None),
+        false => credentials::resolve_profile(sh, root, "aws"),
+    };
+    // A rehearsal's dry run runs in the real repository: its remotes are not asked anything.
+    let contact_remote = !(options.local && standin_root.is_none());
+    let (mut checks, facts) =
+        preflight(sh, root, git, signing_repo, options, record, contact_remote);
+    // The cloud, for a release whose publish has not started (a resumed publish checks, and
+    // adopts, itself).
+    let mut cloud_checked = false;
+    if record.is_none_or(|r| r.attempts.is_empty()) {
+        let (cloud, asked) = check_cloud(sh, root, options, standin_root, profile);
+        checks.extend(cloud);
+        cloud_checked = asked;
+    }
+    // Failing checks on top, where they are read first.
+    checks.sort_by_key(|c| c.result.is_ok());
+    eprint!("{}", release::report(&checks));
+    (checks, facts, cloud_checked)
+}
+
+/// What the release's publish builds: every enabled row, at the commit the release starts from.
+fn publish_spec(facts: &Facts, options: &Release) -> Result<Spec> {
+    let candidate = facts.candidate();
+    Ok(Spec {
+        kind: Kind::Official,
+        local: options.local,
+        version: facts.version.to_string(),
+        branch: facts.branch.clone(),
+        commit: facts.head.clone(),
+        epoch: project::epoch()?,
+        private: candidate,
+        registry: (!candidate).then(|| REGISTRY_PATH.to_string()),
+        only: Vec::new(),
+    })
+}
+
+/// The release's record, made when it starts: its publish's run, every builder pending.
+fn new_record(sh: &Shell, root: &Path, spec: Spec, facts: &Facts) -> Result<RunRecord> {
+    let matrix = project::matrix(sh)?;
+    let plan = template::plan(&matrix, &spec)?;
+    let run_id = runs::new_run_id(root, Kind::Official, spec.local, spec.epoch)?;
+    let mut record = RunRecord::new(run_id, spec, &plan, None);
+    record.release = Some(Steps {
+        tag: facts.tag.clone(),
+        ..Steps::default()
     });
-    let done = |yes: bool| if yes { " (done)" } else { "" };
-    let state_ref = state.as_ref();
+    Ok(record)
+}
+
+/// The `--json` document and the line of a release that is done already.
+fn already_done(record: &RunRecord) {
+    let steps = record.release.clone().unwrap_or_default();
+    output::document(serde_json::json!({
+        "command": "release",
+        "ok": true,
+        "already_done": true,
+        "version": record.spec.version,
+        "branch": record.spec.branch,
+        "commit": steps.commit,
+        "tag": steps.tag,
+        "pushed_to": steps.pushed_to,
+        "publish_run_id": record.run_id,
+    }));
+    output::say(format!(
+        "release {} is already done: commit {} tagged `{}`{}",
+        record.spec.version,
+        short(steps.commit.as_deref().unwrap_or("?")),
+        steps.tag,
+        steps
+            .pushed_to
+            .as_ref()
+            .map(|r| format!(", pushed to `{r}`"))
+            .unwrap_or_default()
+    ));
+}
+
+/// The plan: every step, with the exact file change and what is already done.
+fn plan_text(
+    sh: &Shell,
+    options: &Release,
+    facts: &Facts,
+    spec: &Spec,
+    record: Option<&RunRecord>,
+    signing_repo: &Git,
+) -> Result<String> {
+    let version_text = facts.version.to_string();
+    let candidate = facts.candidate();
+    let steps = record.and_then(|r| r.release.clone()).unwrap_or_default();
+    let done = |step: Step| match record.is_some() && steps.is_done(step, None) {
+        true => " (done)",
+        false => "",
+    };
     let mut plan = format!(
         "\nplan: release ComboAMI {version_text} from branch `{}` at {}{}\n",
         facts.branch,
@@ -420,19 +489,10 @@ fn release_in(
     plan.push_str(&format!(
         "1. set the version in `{}`{}\n",
         ds0::DS0_PATH,
-        done(state_ref.is_some_and(|s| s.version_set))
+        done(Step::Prepare)
     ));
-    if !state_ref.is_some_and(|s| s.version_set) {
-        let diff = match &ds0_change {
-            Ok((old, new)) => release::diff(ds0::DS0_PATH, old, new, 2),
-            Err(e) if options.dry_run => format!("(the change cannot be shown: {e:#})\n"),
-            Err(e) => bail!("{e:#}"),
-        };
-        plan.push_str(&indent(if diff.is_empty() {
-            "(it already holds this version and branch)\n"
-        } else {
-            &diff
-        }));
+    if !steps.prepared {
+        plan.push_str(&indent(&version_diff(sh, options, facts)?));
     }
     plan.push_str(&format!(
         "2. publish every enabled row as {} images{}\n",
@@ -441,47 +501,72 @@ fn release_in(
         } else {
             "public"
         },
-        match state_ref.and_then(|s| s.publish_run.as_deref()) {
-            Some(run) => format!(" (resumes run `{run}`: only what did not succeed is rebuilt)"),
+        match record.filter(|r| !r.attempts.is_empty()) {
+            Some(r) => format!(
+                " (resumes run `{}`: only what did not succeed is rebuilt)",
+                r.run_id
+            ),
             None => String::new(),
         }
     ));
-    plan.push_str(&indent(&match build::preview(
-        sh,
-        Kind::Official,
-        &version_text,
-        &facts.branch,
-        &publish_flags,
-        registry,
-    ) {
-        Ok(preview) => preview,
-        Err(e) if options.dry_run => format!("(the build plan cannot be shown: {e:#})\n"),
-        Err(e) => return Err(e),
-    }));
-    if candidate {
-        plan.push_str(&format!(
-            "3. leave `{REGISTRY_PATH}` as it is: a candidate's AMIs go to the run record and the tag message\n"
-        ));
+    plan.push_str(&indent(
+        &match build::preview(sh, spec, options.skip_cloud_checks) {
+            Ok(preview) => preview,
+            Err(e) if options.dry_run => format!("(the build plan cannot be shown: {e:#})\n"),
+            Err(e) => return Err(e),
+        },
+    ));
+    plan.push_str(&later_steps(options, facts, signing_repo, done));
+    Ok(plan)
+}
+
+/// The change the first step makes to `ds0_utils.py`, as a diff.
+fn version_diff(sh: &Shell, options: &Release, facts: &Facts) -> Result<String> {
+    let change = project::read(sh, ds0::DS0_PATH).and_then(|old| {
+        let new = ds0::edit(&old, &facts.version.to_string(), Some(&facts.branch))
+            .map_err(anyhow::Error::msg)?;
+        Ok((old, new))
+    });
+    let diff = match &change {
+        Ok((old, new)) => release::diff(ds0::DS0_PATH, old, new, 2),
+        Err(e) if options.dry_run => format!("(the change cannot be shown: {e:#})\n"),
+        Err(e) => bail!("{e:#}"),
+    };
+    Ok(if diff.is_empty() {
+        "(it already holds this version and branch)\n".to_string()
     } else {
-        plan.push_str(&format!(
-            "3. merge the new AMIs into `{REGISTRY_PATH}` (an entry is replaced only by a new AMI of its region, release and virtualization type)\n"
-        ));
-    }
+        diff
+    })
+}
+
+/// Steps 3 to 6 of the plan: merge, commit, tag, push.
+fn later_steps(
+    options: &Release,
+    facts: &Facts,
+    signing_repo: &Git,
+    done: impl Fn(Step) -> &'static str,
+) -> String {
+    let version_text = facts.version.to_string();
+    let mut plan = if facts.candidate() {
+        format!("3. leave `{REGISTRY_PATH}` as it is: a candidate's AMIs go to the run record and the tag message\n")
+    } else {
+        format!("3. merge the new AMIs into `{REGISTRY_PATH}` (an entry is replaced only by a new AMI of its region, release and virtualization type)\n")
+    };
     plan.push_str(&format!(
         "4. commit {} as {}: \"Release ComboAMI {version_text}\"{}\n",
-        if candidate {
+        if facts.candidate() {
             format!("`{}`", ds0::DS0_PATH)
         } else {
             format!("`{}` and `{REGISTRY_PATH}`", ds0::DS0_PATH)
         },
         facts.identity,
-        done(state_ref.is_some_and(|s| s.commit.is_some()))
+        done(Step::Commit)
     ));
     plan.push_str(&format!(
         "5. tag that commit `{}` ({}; the message lists the AMIs){}\n",
         facts.tag,
-        signing_summary(&signing_repo, options.sign),
-        done(state_ref.is_some_and(|s| s.tagged))
+        signing_summary(signing_repo, options.sign.choice()),
+        done(Step::Tag)
     ));
     match &options.push {
         Some(remote) => plan.push_str(&format!(
@@ -490,120 +575,137 @@ fn release_in(
         )),
         None => plan.push_str("6. no push (add `--push` to push the commit and the tag)\n"),
     }
-    eprint!("{plan}");
-    if options.dry_run {
-        output::document(preflight_document(&checks, Some(&plan), true));
-        if failed > 0 {
-            return Err(refused());
-        }
-        eprintln!("\ndry run: nothing was changed (no file, no ref, nothing launched)");
-        return Ok(());
-    }
-    crate::cmd::confirm(options.yes, "releasing", &format!("release {version_text}"))?;
-    interrupt::check("anything started")?;
-    crate::interrupt::mark_started();
-    interrupt::set_resume(resume_command.clone());
+    plan
+}
 
-    let mut state = state.unwrap_or_else(|| State {
-        version: version_text.clone(),
-        branch: facts.branch.clone(),
-        tag: facts.tag.clone(),
-        start_head: facts.head.clone(),
-        ..Default::default()
-    });
-    state.save(sh)?;
-
-    // 1. The version.
-    if !state.version_set {
+/// Runs the steps not done yet, saving the record after each.
+#[allow(clippy::too_many_arguments)]
+fn run_steps(
+    sh: &Shell,
+    root: &Path,
+    git: &Git,
+    signing_repo: &Git,
+    options: &Release,
+    facts: &Facts,
+    record: &mut RunRecord,
+    standin_root: Option<&Path>,
+) -> Result<()> {
+    let version_text = facts.version.to_string();
+    let command = steps(record).command.clone();
+    if !steps(record).prepared {
         set_version::apply(sh, &version_text, Some(&facts.branch))?;
-        state.version_set = true;
-        state.save(sh)?;
+        steps(record).prepared = true;
+        record.save(sh)?;
         eprintln!(
             "set `{}` to {version_text} (branch {})",
             ds0::DS0_PATH,
             facts.branch
         );
     }
-
-    // 2 and 3. Publish and merge (the publish merges into the registry).
-    let run_id = match &state.publish_run {
-        Some(run_id) => run_id.clone(),
-        None => {
-            let run_id = runs::new_run_id(root, Kind::Official, options.local, project::epoch()?)?;
-            state.publish_run = Some(run_id.clone());
-            state.save(sh)?;
-            run_id
-        }
-    };
-    let started = runs::run_dir(root, &run_id).join("run.json").exists();
-    let publish = build::Options {
-        flags: build::Flags {
-            resume: started.then(|| Some(run_id.clone())),
-            ..publish_flags
-        },
-        release: Some(build::ReleaseOverrides {
-            registry: registry.map(String::from),
-            run_id: run_id.clone(),
-            standin_root: standin_root.map(Path::to_path_buf),
-            resume_command: resume_command.clone(),
-            cloud_checked,
-        }),
-    };
-    let finished = build::run(sh, root, Kind::Official, &publish).fix(
-        || format!("release {version_text} stopped at step 2 (publish); what succeeded is kept"),
-        || format!("run `{resume_command}` to resume: only what did not succeed is rebuilt"),
-    )?;
-    let amis = finished.record.amis();
-    let commits = finished.record.comboami_commits();
-    if !state.published {
-        state.published = true;
-        state.save(sh)?;
+    if !steps(record).is_done(Step::Publish, None) {
+        publish(sh, root, options, record, standin_root).fix(
+            || {
+                format!(
+                    "release {version_text} stopped at step 2 (publish); what succeeded is kept"
+                )
+            },
+            || format!("run `{command}` to resume: only what did not succeed is rebuilt"),
+        )?;
     }
-
-    // 4. Commit.
-    let commit = match &state.commit {
-        Some(commit) => commit.clone(),
-        None => {
-            interrupt::check("the commit (step 4)")?;
-            let message = release::commit_message(&version_text, &facts.branch, &amis, candidate);
-            // A candidate leaves `ami_ids.json` as it was: committing it changes nothing.
-            let files = project::release_files(root)?;
-            let files: Vec<&str> = files.iter().map(String::as_str).collect();
-            let commit = git.commit(&files, &message)?;
-            state.commit = Some(commit.clone());
-            state.save(sh)?;
-            eprintln!(
-                "committed {} \"Release ComboAMI {version_text}\"",
-                short(&commit)
-            );
-            commit
-        }
-    };
-
-    // 5. Tag.
-    if !state.tagged {
+    if steps(record).commit.is_none() {
+        interrupt::check("the commit (step 4)")?;
+        let amis = record.amis();
+        let message =
+            release::commit_message(&version_text, &facts.branch, &amis, facts.candidate());
+        // A candidate leaves `ami_ids.json` as it was: committing it changes nothing.
+        let files = project::release_files(root)?;
+        let files: Vec<&str> = files.iter().map(String::as_str).collect();
+        let commit = git.commit(&files, &message)?;
+        steps(record).commit = Some(commit.clone());
+        record.save(sh)?;
+        eprintln!(
+            "committed {} \"Release ComboAMI {version_text}\"",
+            short(&commit)
+        );
+    }
+    if !steps(record).tagged {
         interrupt::check("the tag (step 5)")?;
-        let message = release::tag_message(&version_text, &facts.branch, &amis, &commits);
-        let signer = signing::signer(&signing_repo.repo, options.sign)?;
+        let commit = steps(record).commit.clone().expect("committed above");
+        let message = release::tag_message(
+            &version_text,
+            &facts.branch,
+            &record.amis(),
+            &record.comboami_commits(),
+        );
+        let signer = signing::signer(&signing_repo.repo, options.sign.choice())?;
         git.create_tag(&facts.tag, &commit, &message, signer.as_ref())?;
-        state.tagged = true;
-        state.save(sh)?;
+        steps(record).tagged = true;
+        record.save(sh)?;
         eprintln!("tagged {} `{}`", short(&commit), facts.tag);
     }
+    push(sh, root, options, facts, record)
+}
 
-    // 6. Push.
-    if let Some(remote) = &options.push {
-        if state.pushed_to.as_deref() != Some(remote) {
-            interrupt::check("the push (step 6)")?;
-            git::push(sh, root, remote, &facts.push_branch, &facts.tag).fix(
-                || format!("release {version_text} stopped at step 6 (push); the commit and the tag are made"),
-                || format!("resolve the cause above, then run `{resume_command}` to push them"),
-            )?;
-            state.pushed_to = Some(remote.clone());
-            state.save(sh)?;
-        }
+/// Step 2 (and 3): the publish, by the build code of `publish`, on this release's record; its
+/// AMIs are merged into the record's registry (none for a candidate).
+fn publish(
+    sh: &Shell,
+    root: &Path,
+    options: &Release,
+    record: &mut RunRecord,
+    standin_root: Option<&Path>,
+) -> Result<()> {
+    let launch = build::Launch {
+        yes: true,
+        no_parallel: options.no_parallel,
+        debug: options.debug,
+        packer_args: options.packer_args.clone(),
+        skip_cloud_checks: options.skip_cloud_checks,
+        json: false,
+        standin_root: standin_root.unwrap_or(root).to_path_buf(),
+        branch: None,
+    };
+    let finished = build::continue_run(sh, root, record.clone(), &launch)?;
+    *record = finished.record;
+    steps(record).published = true;
+    record.save(sh)
+}
+
+/// Step 6, when asked for and not done yet.
+fn push(
+    sh: &Shell,
+    root: &Path,
+    options: &Release,
+    facts: &Facts,
+    record: &mut RunRecord,
+) -> Result<()> {
+    let Some(remote) = &options.push else {
+        return Ok(());
+    };
+    if steps(record).pushed_to.as_deref() == Some(remote) {
+        return Ok(());
     }
+    interrupt::check("the push (step 6)")?;
+    let version_text = facts.version.to_string();
+    let command = steps(record).command.clone();
+    git::push(sh, root, remote, &facts.push_branch, &facts.tag).fix(
+        || {
+            format!(
+                "release {version_text} stopped at step 6 (push); the commit and the tag are made"
+            )
+        },
+        || format!("resolve the cause above, then run `{command}` to push them"),
+    )?;
+    steps(record).pushed_to = Some(remote.clone());
+    record.save(sh)
+}
 
+/// What a finished release says, and its `--json` document.
+fn released(facts: &Facts, record: &RunRecord, options: &Release) {
+    let version_text = facts.version.to_string();
+    let steps = record.release.clone().unwrap_or_default();
+    let commit = steps.commit.clone().unwrap_or_default();
+    let amis = record.amis();
     let regions: std::collections::BTreeSet<&str> =
         amis.iter().map(|a| a.region.as_str()).collect();
     output::say(format!("\nreleased ComboAMI {version_text}:"));
@@ -614,16 +716,17 @@ fn release_in(
     ));
     output::say(format!("  tag     {}", facts.tag));
     output::say(format!(
-        "  AMIs    {} in {} regions, {} (publish run `{run_id}`)",
+        "  AMIs    {} in {} regions, {} (publish run `{}`)",
         amis.len(),
         regions.len(),
-        if candidate {
+        if facts.candidate() {
             format!("private; in the tag message, not in `{REGISTRY_PATH}`")
         } else {
             format!("public, in `{REGISTRY_PATH}`")
-        }
+        },
+        record.run_id
     ));
-    match &state.pushed_to {
+    match &steps.pushed_to {
         Some(remote) => output::say(format!("  pushed  to `{remote}`")),
         None => output::say(format!(
             "  not pushed: run `git push --atomic origin {} {}` or this command with `--push`",
@@ -634,16 +737,15 @@ fn release_in(
         "command": "release",
         "ok": true,
         "version": version_text,
-        "candidate": candidate,
+        "candidate": facts.candidate(),
         "rehearsal": options.local,
         "branch": facts.branch,
         "commit": commit,
         "tag": facts.tag,
-        "pushed_to": state.pushed_to,
-        "publish_run": finished.record,
+        "pushed_to": steps.pushed_to,
+        "publish_run": record,
         "amis": amis,
     }));
-    Ok(())
 }
 
 /// Every check, whatever fails first: the user fixes everything in one go.
@@ -652,10 +754,11 @@ fn preflight(
     root: &Path,
     git: &Git,
     signing_repo: &Git,
-    options: &Options,
-    state: Option<&State>,
+    options: &Release,
+    record: Option<&RunRecord>,
     contact_remote: bool,
 ) -> (Vec<Check>, Option<Facts>) {
+    let steps = record.and_then(|r| r.release.as_ref());
     let (check, parsed) = check_version(&options.version);
     let mut checks = vec![check];
     let (parsed, tag) = match parsed {
@@ -663,62 +766,18 @@ fn preflight(
         None => (None, None),
     };
     if parsed.is_some() {
-        checks.push(match project::matrix(sh) {
-            Ok(m) => match matrix::check_names(&m, &options.version) {
-                Ok(()) => Check::ok(
-                    "image names",
-                    format!("valid for AWS with version {}", options.version),
-                ),
-                Err(e) => Check::fail("image names", e),
-            },
-            Err(e) => Check::fail("image names", format!("{e:#}")),
-        });
+        checks.push(check_image_names(sh, &options.version));
     }
     let branch = options
         .branch
         .clone()
         .or_else(|| parsed.as_ref().map(version::default_branch));
-    let own_tag = state.filter(|s| s.tagged).map(|s| s.tag.as_str());
+    let own_tag = steps.filter(|s| s.tagged).map(|s| s.tag.as_str());
     if let (Some(v), Some(tag)) = (&parsed, &tag) {
         checks.push(check_tag_free(git, tag, own_tag));
         checks.push(check_order(git, v, own_tag));
     }
-    // A symlinked `ds0_utils.py` or `ami_ids.json` is edited through: its target is committed.
-    let files = match project::release_files(root) {
-        Ok(files) => {
-            if files != [ds0::DS0_PATH, REGISTRY_PATH] {
-                checks.push(Check::ok("release files", files.join(", ")));
-            }
-            files
-        }
-        Err(e) => {
-            checks.push(Check::fail("release files", format!("{e:#}")));
-            Vec::new()
-        }
-    };
-    // On resume the release's own edits are expected.
-    let allowed: Vec<&str> = match state {
-        Some(s) if s.version_set && s.commit.is_none() => {
-            files.iter().map(String::as_str).collect()
-        }
-        _ => Vec::new(),
-    };
-    checks.push(check_clean(git, &allowed));
-    let head = git.head_commit();
-    if let Some(state) = state {
-        let expected = state.commit.as_deref().unwrap_or(&state.start_head);
-        checks.push(match &head {
-            Ok(head) if head == expected => Check::ok("HEAD", format!("{} as the release left it", short(head))),
-            Ok(head) => Check::fail("HEAD", format!(
-                "HEAD moved since this release started (expected {}, found {}): check out {} again, or remove `{}` to start the release over",
-                short(expected), short(head), short(expected), State::path(&state.version)
-            )),
-            Err(e) => Check::fail("HEAD", format!("{e:#}")),
-        });
-    }
-    if let (None, Err(e)) = (state, &head) {
-        checks.push(Check::fail("HEAD", format!("{e:#}")));
-    }
+    let head = tree_checks(root, git, record, &mut checks);
     if let Some(branch) = &branch {
         checks.push(if options.local {
             check_rehearsal_branch(git, branch)
@@ -728,28 +787,10 @@ fn preflight(
     }
     let (check, identity) = check_identity(git);
     checks.push(check);
-    if !state.is_some_and(|s| s.tagged) {
-        checks.push(check_signing(signing_repo, options.sign));
+    if !steps.is_some_and(|s| s.tagged) {
+        checks.push(check_signing(signing_repo, options.sign.choice()));
     }
-    checks.push(if options.local {
-        Check::ok("credentials", "not needed: the local stand-in has its own")
-    } else {
-        match credentials::load(sh, root, true) {
-            Ok(c) if c.warnings.is_empty() => Check::ok(
-                "credentials",
-                format!("`{}` is complete", credentials::LOCAL_JSON),
-            ),
-            Ok(c) => Check::ok(
-                "credentials",
-                format!(
-                    "`{}` (warning: {})",
-                    credentials::LOCAL_JSON,
-                    c.warnings.join("; ")
-                ),
-            ),
-            Err(e) => Check::fail("credentials", format!("{e:#}")),
-        }
-    });
+    checks.push(check_credentials(sh, root, options.local));
     checks.push(match Packer::detect(sh) {
         Ok(p) => Check::ok("packer", format!("Packer {}", p.version)),
         Err(e) => Check::fail("packer", format!("{e:#}")),
@@ -760,33 +801,17 @@ fn preflight(
         (_, branch) => branch.clone(),
     };
     if let (Some(remote), Some(tag)) = (&options.push, &tag) {
-        let pushed = state.is_some_and(|s| s.pushed_to.as_deref() == Some(remote));
-        if contact_remote {
-            checks.push(check_remote(
-                sh,
-                root,
-                git,
-                remote,
-                tag,
-                pushed,
-                options.local,
-            ));
-            if let (false, Some(branch)) = (pushed, &push_branch) {
-                checks.push(check_remote_branch(
-                    sh,
-                    root,
-                    git,
-                    remote,
-                    branch,
-                    options.dry_run,
-                ));
-            }
-        } else {
-            checks.push(Check::ok(
-                "remote",
-                "not asked: the rehearsal pushes to a scratch bare repository",
-            ));
-        }
+        let pushed = steps.is_some_and(|s| s.pushed_to.as_deref() == Some(remote));
+        let remote_branch = push_branch.as_deref().filter(|_| !pushed);
+        checks.extend(remote_checks(
+            sh,
+            root,
+            git,
+            options,
+            (remote, tag, remote_branch),
+            pushed,
+            contact_remote,
+        ));
     }
     // Placeholders stand in only where a check failed: a dry run still shows its plan.
     let facts = match (parsed, branch, push_branch, tag) {
@@ -801,6 +826,128 @@ fn preflight(
         _ => None,
     };
     (checks, facts)
+}
+
+fn check_image_names(sh: &Shell, version: &str) -> Check {
+    match project::matrix(sh) {
+        Ok(m) => match matrix::check_names(&m, version) {
+            Ok(()) => Check::ok(
+                "image names",
+                format!("valid for AWS with version {version}"),
+            ),
+            Err(e) => Check::fail("image names", e),
+        },
+        Err(e) => Check::fail("image names", format!("{e:#}")),
+    }
+}
+
+/// The release files, the working tree and HEAD: on resume the release's own edits and commit
+/// are expected. Returns HEAD.
+fn tree_checks(
+    root: &Path,
+    git: &Git,
+    record: Option<&RunRecord>,
+    checks: &mut Vec<Check>,
+) -> Result<String> {
+    let steps = record.and_then(|r| r.release.as_ref());
+    // A symlinked `ds0_utils.py` or `ami_ids.json` is edited through: its target is committed.
+    let files = match project::release_files(root) {
+        Ok(files) => {
+            if files != [ds0::DS0_PATH, REGISTRY_PATH] {
+                checks.push(Check::ok("release files", files.join(", ")));
+            }
+            files
+        }
+        Err(e) => {
+            checks.push(Check::fail("release files", format!("{e:#}")));
+            Vec::new()
+        }
+    };
+    let allowed: Vec<&str> = match steps {
+        Some(s) if s.prepared && s.commit.is_none() => files.iter().map(String::as_str).collect(),
+        _ => Vec::new(),
+    };
+    checks.push(check_clean(git, &allowed));
+    let head = git.head_commit();
+    match (record, &head) {
+        (Some(record), head) => checks.push(check_head(record, head)),
+        (None, Err(e)) => checks.push(Check::fail("HEAD", format!("{e:#}"))),
+        (None, Ok(_)) => {}
+    }
+    head
+}
+
+/// HEAD where the release left it: its start, or its own commit.
+fn check_head(record: &RunRecord, head: &Result<String>) -> Check {
+    let commit = record.release.as_ref().and_then(|s| s.commit.as_deref());
+    let expected = commit.unwrap_or(&record.spec.commit);
+    match head {
+        Ok(head) if head == expected => Check::ok("HEAD", format!("{} as the release left it", short(head))),
+        Ok(head) => Check::fail("HEAD", format!(
+            "HEAD moved since this release started (expected {}, found {}): check out {} again, or remove `{}` to start the release over",
+            short(expected), short(head), short(expected), record.dir()
+        )),
+        Err(e) => Check::fail("HEAD", format!("{e:#}")),
+    }
+}
+
+fn check_credentials(sh: &Shell, root: &Path, local: bool) -> Check {
+    if local {
+        return Check::ok("credentials", "not needed: the local stand-in has its own");
+    }
+    match credentials::load(sh, root, true) {
+        Ok(c) if c.warnings.is_empty() => Check::ok(
+            "credentials",
+            format!("`{}` is complete", credentials::LOCAL_JSON),
+        ),
+        Ok(c) => Check::ok(
+            "credentials",
+            format!(
+                "`{}` (warning: {})",
+                credentials::LOCAL_JSON,
+                c.warnings.join("; ")
+            ),
+        ),
+        Err(e) => Check::fail("credentials", format!("{e:#}")),
+    }
+}
+
+/// The remote and its branch, when pushing: `(remote, tag, branch to check)`.
+fn remote_checks(
+    sh: &Shell,
+    root: &Path,
+    git: &Git,
+    options: &Release,
+    (remote, tag, branch): (&str, &str, Option<&str>),
+    pushed: bool,
+    contact_remote: bool,
+) -> Vec<Check> {
+    if !contact_remote {
+        return vec![Check::ok(
+            "remote",
+            "not asked: the rehearsal pushes to a scratch bare repository",
+        )];
+    }
+    let mut checks = vec![check_remote(
+        sh,
+        root,
+        git,
+        remote,
+        tag,
+        pushed,
+        options.local,
+    )];
+    if let Some(branch) = branch {
+        checks.push(check_remote_branch(
+            sh,
+            root,
+            git,
+            remote,
+            branch,
+            options.dry_run,
+        ));
+    }
+    checks
 }
 
 /// A rehearsal (`--local`) releases the current commit whatever the branch here: its scratch
@@ -850,7 +997,7 @@ fn preflight_document(checks: &[Check], plan: Option<&str>, dry_run: bool) -> se
 fn check_cloud(
     sh: &Shell,
     root: &Path,
-    options: &Options,
+    options: &Release,
     standin_root: Option<&Path>,
     profile: Result<Option<String>>,
 ) -> (Vec<Check>, bool) {
@@ -860,66 +1007,33 @@ fn check_cloud(
     let Ok(parsed) = version::parse(&options.version) else {
         return (Vec::new(), false);
     };
-    let version = parsed.to_string();
-    let branch = options
-        .branch
-        .clone()
-        .unwrap_or_else(|| version::default_branch(&parsed));
     // Errors of the matrix are the image-names check's to report.
     let Ok(matrix) = project::matrix(sh) else {
         return (Vec::new(), false);
     };
-    let inputs = template::Inputs {
+    let spec = Spec {
         kind: Kind::Official,
-        version: &version,
-        branch: &branch,
+        local: options.local,
+        version: parsed.to_string(),
+        branch: (options.branch.clone()).unwrap_or_else(|| version::default_branch(&parsed)),
+        commit: String::new(),
         epoch: 0,
-        git_commit: "",
-        run_id: "",
-        only: &[],
         private: !parsed.pre.is_empty(),
-        report_dir: "",
-        local: None,
+        registry: None,
+        only: Vec::new(),
     };
-    let Ok(template) = template::generate(&matrix, &inputs) else {
+    let Ok(template) = template::generate(&matrix, &spec, template::Target::PROBE) else {
         return (Vec::new(), false);
     };
-    let running;
-    let (standin, expected_account, credentials_source) = if options.local {
-        match Standin::running(standin_root.unwrap_or(root)) {
-            Some(standin) => {
-                running = standin;
-                (Some(&running), None, None)
-            }
-            None => {
-                return (
-                    vec![Check::ok(
-                        "cloud",
-                        "not asked: no stand-in is running (`cargo xtask local up` first includes the cloud checks in a local dry run; a rehearsal asks before it builds)",
-                    )],
-                    false,
-                )
-            }
-        }
-    } else {
-        match (profile, credentials::load(sh, root, true)) {
-            (Ok(source), Ok(credentials)) => (None, credentials.account_id, source),
-            (Ok(_), Err(_)) => {
-                return (
-                    vec![Check::ok(
-                        "cloud",
-                        "not asked until the credentials check passes",
-                    )],
-                    false,
-                )
-            }
-            (Err(e), _) => return (vec![Check::fail("aws identity", format!("{e:#}"))], false),
-        }
-    };
+    let (standin, expected_account, credentials_source) =
+        match who_answers(sh, root, options.local, standin_root, profile) {
+            Ok(answerer) => answerer,
+            Err(checks) => return (checks, false),
+        };
     let gate = cloud::Gate {
-        planned: preflight::planned(&template, &[]),
-        public: template::is_public(&matrix, &inputs),
-        standin,
+        planned: crate::core::preflight::planned(&template, &[]),
+        public: template::is_public(&matrix, &spec),
+        standin: standin.as_ref(),
         expected_account,
         credentials_source,
         owner: None,
@@ -927,7 +1041,7 @@ fn check_cloud(
             "cargo xtask publish{} --resume",
             if options.local { " --local" } else { "" }
         ),
-        same_base_for_both: preflight::same_base_for_both(&matrix),
+        same_base_for_both: crate::core::preflight::same_base_for_both(&matrix),
     };
     match cloud::ask(sh, root, gate) {
         Ok(outcome) => (outcome.checks, true),
@@ -935,8 +1049,38 @@ fn check_cloud(
     }
 }
 
+/// Who answers the cloud checks: the running stand-in, or AWS with the user's credentials (the
+/// account they must belong to, and where they came from); else why the cloud is not asked.
+type Answerer = (Option<Standin>, Option<String>, Option<String>);
+
+fn who_answers(
+    sh: &Shell,
+    root: &Path,
+    local: bool,
+    standin_root: Option<&Path>,
+    profile: Result<Option<String>>,
+) -> Result<Answerer, Vec<Check>> {
+    if local {
+        return match Standin::running(standin_root.unwrap_or(root)) {
+            Some(standin) => Ok((Some(standin), None, None)),
+            None => Err(vec![Check::ok(
+                "cloud",
+                "not asked: no stand-in is running (`cargo xtask local up` first includes the cloud checks in a local dry run; a rehearsal asks before it builds)",
+            )]),
+        };
+    }
+    match (profile, credentials::load(sh, root, true)) {
+        (Ok(source), Ok(credentials)) => Ok((None, credentials.account_id, source)),
+        (Ok(_), Err(_)) => Err(vec![Check::ok(
+            "cloud",
+            "not asked until the credentials check passes",
+        )]),
+        (Err(e), _) => Err(vec![Check::fail("aws identity", format!("{e:#}"))]),
+    }
+}
+
 /// The command that resumes this release: the same command, confirmed.
-fn resume_command(options: &Options) -> String {
+fn resume_command(options: &Release) -> String {
     let mut command = format!("cargo xtask release {}", options.version);
     if let Some(branch) = &options.branch {
         command.push_str(&format!(" --branch {branch}"));
@@ -953,53 +1097,19 @@ fn resume_command(options: &Options) -> String {
     command
 }
 
-fn progress(state: &State, push: Option<&str>) -> String {
-    let steps = [
-        ("version set", state.version_set),
-        ("published", state.published || state.commit.is_some()),
-        ("committed", state.commit.is_some()),
-        ("tagged", state.tagged),
-        (
-            "pushed",
-            push.is_none() || state.pushed_to.as_deref() == push,
-        ),
-    ];
-    let done: Vec<&str> = steps.iter().filter(|s| s.1).map(|s| s.0).collect();
-    let next = steps
-        .iter()
-        .find(|s| !s.1)
-        .map(|s| s.0)
-        .unwrap_or("nothing");
-    format!(
-        "done: {}; next: {}",
-        if done.is_empty() {
-            "nothing".to_string()
-        } else {
-            done.join(", ")
-        },
-        match next {
-            "published" => "publish (resumes its run)",
-            "version set" => "set the version",
-            "committed" => "commit",
-            "tagged" => "tag",
-            "pushed" => "push",
-            other => other,
-        }
-    )
-}
-
 /// Recognises what this release did but could not record because its command died: its own
 /// commit on top of the start (same parent, its message) and its own tag on that commit.
-/// Returns whether the state changed.
-fn adopt_own_work(git: &Git, state: &mut State) -> bool {
+/// Returns whether the record changed.
+fn adopt_own_work(git: &Git, record: &mut RunRecord) -> bool {
+    let version = record.spec.version.clone();
+    let start = record.spec.commit.clone();
+    let steps = steps(record);
     let mut changed = false;
-    if state.version_set && state.commit.is_none() {
-        let subject = format!("Release ComboAMI {}\n", state.version);
+    if steps.prepared && steps.commit.is_none() {
+        let subject = format!("Release ComboAMI {version}\n");
         if let Ok(head) = git.head_commit() {
-            if head != state.start_head
-                && git
-                    .parents(&head)
-                    .is_ok_and(|p| p == [state.start_head.clone()])
+            if head != start
+                && git.parents(&head).is_ok_and(|p| p == [start.clone()])
                 && git
                     .commit_message(&head)
                     .is_ok_and(|m| m.starts_with(&subject))
@@ -1008,25 +1118,25 @@ fn adopt_own_work(git: &Git, state: &mut State) -> bool {
                     "found this release's own commit {} (made just before its command stopped): carrying on from it",
                     short(&head)
                 );
-                state.published = true;
-                state.commit = Some(head);
+                steps.published = true;
+                steps.commit = Some(head);
                 changed = true;
             }
         }
     }
-    if let (Some(commit), false) = (&state.commit, state.tagged) {
-        let heading = format!("ComboAMI {} (branch ", state.version);
-        if git.tag_target(&state.tag).as_ref() == Some(commit)
+    if let (Some(commit), false) = (&steps.commit, steps.tagged) {
+        let heading = format!("ComboAMI {version} (branch ");
+        if git.tag_target(&steps.tag).as_ref() == Some(commit)
             && git
-                .tag_message(&state.tag)
+                .tag_message(&steps.tag)
                 .is_some_and(|m| m.starts_with(&heading))
         {
             eprintln!(
                 "found this release's own tag `{}` on {}: carrying on from it",
-                state.tag,
+                steps.tag,
                 short(commit)
             );
-            state.tagged = true;
+            steps.tagged = true;
             changed = true;
         }
     }

@@ -59,74 +59,22 @@ impl Cmd for Tag {
 fn tag(sh: &Shell, root: &Path, options: &Tag) -> Result<()> {
     let git = Git::open(root)?;
     let (check, parsed) = check_version(&options.version);
-    let mut checks = vec![check];
     let tag = parsed.as_ref().map(|(_, tag)| tag.clone());
-    // The message this command writes: with `--push`, a tag on HEAD that already has it was
-    // made by an earlier run of this command whose push failed or was stopped; it is pushed,
-    // not made again. Without `--push` there is nothing left to do, and the tag is refused.
-    let message = own_message(&git, &options.version);
-    let own = tag
-        .as_deref()
-        .filter(|_| options.push.is_some())
-        .filter(|tag| {
-            let at_head = git.head_commit().ok();
-            git.tag_target(tag).is_some() && git.tag_target(tag) == at_head
-        })
-        // A signed tag's message ends with its signature.
-        .filter(|tag| {
-            let made = git.tag_message(tag);
-            matches!((&made, &message), (Some(made), Some(message)) if made.starts_with(message.as_str()))
-        })
-        .map(String::from);
+    let own = own_tag(&git, options, tag.as_deref());
+    let branch = git.current_branch();
+    let mut checks = vec![check];
     if let Some((v, tag)) = &parsed {
         checks.push(check_tag_free(&git, tag, own.as_deref()));
         checks.push(check_order(&git, v, own.as_deref()));
     }
-    checks.push(check_clean(&git, &[]));
-    // The tag goes on HEAD, so the committed file is what counts.
-    let committed = git
-        .file_at_head(ds0::DS0_PATH)
-        .and_then(|text| ds0::read(&text).map_err(anyhow::Error::msg));
-    checks.push(match committed {
-        Ok((v, branch)) if v == options.version => Check::ok(
-            ds0::DS0_PATH,
-            format!("holds {v} (branch {branch}) at HEAD"),
-        ),
-        Ok((v, _)) => Check::fail(
-            ds0::DS0_PATH,
-            format!(
-                "holds {v} at HEAD, not {}: tag the commit that set the version, or use `cargo xtask release {}` to build and tag it",
-                options.version, options.version
-            ),
-        ),
-        Err(e) => Check::fail(ds0::DS0_PATH, format!("{e:#}")),
-    });
-    let branch = git.current_branch();
-    if options.push.is_some() {
-        checks.push(match &branch {
-            Ok(Some(b)) => Check::ok("branch", format!("on `{b}`")),
-            Ok(None) => Check::fail(
-                "branch",
-                "HEAD is detached: check out the release branch to push it with the tag",
-            ),
-            Err(e) => Check::fail("branch", format!("{e:#}")),
-        });
-    }
-    checks.push(check_identity(&git).0);
-    checks.push(check_signing(&git, options.sign.choice()));
-    if let (Some(remote), Some(tag)) = (&options.push, &tag) {
-        checks.push(check_remote(sh, root, &git, remote, tag, false, false));
-        if let Ok(Some(branch)) = &branch {
-            checks.push(check_remote_branch(
-                sh,
-                root,
-                &git,
-                remote,
-                branch,
-                options.dry_run,
-            ));
-        }
-    }
+    checks.extend(checks_of_head(
+        sh,
+        root,
+        &git,
+        options,
+        tag.as_deref(),
+        &branch,
+    ));
     eprint!("{}", release::report(&checks));
     let failed = release::failures(&checks);
     if failed > 0 {
@@ -136,9 +84,6 @@ fn tag(sh: &Shell, root: &Path, options: &Tag) -> Result<()> {
     let head = git.head_commit()?;
     let text = git.file_at_head(REGISTRY_PATH)?;
     let amis = registry::amis(&registry::parse(&text).map_err(anyhow::Error::msg)?);
-    let (_, ds0_branch) =
-        ds0::read(&git.file_at_head(ds0::DS0_PATH)?).map_err(anyhow::Error::msg)?;
-
     eprintln!(
         "\nplan: tag {} `{tag}` ({}; the message lists the {} AMIs of `{REGISTRY_PATH}`)",
         short(&head),
@@ -170,34 +115,135 @@ fn tag(sh: &Shell, root: &Path, options: &Tag) -> Result<()> {
         crate::cmd::confirm(options.yes, "pushing", "push")?;
     }
     crate::interrupt::mark_started();
-    if own.is_some() {
-        output::say(format!(
-            "`{tag}` is already on {} (made by an earlier run)",
-            short(&head)
-        ));
-    } else {
-        // Images built another way: their ComboAMI commits are not known here.
-        let message =
-            release::tag_message(&options.version, &ds0_branch, &amis, &Default::default());
-        let signer = signing::signer(&git.repo, options.sign.choice())?;
-        git.create_tag(&tag, &head, &message, signer.as_ref())?;
-        output::say(format!("tagged {} `{tag}`", short(&head)));
-    }
+    make_tag(&git, options, &tag, &head, own.is_some())?;
     if let Some(remote) = &options.push {
-        interrupt::check("the push")?;
-        interrupt::set_resume(resume_command(options));
-        git::push(sh, root, remote, &branch, &tag).fix(
-            || format!("tag `{tag}` is made locally but not pushed"),
-            || {
-                format!(
-                    "resolve the cause above, then run `{}` again to push it",
-                    resume_command(options)
-                )
-            },
-        )?;
-        output::say(format!("pushed `{branch}` and `{tag}` to `{remote}`"));
+        push(sh, root, options, remote, &branch, &tag)?;
     }
     output::document(document(options.push.as_deref()));
+    Ok(())
+}
+
+/// The tag of an earlier run of this command, to push rather than make again: with `--push`, a
+/// tag on HEAD with this command's message was made by a run whose push failed or was stopped.
+/// Without `--push` there is nothing left to do, and the tag is refused.
+fn own_tag(git: &Git, options: &Tag, tag: Option<&str>) -> Option<String> {
+    let message = own_message(git, &options.version);
+    tag.filter(|_| options.push.is_some())
+        .filter(|tag| {
+            let at_head = git.head_commit().ok();
+            git.tag_target(tag).is_some() && git.tag_target(tag) == at_head
+        })
+        // A signed tag's message ends with its signature.
+        .filter(|tag| {
+            let made = git.tag_message(tag);
+            matches!((&made, &message), (Some(made), Some(message)) if made.starts_with(message.as_str()))
+        })
+        .map(String::from)
+}
+
+/// The checks of what is tagged and pushed: the tree, the version at HEAD, the branch, the
+/// identity and signing, the remote.
+fn checks_of_head(
+    sh: &Shell,
+    root: &Path,
+    git: &Git,
+    options: &Tag,
+    tag: Option<&str>,
+    branch: &Result<Option<String>>,
+) -> Vec<Check> {
+    let mut checks = vec![
+        check_clean(git, &[]),
+        check_committed_version(git, &options.version),
+    ];
+    if options.push.is_some() {
+        checks.push(match branch {
+            Ok(Some(b)) => Check::ok("branch", format!("on `{b}`")),
+            Ok(None) => Check::fail(
+                "branch",
+                "HEAD is detached: check out the release branch to push it with the tag",
+            ),
+            Err(e) => Check::fail("branch", format!("{e:#}")),
+        });
+    }
+    checks.push(check_identity(git).0);
+    checks.push(check_signing(git, options.sign.choice()));
+    if let (Some(remote), Some(tag)) = (&options.push, tag) {
+        checks.push(check_remote(sh, root, git, remote, tag, false, false));
+        if let Ok(Some(branch)) = branch {
+            checks.push(check_remote_branch(
+                sh,
+                root,
+                git,
+                remote,
+                branch,
+                options.dry_run,
+            ));
+        }
+    }
+    checks
+}
+
+/// The tag goes on HEAD, so the committed `ds0_utils.py` is what counts.
+fn check_committed_version(git: &Git, version: &str) -> Check {
+    let committed = git
+        .file_at_head(ds0::DS0_PATH)
+        .and_then(|text| ds0::read(&text).map_err(anyhow::Error::msg));
+    match committed {
+        Ok((v, branch)) if v == version => Check::ok(
+            ds0::DS0_PATH,
+            format!("holds {v} (branch {branch}) at HEAD"),
+        ),
+        Ok((v, _)) => Check::fail(
+            ds0::DS0_PATH,
+            format!(
+                "holds {v} at HEAD, not {version}: tag the commit that set the version, or use `cargo xtask release {version}` to build and tag it"
+            ),
+        ),
+        Err(e) => Check::fail(ds0::DS0_PATH, format!("{e:#}")),
+    }
+}
+
+/// Makes the tag on HEAD, unless an earlier run made it (`own`).
+fn make_tag(git: &Git, options: &Tag, tag: &str, head: &str, own: bool) -> Result<()> {
+    if own {
+        output::say(format!(
+            "`{tag}` is already on {} (made by an earlier run)",
+            short(head)
+        ));
+        return Ok(());
+    }
+    let text = git.file_at_head(REGISTRY_PATH)?;
+    let amis = registry::amis(&registry::parse(&text).map_err(anyhow::Error::msg)?);
+    let (_, ds0_branch) =
+        ds0::read(&git.file_at_head(ds0::DS0_PATH)?).map_err(anyhow::Error::msg)?;
+    // Images built another way: their ComboAMI commits are not known here.
+    let message = release::tag_message(&options.version, &ds0_branch, &amis, &Default::default());
+    let signer = signing::signer(&git.repo, options.sign.choice())?;
+    git.create_tag(tag, head, &message, signer.as_ref())?;
+    output::say(format!("tagged {} `{tag}`", short(head)));
+    Ok(())
+}
+
+fn push(
+    sh: &Shell,
+    root: &Path,
+    options: &Tag,
+    remote: &str,
+    branch: &str,
+    tag: &str,
+) -> Result<()> {
+    interrupt::check("the push")?;
+    interrupt::set_resume(resume_command(options));
+    git::push(sh, root, remote, branch, tag).fix(
+        || format!("tag `{tag}` is made locally but not pushed"),
+        || {
+            format!(
+                "resolve the cause above, then run `{}` again to push it",
+                resume_command(options)
+            )
+        },
+    )?;
+    output::say(format!("pushed `{branch}` and `{tag}` to `{remote}`"));
     Ok(())
 }
 

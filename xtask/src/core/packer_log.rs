@@ -41,9 +41,11 @@ pub fn parse_line(line: &str) -> Option<Record> {
     })
 }
 
-/// An AMI that a builder produced, with what the registry needs to file it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+/// An AMI that a builder produced, with what the registry needs to file it. Run records keep
+/// them too (records written before they named the builder read as `""`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct Ami {
+    #[serde(default)]
     pub builder: String,
     pub region: String,
     pub id: String,
@@ -67,8 +69,10 @@ pub enum Outcome {
     Cancelled,
 }
 
+/// What Packer's log has said of one builder so far (the run record keeps its outcome as a
+/// [`crate::core::run::BuilderState`]).
 #[derive(Debug, Clone)]
-pub struct BuilderState {
+pub struct Progress {
     pub step: String,
     pub outcome: Outcome,
     pub amis: Vec<Ami>,
@@ -98,16 +102,16 @@ pub enum Event {
 /// Per-builder state built from a stream of records.
 #[derive(Debug, Default)]
 pub struct Tracker {
-    pub builders: BTreeMap<String, BuilderState>,
+    pub builders: BTreeMap<String, Progress>,
     /// Packer said it is cancelling the builds (it received SIGINT or SIGTERM).
     pub cancelling: bool,
 }
 
 impl Tracker {
-    fn state(&mut self, builder: &str) -> &mut BuilderState {
+    fn state(&mut self, builder: &str) -> &mut Progress {
         self.builders
             .entry(builder.to_string())
-            .or_insert_with(|| BuilderState {
+            .or_insert_with(|| Progress {
                 step: "starting".to_string(),
                 outcome: Outcome::Running,
                 amis: Vec::new(),
@@ -125,7 +129,7 @@ impl Tracker {
     }
 
     /// Feeds one record. Artifact ids that are not `REGION:ami-...` pairs are an error.
-    pub fn feed(&mut self, record: &Record) -> Result<Vec<Event>, String> {
+    pub fn feed(&mut self, record: &Record) -> Result<Vec<Event>, BadArtifact> {
         let mut events = Vec::new();
         match (record.target.as_str(), record.kind.as_str()) {
             ("", "ui") => {
@@ -406,15 +410,22 @@ pub fn builder_region(builder: &str) -> Option<&str> {
 }
 
 /// `us-east-1:ami-...` into an [`Ami`].
-pub fn parse_pair(builder: &str, pair: &str) -> Result<Ami, String> {
-    let (region, id) = pair
-        .trim()
-        .split_once(':')
-        .ok_or_else(|| format!("artifact of `{builder}` is `{pair}`, not a `REGION:AMI` pair"))?;
+/// An artifact id that is not a list of `REGION:AMI` pairs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("artifact of `{builder}` is `{pair}`, not a `REGION:AMI` pair")]
+pub struct BadArtifact {
+    pub builder: String,
+    pub pair: String,
+}
+
+pub fn parse_pair(builder: &str, pair: &str) -> Result<Ami, BadArtifact> {
+    let bad = || BadArtifact {
+        builder: builder.to_string(),
+        pair: pair.to_string(),
+    };
+    let (region, id) = pair.trim().split_once(':').ok_or_else(bad)?;
     if !crate::core::matrix::is_region(region) || !crate::core::matrix::is_ami_id(id) {
-        return Err(format!(
-            "artifact of `{builder}` is `{pair}`, not a `REGION:AMI` pair"
-        ));
+        return Err(bad());
     }
     Ok(Ami {
         builder: builder.to_string(),

@@ -48,6 +48,106 @@ pub fn failures(checks: &[Check]) -> usize {
     checks.iter().filter(|c| c.result.is_err()).count()
 }
 
+/// One step of a release, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Set the version and branch in `ds0_utils.py`.
+    Prepare,
+    /// Build every enabled row; the publish merges its AMIs into the registry (a release's)
+    /// as its last act.
+    Publish,
+    Commit,
+    Tag,
+    Push,
+}
+
+impl Step {
+    pub const ALL: [Step; 5] = [
+        Step::Prepare,
+        Step::Publish,
+        Step::Commit,
+        Step::Tag,
+        Step::Push,
+    ];
+
+    /// How progress names a step that is done.
+    pub fn done_text(self) -> &'static str {
+        match self {
+            Step::Prepare => "version set",
+            Step::Publish => "published",
+            Step::Commit => "committed",
+            Step::Tag => "tagged",
+            Step::Push => "pushed",
+        }
+    }
+
+    /// How progress names the step that comes next.
+    pub fn next_text(self) -> &'static str {
+        match self {
+            Step::Prepare => "set the version",
+            Step::Publish => "publish (resumes its run)",
+            Step::Commit => "commit",
+            Step::Tag => "tag",
+            Step::Push => "push",
+        }
+    }
+}
+
+/// What is done of a release: kept in the run record of its publish (`release` in `run.json`),
+/// saved after every step, so running the same command again carries on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Steps {
+    pub tag: String,
+    /// The command that carries the release on: the same command, confirmed.
+    pub command: String,
+    /// The version is set in `ds0_utils.py`.
+    pub prepared: bool,
+    /// The publish finished and its AMIs are merged.
+    pub published: bool,
+    /// The release commit, once made.
+    pub commit: Option<String>,
+    pub tagged: bool,
+    pub pushed_to: Option<String>,
+}
+
+impl Steps {
+    /// Whether `step` is done; pushing is done when no push is asked for.
+    pub fn is_done(&self, step: Step, push: Option<&str>) -> bool {
+        match step {
+            Step::Prepare => self.prepared,
+            // A commit is only made after the publish.
+            Step::Publish => self.published || self.commit.is_some(),
+            Step::Commit => self.commit.is_some(),
+            Step::Tag => self.tagged,
+            Step::Push => push.is_none() || self.pushed_to.as_deref() == push,
+        }
+    }
+
+    /// The first step not done, if any.
+    pub fn next(&self, push: Option<&str>) -> Option<Step> {
+        Step::ALL.into_iter().find(|s| !self.is_done(*s, push))
+    }
+
+    /// `done: ...; next: ...`, for a release that resumes.
+    pub fn progress(&self, push: Option<&str>) -> String {
+        // Without a push asked for, "pushed" would claim what never happened.
+        let done: Vec<&str> = Step::ALL
+            .into_iter()
+            .filter(|s| self.is_done(*s, push) && (*s != Step::Push || push.is_some()))
+            .map(Step::done_text)
+            .collect();
+        format!(
+            "done: {}; next: {}",
+            if done.is_empty() {
+                "nothing".to_string()
+            } else {
+                done.join(", ")
+            },
+            self.next(push).map_or("nothing", Step::next_text)
+        )
+    }
+}
+
 /// The AMIs of a release, one line each, sorted by builder (region, release, virtualization).
 pub fn ami_lines(amis: &[Ami]) -> Vec<String> {
     let mut lines: Vec<String> = amis
@@ -221,5 +321,31 @@ mod tests {
              @@ line 8 @@\n g\n-branch = \"2.6\"\n+branch = \"2.7\"\n h\n"
         );
         assert_eq!(diff("x", "same\n", "same\n", 3), "");
+    }
+
+    #[test]
+    fn steps_say_what_is_done_and_what_comes_next() {
+        let mut steps = Steps::default();
+        assert_eq!(steps.progress(None), "done: nothing; next: set the version");
+        steps.prepared = true;
+        assert_eq!(steps.next(None), Some(Step::Publish));
+        assert_eq!(
+            steps.progress(None),
+            "done: version set; next: publish (resumes its run)"
+        );
+        // A found commit implies the publish it was made after.
+        steps.commit = Some("abc".into());
+        assert!(steps.is_done(Step::Publish, None));
+        steps.tagged = true;
+        // Without `--push` a tagged release is done; with it, only once pushed there.
+        assert_eq!(steps.next(None), None);
+        assert_eq!(steps.next(Some("origin")), Some(Step::Push));
+        steps.pushed_to = Some("upstream".into());
+        assert_eq!(steps.next(Some("origin")), Some(Step::Push));
+        steps.pushed_to = Some("origin".into());
+        assert_eq!(
+            steps.progress(Some("origin")),
+            "done: version set, published, committed, tagged, pushed; next: nothing"
+        );
     }
 }

@@ -116,25 +116,73 @@ impl Plan {
     }
 }
 
-/// Everything besides the matrix that a template depends on.
-#[derive(Debug, Clone)]
-pub struct Inputs<'a> {
+/// Why no template (and no plan) can be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    /// A builder name of `--only` that the kind does not build.
+    #[error("unknown builder `{name}` for the {kind} template; valid names: {}", valid.join(", "))]
+    UnknownBuilder {
+        name: String,
+        kind: Kind,
+        valid: Vec<String>,
+    },
+    #[error("the {0} template has no builders: no enabled row in `{path}` matches", path = matrix::MATRIX_PATH)]
+    NoBuilders(Kind),
+    #[error("`{0}` has no `ebs_ami` in `{path}`: an EBS build needs an EBS-backed source AMI", path = matrix::MATRIX_PATH)]
+    NoEbsSource(String),
+    /// Names AWS would reject (the matrix's own check).
+    #[error("{0}")]
+    Names(String),
+}
+
+/// One run as it was asked for: what [`plan`] plans, and what a run record keeps (flattened into
+/// `run.json`), so a resume plans exactly the same builders, names and bundle locations.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Spec {
     pub kind: Kind,
-    pub version: &'a str,
-    pub branch: &'a str,
+    /// Against the local stand-in (`--local`).
+    pub local: bool,
+    pub version: String,
+    pub branch: String,
+    /// The commit of this repository the run was started from (the `Commit` tag).
+    pub commit: String,
     /// Seconds since the epoch: the S3 bundle prefix and test AMI names. Injectable
     /// (`SOURCE_DATE_EPOCH`) so output is reproducible.
     pub epoch: u64,
-    pub git_commit: &'a str,
-    pub run_id: &'a str,
-    /// Builder names to keep; empty means all.
-    pub only: &'a [String],
     /// Private images even where the kind is public (candidates, `publish --private`).
+    #[serde(default)]
     pub private: bool,
+    /// The registry this run's AMIs are merged into (publish only).
+    pub registry: Option<String>,
+    /// Builder names to keep; empty means all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub only: Vec<String>,
+}
+
+/// Where one run's template puts what it makes: the run's own names, not part of the plan.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub run_id: &'a str,
     /// Where Packer downloads each builder's image report (`BUILDER.json` inside).
     pub report_dir: &'a str,
     /// Set for `--local`: the stand-in endpoints that replace AWS.
     pub local: Option<&'a Local>,
+}
+
+impl Target<'_> {
+    /// No run yet: the template of a plan that is only checked, never built.
+    pub const PROBE: Target<'static> = Target {
+        run_id: "",
+        report_dir: "",
+        local: None,
+    };
+}
+
+/// What the template functions read: the spec and the target together.
+#[derive(Clone, Copy)]
+struct Inputs<'a> {
+    spec: &'a Spec,
+    target: Target<'a>,
 }
 
 /// The local AWS stand-in, as far as the template needs to know it.
@@ -193,55 +241,54 @@ pub fn rows(matrix: &Matrix, kind: Kind) -> Vec<&Image> {
 
 /// The AMI name of a row: official names are the published ones; test names add the kind and
 /// the epoch, so a test image can never take (or collide with) an official name.
-pub fn ami_name(matrix: &Matrix, inputs: &Inputs, image: &Image) -> String {
-    let official = matrix::fill(&matrix.settings.ami_name, inputs.version, image);
-    match inputs.kind {
+pub fn ami_name(matrix: &Matrix, spec: &Spec, image: &Image) -> String {
+    let official = matrix::fill(&matrix.settings.ami_name, &spec.version, image);
+    match spec.kind {
         Kind::Official => official,
-        kind => format!("{official} ({kind} {})", inputs.epoch),
+        kind => format!("{official} ({kind} {})", spec.epoch),
     }
 }
 
 /// `BUCKET/EPOCH-OSVERSION-pv|hvm`: one bucket per version and region, one folder per build.
-pub fn bundle_location(matrix: &Matrix, inputs: &Inputs, image: &Image) -> String {
-    let pattern = if inputs.kind.is_test() {
+pub fn bundle_location(matrix: &Matrix, spec: &Spec, image: &Image) -> String {
+    let pattern = if spec.kind.is_test() {
         &matrix.settings.test_bucket
     } else {
         &matrix.settings.bucket
     };
     format!(
         "{}/{}-{}-{}",
-        matrix::fill(pattern, inputs.version, image),
-        inputs.epoch,
+        matrix::fill(pattern, &spec.version, image),
+        spec.epoch,
         image.os_version,
         image.virt_short()
     )
 }
 
 /// The builders of the template [`generate`] would make, typed. Same errors as [`generate`].
-pub fn plan(matrix: &Matrix, inputs: &Inputs) -> Result<Plan, String> {
-    let chosen = chosen(matrix, inputs)?;
+pub fn plan(matrix: &Matrix, spec: &Spec) -> Result<Plan, TemplateError> {
+    let chosen = chosen(matrix, spec)?;
     // The same checks as the template (an EBS build needs its source AMI).
     for image in &chosen {
-        builder(matrix, inputs, image)?;
+        ebs_source(spec, image)?;
     }
     Ok(Plan {
-        kind: inputs.kind,
-        public: is_public(matrix, inputs),
+        kind: spec.kind,
+        public: is_public(matrix, spec),
         builders: chosen
             .iter()
             .map(|image| PlannedBuilder {
                 name: image.builder_name(),
                 region: image.region.clone(),
-                ami_name: ami_name(matrix, inputs, image),
-                bundle: (inputs.kind != Kind::TestEbs)
-                    .then(|| bundle_location(matrix, inputs, image)),
-                source_ami: match inputs.kind {
+                ami_name: ami_name(matrix, spec, image),
+                bundle: (spec.kind != Kind::TestEbs).then(|| bundle_location(matrix, spec, image)),
+                source_ami: match spec.kind {
                     // Checked above: an EBS build has its `ebs_ami`.
                     Kind::TestEbs => image.ebs_ami.clone().unwrap_or_default(),
                     _ => image.instance_store_ami.clone(),
                 },
                 virtualization: image.virtualization.clone(),
-                root_device: match inputs.kind {
+                root_device: match spec.kind {
                     Kind::TestEbs => "ebs",
                     _ => "instance-store",
                 },
@@ -252,39 +299,35 @@ pub fn plan(matrix: &Matrix, inputs: &Inputs) -> Result<Plan, String> {
 }
 
 /// The rows of the kind that `--only` keeps, checked.
-fn chosen<'m>(matrix: &'m Matrix, inputs: &Inputs) -> Result<Vec<&'m Image>, String> {
-    matrix::check_names(matrix, inputs.version)?;
-    let all = rows(matrix, inputs.kind);
-    if let Some(unknown) = inputs
+fn chosen<'m>(matrix: &'m Matrix, spec: &Spec) -> Result<Vec<&'m Image>, TemplateError> {
+    matrix::check_names(matrix, &spec.version).map_err(TemplateError::Names)?;
+    let all = rows(matrix, spec.kind);
+    if let Some(unknown) = spec
         .only
         .iter()
         .find(|name| !all.iter().any(|i| &i.builder_name() == *name))
     {
-        let valid: Vec<String> = all.iter().map(|i| i.builder_name()).collect();
-        return Err(format!(
-            "unknown builder `{unknown}` for the {} template; valid names: {}",
-            inputs.kind,
-            valid.join(", ")
-        ));
+        return Err(TemplateError::UnknownBuilder {
+            name: unknown.clone(),
+            kind: spec.kind,
+            valid: all.iter().map(|i| i.builder_name()).collect(),
+        });
     }
     let chosen: Vec<&Image> = all
         .into_iter()
-        .filter(|i| inputs.only.is_empty() || inputs.only.contains(&i.builder_name()))
+        .filter(|i| spec.only.is_empty() || spec.only.contains(&i.builder_name()))
         .collect();
     if chosen.is_empty() {
-        return Err(format!(
-            "the {} template has no builders: no enabled row in `{}` matches",
-            inputs.kind,
-            matrix::MATRIX_PATH
-        ));
+        return Err(TemplateError::NoBuilders(spec.kind));
     }
     Ok(chosen)
 }
 
 /// Generates the template. Errors name what is wrong (unknown `--only` names, rows without an
 /// EBS source AMI, names AWS would reject).
-pub fn generate(matrix: &Matrix, inputs: &Inputs) -> Result<Value, String> {
-    let builders = chosen(matrix, inputs)?
+pub fn generate(matrix: &Matrix, spec: &Spec, target: Target) -> Result<Value, TemplateError> {
+    let inputs = &Inputs { spec, target };
+    let builders = chosen(matrix, spec)?
         .iter()
         .map(|image| builder(matrix, inputs, image))
         .collect::<Result<Vec<_>, _>>()?;
@@ -303,7 +346,7 @@ pub fn generate(matrix: &Matrix, inputs: &Inputs) -> Result<Value, String> {
     Ok(json!({
         "description": format!(
             "{} {} images, version {}, branch {} (generated by `cargo xtask`; do not edit)",
-            matrix.settings.project, inputs.kind, inputs.version, inputs.branch
+            matrix.settings.project, inputs.spec.kind, inputs.spec.version, inputs.spec.branch
         ),
         "variables": variables,
         "sensitive-variables": ["aws_access_key", "aws_secret_key", "aws_session_token"],
@@ -316,9 +359,18 @@ fn user(name: &str) -> Value {
     json!(format!("{{{{user `{name}`}}}}"))
 }
 
-fn builder(matrix: &Matrix, inputs: &Inputs, image: &Image) -> Result<Value, String> {
+/// The EBS-backed image an EBS build starts from: a row without one cannot be built as EBS.
+fn ebs_source<'i>(spec: &Spec, image: &'i Image) -> Result<&'i str, TemplateError> {
+    match (&image.ebs_ami, spec.kind) {
+        (Some(source), _) => Ok(source),
+        (None, Kind::TestEbs) => Err(TemplateError::NoEbsSource(image.builder_name())),
+        (None, _) => Ok(""),
+    }
+}
+
+fn builder(matrix: &Matrix, inputs: &Inputs, image: &Image) -> Result<Value, TemplateError> {
     let name = image.builder_name();
-    let public = is_public(matrix, inputs);
+    let public = is_public(matrix, inputs.spec);
     let tags = tags(matrix, inputs);
     let mut b = json!({
         "name": name,
@@ -328,7 +380,7 @@ fn builder(matrix: &Matrix, inputs: &Inputs, image: &Image) -> Result<Value, Str
         "instance_type": user("launch_size"),
         "token": user("aws_session_token"),
         "ssh_username": user("ssh_user"),
-        "ami_name": ami_name(matrix, inputs, image),
+        "ami_name": ami_name(matrix, inputs.spec, image),
         "ami_description": matrix.settings.ami_description,
         "ami_groups": if public { json!(["all"]) } else { json!([]) },
         "ami_virtualization_type": image.virtualization,
@@ -338,20 +390,15 @@ fn builder(matrix: &Matrix, inputs: &Inputs, image: &Image) -> Result<Value, Str
         "run_tags": tags,
     });
     let fields = b.as_object_mut().expect("builder is an object");
-    if inputs.kind == Kind::TestEbs {
-        let source = image.ebs_ami.as_ref().ok_or_else(|| {
-            format!(
-                "`{name}` has no `ebs_ami` in `{}`: an EBS build needs an EBS-backed source AMI",
-                matrix::MATRIX_PATH
-            )
-        })?;
+    if inputs.spec.kind == Kind::TestEbs {
+        let source = ebs_source(inputs.spec, image)?;
         fields.insert("type".into(), json!("amazon-ebs"));
         fields.insert("source_ami".into(), json!(source));
         fields.insert("snapshot_tags".into(), tags.clone());
         // Volumes of the build instance: tagged so a killed build's left-overs can be found.
         fields.insert("run_volume_tags".into(), tags);
     } else {
-        let bundle = bundle_location(matrix, inputs, image);
+        let bundle = bundle_location(matrix, inputs.spec, image);
         fields.insert("type".into(), json!("amazon-instance"));
         fields.insert("source_ami".into(), json!(image.instance_store_ami));
         fields.insert("account_id".into(), user("aws_account_id"));
@@ -362,7 +409,7 @@ fn builder(matrix: &Matrix, inputs: &Inputs, image: &Image) -> Result<Value, Str
         fields.insert("bundle_vol_command".into(), json!(vol));
         fields.insert("bundle_upload_command".into(), json!(upload));
     }
-    if let Some(local) = inputs.local {
+    if let Some(local) = inputs.target.local {
         for (key, value) in [
             ("custom_endpoint_ec2", json!(local.ec2_endpoint)),
             ("skip_region_validation", json!(true)),
@@ -374,7 +421,7 @@ fn builder(matrix: &Matrix, inputs: &Inputs, image: &Image) -> Result<Value, Str
         ] {
             fields.insert(key.into(), value);
         }
-        if inputs.kind != Kind::TestEbs {
+        if inputs.spec.kind != Kind::TestEbs {
             // Packer creates the bundle folder itself and fails if it exists: keep them apart.
             let dir = builder_work_dir(local, &name);
             fields.insert("x509_upload_path".into(), json!(format!("{dir}/x509")));
@@ -387,11 +434,11 @@ fn builder(matrix: &Matrix, inputs: &Inputs, image: &Image) -> Result<Value, Str
 fn tags(matrix: &Matrix, inputs: &Inputs) -> Value {
     json!({
         "Project": matrix.settings.project,
-        "Version": inputs.version,
-        "Branch": inputs.branch,
-        "Commit": inputs.git_commit,
-        "RunId": inputs.run_id,
-        "Kind": inputs.kind.as_str(),
+        "Version": inputs.spec.version,
+        "Branch": inputs.spec.branch,
+        "Commit": inputs.spec.commit,
+        "RunId": inputs.target.run_id,
+        "Kind": inputs.spec.kind.as_str(),
     })
 }
 
@@ -408,7 +455,7 @@ fn bundle_commands(inputs: &Inputs, image: &Image) -> (String, String) {
     } else {
         ""
     };
-    if let Some(local) = inputs.local {
+    if let Some(local) = inputs.target.local {
         // The stand-in's paths lie under the repository, which may be in a folder with a space:
         // every path (and every placeholder Packer fills with one) is quoted for the shell.
         let name = image.builder_name();
@@ -448,8 +495,8 @@ fn bundle_commands(inputs: &Inputs, image: &Image) -> (String, String) {
 
 /// Whether the images of this template are public (`ami_groups: ["all"]`): official builds
 /// when `build/images.json` says so, unless the caller asked for private ones.
-pub fn is_public(matrix: &Matrix, inputs: &Inputs) -> bool {
-    inputs.kind == Kind::Official && matrix.settings.public && !inputs.private
+pub fn is_public(matrix: &Matrix, spec: &Spec) -> bool {
+    spec.kind == Kind::Official && matrix.settings.public && !spec.private
 }
 
 /// `text` as one word for `sh`: single-quoted, each `'` in it closed, escaped and reopened.
@@ -466,39 +513,53 @@ pub fn builder_work_dir(local: &Local, builder: &str) -> String {
 /// The provisioning (`build/provision.sh`, the same file on AWS and on the stand-in), then the
 /// download of the image report it wrote.
 fn provisioners(matrix: &Matrix, inputs: &Inputs, builders: &[Value]) -> Value {
-    let environment = |version: &str| {
-        vec![
-            format!("COMBOAMI_VERSION={version}"),
-            format!("COMBOAMI_BRANCH={}", inputs.branch),
-            format!(
-                "EC2_AMI_TOOLS_VERSION={}",
-                matrix.settings.ec2_ami_tools_version
-            ),
-            format!(
-                "EC2_API_TOOLS_VERSION={}",
-                matrix.settings.ec2_api_tools_version
-            ),
-        ]
-    };
-    let report_download = |source: String| {
-        json!({
-            "type": "file",
-            "direction": "download",
-            "source": source,
-            "destination": format!("{}/{{{{build_name}}}}.json", inputs.report_dir),
-        })
-    };
-    let Some(local) = inputs.local else {
+    let Some(local) = inputs.target.local else {
         return json!([
             {
                 "type": "shell",
                 "script": "build/provision.sh",
-                "environment_vars": environment(inputs.version),
+                "environment_vars": environment(matrix, inputs, &inputs.spec.version),
                 "execute_command": "chmod +x {{ .Path }}; {{ .Vars }} sudo -E -n bash '{{ .Path }}'",
             },
-            report_download(report::REMOTE_PATH.to_string()),
+            report_download(inputs, report::REMOTE_PATH.to_string()),
         ]);
     };
+    Value::Array(local_provisioners(matrix, inputs, local, builders))
+}
+
+/// What `build/provision.sh` is told: which ComboAMI to bake, which EC2 tools to install.
+fn environment(matrix: &Matrix, inputs: &Inputs, version: &str) -> Vec<String> {
+    vec![
+        format!("COMBOAMI_VERSION={version}"),
+        format!("COMBOAMI_BRANCH={}", inputs.spec.branch),
+        format!(
+            "EC2_AMI_TOOLS_VERSION={}",
+            matrix.settings.ec2_ami_tools_version
+        ),
+        format!(
+            "EC2_API_TOOLS_VERSION={}",
+            matrix.settings.ec2_api_tools_version
+        ),
+    ]
+}
+
+/// Packer downloads the image report from `source` into the run's report folder.
+fn report_download(inputs: &Inputs, source: String) -> Value {
+    json!({
+        "type": "file",
+        "direction": "download",
+        "source": source,
+        "destination": format!("{}/{{{{build_name}}}}.json", inputs.target.report_dir),
+    })
+}
+
+/// The provisioners of a `--local` build, run against the stand-in "instance".
+fn local_provisioners(
+    matrix: &Matrix,
+    inputs: &Inputs,
+    local: &Local,
+    builders: &[Value],
+) -> Vec<Value> {
     // The stand-in "instance" is this machine: the script reaches the image's `/` through
     // IMAGE_ROOT, a simulated root per builder, and the system commands through PATH, where
     // recording stand-ins come first.
@@ -517,7 +578,7 @@ fn provisioners(matrix: &Matrix, inputs: &Inputs, builders: &[Value]) -> Value {
         })
         .collect();
     let local_provisioner = |version: &str| {
-        let mut environment = environment(version);
+        let mut environment = environment(matrix, inputs, version);
         environment.extend([
             format!("IMAGE_ROOT={root}"),
             format!("XTASK_STANDIN_COMMANDS={root}.commands"),
@@ -545,16 +606,19 @@ fn provisioners(matrix: &Matrix, inputs: &Inputs, builders: &[Value]) -> Value {
             ),
         })
     };
-    let mut provisioners = vec![local_provisioner(inputs.version)];
+    let mut provisioners = vec![local_provisioner(&inputs.spec.version)];
     if !local.wrong_version_builders.is_empty() {
         // A rehearsal of a wrong image report: these builders bake another version.
         provisioners[0]["except"] = json!(local.wrong_version_builders);
-        let mut wrong = local_provisioner(&wrong_version(inputs.version));
+        let mut wrong = local_provisioner(&wrong_version(&inputs.spec.version));
         wrong["only"] = json!(local.wrong_version_builders);
         provisioners.push(wrong);
     }
-    provisioners.push(report_download(format!("{root}{}", report::REMOTE_PATH)));
-    Value::Array(provisioners)
+    provisioners.push(report_download(
+        inputs,
+        format!("{root}{}", report::REMOTE_PATH),
+    ));
+    provisioners
 }
 
 /// The template as written to disk and stdout: pretty, sorted keys, trailing newline.
@@ -572,24 +636,29 @@ mod tests {
         Matrix::parse(include_str!("../../../build/images.json")).unwrap()
     }
 
-    fn inputs(kind: Kind) -> Inputs<'static> {
-        Inputs {
+    fn spec(kind: Kind) -> Spec {
+        Spec {
             kind,
-            version: "2.6.3",
-            branch: "2.6",
+            local: false,
+            version: "2.6.3".into(),
+            branch: "2.6".into(),
+            commit: "0123abc".into(),
             epoch: 1_700_000_000,
-            git_commit: "0123abc",
-            run_id: "test",
-            only: &[],
             private: false,
-            report_dir: "build/runs/test/reports",
-            local: None,
+            registry: None,
+            only: Vec::new(),
         }
     }
 
+    const TARGET: Target<'static> = Target {
+        run_id: "test",
+        report_dir: "build/runs/test/reports",
+        local: None,
+    };
+
     #[test]
     fn official_has_one_public_instance_builder_per_enabled_row() {
-        let t = generate(&matrix(), &inputs(Kind::Official)).unwrap();
+        let t = generate(&matrix(), &spec(Kind::Official), TARGET).unwrap();
         let builders = t["builders"].as_array().unwrap();
         assert_eq!(builders.len(), 32);
         let b = builders
@@ -613,7 +682,7 @@ mod tests {
 
     #[test]
     fn test_templates_are_private_and_never_take_official_names() {
-        let official = generate(&matrix(), &inputs(Kind::Official)).unwrap();
+        let official = generate(&matrix(), &spec(Kind::Official), TARGET).unwrap();
         let official_names: Vec<&Value> = official["builders"]
             .as_array()
             .unwrap()
@@ -621,7 +690,7 @@ mod tests {
             .map(|b| &b["ami_name"])
             .collect();
         for kind in [Kind::TestEbs, Kind::TestInstance] {
-            let t = generate(&matrix(), &inputs(kind)).unwrap();
+            let t = generate(&matrix(), &spec(kind), TARGET).unwrap();
             let builders = t["builders"].as_array().unwrap();
             assert_eq!(builders.len(), 4, "{kind}");
             for b in builders {
@@ -630,7 +699,7 @@ mod tests {
                 assert!(b["name"].as_str().unwrap().starts_with("us-east-1-"));
             }
         }
-        let ebs = generate(&matrix(), &inputs(Kind::TestEbs)).unwrap();
+        let ebs = generate(&matrix(), &spec(Kind::TestEbs), TARGET).unwrap();
         assert_eq!(ebs["builders"][0]["type"], "amazon-ebs");
         assert!(ebs["builders"][0]["snapshot_tags"].is_object());
     }
@@ -638,9 +707,9 @@ mod tests {
     #[test]
     fn unknown_only_name_lists_valid_ones() {
         let only = vec!["us-east-1-1404".to_string()];
-        let mut i = inputs(Kind::TestEbs);
-        i.only = &only;
-        let err = generate(&matrix(), &i).unwrap_err();
+        let mut i = spec(Kind::TestEbs);
+        i.only = only;
+        let err = generate(&matrix(), &i, TARGET).unwrap_err().to_string();
         assert!(err.contains("unknown builder `us-east-1-1404`"), "{err}");
         assert!(err.contains("us-east-1-1404-hvm"), "{err}");
     }
@@ -648,8 +717,8 @@ mod tests {
     #[test]
     fn the_typed_plan_matches_the_template() {
         for kind in [Kind::Official, Kind::TestEbs, Kind::TestInstance] {
-            let t = generate(&matrix(), &inputs(kind)).unwrap();
-            let p = plan(&matrix(), &inputs(kind)).unwrap();
+            let t = generate(&matrix(), &spec(kind), TARGET).unwrap();
+            let p = plan(&matrix(), &spec(kind)).unwrap();
             let builders = t["builders"].as_array().unwrap();
             assert_eq!(builders.len(), p.builders.len());
             for (b, planned) in builders.iter().zip(&p.builders) {
@@ -688,9 +757,11 @@ mod tests {
     #[test]
     fn every_local_builder_uploads_into_a_remote_folder_of_its_own() {
         let local = local();
-        let mut i = inputs(Kind::Official);
-        i.local = Some(&local);
-        let t = generate(&matrix(), &i).unwrap();
+        let target = Target {
+            local: Some(&local),
+            ..TARGET
+        };
+        let t = generate(&matrix(), &spec(Kind::Official), target).unwrap();
         let names: Vec<&str> = t["builders"]
             .as_array()
             .unwrap()
@@ -719,9 +790,11 @@ mod tests {
     #[test]
     fn local_builds_run_the_real_provisioning_and_a_wrong_version_only_where_asked() {
         let local = local();
-        let mut i = inputs(Kind::TestEbs);
-        i.local = Some(&local);
-        let t = generate(&matrix(), &i).unwrap();
+        let target = Target {
+            local: Some(&local),
+            ..TARGET
+        };
+        let t = generate(&matrix(), &spec(Kind::TestEbs), target).unwrap();
         let p = t["provisioners"].as_array().unwrap();
         assert_eq!(p.len(), 3);
         for shell in &p[..2] {
@@ -765,20 +838,20 @@ mod tests {
 
     #[test]
     fn candidates_and_private_publishes_share_with_nobody() {
-        let mut i = inputs(Kind::Official);
+        let mut i = spec(Kind::Official);
         i.private = true;
-        let t = generate(&matrix(), &i).unwrap();
+        let t = generate(&matrix(), &i, TARGET).unwrap();
         for b in t["builders"].as_array().unwrap() {
             assert_eq!(b["ami_groups"], json!([]));
         }
         assert!(!plan(&matrix(), &i).unwrap().public);
-        assert!(plan(&matrix(), &inputs(Kind::Official)).unwrap().public);
+        assert!(plan(&matrix(), &spec(Kind::Official)).unwrap().public);
     }
 
     #[test]
     fn generation_is_deterministic() {
-        let a = render(&generate(&matrix(), &inputs(Kind::Official)).unwrap());
-        let b = render(&generate(&matrix(), &inputs(Kind::Official)).unwrap());
+        let a = render(&generate(&matrix(), &spec(Kind::Official), TARGET).unwrap());
+        let b = render(&generate(&matrix(), &spec(Kind::Official), TARGET).unwrap());
         assert_eq!(a, b);
     }
 
