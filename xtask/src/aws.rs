@@ -2,11 +2,14 @@
 //! tool keeps compiling in seconds. Credentials travel in the child's environment, never on its
 //! command line, and every error it prints is masked.
 
+use crate::core::ec2::{self, Image, ImageQuery};
 use crate::core::mask::Masker;
 use crate::credentials;
 use crate::standin::{self, Standin};
 use anyhow::{bail, Result};
 use std::path::Path;
+use std::process::Command;
+use std::sync::Mutex;
 use xshell::{cmd, Shell};
 
 pub struct Aws {
@@ -73,9 +76,73 @@ impl Aws {
         self.answer(region, args, &output)
     }
 
+    /// The images `query` finds in `region`.
+    pub fn describe_images(
+        &self,
+        sh: &Shell,
+        region: &str,
+        query: &ImageQuery,
+    ) -> Result<Vec<Image>> {
+        let args = query.args();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Ok(ec2::parse_images(&self.run(sh, region, &args)?)?)
+    }
+
+    /// [`Aws::describe_images`] for every `(region, query)` at once, [`pool`] at a time; the
+    /// answers (or errors, as text) in the order asked.
+    pub fn describe_images_in(
+        &self,
+        sh: &Shell,
+        asks: &[(String, ImageQuery)],
+    ) -> Vec<Result<Vec<Image>, String>> {
+        let questions: Vec<(String, Vec<String>)> = asks
+            .iter()
+            .map(|(region, query)| (region.clone(), query.args()))
+            .collect();
+        self.run_all(sh, &questions)
+            .into_iter()
+            .map(|answer| answer.and_then(|t| ec2::parse_images(&t).map_err(|e| e.to_string())))
+            .collect()
+    }
+
+    /// Runs every question (`aws ARGS` in REGION), [`pool`] at a time; the answers (or errors,
+    /// as text) in the order asked.
+    pub fn run_all(
+        &self,
+        sh: &Shell,
+        asks: &[(String, Vec<String>)],
+    ) -> Vec<Result<String, String>> {
+        // Commands are made here, on the shell's thread; only the processes run on the workers.
+        let commands: Vec<Mutex<Option<Command>>> = asks
+            .iter()
+            .map(|(region, args)| {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                Mutex::new(Some(self.command(sh, region, &args)))
+            })
+            .collect();
+        let outputs = in_pool(&commands, pool(), |slot| {
+            let command = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+            command.map(|mut command| command.stdin(std::process::Stdio::null()).output())
+        });
+        asks.iter()
+            .zip(outputs)
+            .map(|((region, args), output)| {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                match output {
+                    Some(Ok(output)) => self
+                        .answer(region, &args, &output)
+                        .map_err(|e| format!("{e:#}")),
+                    Some(Err(e)) => Err(format!("cannot run `aws`: {e}")),
+                    None => Err("not asked".into()),
+                }
+            })
+            .collect()
+    }
+
     /// The command [`Aws::run`] runs, to be run elsewhere (several regions at once: a `Shell`
     /// stays on its thread, a `Command` may move).
     pub fn command(&self, sh: &Shell, region: &str, args: &[&str]) -> std::process::Command {
+        log_call(sh, region, args);
         let program = &self.program;
         let endpoint: Vec<String> = match &self.endpoint {
             Some(url) => vec!["--endpoint-url".into(), url.clone()],
@@ -126,6 +193,27 @@ impl Aws {
             bail!(message);
         }
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+}
+
+/// With `XTASK_AWS_LOG=FILE`, every `aws` call appends one line to FILE (region and the first
+/// two arguments: never a value that could be a secret), so a test can count the calls.
+fn log_call(sh: &Shell, region: &str, args: &[&str]) {
+    use std::io::Write;
+    let Ok(path) = sh.var("XTASK_AWS_LOG") else {
+        return;
+    };
+    let line = format!(
+        "{region} {}\n",
+        args.iter().take(2).copied().collect::<Vec<_>>().join(" ")
+    );
+    // One short append (O_APPEND) per call: concurrent calls do not mix their lines.
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = file.write_all(line.as_bytes());
     }
 }
 

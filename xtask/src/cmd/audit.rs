@@ -7,7 +7,8 @@
 use crate::aws::{self, Aws};
 use crate::cmd::lifecycle;
 use crate::core::audit::{self, Expected, Seen};
-use crate::core::cleanup::{self, Image};
+use crate::core::cleanup;
+use crate::core::ec2::{Image, ImageQuery};
 use crate::core::protect;
 use crate::core::registry::REGISTRY_PATH;
 use crate::core::retire::{self, Retired, RETIRED_PATH};
@@ -213,12 +214,7 @@ fn look(
     ids: &[&str],
     bundles: &lifecycle::Bundles,
 ) -> Result<BTreeMap<String, Seen>> {
-    let filter = format!("Name=image-id,Values={}", ids.join(","));
-    let out = aws.run(
-        sh,
-        region,
-        &["ec2", "describe-images", "--filters", &filter],
-    )?;
+    let images = aws.describe_images(sh, region, &ImageQuery::ids(ids))?;
     let mut seen = BTreeMap::new();
     // One listing per bucket, however many bundles it holds.
     let mut buckets: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -229,7 +225,7 @@ fn look(
         }
         Ok(buckets[bucket].clone())
     };
-    for image in cleanup::parse_images(&out).map_err(anyhow::Error::msg)? {
+    for image in images {
         let bundle_present = match (&image.location, bundles.of(&image)) {
             (Some(location), _) if location.ends_with(".manifest.xml") => {
                 let (bucket, key) = cleanup::split_bundle(location);

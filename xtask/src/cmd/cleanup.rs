@@ -11,6 +11,7 @@
 use crate::aws::{self, Aws, Unconfigured};
 use crate::cmd::lifecycle;
 use crate::core::cleanup::{self, Bundle, Filter, Found, RegionPlan, Rules};
+use crate::core::ec2::ImageQuery;
 use crate::core::registry::REGISTRY_PATH;
 use crate::core::time;
 use crate::error::PartlyFailed;
@@ -297,10 +298,7 @@ fn discover(
     options: &Options,
 ) -> Result<Found> {
     let tag_filters = filter.tag_filters(project);
-    let mut args = vec!["ec2", "describe-images", "--owners", "self", "--filters"];
-    args.extend(tag_filters.iter().map(String::as_str));
-    let mut images =
-        cleanup::parse_images(&aws.run(sh, region, &args)?).map_err(anyhow::Error::msg)?;
+    let mut images = aws.describe_images(sh, region, &filter.image_query(project))?;
 
     // Images the records know that the tags did not find (an untagged or re-tagged image).
     let known: BTreeSet<&str> = images.iter().map(|i| i.id.as_str()).collect();
@@ -321,20 +319,11 @@ fn discover(
         }
     }
     if !missing.is_empty() {
-        let ids = format!("Name=image-id,Values={}", missing.join(","));
-        let found = aws.run(
-            sh,
-            region,
-            &[
-                "ec2",
-                "describe-images",
-                "--owners",
-                "self",
-                "--filters",
-                &ids,
-            ],
-        )?;
-        images.extend(cleanup::parse_images(&found).map_err(anyhow::Error::msg)?);
+        let query = ImageQuery {
+            owners: vec!["self".into()],
+            ..ImageQuery::ids(&missing)
+        };
+        images.extend(aws.describe_images(sh, region, &query)?);
     }
     for image in &images {
         if let Some(location) = known_bundles.of(image) {

@@ -104,7 +104,7 @@ impl Bundles {
     }
 
     /// The image's bundle: its manifest location, else what the records say.
-    pub fn of(&self, image: &cleanup::Image) -> Option<String> {
+    pub fn of(&self, image: &crate::core::ec2::Image) -> Option<String> {
         image
             .bundle
             .clone()

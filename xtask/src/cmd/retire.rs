@@ -7,7 +7,7 @@
 
 use crate::aws::{self, Aws};
 use crate::cmd::lifecycle;
-use crate::core::cleanup;
+use crate::core::ec2::ImageQuery;
 use crate::core::protect::{self, Listed};
 use crate::core::registry::{self, REGISTRY_PATH};
 use crate::core::retire::{self, Action, ImageResult, Retirement, Stage, State, Step, Target};
@@ -276,38 +276,18 @@ fn read_region(
     in_registry: &BTreeSet<String>,
     bundles: &lifecycle::Bundles,
 ) -> Result<Vec<(Target, State)>> {
-    let project_filter = format!("Name=tag:Project,Values={project}");
-    let version_filter = format!("Name=tag:Version,Values={version}");
-    let tagged = aws.run(
-        sh,
-        region,
-        &[
-            "ec2",
-            "describe-images",
-            "--owners",
-            "self",
-            "--filters",
-            &project_filter,
-            &version_filter,
-            "Name=tag:Kind,Values=official",
-        ],
-    )?;
-    let mut seen = cleanup::parse_images(&tagged).map_err(anyhow::Error::msg)?;
+    let query = ImageQuery::own()
+        .tagged("Project", project)
+        .tagged("Version", version)
+        .tagged("Kind", "official");
+    let mut seen = aws.describe_images(sh, region, &query)?;
     let here: Vec<&String> = listed
         .iter()
         .filter(|(_, (r, _))| r.as_deref() == Some(region))
         .map(|(id, _)| id)
         .collect();
     if !here.is_empty() {
-        let ids = format!(
-            "Name=image-id,Values={}",
-            here.iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(",")
-        );
-        let out = aws.run(sh, region, &["ec2", "describe-images", "--filters", &ids])?;
-        seen.extend(cleanup::parse_images(&out).map_err(anyhow::Error::msg)?);
+        seen.extend(aws.describe_images(sh, region, &ImageQuery::ids(&here))?);
     }
     let mut ids: BTreeSet<&str> = here.iter().map(|s| s.as_str()).collect();
     ids.extend(seen.iter().map(|i| i.id.as_str()));

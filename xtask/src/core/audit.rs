@@ -1,7 +1,7 @@
 //! What `audit` expects of every image git and the registry name, and the mismatches with what
 //! AWS holds. Pure.
 
-use crate::core::cleanup::Image;
+use crate::core::ec2::Image;
 use std::collections::BTreeSet;
 
 /// An image as git and the registry know it.

@@ -2,9 +2,9 @@
 //! `aws` CLI's JSON), and the checks that come out of both — every failure with its fix, and the
 //! images a resume adopts. Pure: the answers are gathered by `cloud.rs`.
 
+use crate::core::ec2::Image;
 use crate::core::json;
 use crate::core::release::Check;
-use serde::Deserialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -72,55 +72,6 @@ pub fn buckets(planned: &[Planned]) -> BTreeMap<String, String> {
         .iter()
         .filter_map(|p| p.bucket.clone().map(|b| (b, p.region.clone())))
         .collect()
-}
-
-/// An image as `aws ec2 describe-images` describes it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct Image {
-    pub image_id: String,
-    #[serde(default)]
-    pub name: String,
-    #[serde(default)]
-    pub state: String,
-    #[serde(default)]
-    pub virtualization_type: String,
-    #[serde(default)]
-    pub root_device_type: String,
-    #[serde(default)]
-    pub creation_date: String,
-    #[serde(default)]
-    pub owner_id: String,
-    #[serde(default)]
-    pub tags: Vec<Tag>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct Tag {
-    pub key: String,
-    pub value: String,
-}
-
-impl Image {
-    pub fn tag(&self, key: &str) -> Option<&str> {
-        self.tags
-            .iter()
-            .find(|t| t.key == key)
-            .map(|t| t.value.as_str())
-    }
-}
-
-pub fn parse_images(text: &str) -> Result<Vec<Image>, String> {
-    #[derive(Deserialize)]
-    #[serde(rename_all = "PascalCase")]
-    struct Answer {
-        #[serde(default)]
-        images: Vec<Image>,
-    }
-    json::parse::<Answer>(text)
-        .map(|a| a.images)
-        .map_err(|e| format!("`aws ec2 describe-images` answered something unexpected: {e}"))
 }
 
 /// The account of `aws sts get-caller-identity`, and the ARN.
@@ -316,7 +267,7 @@ fn base_check(planned: &[Planned], facts: &Facts) -> Check {
             }
             None => continue,
         };
-        let Some(image) = images.iter().find(|i| i.image_id == p.source_ami) else {
+        let Some(image) = images.iter().find(|i| i.id == p.source_ami) else {
             problems.push(format!(
                 "`{}`: base AMI {} (field `{field}`) does not exist in {} (deregistered upstream?): {refresh}",
                 p.builder, p.source_ami, p.region
@@ -395,7 +346,7 @@ fn names_check(
             adopted.push(Adopted {
                 builder: p.builder.clone(),
                 region: p.region.clone(),
-                ami: image.image_id.clone(),
+                ami: image.id.clone(),
             });
             continue;
         }
@@ -413,7 +364,7 @@ fn names_check(
         };
         problems.push(format!(
             "`{}` is taken in {} by {}{made_by}{foreign}",
-            p.ami_name, p.region, image.image_id
+            p.ami_name, p.region, image.id
         ));
     }
     let check = if problems.is_empty() {
@@ -590,7 +541,7 @@ mod tests {
 
     fn image(id: &str, virt: &str, root: &str) -> Image {
         Image {
-            image_id: id.into(),
+            id: id.into(),
             state: "available".into(),
             virtualization_type: virt.into(),
             root_device_type: root.into(),
@@ -693,16 +644,9 @@ mod tests {
         facts.buckets.insert("b-us-east-1".into(), Bucket::Foreign);
         let mut taken = image("ami-33333333", "hvm", "instance-store");
         taken.name = "X 2.6.9-1404-hvm".into();
-        taken.tags = vec![
-            Tag {
-                key: "RunId".into(),
-                value: "official-1".into(),
-            },
-            Tag {
-                key: "Version".into(),
-                value: "2.6.9".into(),
-            },
-        ];
+        taken.tags = [("RunId", "official-1"), ("Version", "2.6.9")]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .into();
         facts.named.insert("us-east-1".into(), Ok(vec![taken]));
         let outcome = evaluate(&plan(), &facts, true, None, &HINTS);
         let text = crate::core::release::report(&outcome.checks);
@@ -739,11 +683,8 @@ mod tests {
                 ("RunId", run),
             ]
             .iter()
-            .map(|(k, v)| Tag {
-                key: k.to_string(),
-                value: v.to_string(),
-            })
-            .collect::<Vec<_>>()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
         };
         let mut facts = good_facts();
         let mut ours = image("ami-33333333", "hvm", "instance-store");
