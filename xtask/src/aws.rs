@@ -5,6 +5,7 @@
 use crate::core::ec2::{self, Image, ImageQuery};
 use crate::core::mask::Masker;
 use crate::credentials;
+use crate::error::FixContext;
 use crate::standin::{self, Standin};
 use anyhow::{bail, Result};
 use std::path::Path;
@@ -190,10 +191,29 @@ impl Aws {
                 // Not a problem of one region: every other call would fail the same way.
                 return Err(anyhow::Error::new(Unconfigured).context(message));
             }
+            if is_network_error(&stderr) {
+                return Err(anyhow::anyhow!(message)).fix(
+                    || format!("a network error: `aws` could not reach AWS in {region}"),
+                    || "check the network connection (and `HTTPS_PROXY` if a proxy is needed; for `--local`, that the stand-in runs: `cargo xtask local up`), then run the same command again".to_string(),
+                );
+            }
             bail!(message);
         }
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
+}
+
+/// What the `aws` CLI (botocore) prints when it cannot reach the endpoint at all.
+fn is_network_error(stderr: &str) -> bool {
+    [
+        "Could not connect to the endpoint URL",
+        "Connect timeout on endpoint URL",
+        "Read timeout on endpoint URL",
+        "Failed to resolve",
+        "Name or service not known",
+    ]
+    .iter()
+    .any(|needle| stderr.contains(needle))
 }
 
 /// With `XTASK_AWS_LOG=FILE`, every `aws` call appends one line to FILE (region and the first
@@ -281,4 +301,46 @@ where
         .into_iter()
         .map(|r| r.expect("every item was worked on"))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    fn failed(stderr: &str) -> anyhow::Error {
+        let aws = Aws {
+            program: "aws".into(),
+            endpoint: None,
+            environment: Vec::new(),
+            masker: Masker::new(["secret"]),
+        };
+        let output = std::process::Output {
+            status: std::process::ExitStatus::from_raw(255 << 8),
+            stdout: Vec::new(),
+            stderr: stderr.as_bytes().to_vec(),
+        };
+        aws.answer("eu-west-1", &["ec2", "describe-images"], &output)
+            .unwrap_err()
+    }
+
+    #[test]
+    fn a_network_error_is_named_with_its_fix() {
+        let error = failed(
+            "\nCould not connect to the endpoint URL: \"https://ec2.eu-west-1.amazonaws.com/\"\n",
+        );
+        let text = crate::error::render_error(&error);
+        assert!(
+            text.contains("a network error: `aws` could not reach AWS in eu-west-1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Could not connect to the endpoint URL"),
+            "{text}"
+        );
+        assert!(text.contains("fix: check the network connection"), "{text}");
+        let other = crate::error::render_error(&failed("An error occurred (AuthFailure): secret"));
+        assert!(!other.contains("network"), "{other}");
+        assert!(!other.contains("secret"), "the masker hides it: {other}");
+    }
 }

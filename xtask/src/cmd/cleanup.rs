@@ -121,12 +121,7 @@ fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
         None => None,
     };
     let matrix = project::matrix(sh)?;
-    // A mistyped `--region` would only end in an error from AWS, after the other regions.
-    for region in project::split_names(&options.regions) {
-        if let Err(e) = matrix.check_region(&region) {
-            bail!("`--region {region}` is refused: {e}");
-        }
-    }
+    lifecycle::refuse_unknown_regions(&matrix, &options.regions)?;
     let current = project::registry(sh, REGISTRY_PATH)?;
     let (protection, note) = lifecycle::protection(root, &current)?;
     if let Some(note) = note {

@@ -4,6 +4,7 @@
 
 use crate::aws::Aws;
 use crate::core::cleanup;
+use crate::core::matrix::Matrix;
 use crate::core::protect::Protection;
 use crate::core::registry::{self, Registry, REGISTRY_PATH};
 use crate::git::{Git, TagInfo};
@@ -68,6 +69,17 @@ pub fn protection(root: &Path, current: &Registry) -> Result<(Protection, Option
         protection.tag(&tag.name, &tag.message);
     }
     Ok((protection, None))
+}
+
+/// A mistyped `--region` would only end in an error from AWS, after the other regions: refused
+/// first, naming the regions the project publishes to.
+pub fn refuse_unknown_regions(matrix: &Matrix, regions: &[String]) -> Result<()> {
+    for region in crate::project::split_names(regions) {
+        if let Err(e) = matrix.check_region(&region) {
+            anyhow::bail!("`--region {region}` is refused: {e}");
+        }
+    }
+    Ok(())
 }
 
 pub fn release_tags(git: &Git) -> Result<Vec<TagInfo>> {
