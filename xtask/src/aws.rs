@@ -2,12 +2,14 @@
 //! tool keeps compiling in seconds. Credentials travel in the child's environment, never on its
 //! command line, and every error it prints is masked.
 
+use crate::core::cleanup::{self, Tagged};
 use crate::core::ec2::{self, Image, ImageQuery};
 use crate::core::mask::Masker;
 use crate::credentials;
 use crate::error::FixContext;
 use crate::standin::{self, Standin};
 use anyhow::{bail, Result};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Mutex;
@@ -138,6 +140,194 @@ impl Aws {
                 }
             })
             .collect()
+    }
+
+    /// Our snapshots that carry every tag of `tag_filters` (`Name=tag:K,Values=V`).
+    pub fn snapshots(
+        &self,
+        sh: &Shell,
+        region: &str,
+        tag_filters: &[String],
+    ) -> Result<Vec<Tagged>> {
+        let ask = [
+            "ec2",
+            "describe-snapshots",
+            "--owner-ids",
+            "self",
+            "--filters",
+        ];
+        self.tagged(sh, region, &ask, tag_filters, ("Snapshots", "SnapshotId"))
+    }
+
+    /// The volumes no instance uses (`available`) that carry every tag of `tag_filters`.
+    pub fn loose_volumes(
+        &self,
+        sh: &Shell,
+        region: &str,
+        tag_filters: &[String],
+    ) -> Result<Vec<Tagged>> {
+        let ask = [
+            "ec2",
+            "describe-volumes",
+            "--filters",
+            "Name=status,Values=available",
+        ];
+        self.tagged(sh, region, &ask, tag_filters, ("Volumes", "VolumeId"))
+    }
+
+    /// `ask` with `tag_filters` added, its answer's `(list, id)` read as tagged resources.
+    fn tagged(
+        &self,
+        sh: &Shell,
+        region: &str,
+        ask: &[&str],
+        tag_filters: &[String],
+        (list, id): (&'static str, &str),
+    ) -> Result<Vec<Tagged>> {
+        let mut args = ask.to_vec();
+        args.extend(tag_filters.iter().map(String::as_str));
+        Ok(cleanup::parse_tagged(
+            &self.run(sh, region, &args)?,
+            list,
+            id,
+        )?)
+    }
+
+    /// What uses images in a region, by image id: instances that are not terminated, and the
+    /// latest and default versions of every launch template.
+    pub fn image_users(&self, sh: &Shell, region: &str) -> Result<BTreeMap<String, Vec<String>>> {
+        let states = "Name=instance-state-name,Values=pending,running,stopping,stopped";
+        let instances = self.run(
+            sh,
+            region,
+            &["ec2", "describe-instances", "--filters", states],
+        )?;
+        let versions = [
+            "ec2",
+            "describe-launch-template-versions",
+            "--versions",
+            "$Latest",
+            "$Default",
+        ];
+        let templates = self.run(sh, region, &versions)?;
+        Ok(cleanup::parse_users(&instances, &templates)?)
+    }
+
+    pub fn deregister_image(&self, sh: &Shell, region: &str, id: &str) -> Result<()> {
+        self.run(sh, region, &["ec2", "deregister-image", "--image-id", id])?;
+        Ok(())
+    }
+
+    pub fn delete_snapshot(&self, sh: &Shell, region: &str, id: &str) -> Result<()> {
+        self.run(sh, region, &["ec2", "delete-snapshot", "--snapshot-id", id])?;
+        Ok(())
+    }
+
+    pub fn delete_volume(&self, sh: &Shell, region: &str, id: &str) -> Result<()> {
+        self.run(sh, region, &["ec2", "delete-volume", "--volume-id", id])?;
+        Ok(())
+    }
+
+    /// Deprecates an image at `at` (`YYYY-MM-DDTHH:MM:SSZ`, in the future).
+    pub fn deprecate_image(&self, sh: &Shell, region: &str, id: &str, at: &str) -> Result<()> {
+        let args = [
+            "ec2",
+            "enable-image-deprecation",
+            "--image-id",
+            id,
+            "--deprecate-at",
+            at,
+        ];
+        self.run(sh, region, &args)?;
+        Ok(())
+    }
+
+    /// Removes the launch permission `all`: the image is private again.
+    pub fn make_image_private(&self, sh: &Shell, region: &str, id: &str) -> Result<()> {
+        let args = [
+            "ec2",
+            "modify-image-attribute",
+            "--image-id",
+            id,
+            "--launch-permission",
+            "Remove=[{Group=all}]",
+        ];
+        self.run(sh, region, &args)?;
+        Ok(())
+    }
+
+    /// Every key of a bucket (the CLI pages through them); a bucket that is gone holds none.
+    /// One call per bucket, however many bundles it holds.
+    pub fn bucket_keys(&self, sh: &Shell, region: &str, bucket: &str) -> Result<Vec<String>> {
+        match self.run(
+            sh,
+            region,
+            &["s3api", "list-objects-v2", "--bucket", bucket],
+        ) {
+            Ok(out) => Ok(cleanup::object_keys(&out)?),
+            Err(e) if format!("{e:#}").contains("NoSuchBucket") => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes everything under `s3://BUCKET/PREFIX/`; false when the bucket is gone.
+    pub fn delete_prefix(
+        &self,
+        sh: &Shell,
+        region: &str,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<bool> {
+        let url = format!("s3://{bucket}/{prefix}/");
+        match self.run(
+            sh,
+            region,
+            &["s3", "rm", "--recursive", "--only-show-errors", &url],
+        ) {
+            Ok(_) => Ok(true),
+            Err(e) if format!("{e:#}").contains("NoSuchBucket") => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes a bundle folder (`BUCKET/PREFIX`), then its bucket if nothing else is left in
+    /// it; returns what was done, one line each.
+    pub fn delete_bundle(&self, sh: &Shell, region: &str, location: &str) -> Result<Vec<String>> {
+        let (bucket, prefix) = cleanup::split_bundle(location);
+        let mut done = Vec::new();
+        if !self.delete_prefix(sh, region, &bucket, &prefix)? {
+            return Ok(done);
+        }
+        done.push(format!("deleted s3://{bucket}/{prefix}/"));
+        done.extend(self.delete_bucket_if_empty(sh, region, &bucket)?);
+        Ok(done)
+    }
+
+    /// Deletes a bucket that holds nothing (it may hold other builds' bundles); says so.
+    pub fn delete_bucket_if_empty(
+        &self,
+        sh: &Shell,
+        region: &str,
+        bucket: &str,
+    ) -> Result<Option<String>> {
+        let args = [
+            "s3api",
+            "list-objects-v2",
+            "--bucket",
+            bucket,
+            "--max-keys",
+            "1",
+        ];
+        let left = match self.run(sh, region, &args) {
+            Ok(out) => cleanup::count_objects(&out)?,
+            Err(e) if format!("{e:#}").contains("NoSuchBucket") => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if left > 0 {
+            return Ok(None);
+        }
+        self.run(sh, region, &["s3api", "delete-bucket", "--bucket", bucket])?;
+        Ok(Some(format!("deleted empty bucket {bucket}")))
     }
 
     /// The command [`Aws::run`] runs, to be run elsewhere (several regions at once: a `Shell`

@@ -147,7 +147,7 @@ fn look(
     let mut buckets: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut keys = |bucket: &str| -> Result<Vec<String>> {
         if !buckets.contains_key(bucket) {
-            let keys = lifecycle::bucket_keys(sh, aws, region, bucket)?;
+            let keys = aws.bucket_keys(sh, region, bucket)?;
             buckets.insert(bucket.to_string(), keys);
         }
         Ok(buckets[bucket].clone())

@@ -303,7 +303,7 @@ fn read_region(sh: &Shell, aws: &Aws, region: &str, ask: &Ask) -> Result<Vec<(Ta
     let users = if seen.is_empty() {
         BTreeMap::new()
     } else {
-        lifecycle::users(sh, aws, region)?
+        aws.image_users(sh, region)?
     };
     let bundles = seen
         .iter()
@@ -341,48 +341,22 @@ fn execute(sh: &Shell, aws: &Aws, step: &Step, now: bool) -> ImageResult {
                 true => time::iso(retire::deprecate_now(project::epoch()?)),
                 false => at.clone(),
             };
-            aws.run(
-                sh,
-                region,
-                &[
-                    "ec2",
-                    "enable-image-deprecation",
-                    "--image-id",
-                    id,
-                    "--deprecate-at",
-                    &at,
-                ],
-            )?;
+            aws.deprecate_image(sh, region, id, &at)?;
             Ok(Action::Deprecate { at }.describe())
         }
         Action::MakePrivate => {
-            aws.run(
-                sh,
-                region,
-                &[
-                    "ec2",
-                    "modify-image-attribute",
-                    "--image-id",
-                    id,
-                    "--launch-permission",
-                    "Remove=[{Group=all}]",
-                ],
-            )?;
+            aws.make_image_private(sh, region, id)?;
             Ok(action.describe())
         }
         Action::Deregister { snapshots, bundle } => {
-            aws.run(sh, region, &["ec2", "deregister-image", "--image-id", id])?;
+            aws.deregister_image(sh, region, id)?;
             let mut done = vec!["deregistered".to_string()];
             for snapshot in snapshots {
-                aws.run(
-                    sh,
-                    region,
-                    &["ec2", "delete-snapshot", "--snapshot-id", snapshot],
-                )?;
+                aws.delete_snapshot(sh, region, snapshot)?;
                 done.push(format!("deleted snapshot {snapshot}"));
             }
             if let Some(bundle) = bundle {
-                done.extend(lifecycle::delete_bundle(sh, aws, region, bundle)?);
+                done.extend(aws.delete_bundle(sh, region, bundle)?);
             }
             Ok(done.join(", "))
         }

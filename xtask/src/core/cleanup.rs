@@ -311,28 +311,18 @@ fn retained_runs(images: &[Image], rules: &Rules, region: &str) -> BTreeMap<Stri
     retained
 }
 
-/// The region's plan: matching images minus those that are protected, in use (without
-/// `--even-if-used`) or kept by retention; their snapshots and the tagged ones, left-over
-/// volumes, and bundles with objects — minus everything that belongs to a kept image.
-pub fn plan_region(found: Found, rules: &Rules) -> RegionPlan {
-    let Found {
-        region,
-        images,
-        snapshots: tagged_snapshots,
-        volumes,
-        bundles,
-        in_use,
-        record_bundles,
-    } = found;
-    let mut unique: BTreeMap<String, Image> = BTreeMap::new();
-    for image in images {
-        unique.entry(image.id.clone()).or_insert(image);
-    }
-    let images: Vec<Image> = unique.into_values().collect();
-    let retained = retained_runs(&images, rules, &region);
+/// Which images go and which stay (with every reason): protected, public, in use (without
+/// `--even-if-used`) or retained.
+fn judge_images(
+    images: Vec<Image>,
+    rules: &Rules,
+    retained: &BTreeMap<String, String>,
+    in_use: &BTreeMap<String, Vec<String>>,
+    record_bundles: &BTreeMap<String, String>,
+) -> (Vec<Image>, Vec<Kept>) {
     let mut kept = Vec::new();
     let mut doomed = Vec::new();
-    for image in images {
+    for mut image in images {
         let mut reasons: Vec<String> = rules
             .protection
             .map(|p| p.reasons(&image.id).to_vec())
@@ -352,19 +342,41 @@ pub fn plan_region(found: Found, rules: &Rules) -> RegionPlan {
         }
         if reasons.is_empty() {
             doomed.push(image);
-        } else {
-            let mut image = image;
-            // Named in the plan: the bundle the image keeps, wherever it was learned.
-            if image.bundle.is_none() {
-                image.bundle = record_bundles.get(&image.id).cloned();
-            }
-            kept.push(Kept {
-                image,
-                reasons,
-                protected,
-            });
+            continue;
         }
+        // Named in the plan: the bundle the image keeps, wherever it was learned.
+        if image.bundle.is_none() {
+            image.bundle = record_bundles.get(&image.id).cloned();
+        }
+        kept.push(Kept {
+            image,
+            reasons,
+            protected,
+        });
     }
+    (doomed, kept)
+}
+
+/// The region's plan: matching images minus those that are protected, in use (without
+/// `--even-if-used`) or kept by retention; their snapshots and the tagged ones, left-over
+/// volumes, and bundles with objects — minus everything that belongs to a kept image.
+pub fn plan_region(found: Found, rules: &Rules) -> RegionPlan {
+    let Found {
+        region,
+        images,
+        snapshots: tagged_snapshots,
+        volumes,
+        bundles,
+        in_use,
+        record_bundles,
+    } = found;
+    let mut unique: BTreeMap<String, Image> = BTreeMap::new();
+    for image in images {
+        unique.entry(image.id.clone()).or_insert(image);
+    }
+    let images: Vec<Image> = unique.into_values().collect();
+    let retained = retained_runs(&images, rules, &region);
+    let (doomed, kept) = judge_images(images, rules, &retained, &in_use, &record_bundles);
     // Whatever belongs to a kept image stays: its snapshots, and its bundle as named by its
     // manifest location or by the run records.
     let kept_snapshots: BTreeSet<&String> = kept.iter().flat_map(|k| &k.image.snapshots).collect();
