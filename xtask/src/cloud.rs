@@ -4,8 +4,9 @@
 
 use crate::aws::Aws;
 use crate::core::ec2::{self, ImageQuery};
-use crate::core::preflight::{self, Adopted, Bucket, Facts, Hints, Outcome, Ownership, Planned};
+use crate::core::preflight::{self, Adopted, Bucket, Facts, Hints, Outcome, Ownership};
 use crate::core::release;
+use crate::core::template::PlannedBuilder;
 use crate::error::FixContext;
 use crate::standin::{self, Standin};
 use anyhow::Result;
@@ -13,7 +14,7 @@ use std::path::Path;
 use xshell::Shell;
 
 pub struct Request<'a> {
-    pub planned: &'a [Planned],
+    pub planned: &'a [PlannedBuilder],
     pub public: bool,
     pub expected_account: Option<String>,
     pub credentials_source: Option<String>,
@@ -89,7 +90,8 @@ fn questions(request: &Request) -> Vec<Question> {
         words(&["sts", "get-caller-identity"]),
     )];
     for region in preflight::regions(planned) {
-        let in_region: Vec<&Planned> = planned.iter().filter(|p| p.region == region).collect();
+        let in_region: Vec<&PlannedBuilder> =
+            planned.iter().filter(|p| p.region == region).collect();
         let mut ids: Vec<&str> = in_region.iter().map(|p| p.source_ami.as_str()).collect();
         ids.sort();
         ids.dedup();
@@ -123,7 +125,8 @@ fn record(
     };
     match ask {
         Ask::Identity => {
-            facts.identity = Some(answer.and_then(|t| preflight::parse_identity(&t)));
+            facts.identity =
+                Some(answer.and_then(|t| preflight::parse_identity(&t).map_err(|e| e.to_string())));
         }
         Ask::Base(r) => {
             facts.base.insert(r.clone(), images(answer));
@@ -132,7 +135,8 @@ fn record(
             facts.named.insert(r.clone(), images(answer));
         }
         Ask::BlockPublic(r) => {
-            let state = answer.and_then(|t| preflight::parse_block_state(&t));
+            let state =
+                answer.and_then(|t| preflight::parse_block_state(&t).map_err(|e| e.to_string()));
             facts.block_public.insert(r.clone(), state);
         }
         Ask::HeadBucket(bucket) => {
@@ -176,7 +180,7 @@ pub fn describe(request: &Request) -> String {
 
 /// What a build asks of the cloud before it launches.
 pub struct Gate<'a> {
-    pub planned: Vec<Planned>,
+    pub planned: Vec<PlannedBuilder>,
     pub public: bool,
     /// Set for `--local`: the stand-in answers, and its account is the expected one.
     pub standin: Option<&'a Standin>,

@@ -290,12 +290,11 @@ pub fn run(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Fin
     } else if options.release.as_ref().is_some_and(|r| r.cloud_checked) {
         "passed in the release preflight".to_string()
     } else {
-        let template = template::generate(&matrix, &probe).map_err(anyhow::Error::msg)?;
         cloud::gate(
             sh,
             root,
             cloud::Gate {
-                planned: preflight::planned(&template, &[]),
+                planned: probe_plan.builders.clone(),
                 public: probe_plan.public,
                 standin: standin.as_ref(),
                 expected_account: credentials.account_id.clone(),
@@ -543,24 +542,19 @@ fn resume(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Fini
     refuse_unconfirmable(kind, flags)?;
     let (standin, credentials) = start(sh, root, options, &matrix, credentials)?;
     let all: Vec<String> = record.builders.keys().cloned().collect();
-    write_template(sh, root, &matrix, &record, &all, standin.as_ref())?;
+    let plan = write_template(sh, root, &matrix, &record, &all, standin.as_ref())?;
     let mut remaining = remaining;
     if flags.skip_cloud_checks {
         eprintln!("{}", cloud::SKIPPED);
         record.cloud_checks = Some(cloud::SKIPPED_RECORD.to_string());
         record.save(sh)?;
     } else {
-        let template: serde_json::Value = crate::core::json::parse(&project::read(
-            sh,
-            &format!("{}/template.json", record.dir()),
-        )?)
-        .map_err(|e| anyhow::anyhow!("cannot read back the run's template: {e}"))?;
         // A builder whose image exists with this run's tags was built: adopt it, don't fail.
         let adopted = cloud::gate(
             sh,
             root,
             cloud::Gate {
-                planned: preflight::planned(&template, &remaining),
+                planned: preflight::builders(&plan, &remaining),
                 public: !record.private && kind == Kind::Official && matrix.settings.public,
                 standin: standin.as_ref(),
                 expected_account: credentials.account_id.clone(),

@@ -881,7 +881,7 @@ fn check_cloud(
         report_dir: "",
         local: None,
     };
-    let Ok(template) = template::generate(&matrix, &inputs) else {
+    let Ok(plan) = template::plan(&matrix, &inputs) else {
         return (Vec::new(), false);
     };
     let running;
@@ -917,7 +917,7 @@ fn check_cloud(
         }
     };
     let gate = cloud::Gate {
-        planned: preflight::planned(&template, &[]),
+        planned: plan.builders,
         public: template::is_public(&matrix, &inputs),
         standin,
         expected_account,

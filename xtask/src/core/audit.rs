@@ -146,8 +146,9 @@ pub fn expectations(
     }
     let wanted = |region: &str| only.is_empty() || only.contains(region);
     out.images.retain(|(region, _), _| wanted(region));
+    // An image listed without a region is in none of the regions asked for.
     out.git_problems
-        .retain(|p| p.region.as_deref().is_none_or(wanted));
+        .retain(|p| p.region.as_deref().map_or(only.is_empty(), wanted));
     out
 }
 

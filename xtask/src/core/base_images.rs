@@ -190,23 +190,30 @@ pub fn report(findings: &[Finding]) -> String {
     out
 }
 
+/// Why `build/images.json` could not be edited in place (rows counted from 1).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EditError {
+    #[error("cannot find row {0} in `build/images.json`: fix the file (`cargo xtask base-images` reads it) or edit the ids by hand")]
+    NoRow(usize),
+    #[error("row {0} of `build/images.json` has no `{1}`: edit its ids by hand")]
+    NoField(usize, String),
+    #[error("row {0} of `build/images.json` has an unterminated id: fix the file")]
+    Unterminated(usize),
+}
+
 /// `build/images.json` with only the changed ids replaced; the rest of the text stays byte for
 /// byte. A row without `ebs_ami` gets the field after `instance_store_ami`.
-pub fn apply(text: &str, findings: &[Finding]) -> Result<String, String> {
+pub fn apply(text: &str, findings: &[Finding]) -> Result<String, EditError> {
     let mut out = text.to_string();
     for f in findings.iter().filter(|f| f.changes()) {
         let new = &f.new.as_ref().expect("a change has a new image").id;
-        let span = row_span(&out, f.row)
-            .ok_or_else(|| format!("cannot find row {} in `build/images.json`", f.row + 1))?;
+        let span = row_span(&out, f.row).ok_or(EditError::NoRow(f.row + 1))?;
         let row_text = &out[span.0..span.1];
         let edited = match &f.old {
             Some(old) => {
                 let from = format!("\"{}\": \"{old}\"", f.field);
                 if !row_text.contains(&from) {
-                    return Err(format!(
-                        "row {} of `build/images.json` has no `{from}`",
-                        f.row + 1
-                    ));
+                    return Err(EditError::NoField(f.row + 1, from));
                 }
                 row_text.replacen(&from, &format!("\"{}\": \"{new}\"", f.field), 1)
             }
@@ -214,11 +221,11 @@ pub fn apply(text: &str, findings: &[Finding]) -> Result<String, String> {
                 let anchor = "\"instance_store_ami\": \"";
                 let start = row_text
                     .find(anchor)
-                    .ok_or_else(|| format!("row {} has no `instance_store_ami`", f.row + 1))?;
+                    .ok_or_else(|| EditError::NoField(f.row + 1, anchor.to_string()))?;
                 let end = row_text[start + anchor.len()..]
                     .find('"')
                     .map(|e| start + anchor.len() + e + 1)
-                    .ok_or("unterminated id")?;
+                    .ok_or(EditError::Unterminated(f.row + 1))?;
                 let indent: String = row_text[..start]
                     .rsplit('\n')
                     .next()

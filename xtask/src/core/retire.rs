@@ -392,12 +392,13 @@ pub struct ImageResult {
     pub detail: String,
 }
 
-pub fn parse_retired(text: &str) -> Result<Retired, String> {
-    crate::core::json::parse(text).map_err(|e| {
-        format!(
-            "`{RETIRED_PATH}` is not a valid record: {e}; restore it from git (`git checkout -- {RETIRED_PATH}`)"
-        )
-    })
+/// `build/retired.json` is not a record this tool wrote.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{RETIRED_PATH}` is not a valid record: {0}; restore it from git (`git checkout -- {RETIRED_PATH}`)")]
+pub struct BadRecord(String);
+
+pub fn parse_retired(text: &str) -> Result<Retired, BadRecord> {
+    crate::core::json::parse(text).map_err(|e| BadRecord(e.to_string()))
 }
 
 pub fn render_retired(retired: &Retired) -> String {
@@ -673,6 +674,9 @@ mod tests {
             ["deprecate".to_string()].into()
         );
         assert!(retired.done("ami-11111111", false).is_empty());
-        assert!(parse_retired("{}").unwrap_err().contains(RETIRED_PATH));
+        assert!(parse_retired("{}")
+            .unwrap_err()
+            .to_string()
+            .contains(RETIRED_PATH));
     }
 }
