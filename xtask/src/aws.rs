@@ -2,11 +2,17 @@
 //! tool keeps compiling in seconds. Credentials travel in the child's environment, never on its
 //! command line, and every error it prints is masked.
 
+use crate::core::cleanup::{self, Tagged};
+use crate::core::ec2::{self, Image, ImageQuery};
 use crate::core::mask::Masker;
 use crate::credentials;
+use crate::error::FixContext;
 use crate::standin::{self, Standin};
 use anyhow::{bail, Result};
+use std::collections::BTreeMap;
 use std::path::Path;
+use std::process::Command;
+use std::sync::Mutex;
 use xshell::{cmd, Shell};
 
 pub struct Aws {
@@ -73,9 +79,261 @@ impl Aws {
         self.answer(region, args, &output)
     }
 
+    /// The images `query` finds in `region`.
+    pub fn describe_images(
+        &self,
+        sh: &Shell,
+        region: &str,
+        query: &ImageQuery,
+    ) -> Result<Vec<Image>> {
+        let args = query.args();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Ok(ec2::parse_images(&self.run(sh, region, &args)?)?)
+    }
+
+    /// [`Aws::describe_images`] for every `(region, query)` at once, [`pool`] at a time; the
+    /// answers (or errors, as text) in the order asked.
+    pub fn describe_images_in(
+        &self,
+        sh: &Shell,
+        asks: &[(String, ImageQuery)],
+    ) -> Vec<Result<Vec<Image>, String>> {
+        let questions: Vec<(String, Vec<String>)> = asks
+            .iter()
+            .map(|(region, query)| (region.clone(), query.args()))
+            .collect();
+        self.run_all(sh, &questions)
+            .into_iter()
+            .map(|answer| answer.and_then(|t| ec2::parse_images(&t).map_err(|e| e.to_string())))
+            .collect()
+    }
+
+    /// Runs every question (`aws ARGS` in REGION), [`pool`] at a time; the answers (or errors,
+    /// as text) in the order asked.
+    pub fn run_all(
+        &self,
+        sh: &Shell,
+        asks: &[(String, Vec<String>)],
+    ) -> Vec<Result<String, String>> {
+        // Commands are made here, on the shell's thread; only the processes run on the workers.
+        let commands: Vec<Mutex<Option<Command>>> = asks
+            .iter()
+            .map(|(region, args)| {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                Mutex::new(Some(self.command(sh, region, &args)))
+            })
+            .collect();
+        let outputs = in_pool(&commands, pool(), |slot| {
+            let command = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+            command.map(|mut command| command.stdin(std::process::Stdio::null()).output())
+        });
+        asks.iter()
+            .zip(outputs)
+            .map(|((region, args), output)| {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                match output {
+                    Some(Ok(output)) => self
+                        .answer(region, &args, &output)
+                        .map_err(|e| format!("{e:#}")),
+                    Some(Err(e)) => Err(format!("cannot run `aws`: {e}")),
+                    None => Err("not asked".into()),
+                }
+            })
+            .collect()
+    }
+
+    /// Our snapshots that carry every tag of `tag_filters` (`Name=tag:K,Values=V`).
+    pub fn snapshots(
+        &self,
+        sh: &Shell,
+        region: &str,
+        tag_filters: &[String],
+    ) -> Result<Vec<Tagged>> {
+        let ask = [
+            "ec2",
+            "describe-snapshots",
+            "--owner-ids",
+            "self",
+            "--filters",
+        ];
+        self.tagged(sh, region, &ask, tag_filters, ("Snapshots", "SnapshotId"))
+    }
+
+    /// The volumes no instance uses (`available`) that carry every tag of `tag_filters`.
+    pub fn loose_volumes(
+        &self,
+        sh: &Shell,
+        region: &str,
+        tag_filters: &[String],
+    ) -> Result<Vec<Tagged>> {
+        let ask = [
+            "ec2",
+            "describe-volumes",
+            "--filters",
+            "Name=status,Values=available",
+        ];
+        self.tagged(sh, region, &ask, tag_filters, ("Volumes", "VolumeId"))
+    }
+
+    /// `ask` with `tag_filters` added, its answer's `(list, id)` read as tagged resources.
+    fn tagged(
+        &self,
+        sh: &Shell,
+        region: &str,
+        ask: &[&str],
+        tag_filters: &[String],
+        (list, id): (&'static str, &str),
+    ) -> Result<Vec<Tagged>> {
+        let mut args = ask.to_vec();
+        args.extend(tag_filters.iter().map(String::as_str));
+        Ok(cleanup::parse_tagged(
+            &self.run(sh, region, &args)?,
+            list,
+            id,
+        )?)
+    }
+
+    /// What uses images in a region, by image id: instances that are not terminated, and the
+    /// latest and default versions of every launch template.
+    pub fn image_users(&self, sh: &Shell, region: &str) -> Result<BTreeMap<String, Vec<String>>> {
+        let states = "Name=instance-state-name,Values=pending,running,stopping,stopped";
+        let instances = self.run(
+            sh,
+            region,
+            &["ec2", "describe-instances", "--filters", states],
+        )?;
+        let versions = [
+            "ec2",
+            "describe-launch-template-versions",
+            "--versions",
+            "$Latest",
+            "$Default",
+        ];
+        let templates = self.run(sh, region, &versions)?;
+        Ok(cleanup::parse_users(&instances, &templates)?)
+    }
+
+    pub fn deregister_image(&self, sh: &Shell, region: &str, id: &str) -> Result<()> {
+        self.run(sh, region, &["ec2", "deregister-image", "--image-id", id])?;
+        Ok(())
+    }
+
+    pub fn delete_snapshot(&self, sh: &Shell, region: &str, id: &str) -> Result<()> {
+        self.run(sh, region, &["ec2", "delete-snapshot", "--snapshot-id", id])?;
+        Ok(())
+    }
+
+    pub fn delete_volume(&self, sh: &Shell, region: &str, id: &str) -> Result<()> {
+        self.run(sh, region, &["ec2", "delete-volume", "--volume-id", id])?;
+        Ok(())
+    }
+
+    /// Deprecates an image at `at` (`YYYY-MM-DDTHH:MM:SSZ`, in the future).
+    pub fn deprecate_image(&self, sh: &Shell, region: &str, id: &str, at: &str) -> Result<()> {
+        let args = [
+            "ec2",
+            "enable-image-deprecation",
+            "--image-id",
+            id,
+            "--deprecate-at",
+            at,
+        ];
+        self.run(sh, region, &args)?;
+        Ok(())
+    }
+
+    /// Removes the launch permission `all`: the image is private again.
+    pub fn make_image_private(&self, sh: &Shell, region: &str, id: &str) -> Result<()> {
+        let args = [
+            "ec2",
+            "modify-image-attribute",
+            "--image-id",
+            id,
+            "--launch-permission",
+            "Remove=[{Group=all}]",
+        ];
+        self.run(sh, region, &args)?;
+        Ok(())
+    }
+
+    /// Every key of a bucket (the CLI pages through them); a bucket that is gone holds none.
+    /// One call per bucket, however many bundles it holds.
+    pub fn bucket_keys(&self, sh: &Shell, region: &str, bucket: &str) -> Result<Vec<String>> {
+        match self.run(
+            sh,
+            region,
+            &["s3api", "list-objects-v2", "--bucket", bucket],
+        ) {
+            Ok(out) => Ok(cleanup::object_keys(&out)?),
+            Err(e) if format!("{e:#}").contains("NoSuchBucket") => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes everything under `s3://BUCKET/PREFIX/`; false when the bucket is gone.
+    pub fn delete_prefix(
+        &self,
+        sh: &Shell,
+        region: &str,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<bool> {
+        let url = format!("s3://{bucket}/{prefix}/");
+        match self.run(
+            sh,
+            region,
+            &["s3", "rm", "--recursive", "--only-show-errors", &url],
+        ) {
+            Ok(_) => Ok(true),
+            Err(e) if format!("{e:#}").contains("NoSuchBucket") => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes a bundle folder (`BUCKET/PREFIX`), then its bucket if nothing else is left in
+    /// it; returns what was done, one line each.
+    pub fn delete_bundle(&self, sh: &Shell, region: &str, location: &str) -> Result<Vec<String>> {
+        let (bucket, prefix) = cleanup::split_bundle(location);
+        let mut done = Vec::new();
+        if !self.delete_prefix(sh, region, &bucket, &prefix)? {
+            return Ok(done);
+        }
+        done.push(format!("deleted s3://{bucket}/{prefix}/"));
+        done.extend(self.delete_bucket_if_empty(sh, region, &bucket)?);
+        Ok(done)
+    }
+
+    /// Deletes a bucket that holds nothing (it may hold other builds' bundles); says so.
+    pub fn delete_bucket_if_empty(
+        &self,
+        sh: &Shell,
+        region: &str,
+        bucket: &str,
+    ) -> Result<Option<String>> {
+        let args = [
+            "s3api",
+            "list-objects-v2",
+            "--bucket",
+            bucket,
+            "--max-keys",
+            "1",
+        ];
+        let left = match self.run(sh, region, &args) {
+            Ok(out) => cleanup::count_objects(&out)?,
+            Err(e) if format!("{e:#}").contains("NoSuchBucket") => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if left > 0 {
+            return Ok(None);
+        }
+        self.run(sh, region, &["s3api", "delete-bucket", "--bucket", bucket])?;
+        Ok(Some(format!("deleted empty bucket {bucket}")))
+    }
+
     /// The command [`Aws::run`] runs, to be run elsewhere (several regions at once: a `Shell`
     /// stays on its thread, a `Command` may move).
     pub fn command(&self, sh: &Shell, region: &str, args: &[&str]) -> std::process::Command {
+        log_call(sh, region, args);
         let program = &self.program;
         let endpoint: Vec<String> = match &self.endpoint {
             Some(url) => vec!["--endpoint-url".into(), url.clone()],
@@ -123,9 +381,49 @@ impl Aws {
                 // Not a problem of one region: every other call would fail the same way.
                 return Err(anyhow::Error::new(Unconfigured).context(message));
             }
+            if is_network_error(&stderr) {
+                return Err(anyhow::anyhow!(message)).fix(
+                    || format!("a network error: `aws` could not reach AWS in {region}"),
+                    || "check the network connection (and `HTTPS_PROXY` if a proxy is needed; for `--local`, that the stand-in runs: `cargo xtask local up`), then run the same command again".to_string(),
+                );
+            }
             bail!(message);
         }
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+}
+
+/// What the `aws` CLI (botocore) prints when it cannot reach the endpoint at all.
+fn is_network_error(stderr: &str) -> bool {
+    [
+        "Could not connect to the endpoint URL",
+        "Connect timeout on endpoint URL",
+        "Read timeout on endpoint URL",
+        "Failed to resolve",
+        "Name or service not known",
+    ]
+    .iter()
+    .any(|needle| stderr.contains(needle))
+}
+
+/// With `XTASK_AWS_LOG=FILE`, every `aws` call appends one line to FILE (region and the first
+/// two arguments: never a value that could be a secret), so a test can count the calls.
+fn log_call(sh: &Shell, region: &str, args: &[&str]) {
+    use std::io::Write;
+    let Ok(path) = sh.var("XTASK_AWS_LOG") else {
+        return;
+    };
+    let line = format!(
+        "{region} {}\n",
+        args.iter().take(2).copied().collect::<Vec<_>>().join(" ")
+    );
+    // One short append (O_APPEND) per call: concurrent calls do not mix their lines.
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = file.write_all(line.as_bytes());
     }
 }
 
@@ -193,4 +491,46 @@ where
         .into_iter()
         .map(|r| r.expect("every item was worked on"))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    fn failed(stderr: &str) -> anyhow::Error {
+        let aws = Aws {
+            program: "aws".into(),
+            endpoint: None,
+            environment: Vec::new(),
+            masker: Masker::new(["secret"]),
+        };
+        let output = std::process::Output {
+            status: std::process::ExitStatus::from_raw(255 << 8),
+            stdout: Vec::new(),
+            stderr: stderr.as_bytes().to_vec(),
+        };
+        aws.answer("eu-west-1", &["ec2", "describe-images"], &output)
+            .unwrap_err()
+    }
+
+    #[test]
+    fn a_network_error_is_named_with_its_fix() {
+        let error = failed(
+            "\nCould not connect to the endpoint URL: \"https://ec2.eu-west-1.amazonaws.com/\"\n",
+        );
+        let text = crate::error::render_error(&error);
+        assert!(
+            text.contains("a network error: `aws` could not reach AWS in eu-west-1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Could not connect to the endpoint URL"),
+            "{text}"
+        );
+        assert!(text.contains("fix: check the network connection"), "{text}");
+        let other = crate::error::render_error(&failed("An error occurred (AuthFailure): secret"));
+        assert!(!other.contains("network"), "{other}");
+        assert!(!other.contains("secret"), "the masker hides it: {other}");
+    }
 }

@@ -3,18 +3,18 @@
 //! `core::preflight` can report every failure together.
 
 use crate::aws::Aws;
-use crate::core::preflight::{self, Adopted, Bucket, Facts, Hints, Outcome, Ownership, Planned};
+use crate::core::ec2::{self, ImageQuery};
+use crate::core::preflight::{self, Adopted, Bucket, Facts, Hints, Outcome, Ownership};
 use crate::core::release;
+use crate::core::template::PlannedBuilder;
 use crate::error::FixContext;
 use crate::standin::{self, Standin};
 use anyhow::Result;
 use std::path::Path;
-use std::process::Command;
-use std::sync::Mutex;
 use xshell::Shell;
 
 pub struct Request<'a> {
-    pub planned: &'a [Planned],
+    pub planned: &'a [PlannedBuilder],
     pub public: bool,
     pub expected_account: Option<String>,
     pub credentials_source: Option<String>,
@@ -35,127 +35,26 @@ enum Ask {
     Ownership(String),
 }
 
+/// A question with the region it is asked in and the `aws` arguments that ask it.
+type Question = (Ask, String, Vec<String>);
+
 pub fn check(sh: &Shell, aws: &Aws, request: &Request) -> Outcome {
-    let planned = request.planned;
-    let mut asks: Vec<(Ask, String, Vec<String>)> = Vec::new();
-    let any_region = planned
-        .first()
-        .map(|p| p.region.clone())
-        .unwrap_or_else(|| "us-east-1".into());
-    asks.push((
-        Ask::Identity,
-        any_region,
-        vec!["sts".into(), "get-caller-identity".into()],
-    ));
-    for region in preflight::regions(planned) {
-        let in_region: Vec<&Planned> = planned.iter().filter(|p| p.region == region).collect();
-        let mut ids: Vec<&str> = in_region.iter().map(|p| p.source_ami.as_str()).collect();
-        ids.sort();
-        ids.dedup();
-        let names: Vec<&str> = in_region.iter().map(|p| p.ami_name.as_str()).collect();
-        let filter = |name: &str, values: &[&str]| {
-            serde_json::json!([{ "Name": name, "Values": values }]).to_string()
-        };
-        asks.push((
-            Ask::Base(region.clone()),
-            region.clone(),
-            vec![
-                "ec2".into(),
-                "describe-images".into(),
-                "--filters".into(),
-                filter("image-id", &ids),
-            ],
-        ));
-        asks.push((
-            Ask::Named(region.clone()),
-            region.clone(),
-            vec![
-                "ec2".into(),
-                "describe-images".into(),
-                "--owners".into(),
-                "self".into(),
-                "--filters".into(),
-                filter("name", &names),
-            ],
-        ));
-        if request.public {
-            asks.push((
-                Ask::BlockPublic(region.clone()),
-                region.clone(),
-                vec!["ec2".into(), "get-image-block-public-access-state".into()],
-            ));
-        }
-    }
-    let buckets = preflight::buckets(planned);
-    for (bucket, region) in &buckets {
-        asks.push((
-            Ask::HeadBucket(bucket.clone()),
-            region.clone(),
-            vec![
-                "s3api".into(),
-                "head-bucket".into(),
-                "--bucket".into(),
-                bucket.clone(),
-            ],
-        ));
-    }
     let mut facts = Facts {
         expected_account: request.expected_account.clone(),
         credentials_source: request.credentials_source.clone(),
         same_base_for_both: request.same_base_for_both.clone(),
         ..Default::default()
     };
-    let answers = ask_all(sh, aws, &questions(&asks));
+    let asks = questions(request);
+    let answers = aws.run_all(sh, &arguments(&asks));
     let mut follow_up = Vec::new();
     for ((ask, region, _), answer) in asks.iter().zip(answers) {
-        match ask {
-            Ask::Identity => {
-                facts.identity = Some(answer.and_then(|t| preflight::parse_identity(&t)));
-            }
-            Ask::Base(r) => {
-                facts
-                    .base
-                    .insert(r.clone(), answer.and_then(|t| preflight::parse_images(&t)));
-            }
-            Ask::Named(r) => {
-                facts
-                    .named
-                    .insert(r.clone(), answer.and_then(|t| preflight::parse_images(&t)));
-            }
-            Ask::BlockPublic(r) => {
-                facts.block_public.insert(
-                    r.clone(),
-                    answer.and_then(|t| preflight::parse_block_state(&t)),
-                );
-            }
-            Ask::HeadBucket(bucket) => {
-                let fact = match answer {
-                    Ok(text) => {
-                        follow_up.push((
-                            Ask::Ownership(bucket.clone()),
-                            region.clone(),
-                            vec![
-                                "s3api".into(),
-                                "get-bucket-ownership-controls".into(),
-                                "--bucket".into(),
-                                bucket.clone(),
-                            ],
-                        ));
-                        Bucket::Ours {
-                            region: preflight::parse_bucket_region(&text),
-                            object_ownership: None,
-                        }
-                    }
-                    Err(e) if e.contains("(404)") || e.contains("Not Found") => Bucket::Free,
-                    Err(e) if e.contains("(403)") || e.contains("Forbidden") => Bucket::Foreign,
-                    Err(e) => Bucket::Error(e),
-                };
-                facts.buckets.insert(bucket.clone(), fact);
-            }
-            Ask::Ownership(_) => {}
+        if let Some(next) = record(&mut facts, ask, region, answer) {
+            follow_up.push(next);
         }
     }
-    let answers = ask_all(sh, aws, &questions(&follow_up));
+    // Only a bucket that exists has ownership controls to ask about.
+    let answers = aws.run_all(sh, &arguments(&follow_up));
     for ((ask, _, _), answer) in follow_up.iter().zip(answers) {
         if let (Ask::Ownership(bucket), Ok(text)) = (ask, answer) {
             if let Some(Bucket::Ours {
@@ -167,7 +66,7 @@ pub fn check(sh: &Shell, aws: &Aws, request: &Request) -> Outcome {
         }
     }
     preflight::evaluate(
-        planned,
+        request.planned,
         &facts,
         request.public,
         request.owner.as_ref(),
@@ -175,43 +74,97 @@ pub fn check(sh: &Shell, aws: &Aws, request: &Request) -> Outcome {
     )
 }
 
-fn questions(asks: &[(Ask, String, Vec<String>)]) -> Vec<(String, Vec<String>)> {
-    asks.iter()
-        .map(|(_, region, args)| (region.clone(), args.clone()))
-        .collect()
+/// Every question of the first round: identity once; per region the base AMIs (by id) and our
+/// images with a planned name, and for a public build the block-public-access state; per
+/// bundle bucket whether it exists.
+fn questions(request: &Request) -> Vec<Question> {
+    let planned = request.planned;
+    let any_region = planned
+        .first()
+        .map(|p| p.region.clone())
+        .unwrap_or_else(|| "us-east-1".into());
+    let words = |args: &[&str]| args.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+    let mut asks = vec![(
+        Ask::Identity,
+        any_region,
+        words(&["sts", "get-caller-identity"]),
+    )];
+    for region in preflight::regions(planned) {
+        let in_region: Vec<&PlannedBuilder> =
+            planned.iter().filter(|p| p.region == region).collect();
+        let mut ids: Vec<&str> = in_region.iter().map(|p| p.source_ami.as_str()).collect();
+        ids.sort();
+        ids.dedup();
+        let names: Vec<&str> = in_region.iter().map(|p| p.ami_name.as_str()).collect();
+        let base = ImageQuery::ids(&ids).args();
+        let named = ImageQuery::own().filter("name", &names).args();
+        asks.push((Ask::Base(region.clone()), region.clone(), base));
+        asks.push((Ask::Named(region.clone()), region.clone(), named));
+        if request.public {
+            let args = words(&["ec2", "get-image-block-public-access-state"]);
+            asks.push((Ask::BlockPublic(region.clone()), region.clone(), args));
+        }
+    }
+    for (bucket, region) in preflight::buckets(planned) {
+        let args = words(&["s3api", "head-bucket", "--bucket", &bucket]);
+        asks.push((Ask::HeadBucket(bucket), region, args));
+    }
+    asks
 }
 
-/// Runs every question (`aws ARGS` in REGION), [`crate::aws::pool`] at a time; answers in the order
-/// asked.
-pub fn ask_all(
-    sh: &Shell,
-    aws: &Aws,
-    asks: &[(String, Vec<String>)],
-) -> Vec<Result<String, String>> {
-    // Commands are made here, on the shell's thread; only the processes run on the workers.
-    let commands: Vec<Mutex<Option<Command>>> = asks
-        .iter()
-        .map(|(region, args)| {
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            Mutex::new(Some(aws.command(sh, region, &args)))
-        })
-        .collect();
-    let outputs = crate::aws::in_pool(&commands, crate::aws::pool(), |slot| {
-        let command = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
-        command.map(|mut command| command.stdin(std::process::Stdio::null()).output())
-    });
-    asks.iter()
-        .zip(outputs)
-        .map(|((region, args), output)| {
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            match output {
-                Some(Ok(output)) => aws
-                    .answer(region, &args, &output)
-                    .map_err(|e| format!("{e:#}")),
-                Some(Err(e)) => Err(format!("cannot run `aws`: {e}")),
-                None => Err("not asked".into()),
+/// Keeps one answer in `facts`; returns the question it leads to (an existing bucket's
+/// ownership controls).
+fn record(
+    facts: &mut Facts,
+    ask: &Ask,
+    region: &str,
+    answer: Result<String, String>,
+) -> Option<Question> {
+    let images = |answer: Result<String, String>| {
+        answer.and_then(|t| ec2::parse_images(&t).map_err(|e| e.to_string()))
+    };
+    match ask {
+        Ask::Identity => {
+            facts.identity =
+                Some(answer.and_then(|t| preflight::parse_identity(&t).map_err(|e| e.to_string())));
+        }
+        Ask::Base(r) => {
+            facts.base.insert(r.clone(), images(answer));
+        }
+        Ask::Named(r) => {
+            facts.named.insert(r.clone(), images(answer));
+        }
+        Ask::BlockPublic(r) => {
+            let state =
+                answer.and_then(|t| preflight::parse_block_state(&t).map_err(|e| e.to_string()));
+            facts.block_public.insert(r.clone(), state);
+        }
+        Ask::HeadBucket(bucket) => {
+            let fact = match answer {
+                Ok(text) => Bucket::Ours {
+                    region: preflight::parse_bucket_region(&text),
+                    object_ownership: None,
+                },
+                Err(e) if e.contains("(404)") || e.contains("Not Found") => Bucket::Free,
+                Err(e) if e.contains("(403)") || e.contains("Forbidden") => Bucket::Foreign,
+                Err(e) => Bucket::Error(e),
+            };
+            let exists = matches!(fact, Bucket::Ours { .. });
+            facts.buckets.insert(bucket.clone(), fact);
+            if exists {
+                let args = ["s3api", "get-bucket-ownership-controls", "--bucket", bucket];
+                let args = args.iter().map(|a| a.to_string()).collect();
+                return Some((Ask::Ownership(bucket.clone()), region.to_string(), args));
             }
-        })
+        }
+        Ask::Ownership(_) => {}
+    }
+    None
+}
+
+fn arguments(asks: &[Question]) -> Vec<(String, Vec<String>)> {
+    asks.iter()
+        .map(|(_, region, args)| (region.clone(), args.clone()))
         .collect()
 }
 
@@ -227,7 +180,7 @@ pub fn describe(request: &Request) -> String {
 
 /// What a build asks of the cloud before it launches.
 pub struct Gate<'a> {
-    pub planned: Vec<Planned>,
+    pub planned: Vec<PlannedBuilder>,
     pub public: bool,
     /// Set for `--local`: the stand-in answers, and its account is the expected one.
     pub standin: Option<&'a Standin>,

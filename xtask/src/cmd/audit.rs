@@ -6,8 +6,9 @@
 
 use crate::aws::{self, Aws};
 use crate::cmd::lifecycle;
-use crate::core::audit::{self, Expected, Seen};
-use crate::core::cleanup::{self, Image};
+use crate::core::audit::{self, Seen, TagRef};
+use crate::core::cleanup;
+use crate::core::ec2::{Image, ImageQuery};
 use crate::core::protect;
 use crate::core::registry::REGISTRY_PATH;
 use crate::core::retire::{self, Retired, RETIRED_PATH};
@@ -46,6 +47,8 @@ impl crate::cmd::Cmd for Audit {
 }
 
 fn run(sh: &Shell, root: &Path, options: &Audit) -> Result<()> {
+    let matrix = project::matrix(sh)?;
+    lifecycle::refuse_unknown_regions(&matrix, &options.regions)?;
     let git = Git::open(root)?;
     let tags = lifecycle::release_tags(&git)?;
     let current = project::registry(sh, REGISTRY_PATH)?;
@@ -54,85 +57,26 @@ fn run(sh: &Shell, root: &Path, options: &Audit) -> Result<()> {
     } else {
         Retired::default()
     };
-    let head = git.head_commit()?;
-
-    // What git and the registry say: (region, id) to what is expected, and the commit its
-    // `Commit` tag must be in the history of.
-    let mut expected: BTreeMap<(String, String), (Expected, String)> = BTreeMap::new();
-    let mut git_problems: Vec<(String, String, String)> = Vec::new();
-    for tag in &tags {
-        let version = tag.name.split_once('/').map(|(_, v)| v.to_string());
-        for ami in protect::tag_amis(&tag.message) {
-            let Some(region) = ami.region else {
-                git_problems.push((
-                    "?".into(),
-                    ami.id.clone(),
-                    format!(
-                        "{}: listed without a region, so it cannot be checked",
-                        tag.name
-                    ),
-                ));
-                continue;
-            };
-            let (entry, _) = expected
-                .entry((region.clone(), ami.id.clone()))
-                .or_insert_with(|| {
-                    (
-                        Expected {
-                            region,
-                            id: ami.id.clone(),
-                            version: version.clone(),
-                            ..Expected::default()
-                        },
-                        tag.commit.clone(),
-                    )
-                });
-            entry.sources.push(tag.name.clone());
-            entry.public |= tag.name.starts_with("release/");
-        }
-    }
-    for ami in protect::registry_amis(&current) {
-        let region = ami.region.clone().unwrap_or_default();
-        let key = (region.clone(), ami.id.clone());
-        if !expected.contains_key(&key) {
-            git_problems.push((
-                region.clone(),
-                ami.id.clone(),
-                format!("`{REGISTRY_PATH}`: listed, but in no `release/*` or `candidate/*` tag"),
-            ));
-        }
-        let (entry, _) = expected.entry(key).or_insert_with(|| {
-            (
-                Expected {
-                    region,
-                    id: ami.id.clone(),
-                    ..Expected::default()
-                },
-                head.clone(),
-            )
-        });
-        entry.sources.push(format!("`{REGISTRY_PATH}`"));
-        entry.public = true;
-    }
-    for (entry, _) in expected.values_mut() {
-        entry.retired = retired.done(&entry.id, options.local);
-    }
-    let only: BTreeSet<String> = project::split_names(&options.regions).into_iter().collect();
-    expected.retain(|(region, _), _| only.is_empty() || only.contains(region));
-    git_problems.retain(|(region, _, _)| only.is_empty() || only.contains(region));
-    let regions: Vec<String> = expected
-        .keys()
-        .map(|(r, _)| r.clone())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
+    let tag_refs: Vec<TagRef> = tags
+        .iter()
+        .map(|t| TagRef {
+            name: &t.name,
+            commit: &t.commit,
+            message: &t.message,
+        })
         .collect();
+    let only: BTreeSet<String> = project::split_names(&options.regions).into_iter().collect();
+    let listed = protect::registry_amis(&current);
+    let head = git.head_commit()?;
+    let expected = audit::expectations(&tag_refs, &listed, &head, &retired, options.local, &only);
+    let regions = expected.regions();
 
     let aws = lifecycle::connect(sh, root, options.local, "audit")?;
     eprintln!(
         "auditing {} tag(s), {} entr(ies) of `{REGISTRY_PATH}`: {} image(s) in {} region(s){}",
         tags.len(),
-        protect::registry_amis(&current).len(),
-        expected.len(),
+        listed.len(),
+        expected.images.len(),
         regions.len(),
         if options.local {
             " of the local stand-in"
@@ -141,48 +85,21 @@ fn run(sh: &Shell, root: &Path, options: &Audit) -> Result<()> {
         }
     );
     let bundles = lifecycle::Bundles::from_records(&runs::list(root));
-    let seen = aws::each_region(&regions, |sh, region| {
-        let ids: Vec<&str> = expected
-            .keys()
-            .filter(|(r, _)| r == region)
-            .map(|(_, id)| id.as_str())
-            .collect();
-        look(sh, &aws, region, &ids, &bundles)
+    let answers = aws::each_region(&regions, |sh, region| {
+        look(sh, &aws, region, &expected.ids_in(region), &bundles)
     });
-
-    let mut report = String::new();
-    let mut mismatches = 0;
+    let mut seen = BTreeMap::new();
     let mut failures = Vec::new();
-    for (region, seen) in regions.iter().zip(seen) {
-        let mut seen = match seen {
-            Ok(seen) => seen,
-            Err(e) => {
-                failures.push(format!("{region}: {e:#}"));
-                continue;
+    for (region, answer) in regions.iter().zip(answers) {
+        match answer {
+            Ok(mut images) => {
+                judge_commits(&git, &expected, &mut images);
+                seen.insert(region.clone(), images);
             }
-        };
-        let mut lines = Vec::new();
-        for ((_, id), (entry, commit)) in expected.iter().filter(|((r, _), _)| r == region) {
-            let mut seen = seen.remove(id).unwrap_or_default();
-            if let Some(image) = &seen.image {
-                seen.commit_problem = commit_problem(&git, image, commit, &entry.sources);
-            }
-            for problem in audit::check(entry, &seen) {
-                lines.push(format!("  {id}  {}: {problem}", entry.sources.join(", ")));
-            }
-        }
-        for (_, id, problem) in git_problems.iter().filter(|(r, _, _)| r == region) {
-            lines.push(format!("  {id}  {problem}"));
-        }
-        if !lines.is_empty() {
-            mismatches += lines.len();
-            report.push_str(&format!("{region}\n{}\n", lines.join("\n")));
+            Err(e) => failures.push(format!("{region}: {e:#}")),
         }
     }
-    for (_, id, problem) in git_problems.iter().filter(|(r, _, _)| r == "?") {
-        mismatches += 1;
-        report.push_str(&format!("(no region)\n  {id}  {problem}\n"));
-    }
+    let (report, mismatches) = audit::report(&expected, &seen);
     print!("{report}");
     for failure in &failures {
         eprintln!("error: {failure}");
@@ -199,10 +116,21 @@ fn run(sh: &Shell, root: &Path, options: &Audit) -> Result<()> {
     }
     println!(
         "audit clean: {} image(s) in {} region(s) match their tags, `{REGISTRY_PATH}` and `{RETIRED_PATH}`",
-        expected.len(),
+        expected.images.len(),
         regions.len()
     );
     Ok(())
+}
+
+/// Judges the `Commit` tag of every image found against git.
+fn judge_commits(git: &Git, expected: &audit::Expectations, seen: &mut BTreeMap<String, Seen>) {
+    for ((_, id), (entry, commit)) in &expected.images {
+        if let Some(seen) = seen.get_mut(id) {
+            if let Some(image) = &seen.image {
+                seen.commit_problem = commit_problem(git, image, commit, &entry.sources);
+            }
+        }
+    }
 }
 
 /// One region's images and, for instance-store ones, whether their bundle is still there.
@@ -213,23 +141,18 @@ fn look(
     ids: &[&str],
     bundles: &lifecycle::Bundles,
 ) -> Result<BTreeMap<String, Seen>> {
-    let filter = format!("Name=image-id,Values={}", ids.join(","));
-    let out = aws.run(
-        sh,
-        region,
-        &["ec2", "describe-images", "--filters", &filter],
-    )?;
+    let images = aws.describe_images(sh, region, &ImageQuery::ids(ids))?;
     let mut seen = BTreeMap::new();
     // One listing per bucket, however many bundles it holds.
     let mut buckets: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut keys = |bucket: &str| -> Result<Vec<String>> {
         if !buckets.contains_key(bucket) {
-            let keys = lifecycle::bucket_keys(sh, aws, region, bucket)?;
+            let keys = aws.bucket_keys(sh, region, bucket)?;
             buckets.insert(bucket.to_string(), keys);
         }
         Ok(buckets[bucket].clone())
     };
-    for image in cleanup::parse_images(&out).map_err(anyhow::Error::msg)? {
+    for image in images {
         let bundle_present = match (&image.location, bundles.of(&image)) {
             (Some(location), _) if location.ends_with(".manifest.xml") => {
                 let (bucket, key) = cleanup::split_bundle(location);

@@ -4,10 +4,9 @@
 //! `build/images.json`; `--add-region R` proposes the rows of a new region.
 
 use crate::aws::Aws;
-use crate::cloud;
 use crate::core::base_images::{self, CANONICAL};
+use crate::core::ec2::{Image, ImageQuery};
 use crate::core::matrix::{Matrix, MATRIX_PATH};
-use crate::core::preflight::{self, Image};
 use crate::credentials;
 use crate::project;
 use crate::standin::Standin;
@@ -53,20 +52,7 @@ fn run(sh: &Shell, root: &Path, options: &BaseImages) -> Result<()> {
     let text = project::read(sh, MATRIX_PATH)?;
     let matrix = project::matrix(sh)?;
     let regions = project::split_names(&options.regions);
-    let known: BTreeSet<&str> = matrix.images.iter().map(|r| r.region.as_str()).collect();
-    if let Some(unknown) = regions.iter().find(|r| !known.contains(r.as_str())) {
-        bail!(
-            "no row of `{MATRIX_PATH}` is in region `{unknown}`: name one of {}, or propose rows for it with `--add-region {unknown}`",
-            known.iter().copied().collect::<Vec<_>>().join(", ")
-        );
-    }
-    if let Some(new) = &options.add_region {
-        if known.contains(new.as_str()) {
-            bail!(
-                "`{MATRIX_PATH}` already has rows in `{new}`: refresh them with `--region {new}`"
-            );
-        }
-    }
+    refuse_unknown(&matrix, &regions, options.add_region.as_deref())?;
     let rows = if options.add_region.is_some() && regions.is_empty() {
         Vec::new()
     } else {
@@ -83,7 +69,6 @@ fn run(sh: &Shell, root: &Path, options: &BaseImages) -> Result<()> {
         let releases = matrix.images.iter().map(|r| r.os_version.clone()).collect();
         wanted.insert(new.clone(), releases);
     }
-
     let standin;
     let aws = if options.local {
         standin = Standin::attach_or_start(sh, root, &matrix)?;
@@ -92,28 +77,42 @@ fn run(sh: &Shell, root: &Path, options: &BaseImages) -> Result<()> {
         credentials::resolve_profile(sh, root, "aws")?;
         Aws::real(sh, root)?
     };
-    let asks: Vec<(String, Vec<String>)> = wanted
+    let found = look_up(sh, &aws, &wanted)?;
+    report(&text, &matrix, &rows, &found, sh, options)
+}
+
+/// `--region` must name a region with rows; `--add-region` one without.
+fn refuse_unknown(matrix: &Matrix, regions: &[String], add_region: Option<&str>) -> Result<()> {
+    let known: BTreeSet<&str> = matrix.images.iter().map(|r| r.region.as_str()).collect();
+    if let Some(unknown) = regions.iter().find(|r| !known.contains(r.as_str())) {
+        bail!(
+            "no row of `{MATRIX_PATH}` is in region `{unknown}`: name one of {}, or propose rows for it with `--add-region {unknown}`",
+            known.iter().copied().collect::<Vec<_>>().join(", ")
+        );
+    }
+    if let Some(new) = add_region.filter(|new| known.contains(new)) {
+        bail!("`{MATRIX_PATH}` already has rows in `{new}`: refresh them with `--region {new}`");
+    }
+    Ok(())
+}
+
+/// Canonical's Ubuntu images of the wanted releases, per region (all regions at once).
+fn look_up(
+    sh: &Shell,
+    aws: &Aws,
+    wanted: &BTreeMap<String, BTreeSet<String>>,
+) -> Result<BTreeMap<String, Vec<Image>>> {
+    let asks: Vec<(String, ImageQuery)> = wanted
         .iter()
         .map(|(region, releases)| {
             let patterns: Vec<String> = releases
                 .iter()
                 .filter_map(|r| base_images::name_pattern(r))
                 .collect();
-            let filters = serde_json::json!([
-                { "Name": "name", "Values": patterns },
-                { "Name": "architecture", "Values": ["x86_64"] },
-            ]);
-            (
-                region.clone(),
-                vec![
-                    "ec2".into(),
-                    "describe-images".into(),
-                    "--owners".into(),
-                    CANONICAL.into(),
-                    "--filters".into(),
-                    filters.to_string(),
-                ],
-            )
+            let query = ImageQuery::owned_by(CANONICAL)
+                .filter("name", &patterns)
+                .filter("architecture", &["x86_64"]);
+            (region.clone(), query)
         })
         .collect();
     eprintln!(
@@ -122,8 +121,8 @@ fn run(sh: &Shell, root: &Path, options: &BaseImages) -> Result<()> {
     );
     let mut found: BTreeMap<String, Vec<Image>> = BTreeMap::new();
     let mut failed = Vec::new();
-    for ((region, _), answer) in asks.iter().zip(cloud::ask_all(sh, &aws, &asks)) {
-        match answer.and_then(|t| preflight::parse_images(&t)) {
+    for ((region, _), answer) in asks.iter().zip(aws.describe_images_in(sh, &asks)) {
+        match answer {
             Ok(images) => {
                 found.insert(region.clone(), images);
             }
@@ -133,8 +132,20 @@ fn run(sh: &Shell, root: &Path, options: &BaseImages) -> Result<()> {
     if !failed.is_empty() {
         bail!("cannot look up the images:\n{}", failed.join("\n"));
     }
+    Ok(found)
+}
 
-    let findings = base_images::findings(&rows, &|region| {
+/// Prints old -> new (and the proposed rows of `--add-region`), then writes them with
+/// `--update`.
+fn report(
+    text: &str,
+    matrix: &Matrix,
+    rows: &[(usize, &crate::core::matrix::Image)],
+    found: &BTreeMap<String, Vec<Image>>,
+    sh: &Shell,
+    options: &BaseImages,
+) -> Result<()> {
+    let findings = base_images::findings(rows, &|region| {
         found.get(region).cloned().unwrap_or_default()
     });
     let changes = findings.iter().filter(|f| f.changes()).count();
@@ -161,7 +172,7 @@ fn run(sh: &Shell, root: &Path, options: &BaseImages) -> Result<()> {
     let (new_rows, missing) = match &options.add_region {
         Some(region) => {
             let images = found.get(region).cloned().unwrap_or_default();
-            base_images::new_region_rows(&matrix, region, &images)
+            base_images::new_region_rows(matrix, region, &images)
         }
         None => (Vec::new(), Vec::new()),
     };
@@ -175,18 +186,7 @@ fn run(sh: &Shell, root: &Path, options: &BaseImages) -> Result<()> {
         }
     }
 
-    let mut updated = base_images::apply(&text, &findings).map_err(anyhow::Error::msg)?;
-    updated = base_images::append_rows(&updated, &new_rows).ok_or_else(|| {
-        anyhow::anyhow!("cannot find where to add rows in `{MATRIX_PATH}`: add them by hand")
-    })?;
-    if let (Some(region), false) = (&options.add_region, new_rows.is_empty()) {
-        // A new region must be allowed too (`settings.regions`).
-        updated = base_images::allow_region(&updated, region).ok_or_else(|| {
-            anyhow::anyhow!(
-                "cannot find `settings.regions` in `{MATRIX_PATH}`: add `{region}` by hand"
-            )
-        })?;
-    }
+    let updated = edited(text, &findings, &new_rows, options.add_region.as_deref())?;
     if updated == text {
         println!("`{MATRIX_PATH}` is up to date");
         return Ok(());
@@ -209,4 +209,26 @@ fn run(sh: &Shell, root: &Path, options: &BaseImages) -> Result<()> {
         }
     );
     Ok(())
+}
+
+/// `build/images.json` with the new ids, the proposed rows and their region allowed.
+fn edited(
+    text: &str,
+    findings: &[base_images::Finding],
+    new_rows: &[String],
+    add_region: Option<&str>,
+) -> Result<String> {
+    let mut updated = base_images::apply(text, findings).map_err(anyhow::Error::msg)?;
+    updated = base_images::append_rows(&updated, new_rows).ok_or_else(|| {
+        anyhow::anyhow!("cannot find where to add rows in `{MATRIX_PATH}`: add them by hand")
+    })?;
+    if let (Some(region), false) = (add_region, new_rows.is_empty()) {
+        // A new region must be allowed too (`settings.regions`).
+        updated = base_images::allow_region(&updated, region).ok_or_else(|| {
+            anyhow::anyhow!(
+                "cannot find `settings.regions` in `{MATRIX_PATH}`: add `{region}` by hand"
+            )
+        })?;
+    }
+    Ok(updated)
 }

@@ -316,12 +316,11 @@ fn preflight(
     let cloud_checks = if launch.skip_cloud_checks {
         cloud::SKIPPED_RECORD.to_string()
     } else {
-        let template = template::generate(&matrix, spec, template::Target::PROBE)?;
         cloud::gate(
             sh,
             root,
             cloud::Gate {
-                planned: preflight::planned(&template, &[]),
+                planned: plan.builders.clone(),
                 public: plan.public,
                 standin: standin.as_ref(),
                 expected_account: credentials.account_id.clone(),
@@ -573,16 +572,12 @@ fn adopt_built(
         // preflight): nothing can have been made since.
         return Ok(remaining);
     }
-    let template: serde_json::Value = crate::core::json::parse(&project::read(
-        sh,
-        &format!("{}/template.json", record.dir()),
-    )?)
-    .map_err(|e| anyhow::anyhow!("cannot read back the run's template: {e}"))?;
+    let plan = template::plan(&kit.matrix, &record.spec)?;
     let adopted = cloud::gate(
         sh,
         root,
         cloud::Gate {
-            planned: preflight::planned(&template, &remaining),
+            planned: preflight::builders(&plan, &remaining),
             public: template::is_public(&kit.matrix, &record.spec),
             standin: kit.standin.as_ref(),
             expected_account: kit.credentials.account_id.clone(),

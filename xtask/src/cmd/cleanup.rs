@@ -11,6 +11,7 @@
 use crate::aws::{self, Aws, Unconfigured};
 use crate::cmd::lifecycle;
 use crate::core::cleanup::{self, Bundle, Filter, Found, RegionPlan, Rules};
+use crate::core::ec2::ImageQuery;
 use crate::core::registry::REGISTRY_PATH;
 use crate::core::time;
 use crate::error::PartlyFailed;
@@ -69,70 +70,32 @@ impl crate::cmd::Cmd for Cleanup {
         self.json
     }
     fn run(self, cx: &crate::cmd::Context) -> Result<std::process::ExitCode> {
-        let options = Options {
-            filter: Filter {
-                run: self.run,
-                version: self.version,
-                kind: self.kind,
-            },
-            regions: self.region,
-            execute: self.execute,
-            local: self.local,
-            keep: self.keep,
-            older_than: self.older_than,
-            even_if_used: self.even_if_used,
-        };
-        run(cx.sh, cx.root(), &options)?;
+        run(cx.sh, cx.root(), &self)?;
         Ok(std::process::ExitCode::SUCCESS)
     }
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct Options {
-    pub filter: Filter,
-    pub regions: Vec<String>,
-    pub execute: bool,
-    pub local: bool,
-    /// The newest N runs per kind and region survive.
-    pub keep: Option<usize>,
-    /// `7d`, `12h`: only what is older goes.
-    pub older_than: Option<String>,
-    pub even_if_used: bool,
+impl Cleanup {
+    fn filter(&self) -> Filter {
+        Filter {
+            run: self.run.clone(),
+            version: self.version.clone(),
+            kind: self.kind,
+        }
+    }
 }
 
-fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
-    let filter = &options.filter;
-    if filter.is_empty() {
-        bail!(
-            "cleanup needs a filter: `--run RUN`, `--version VERSION` or `--kind test-ebs|test-instance`; \
-             without one it would delete everything the project ever built"
-        );
-    }
-    if let Some(kind) = filter.kind {
-        if !kind.is_test() {
-            bail!("`--kind {kind}` is not a test kind: use `test-ebs` or `test-instance` (official images are removed by `--run` or `--version`)");
-        }
-    }
-    let older_than = match &options.older_than {
-        Some(text) => {
-            Some(time::parse_duration(text).map_err(|e| anyhow::anyhow!("`--older-than`: {e}"))?)
-        }
-        None => None,
-    };
+fn run(sh: &Shell, root: &Path, options: &Cleanup) -> Result<()> {
+    let filter = options.filter();
+    let older_than = refuse_bad_input(&filter, options)?;
     let matrix = project::matrix(sh)?;
-    // A mistyped `--region` would only end in an error from AWS, after the other regions.
-    for region in project::split_names(&options.regions) {
-        if let Err(e) = matrix.check_region(&region) {
-            bail!("`--region {region}` is refused: {e}");
-        }
-    }
+    lifecycle::refuse_unknown_regions(&matrix, &options.region)?;
     let current = project::registry(sh, REGISTRY_PATH)?;
     let (protection, note) = lifecycle::protection(root, &current)?;
     if let Some(note) = note {
         eprintln!("{note}");
     }
     let aws = lifecycle::connect(sh, root, options.local, "cleanup")?;
-
     let all_records = runs::list(root);
     let bundles = lifecycle::Bundles::from_records(&all_records);
     let records: Vec<RunRecord> = all_records
@@ -163,20 +126,14 @@ fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
         },
         regions.join(", ")
     );
-
-    let project_name = &matrix.settings.project;
-    let found = aws::each_region(&regions, |sh, region| {
-        discover(
-            sh,
-            &aws,
-            project_name,
-            region,
-            filter,
-            &records,
-            &bundles,
-            options,
-        )
-    });
+    let search = Search {
+        project: &matrix.settings.project,
+        filter: &filter,
+        records: &records,
+        bundles: &bundles,
+        even_if_used: options.even_if_used,
+    };
+    let found = aws::each_region(&regions, |sh, region| discover(sh, &aws, region, &search));
     let rules = Rules {
         protection: Some(&protection),
         even_if_used: options.even_if_used,
@@ -195,14 +152,39 @@ fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
             Err(e) => failures.push(format!("{region}: {e:#}")),
         }
     }
-    let table = cleanup::render(&plans);
-    if table.is_empty() && failures.is_empty() {
+    show(&filter, &plans, failures.is_empty());
+    failures.extend(execute(&aws, &plans, options));
+    finish(&filter, &plans, failures, options.execute)
+}
+
+/// The filter must be set (and a kind a test kind), `--older-than` a duration.
+fn refuse_bad_input(filter: &Filter, options: &Cleanup) -> Result<Option<u64>> {
+    if filter.is_empty() {
+        bail!(
+            "cleanup needs a filter: `--run RUN`, `--version VERSION` or `--kind test-ebs|test-instance`; \
+             without one it would delete everything the project ever built"
+        );
+    }
+    if let Some(kind) = filter.kind.filter(|k| !k.is_test()) {
+        bail!("`--kind {kind}` is not a test kind: use `test-ebs` or `test-instance` (official images are removed by `--run` or `--version`)");
+    }
+    options
+        .older_than
+        .as_deref()
+        .map(|text| time::parse_duration(text).map_err(|e| anyhow::anyhow!("`--older-than`: {e}")))
+        .transpose()
+}
+
+/// The table of what was found, and the published images it refuses to delete.
+fn show(filter: &Filter, plans: &[RegionPlan], every_region_read: bool) {
+    let table = cleanup::render(plans);
+    if table.is_empty() && every_region_read {
         output::say(format!("nothing found for {}", filter.describe()));
     } else {
         output::say(table.trim_end());
-        output::say(format!("\nfound {}", cleanup::totals(&plans)));
+        output::say(format!("\nfound {}", cleanup::totals(plans)));
     }
-    for plan in &plans {
+    for plan in plans {
         for kept in plan.kept.iter().filter(|k| k.protected) {
             eprintln!(
                 "refusing to delete {} ({}): {}",
@@ -212,53 +194,65 @@ fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
             );
         }
     }
+}
 
+/// With `--execute`, deletes every region's plan (concurrently); returns what failed.
+fn execute(aws: &Aws, plans: &[RegionPlan], options: &Cleanup) -> Vec<String> {
     let deleting: Vec<&RegionPlan> = plans.iter().filter(|p| p.deletes()).collect();
-    if options.execute {
-        let region_names: Vec<String> = deleting.iter().map(|p| p.region.clone()).collect();
-        let results = aws::each_region(&region_names, |sh, region| {
-            let plan = deleting
-                .iter()
-                .find(|p| p.region == region)
-                .expect("a planned region");
-            delete(sh, &aws, plan)
-        });
-        for (region, region_failures) in region_names.iter().zip(results) {
-            failures.extend(
-                region_failures
-                    .into_iter()
-                    .map(|e| format!("{region}: {e}")),
+    if !options.execute {
+        if !deleting.is_empty() {
+            output::say(
+                "nothing was deleted: run the same command with `--execute` to delete the above",
             );
         }
-    } else if !deleting.is_empty() {
-        output::say(
-            "nothing was deleted: run the same command with `--execute` to delete the above",
-        );
+        return Vec::new();
     }
-    if options.execute && failures.is_empty() && !deleting.is_empty() {
+    let region_names: Vec<String> = deleting.iter().map(|p| p.region.clone()).collect();
+    let results = aws::each_region(&region_names, |sh, region| {
+        let plan = deleting
+            .iter()
+            .find(|p| p.region == region)
+            .expect("a planned region");
+        delete(sh, aws, plan)
+    });
+    region_names
+        .iter()
+        .zip(results)
+        .flat_map(|(region, failures)| failures.into_iter().map(move |e| format!("{region}: {e}")))
+        .collect()
+}
+
+/// The closing line, the `--json` document, and the error when something failed.
+fn finish(
+    filter: &Filter,
+    plans: &[RegionPlan],
+    failures: Vec<String>,
+    executed: bool,
+) -> Result<()> {
+    if executed && failures.is_empty() && plans.iter().any(|p| p.deletes()) {
         output::say(format!(
             "\ncleanup done: deleted {}",
-            cleanup::totals(&plans)
+            cleanup::totals(plans)
         ));
     }
     output::document(serde_json::json!({
         "command": "cleanup",
         "ok": failures.is_empty(),
         "filter": filter.describe(),
-        "execute": options.execute,
+        "execute": executed,
         "regions": plans,
         "failures": failures,
     }));
-    if !failures.is_empty() {
-        for failure in &failures {
-            eprintln!("error: {failure}");
-        }
-        return Err(anyhow::Error::new(PartlyFailed)).context(format!(
-            "cleanup did not complete in every region ({} problem(s) above): fix them and run the same command again; what is gone stays gone",
-            failures.len()
-        ));
+    if failures.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    for failure in &failures {
+        eprintln!("error: {failure}");
+    }
+    Err(anyhow::Error::new(PartlyFailed)).context(format!(
+        "cleanup did not complete in every region ({} problem(s) above): fix them and run the same command again; what is gone stays gone",
+        failures.len()
+    ))
 }
 
 /// `--region` when given; else the regions of matching records, plus the test region for test
@@ -266,17 +260,17 @@ fn run(sh: &Shell, root: &Path, options: &Options) -> Result<()> {
 fn regions(
     matrix: &crate::core::matrix::Matrix,
     records: &[RunRecord],
-    options: &Options,
+    options: &Cleanup,
 ) -> BTreeSet<String> {
-    if !options.regions.is_empty() {
-        return project::split_names(&options.regions).into_iter().collect();
+    if !options.region.is_empty() {
+        return project::split_names(&options.region).into_iter().collect();
     }
     let mut regions: BTreeSet<String> = records
         .iter()
         .flat_map(|r| r.builders.values().map(|b| b.region.clone()))
         .collect();
-    let run_known = options.filter.run.is_some() && !records.is_empty();
-    match options.filter.kind {
+    let run_known = options.run.is_some() && !records.is_empty();
+    match options.kind {
         _ if run_known => {}
         Some(_) => {
             regions.insert(matrix.settings.test_region.clone());
@@ -286,94 +280,84 @@ fn regions(
     regions
 }
 
-#[allow(clippy::too_many_arguments)]
-fn discover(
-    sh: &Shell,
-    aws: &Aws,
-    project: &str,
-    region: &str,
-    filter: &Filter,
-    records: &[RunRecord],
-    known_bundles: &lifecycle::Bundles,
-    options: &Options,
-) -> Result<Found> {
-    let tag_filters = filter.tag_filters(project);
-    let mut args = vec!["ec2", "describe-images", "--owners", "self", "--filters"];
-    args.extend(tag_filters.iter().map(String::as_str));
-    let mut images =
-        cleanup::parse_images(&aws.run(sh, region, &args)?).map_err(anyhow::Error::msg)?;
+/// What every region is searched for.
+struct Search<'a> {
+    project: &'a str,
+    filter: &'a Filter,
+    records: &'a [RunRecord],
+    bundles: &'a lifecycle::Bundles,
+    even_if_used: bool,
+}
 
+/// One region's leftovers: images by tag and by run record, snapshots and volumes by tag, what
+/// uses the images, and the bundles with their object counts.
+fn discover(sh: &Shell, aws: &Aws, region: &str, search: &Search) -> Result<Found> {
+    let tag_filters = search.filter.tag_filters(search.project);
+    let mut images = aws.describe_images(sh, region, &search.filter.image_query(search.project))?;
     // Images the records know that the tags did not find (an untagged or re-tagged image).
     let known: BTreeSet<&str> = images.iter().map(|i| i.id.as_str()).collect();
     let mut bundles: BTreeSet<(String, String)> = BTreeSet::new();
     let mut missing = Vec::new();
-    for record in records {
-        for builder in record.builders.values().filter(|b| b.region == region) {
-            missing.extend(
-                builder
-                    .amis
-                    .iter()
-                    .filter(|a| a.region == region && !known.contains(a.id.as_str()))
-                    .map(|a| a.id.clone()),
-            );
-            if let Some(location) = &builder.bundle {
-                bundles.insert(cleanup::split_bundle(location));
-            }
+    for builder in search.records.iter().flat_map(|r| r.builders.values()) {
+        if builder.region != region {
+            continue;
+        }
+        let unknown = builder
+            .amis
+            .iter()
+            .filter(|a| a.region == region && !known.contains(a.id.as_str()));
+        missing.extend(unknown.map(|a| a.id.clone()));
+        if let Some(location) = &builder.bundle {
+            bundles.insert(cleanup::split_bundle(location));
         }
     }
     if !missing.is_empty() {
-        let ids = format!("Name=image-id,Values={}", missing.join(","));
-        let found = aws.run(
-            sh,
-            region,
-            &[
-                "ec2",
-                "describe-images",
-                "--owners",
-                "self",
-                "--filters",
-                &ids,
-            ],
-        )?;
-        images.extend(cleanup::parse_images(&found).map_err(anyhow::Error::msg)?);
+        let query = ImageQuery {
+            owners: vec!["self".into()],
+            ..ImageQuery::ids(&missing)
+        };
+        images.extend(aws.describe_images(sh, region, &query)?);
     }
     for image in &images {
-        if let Some(location) = known_bundles.of(image) {
+        if let Some(location) = search.bundles.of(image) {
             bundles.insert(cleanup::split_bundle(&location));
         }
     }
-
-    let mut args = vec![
-        "ec2",
-        "describe-snapshots",
-        "--owner-ids",
-        "self",
-        "--filters",
-    ];
-    args.extend(tag_filters.iter().map(String::as_str));
-    let snapshots = cleanup::parse_tagged(&aws.run(sh, region, &args)?, "Snapshots", "SnapshotId")
-        .map_err(anyhow::Error::msg)?;
-    let mut args = vec![
-        "ec2",
-        "describe-volumes",
-        "--filters",
-        "Name=status,Values=available",
-    ];
-    args.extend(tag_filters.iter().map(String::as_str));
-    let volumes = cleanup::parse_tagged(&aws.run(sh, region, &args)?, "Volumes", "VolumeId")
-        .map_err(anyhow::Error::msg)?;
+    let snapshots = aws.snapshots(sh, region, &tag_filters)?;
+    let volumes = aws.loose_volumes(sh, region, &tag_filters)?;
     // Only images that might go need the in-use check.
-    let in_use = if images.is_empty() || options.even_if_used {
+    let in_use = if images.is_empty() || search.even_if_used {
         BTreeMap::new()
     } else {
-        lifecycle::users(sh, aws, region)?
+        aws.image_users(sh, region)?
     };
+    let record_bundles = images
+        .iter()
+        .filter_map(|i| search.bundles.of(i).map(|b| (i.id.clone(), b)))
+        .collect();
+    Ok(Found {
+        region: region.to_string(),
+        images,
+        snapshots,
+        volumes,
+        bundles: count_bundles(sh, aws, region, bundles)?,
+        in_use,
+        record_bundles,
+    })
+}
 
+/// Each bundle with the number of its objects: one listing per bucket.
+fn count_bundles(
+    sh: &Shell,
+    aws: &Aws,
+    region: &str,
+    bundles: BTreeSet<(String, String)>,
+) -> Result<Vec<Bundle>> {
     let mut counted = Vec::new();
     let mut listed: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (bucket, prefix) in bundles {
         if !listed.contains_key(&bucket) {
-            let keys = lifecycle::bucket_keys(sh, aws, region, &bucket)?;
+            let keys = aws.bucket_keys(sh, region, &bucket)?;
             listed.insert(bucket.clone(), keys);
         }
         let objects = lifecycle::under(&listed[&bucket], &prefix).count();
@@ -383,31 +367,16 @@ fn discover(
             objects,
         });
     }
-    let record_bundles = images
-        .iter()
-        .filter_map(|i| known_bundles.of(i).map(|b| (i.id.clone(), b)))
-        .collect();
-    Ok(Found {
-        region: region.to_string(),
-        images,
-        snapshots,
-        volumes,
-        bundles: counted,
-        in_use,
-        record_bundles,
-    })
+    Ok(counted)
 }
 
 /// Deletes one region's plan in a safe order, reporting each deletion; returns what failed.
 fn delete(sh: &Shell, aws: &Aws, plan: &RegionPlan) -> Vec<String> {
+    let region = plan.region.as_str();
     let mut failures = Vec::new();
-    let step = |what: String, args: &[&str], failures: &mut Vec<String>| match aws.run(
-        sh,
-        &plan.region,
-        args,
-    ) {
-        Ok(_) => {
-            output::say(format!("{}: {what}", plan.region));
+    let mut step = |what: String, done: Result<()>| match done {
+        Ok(()) => {
+            output::say(format!("{region}: {what}"));
             true
         }
         Err(e) => {
@@ -419,43 +388,39 @@ fn delete(sh: &Shell, aws: &Aws, plan: &RegionPlan) -> Vec<String> {
     // of an image that could not be deregistered stay.
     let mut blocked = BTreeSet::new();
     for image in &plan.images {
-        let done = step(
-            format!("deregistered {} ({})", image.id, image.name),
-            &["ec2", "deregister-image", "--image-id", &image.id],
-            &mut failures,
-        );
-        if !done {
+        let what = format!("deregistered {} ({})", image.id, image.name);
+        if !step(what, aws.deregister_image(sh, region, &image.id)) {
             blocked.extend(image.snapshots.iter().cloned());
         }
     }
     for snapshot in plan.snapshots.iter().filter(|s| !blocked.contains(*s)) {
         step(
             format!("deleted snapshot {snapshot}"),
-            &["ec2", "delete-snapshot", "--snapshot-id", snapshot],
-            &mut failures,
+            aws.delete_snapshot(sh, region, snapshot),
         );
     }
     for volume in &plan.volumes {
         step(
             format!("deleted volume {volume}"),
-            &["ec2", "delete-volume", "--volume-id", volume],
-            &mut failures,
+            aws.delete_volume(sh, region, volume),
         );
     }
     for bundle in &plan.bundles {
         let url = format!("s3://{}/{}/", bundle.bucket, bundle.prefix);
-        step(
-            format!("deleted {url} ({} object(s))", bundle.objects),
-            &["s3", "rm", "--recursive", "--only-show-errors", &url],
-            &mut failures,
-        );
+        let what = format!("deleted {url} ({} object(s))", bundle.objects);
+        // A bucket that is already gone holds nothing to delete.
+        match aws.delete_prefix(sh, region, &bundle.bucket, &bundle.prefix) {
+            Ok(false) => {}
+            done => {
+                step(what, done.map(|_| ()));
+            }
+        }
     }
     for bucket in plan.buckets() {
-        let mut done = Vec::new();
-        match lifecycle::delete_bucket_if_empty(sh, aws, &plan.region, bucket, &mut done) {
-            Ok(()) => done
+        match aws.delete_bucket_if_empty(sh, region, bucket) {
+            Ok(done) => done
                 .iter()
-                .for_each(|d| output::say(format!("{}: {d}", plan.region))),
+                .for_each(|d| output::say(format!("{region}: {d}"))),
             Err(e) => failures.push(format!("{e:#}")),
         }
     }

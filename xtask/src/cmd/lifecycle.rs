@@ -3,7 +3,7 @@
 //! what uses an image.
 
 use crate::aws::Aws;
-use crate::core::cleanup;
+use crate::core::matrix::Matrix;
 use crate::core::protect::Protection;
 use crate::core::registry::{self, Registry, REGISTRY_PATH};
 use crate::git::{Git, TagInfo};
@@ -70,6 +70,17 @@ pub fn protection(root: &Path, current: &Registry) -> Result<(Protection, Option
     Ok((protection, None))
 }
 
+/// A mistyped `--region` would only end in an error from AWS, after the other regions: refused
+/// first, naming the regions the project publishes to.
+pub fn refuse_unknown_regions(matrix: &Matrix, regions: &[String]) -> Result<()> {
+    for region in crate::project::split_names(regions) {
+        if let Err(e) = matrix.check_region(&region) {
+            anyhow::bail!("`--region {region}` is refused: {e}");
+        }
+    }
+    Ok(())
+}
+
 pub fn release_tags(git: &Git) -> Result<Vec<TagInfo>> {
     git.tags_with_messages(&TAG_PREFIXES)
 }
@@ -104,7 +115,7 @@ impl Bundles {
     }
 
     /// The image's bundle: its manifest location, else what the records say.
-    pub fn of(&self, image: &cleanup::Image) -> Option<String> {
+    pub fn of(&self, image: &crate::core::ec2::Image) -> Option<String> {
         image
             .bundle
             .clone()
@@ -117,99 +128,8 @@ impl Bundles {
     }
 }
 
-/// What uses images in a region: instances that are not terminated, and the latest and default
-/// versions of every launch template.
-pub fn users(sh: &Shell, aws: &Aws, region: &str) -> Result<BTreeMap<String, Vec<String>>> {
-    let instances = aws.run(
-        sh,
-        region,
-        &[
-            "ec2",
-            "describe-instances",
-            "--filters",
-            "Name=instance-state-name,Values=pending,running,stopping,stopped",
-        ],
-    )?;
-    let templates = aws.run(
-        sh,
-        region,
-        &[
-            "ec2",
-            "describe-launch-template-versions",
-            "--versions",
-            "$Latest",
-            "$Default",
-        ],
-    )?;
-    cleanup::parse_users(&instances, &templates).map_err(anyhow::Error::msg)
-}
-
-/// Every key of a bucket (the CLI pages through them); a bucket that is gone holds none. One
-/// call per bucket, however many bundles it holds.
-pub fn bucket_keys(sh: &Shell, aws: &Aws, region: &str, bucket: &str) -> Result<Vec<String>> {
-    match aws.run(
-        sh,
-        region,
-        &["s3api", "list-objects-v2", "--bucket", bucket],
-    ) {
-        Ok(out) => cleanup::object_keys(&out).map_err(anyhow::Error::msg),
-        Err(e) if format!("{e:#}").contains("NoSuchBucket") => Ok(Vec::new()),
-        Err(e) => Err(e),
-    }
-}
-
 /// The keys under `PREFIX/`.
 pub fn under<'a>(keys: &'a [String], prefix: &str) -> impl Iterator<Item = &'a String> {
     let prefix = format!("{}/", prefix.trim_end_matches('/'));
     keys.iter().filter(move |k| k.starts_with(&prefix))
-}
-
-/// Deletes a bundle folder, then its bucket if nothing else is left in it; returns what was
-/// done, one line each.
-pub fn delete_bundle(sh: &Shell, aws: &Aws, region: &str, location: &str) -> Result<Vec<String>> {
-    let (bucket, prefix) = cleanup::split_bundle(location);
-    let mut done = Vec::new();
-    let url = format!("s3://{bucket}/{prefix}/");
-    match aws.run(
-        sh,
-        region,
-        &["s3", "rm", "--recursive", "--only-show-errors", &url],
-    ) {
-        Ok(_) => done.push(format!("deleted {url}")),
-        Err(e) if format!("{e:#}").contains("NoSuchBucket") => return Ok(done),
-        Err(e) => return Err(e),
-    }
-    delete_bucket_if_empty(sh, aws, region, &bucket, &mut done)?;
-    Ok(done)
-}
-
-pub fn delete_bucket_if_empty(
-    sh: &Shell,
-    aws: &Aws,
-    region: &str,
-    bucket: &str,
-    done: &mut Vec<String>,
-) -> Result<()> {
-    // Only a bucket that ends up empty goes: it may hold other builds' bundles.
-    let left = match aws.run(
-        sh,
-        region,
-        &[
-            "s3api",
-            "list-objects-v2",
-            "--bucket",
-            bucket,
-            "--max-keys",
-            "1",
-        ],
-    ) {
-        Ok(out) => cleanup::count_objects(&out).map_err(anyhow::Error::msg)?,
-        Err(e) if format!("{e:#}").contains("NoSuchBucket") => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    if left == 0 {
-        aws.run(sh, region, &["s3api", "delete-bucket", "--bucket", bucket])?;
-        done.push(format!("deleted empty bucket {bucket}"));
-    }
-    Ok(())
 }

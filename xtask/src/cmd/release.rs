@@ -1022,7 +1022,7 @@ fn check_cloud(
         registry: None,
         only: Vec::new(),
     };
-    let Ok(template) = template::generate(&matrix, &spec, template::Target::PROBE) else {
+    let Ok(plan) = template::plan(&matrix, &spec) else {
         return (Vec::new(), false);
     };
     let (standin, expected_account, credentials_source) =
@@ -1031,7 +1031,7 @@ fn check_cloud(
             Err(checks) => return (checks, false),
         };
     let gate = cloud::Gate {
-        planned: crate::core::preflight::planned(&template, &[]),
+        planned: plan.builders,
         public: template::is_public(&matrix, &spec),
         standin: standin.as_ref(),
         expected_account,

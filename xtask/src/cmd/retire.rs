@@ -7,8 +7,8 @@
 
 use crate::aws::{self, Aws};
 use crate::cmd::lifecycle;
-use crate::core::cleanup;
-use crate::core::protect::{self, Listed};
+use crate::core::ec2::ImageQuery;
+use crate::core::protect;
 use crate::core::registry::{self, REGISTRY_PATH};
 use crate::core::retire::{self, Action, ImageResult, Retirement, Stage, State, Step, Target};
 use crate::core::{time, version};
@@ -72,27 +72,14 @@ fn run(sh: &Shell, root: &Path, options: &Retire) -> Result<()> {
     let tag_name = version::tag_name(&parsed);
     let git = Git::open(root)?;
     let tags = lifecycle::release_tags(&git)?;
-    if let Some(newest) = version::newest_release(tags.iter().map(|t| t.name.as_str())) {
-        if newest == parsed {
-            bail!(
-                "{} is the newest release: `retire` never touches it (its images are what users launch now); release its successor first",
-                options.version
-            );
-        }
+    if version::newest_release(tags.iter().map(|t| t.name.as_str())) == Some(parsed) {
+        bail!(
+            "{} is the newest release: `retire` never touches it (its images are what users launch now); release its successor first",
+            options.version
+        );
     }
     let now = project::epoch()?;
-    let deprecate_at = match &options.at {
-        Some(text) => {
-            let at = time::parse_time(text).map_err(|e| anyhow::anyhow!("`--at`: {e}"))?;
-            if at <= now {
-                bail!(
-                    "`--at {text}` is in the past: AWS deprecates only at a future time; leave `--at` out to deprecate now"
-                );
-            }
-            at
-        }
-        None => retire::deprecate_now(now),
-    };
+    let deprecate_at = retire::deprecation_time(options.at.as_deref(), now)?;
     let stages: Vec<Stage> = [
         (options.deprecate, Stage::Deprecate),
         (options.make_private, Stage::MakePrivate),
@@ -101,54 +88,87 @@ fn run(sh: &Shell, root: &Path, options: &Retire) -> Result<()> {
     .into_iter()
     .filter_map(|(on, stage)| on.then_some(stage))
     .collect();
-
-    // The release's images as git knows them: its tag message, and what its release commit
-    // added to `ami_ids.json`.
-    let mut listed: BTreeMap<String, (Option<String>, Vec<String>)> = BTreeMap::new();
-    let tag = tags.iter().find(|t| t.name == tag_name);
-    if let Some(tag) = tag {
-        for ami in protect::tag_amis(&tag.message) {
-            add(&mut listed, ami, format!("listed in {tag_name}"));
+    let listed = match tags.iter().find(|t| t.name == tag_name) {
+        Some(tag) => listing(&git, &tag_name, tag),
+        None => {
+            eprintln!(
+                "note: there is no tag `{tag_name}`: looking for the images by their `Version` tag only"
+            );
+            retire::Listing::new()
         }
-        if let Some(old) = git.parent(&tag.commit) {
-            let before = git
-                .file_at(&old, REGISTRY_PATH)
-                .and_then(|t| registry::parse(&t).ok())
-                .map(|r| protect::registry_amis(&r))
-                .unwrap_or_default();
-            if let Some(after) = git
-                .file_at(&tag.commit, REGISTRY_PATH)
-                .and_then(|t| registry::parse(&t).ok())
-            {
-                let short = &tag.commit[..7.min(tag.commit.len())];
-                for ami in protect::registry_amis(&after) {
-                    if !before.contains(&ami) {
-                        add(
-                            &mut listed,
-                            ami,
-                            format!("added to `{REGISTRY_PATH}` by {short}"),
-                        );
-                    }
-                }
-            }
-        }
-    } else {
-        eprintln!(
-            "note: there is no tag `{tag_name}`: looking for the images by their `Version` tag only"
+    };
+    let matrix = project::matrix(sh)?;
+    let mut regions: BTreeSet<String> = matrix.images.iter().map(|i| i.region.clone()).collect();
+    regions.extend(listed.values().filter_map(|(r, _)| r.clone()));
+    let regions: Vec<String> = regions.into_iter().collect();
+    let aws = lifecycle::connect(sh, root, options.local, "retire")?;
+    let images = find(
+        sh,
+        root,
+        &aws,
+        &regions,
+        &matrix.settings.project,
+        &listed,
+        options,
+    )?;
+    if images.is_empty() {
+        bail!(
+            "no images of {} found: not in a `{tag_name}` tag message, not added to `{REGISTRY_PATH}` by its release commit, none tagged `Version {}`{}",
+            options.version,
+            options.version,
+            if options.local { " in the local stand-in" } else { "" }
         );
     }
+    let settings = retire::Settings {
+        deprecate_at,
+        grace_days: options.grace,
+        even_if_used: options.even_if_used,
+        now,
+    };
+    let steps = retire::plan(&images, &stages, &settings);
+    if !show(options, &images, &stages, &steps) {
+        return Ok(());
+    }
+    act(
+        sh, root, &git, &aws, &regions, &steps, &stages, now, options,
+    )
+}
 
-    let matrix = project::matrix(sh)?;
+/// The release's images as git knows them: its tag message, and what its release commit added
+/// to `ami_ids.json`.
+fn listing(git: &Git, tag_name: &str, tag: &crate::git::TagInfo) -> retire::Listing {
+    let amis_at = |commit: &str| {
+        git.file_at(commit, REGISTRY_PATH)
+            .and_then(|t| registry::parse(&t).ok())
+            .map(|r| protect::registry_amis(&r))
+    };
+    let change = git.parent(&tag.commit).and_then(|old| {
+        let before = amis_at(&old).unwrap_or_default();
+        amis_at(&tag.commit).map(|after| (before, after))
+    });
+    let change = change
+        .as_ref()
+        .map(|(before, after)| (before.as_slice(), after.as_slice()));
+    retire::listing(tag_name, &tag.message, &tag.commit, change)
+}
+
+/// Every region's images of the release, with their present state; any region that cannot be
+/// read stops everything before a change.
+fn find(
+    sh: &Shell,
+    root: &Path,
+    aws: &Aws,
+    regions: &[String],
+    project_name: &str,
+    listed: &retire::Listing,
+    options: &Retire,
+) -> Result<Vec<(Target, State)>> {
     let current = project::registry(sh, REGISTRY_PATH)?;
     let in_registry: BTreeSet<String> = registry::ids(&current)
         .into_iter()
         .map(String::from)
         .collect();
     let bundles = lifecycle::Bundles::from_records(&runs::list(root));
-    let mut regions: BTreeSet<String> = matrix.images.iter().map(|i| i.region.clone()).collect();
-    regions.extend(listed.values().filter_map(|(r, _)| r.clone()));
-    let regions: Vec<String> = regions.into_iter().collect();
-    let aws = lifecycle::connect(sh, root, options.local, "retire")?;
     eprintln!(
         "reading {} region(s) for the images of {}{}...",
         regions.len(),
@@ -159,39 +179,25 @@ fn run(sh: &Shell, root: &Path, options: &Retire) -> Result<()> {
             ""
         }
     );
-    let project_name = &matrix.settings.project;
-    let found = aws::each_region(&regions, |sh, region| {
-        read_region(
-            sh,
-            &aws,
-            region,
-            project_name,
-            &options.version,
-            &listed,
-            &in_registry,
-            &bundles,
-        )
+    let found = aws::each_region(regions, |sh, region| {
+        let ask = Ask {
+            project: project_name,
+            version: &options.version,
+            listed,
+            in_registry: &in_registry,
+            bundles: &bundles,
+        };
+        read_region(sh, aws, region, &ask)
     });
     let mut images: Vec<(Target, State)> = Vec::new();
     for (region, found) in regions.iter().zip(found) {
         images.extend(found.with_context(|| format!("cannot read {region}: nothing was changed"))?);
     }
-    if images.is_empty() {
-        bail!(
-            "no images of {} found: not in a `{tag_name}` tag message, not added to `{REGISTRY_PATH}` by its release commit, none tagged `Version {}`{}",
-            options.version,
-            options.version,
-            if options.local { " in the local stand-in" } else { "" }
-        );
-    }
+    Ok(images)
+}
 
-    let settings = retire::Settings {
-        deprecate_at,
-        grace_days: options.grace,
-        even_if_used: options.even_if_used,
-        now,
-    };
-    let steps = retire::plan(&images, &stages, &settings);
+/// Prints the plan; whether to go on and act.
+fn show(options: &Retire, images: &[(Target, State)], stages: &[Stage], steps: &[Step]) -> bool {
     println!(
         "retire {}: {} image(s){}",
         options.version,
@@ -202,28 +208,43 @@ fn run(sh: &Shell, root: &Path, options: &Retire) -> Result<()> {
             ""
         }
     );
-    print!("{}", retire::render(&images, &steps));
+    print!("{}", retire::render(images, steps));
     if stages.is_empty() {
         println!("\nno stage chosen: add `--deprecate [--at DATE]`, `--make-private` or `--deregister` (then `--execute`)");
-        return Ok(());
+        return false;
     }
     let doing = steps.iter().filter(|s| s.action.is_ok()).count();
     if !options.execute {
         println!(
             "\nnothing was changed: run the same command with `--execute` to do the {doing} step(s) above"
         );
-        return Ok(());
+        return false;
     }
     if doing == 0 {
         println!("\nnothing to do: every step is skipped or refused (see above); nothing was changed or recorded");
-        return Ok(());
+        return false;
     }
+    true
+}
 
-    // Act region by region, concurrently; in each region the stages run in order.
-    let results = aws::each_region(&regions, |sh, region| {
+/// Does the steps region by region, concurrently (in each region the stages run in order),
+/// and records them.
+#[allow(clippy::too_many_arguments)]
+fn act(
+    sh: &Shell,
+    root: &Path,
+    git: &Git,
+    aws: &Aws,
+    regions: &[String],
+    steps: &[Step],
+    stages: &[Stage],
+    now: u64,
+    options: &Retire,
+) -> Result<()> {
+    let results = aws::each_region(regions, |sh, region| {
         let mine: Vec<&Step> = steps.iter().filter(|s| s.region == region).collect();
         mine.into_iter()
-            .map(|step| (step.stage, execute(sh, &aws, step, options.at.is_none())))
+            .map(|step| (step.stage, execute(sh, aws, step, options.at.is_none())))
             .collect::<Vec<_>>()
     });
     let mut by_stage: BTreeMap<Stage, Vec<ImageResult>> = BTreeMap::new();
@@ -244,7 +265,7 @@ fn run(sh: &Shell, root: &Path, options: &Retire) -> Result<()> {
         by_stage.entry(stage).or_default().push(result);
     }
     let results: Vec<(Stage, Vec<ImageResult>)> = by_stage.into_iter().collect();
-    record(sh, root, &git, options, &stages, &results, now)?;
+    record(sh, root, git, options, stages, &results, now)?;
     if failed > 0 {
         return Err(anyhow::Error::new(PartlyFailed)).context(format!(
             "{failed} step(s) failed (above; recorded in `{}`): fix the cause and run the same command again",
@@ -254,100 +275,49 @@ fn run(sh: &Shell, root: &Path, options: &Retire) -> Result<()> {
     Ok(())
 }
 
-fn add(listed: &mut BTreeMap<String, (Option<String>, Vec<String>)>, ami: Listed, source: String) {
-    let entry = listed.entry(ami.id).or_insert((None, Vec::new()));
-    if entry.0.is_none() {
-        entry.0 = ami.region;
-    }
-    if !entry.1.contains(&source) {
-        entry.1.push(source);
-    }
+/// What every region is asked about.
+struct Ask<'a> {
+    project: &'a str,
+    version: &'a str,
+    listed: &'a retire::Listing,
+    in_registry: &'a BTreeSet<String>,
+    bundles: &'a lifecycle::Bundles,
 }
 
 /// One region's images of the release, with their present state.
-#[allow(clippy::too_many_arguments)]
-fn read_region(
-    sh: &Shell,
-    aws: &Aws,
-    region: &str,
-    project: &str,
-    version: &str,
-    listed: &BTreeMap<String, (Option<String>, Vec<String>)>,
-    in_registry: &BTreeSet<String>,
-    bundles: &lifecycle::Bundles,
-) -> Result<Vec<(Target, State)>> {
-    let project_filter = format!("Name=tag:Project,Values={project}");
-    let version_filter = format!("Name=tag:Version,Values={version}");
-    let tagged = aws.run(
-        sh,
-        region,
-        &[
-            "ec2",
-            "describe-images",
-            "--owners",
-            "self",
-            "--filters",
-            &project_filter,
-            &version_filter,
-            "Name=tag:Kind,Values=official",
-        ],
-    )?;
-    let mut seen = cleanup::parse_images(&tagged).map_err(anyhow::Error::msg)?;
-    let here: Vec<&String> = listed
+fn read_region(sh: &Shell, aws: &Aws, region: &str, ask: &Ask) -> Result<Vec<(Target, State)>> {
+    let query = ImageQuery::own()
+        .tagged("Project", ask.project)
+        .tagged("Version", ask.version)
+        .tagged("Kind", "official");
+    let mut seen = aws.describe_images(sh, region, &query)?;
+    let here: Vec<&String> = ask
+        .listed
         .iter()
         .filter(|(_, (r, _))| r.as_deref() == Some(region))
         .map(|(id, _)| id)
         .collect();
     if !here.is_empty() {
-        let ids = format!(
-            "Name=image-id,Values={}",
-            here.iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(",")
-        );
-        let out = aws.run(sh, region, &["ec2", "describe-images", "--filters", &ids])?;
-        seen.extend(cleanup::parse_images(&out).map_err(anyhow::Error::msg)?);
+        seen.extend(aws.describe_images(sh, region, &ImageQuery::ids(&here))?);
     }
-    let mut ids: BTreeSet<&str> = here.iter().map(|s| s.as_str()).collect();
-    ids.extend(seen.iter().map(|i| i.id.as_str()));
     let users = if seen.is_empty() {
         BTreeMap::new()
     } else {
-        lifecycle::users(sh, aws, region)?
+        aws.image_users(sh, region)?
     };
-    let mut images = Vec::new();
-    for id in ids {
-        let image = seen.iter().find(|i| i.id == id);
-        let mut sources = listed.get(id).map(|(_, s)| s.clone()).unwrap_or_default();
-        if image.is_some_and(|i| i.version == version) {
-            sources.push(format!("tagged Version {version}"));
-        }
-        let state = match image {
-            Some(image) => State {
-                exists: true,
-                public: image.public,
-                deprecation: image.deprecation.clone(),
-                users: users.get(id).cloned().unwrap_or_default(),
-                snapshots: image.snapshots.clone(),
-                bundle: bundles.of(image),
-                in_registry: in_registry.contains(id),
-            },
-            None => State {
-                in_registry: in_registry.contains(id),
-                ..State::default()
-            },
-        };
-        images.push((
-            Target {
-                region: region.to_string(),
-                id: id.to_string(),
-                sources,
-            },
-            state,
-        ));
-    }
-    Ok(images)
+    let bundles = seen
+        .iter()
+        .filter_map(|i| ask.bundles.of(i).map(|b| (i.id.clone(), b)))
+        .collect();
+    let facts = retire::RegionFacts {
+        region,
+        version: ask.version,
+        seen: &seen,
+        users,
+        in_registry: ask.in_registry,
+        bundles,
+    };
+    Ok(retire::region_images(ask.listed, &facts))
 }
 
 /// Does one step. A deprecation "now" is taken at the moment of the call (the plan may have
@@ -371,48 +341,22 @@ fn execute(sh: &Shell, aws: &Aws, step: &Step, now: bool) -> ImageResult {
                 true => time::iso(retire::deprecate_now(project::epoch()?)),
                 false => at.clone(),
             };
-            aws.run(
-                sh,
-                region,
-                &[
-                    "ec2",
-                    "enable-image-deprecation",
-                    "--image-id",
-                    id,
-                    "--deprecate-at",
-                    &at,
-                ],
-            )?;
+            aws.deprecate_image(sh, region, id, &at)?;
             Ok(Action::Deprecate { at }.describe())
         }
         Action::MakePrivate => {
-            aws.run(
-                sh,
-                region,
-                &[
-                    "ec2",
-                    "modify-image-attribute",
-                    "--image-id",
-                    id,
-                    "--launch-permission",
-                    "Remove=[{Group=all}]",
-                ],
-            )?;
+            aws.make_image_private(sh, region, id)?;
             Ok(action.describe())
         }
         Action::Deregister { snapshots, bundle } => {
-            aws.run(sh, region, &["ec2", "deregister-image", "--image-id", id])?;
+            aws.deregister_image(sh, region, id)?;
             let mut done = vec!["deregistered".to_string()];
             for snapshot in snapshots {
-                aws.run(
-                    sh,
-                    region,
-                    &["ec2", "delete-snapshot", "--snapshot-id", snapshot],
-                )?;
+                aws.delete_snapshot(sh, region, snapshot)?;
                 done.push(format!("deleted snapshot {snapshot}"));
             }
             if let Some(bundle) = bundle {
-                done.extend(lifecycle::delete_bundle(sh, aws, region, bundle)?);
+                done.extend(aws.delete_bundle(sh, region, bundle)?);
             }
             Ok(done.join(", "))
         }

@@ -1,8 +1,11 @@
 //! What `audit` expects of every image git and the registry name, and the mismatches with what
 //! AWS holds. Pure.
 
-use crate::core::cleanup::Image;
-use std::collections::BTreeSet;
+use crate::core::ec2::Image;
+use crate::core::protect::{self, Listed};
+use crate::core::registry::REGISTRY_PATH;
+use crate::core::retire::Retired;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// An image as git and the registry know it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -28,6 +31,175 @@ pub struct Seen {
     pub bundle_present: Option<bool>,
     /// What is wrong with its `Commit` tag, judged against git by the caller.
     pub commit_problem: Option<String>,
+}
+
+/// A `release/*` or `candidate/*` tag: its name, the commit it points at, its message.
+#[derive(Debug, Clone, Copy)]
+pub struct TagRef<'a> {
+    pub name: &'a str,
+    pub commit: &'a str,
+    pub message: &'a str,
+}
+
+/// What git itself gets wrong about an image, before AWS is asked. `region` is `None` when
+/// the tag lists the image without one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitProblem {
+    pub region: Option<String>,
+    pub id: String,
+    pub problem: String,
+}
+
+/// Every image git and the registry name, by (region, id), with the commit its `Commit` tag
+/// must be in the history of; and what git gets wrong.
+#[derive(Debug, Clone, Default)]
+pub struct Expectations {
+    pub images: BTreeMap<(String, String), (Expected, String)>,
+    pub git_problems: Vec<GitProblem>,
+}
+
+impl Expectations {
+    /// The regions to ask, sorted, once each.
+    pub fn regions(&self) -> Vec<String> {
+        let set: BTreeSet<&String> = self.images.keys().map(|(r, _)| r).collect();
+        set.into_iter().cloned().collect()
+    }
+
+    /// The ids expected in `region`.
+    pub fn ids_in(&self, region: &str) -> Vec<&str> {
+        self.images
+            .keys()
+            .filter(|(r, _)| r == region)
+            .map(|(_, id)| id.as_str())
+            .collect()
+    }
+}
+
+/// What the tags and the registry (`registry`: its AMIs; `head`: the commit it is at) expect,
+/// with the stages of `retired` done for each image; only the regions of `only`, when given.
+pub fn expectations(
+    tags: &[TagRef],
+    registry: &[Listed],
+    head: &str,
+    retired: &Retired,
+    local: bool,
+    only: &BTreeSet<String>,
+) -> Expectations {
+    let mut out = Expectations::default();
+    for tag in tags {
+        let version = tag.name.split_once('/').map(|(_, v)| v.to_string());
+        for ami in protect::tag_amis(tag.message) {
+            let Some(region) = ami.region else {
+                out.git_problems.push(GitProblem {
+                    region: None,
+                    id: ami.id,
+                    problem: format!(
+                        "{}: listed without a region, so it cannot be checked",
+                        tag.name
+                    ),
+                });
+                continue;
+            };
+            let (entry, _) = out
+                .images
+                .entry((region.clone(), ami.id.clone()))
+                .or_insert_with(|| {
+                    let expected = Expected {
+                        region,
+                        id: ami.id.clone(),
+                        version: version.clone(),
+                        ..Expected::default()
+                    };
+                    (expected, tag.commit.to_string())
+                });
+            entry.sources.push(tag.name.to_string());
+            entry.public |= tag.name.starts_with("release/");
+        }
+    }
+    for ami in registry {
+        let region = ami.region.clone().unwrap_or_default();
+        let key = (region.clone(), ami.id.clone());
+        if !out.images.contains_key(&key) {
+            out.git_problems.push(GitProblem {
+                region: Some(region.clone()),
+                id: ami.id.clone(),
+                problem: format!(
+                    "`{REGISTRY_PATH}`: listed, but in no `release/*` or `candidate/*` tag"
+                ),
+            });
+        }
+        let (entry, _) = out.images.entry(key).or_insert_with(|| {
+            (
+                Expected {
+                    region,
+                    id: ami.id.clone(),
+                    ..Expected::default()
+                },
+                head.to_string(),
+            )
+        });
+        entry.sources.push(format!("`{REGISTRY_PATH}`"));
+        entry.public = true;
+    }
+    for (entry, _) in out.images.values_mut() {
+        entry.retired = retired.done(&entry.id, local);
+    }
+    let wanted = |region: &str| only.is_empty() || only.contains(region);
+    out.images.retain(|(region, _), _| wanted(region));
+    // An image listed without a region is in none of the regions asked for.
+    out.git_problems
+        .retain(|p| p.region.as_deref().map_or(only.is_empty(), wanted));
+    out
+}
+
+/// The mismatches of one region (`seen`: what AWS holds, by id, commit problems judged), one
+/// line each: `  ID  SOURCES: PROBLEM`.
+pub fn region_lines(
+    expectations: &Expectations,
+    region: &str,
+    seen: &BTreeMap<String, Seen>,
+) -> Vec<String> {
+    let mut lines = Vec::new();
+    for ((_, id), (entry, _)) in expectations.images.iter().filter(|((r, _), _)| r == region) {
+        let seen = seen.get(id).cloned().unwrap_or_default();
+        for problem in check(entry, &seen) {
+            lines.push(format!("  {id}  {}: {problem}", entry.sources.join(", ")));
+        }
+    }
+    for p in expectations
+        .git_problems
+        .iter()
+        .filter(|p| p.region.as_deref() == Some(region))
+    {
+        lines.push(format!("  {}  {}", p.id, p.problem));
+    }
+    lines
+}
+
+/// The report of every region (`seen` by region; a region missing there could not be read)
+/// and of the images listed without a region; with the number of mismatches.
+pub fn report(
+    expectations: &Expectations,
+    seen: &BTreeMap<String, BTreeMap<String, Seen>>,
+) -> (String, usize) {
+    let mut report = String::new();
+    let mut mismatches = 0;
+    for (region, seen) in seen {
+        let lines = region_lines(expectations, region, seen);
+        if !lines.is_empty() {
+            mismatches += lines.len();
+            report.push_str(&format!("{region}\n{}\n", lines.join("\n")));
+        }
+    }
+    for p in expectations
+        .git_problems
+        .iter()
+        .filter(|p| p.region.is_none())
+    {
+        mismatches += 1;
+        report.push_str(&format!("(no region)\n  {}  {}\n", p.id, p.problem));
+    }
+    (report, mismatches)
 }
 
 /// Every mismatch of one image, one line each.
@@ -140,6 +312,101 @@ mod tests {
         assert!(problems[1].starts_with("deprecated at 2026-11-25T02:24:00.000Z, but not retired"));
         assert_eq!(problems[2], "`Version` tag is `2.6.9`, expected `2.6.3`");
         assert!(problems[4].contains("bundle s3://b/p/image.manifest.xml is missing"));
+    }
+
+    const RELEASE: &str = "Release 2.6.3\n\nus-east-1  ami-11111111\neu-west-1  ami-22222222\n";
+
+    #[test]
+    fn tags_and_the_registry_make_the_expectations() {
+        let tags = [
+            TagRef {
+                name: "release/2.6.3",
+                commit: "c1",
+                message: RELEASE,
+            },
+            TagRef {
+                name: "candidate/2.6.4-rc1",
+                commit: "c2",
+                message: "ami-33333333 without region",
+            },
+        ];
+        let registry = [
+            Listed {
+                region: Some("us-east-1".into()),
+                id: "ami-11111111".into(),
+            },
+            Listed {
+                region: Some("us-west-2".into()),
+                id: "ami-44444444".into(),
+            },
+        ];
+        let all = expectations(
+            &tags,
+            &registry,
+            "head",
+            &Retired::default(),
+            false,
+            &BTreeSet::new(),
+        );
+        assert_eq!(all.regions(), ["eu-west-1", "us-east-1", "us-west-2"]);
+        let (release, commit) = &all.images[&("us-east-1".into(), "ami-11111111".into())];
+        assert_eq!(release.sources, ["release/2.6.3", "`ami_ids.json`"]);
+        assert_eq!(
+            (release.version.as_deref(), release.public, commit.as_str()),
+            (Some("2.6.3"), true, "c1")
+        );
+        let (untagged, commit) = &all.images[&("us-west-2".into(), "ami-44444444".into())];
+        assert_eq!(
+            (untagged.version.as_deref(), commit.as_str()),
+            (None, "head")
+        );
+        let problems: Vec<(Option<&str>, &str)> = all
+            .git_problems
+            .iter()
+            .map(|p| (p.region.as_deref(), p.id.as_str()))
+            .collect();
+        assert_eq!(
+            problems,
+            [(None, "ami-33333333"), (Some("us-west-2"), "ami-44444444")]
+        );
+        assert!(all.git_problems[1]
+            .problem
+            .contains("in no `release/*` or `candidate/*` tag"));
+
+        let only: BTreeSet<String> = ["eu-west-1".to_string()].into();
+        let some = expectations(&tags, &registry, "head", &Retired::default(), false, &only);
+        assert_eq!(some.regions(), ["eu-west-1"]);
+        assert_eq!(some.git_problems, []);
+    }
+
+    #[test]
+    fn the_report_lists_mismatches_by_region() {
+        let tags = [TagRef {
+            name: "release/2.6.3",
+            commit: "c1",
+            message: RELEASE,
+        }];
+        let all = expectations(
+            &tags,
+            &[],
+            "head",
+            &Retired::default(),
+            false,
+            &BTreeSet::new(),
+        );
+        let mut healthy = seen();
+        healthy.image.as_mut().unwrap().id = "ami-11111111".into();
+        let seen: BTreeMap<String, BTreeMap<String, Seen>> = [
+            (
+                "us-east-1".to_string(),
+                [("ami-11111111".to_string(), healthy)].into(),
+            ),
+            ("eu-west-1".to_string(), BTreeMap::new()),
+        ]
+        .into();
+        let (report, mismatches) = report(&all, &seen);
+        assert_eq!(mismatches, 1);
+        assert_eq!(report, "eu-west-1\n  ami-22222222  release/2.6.3: not found in AWS (deregistered, or never there)\n");
     }
 
     #[test]

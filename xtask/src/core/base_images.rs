@@ -2,8 +2,8 @@
 //! root device), the newest one found, the proposals of `cargo xtask base-images`, and the edit
 //! of `build/images.json` that changes only the ids. Pure.
 
+use crate::core::ec2::Image;
 use crate::core::matrix::{Image as Row, Matrix};
-use crate::core::preflight::Image;
 use std::collections::BTreeSet;
 
 /// The account Canonical publishes official Ubuntu images from.
@@ -105,7 +105,7 @@ pub struct Finding {
 
 impl Finding {
     pub fn changes(&self) -> bool {
-        matches!((&self.old, &self.new), (Some(old), Some(new)) if *old != new.image_id)
+        matches!((&self.old, &self.new), (Some(old), Some(new)) if *old != new.id)
             || (self.old.is_none() && self.new.is_some())
     }
 }
@@ -145,7 +145,7 @@ pub fn findings(
                 field: field(root),
                 old_image: old
                     .as_ref()
-                    .and_then(|id| images.iter().find(|i| &i.image_id == id).cloned()),
+                    .and_then(|id| images.iter().find(|i| &i.id == id).cloned()),
                 old,
                 new,
             });
@@ -177,7 +177,7 @@ pub fn report(findings: &[Finding]) -> String {
                 describe(f.old_image.as_ref(), old),
                 "",
                 "",
-                describe(Some(new), &new.image_id),
+                describe(Some(new), &new.id),
             ),
             Some(_) => format!("{} up to date", describe(f.old_image.as_ref(), old)),
             None => format!(
@@ -190,23 +190,30 @@ pub fn report(findings: &[Finding]) -> String {
     out
 }
 
+/// Why `build/images.json` could not be edited in place (rows counted from 1).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EditError {
+    #[error("cannot find row {0} in `build/images.json`: fix the file (`cargo xtask base-images` reads it) or edit the ids by hand")]
+    NoRow(usize),
+    #[error("row {0} of `build/images.json` has no `{1}`: edit its ids by hand")]
+    NoField(usize, String),
+    #[error("row {0} of `build/images.json` has an unterminated id: fix the file")]
+    Unterminated(usize),
+}
+
 /// `build/images.json` with only the changed ids replaced; the rest of the text stays byte for
 /// byte. A row without `ebs_ami` gets the field after `instance_store_ami`.
-pub fn apply(text: &str, findings: &[Finding]) -> Result<String, String> {
+pub fn apply(text: &str, findings: &[Finding]) -> Result<String, EditError> {
     let mut out = text.to_string();
     for f in findings.iter().filter(|f| f.changes()) {
-        let new = &f.new.as_ref().expect("a change has a new image").image_id;
-        let span = row_span(&out, f.row)
-            .ok_or_else(|| format!("cannot find row {} in `build/images.json`", f.row + 1))?;
+        let new = &f.new.as_ref().expect("a change has a new image").id;
+        let span = row_span(&out, f.row).ok_or(EditError::NoRow(f.row + 1))?;
         let row_text = &out[span.0..span.1];
         let edited = match &f.old {
             Some(old) => {
                 let from = format!("\"{}\": \"{old}\"", f.field);
                 if !row_text.contains(&from) {
-                    return Err(format!(
-                        "row {} of `build/images.json` has no `{from}`",
-                        f.row + 1
-                    ));
+                    return Err(EditError::NoField(f.row + 1, from));
                 }
                 row_text.replacen(&from, &format!("\"{}\": \"{new}\"", f.field), 1)
             }
@@ -214,11 +221,11 @@ pub fn apply(text: &str, findings: &[Finding]) -> Result<String, String> {
                 let anchor = "\"instance_store_ami\": \"";
                 let start = row_text
                     .find(anchor)
-                    .ok_or_else(|| format!("row {} has no `instance_store_ami`", f.row + 1))?;
+                    .ok_or_else(|| EditError::NoField(f.row + 1, anchor.to_string()))?;
                 let end = row_text[start + anchor.len()..]
                     .find('"')
                     .map(|e| start + anchor.len() + e + 1)
-                    .ok_or("unterminated id")?;
+                    .ok_or(EditError::Unterminated(f.row + 1))?;
                 let indent: String = row_text[..start]
                     .rsplit('\n')
                     .next()
@@ -301,10 +308,10 @@ pub fn new_region_rows(
             Some(store) => {
                 let mut row = format!(
                     "        {{\n            \"region\": \"{region}\",\n            \"os_version\": \"{os}\",\n            \"virtualization\": \"{virt}\",\n            \"instance_store_ami\": \"{}\",\n",
-                    store.image_id
+                    store.id
                 );
                 if let Some(ebs) = newest(images, os, virt, "ebs") {
-                    row.push_str(&format!("            \"ebs_ami\": \"{}\",\n", ebs.image_id));
+                    row.push_str(&format!("            \"ebs_ami\": \"{}\",\n", ebs.id));
                 }
                 row.push_str("            \"enabled\": true\n        }");
                 rows.push(row);
@@ -389,14 +396,14 @@ mod tests {
 
     fn image(id: &str, virt: &str, root: &str, os: &str, date: &str) -> Image {
         Image {
-            image_id: id.into(),
+            id: id.into(),
             name: canonical_name(os, virt, root, &date.replace('-', "")),
             state: "available".into(),
             virtualization_type: virt.into(),
             root_device_type: root.into(),
             creation_date: format!("{date}T00:00:00.000Z"),
             owner_id: CANONICAL.into(),
-            tags: vec![],
+            ..Image::default()
         }
     }
 
@@ -416,15 +423,10 @@ mod tests {
             image("ami-e", "hvm", "instance-store", "1204", "2019-01-01"),
         ];
         assert_eq!(
-            newest(&images, "1404", "hvm", "instance-store")
-                .unwrap()
-                .image_id,
+            newest(&images, "1404", "hvm", "instance-store").unwrap().id,
             "ami-b"
         );
-        assert_eq!(
-            newest(&images, "1404", "hvm", "ebs").unwrap().image_id,
-            "ami-c"
-        );
+        assert_eq!(newest(&images, "1404", "hvm", "ebs").unwrap().id, "ami-c");
         let mut foreign = image("ami-f", "hvm", "instance-store", "1404", "2020-01-01");
         foreign.owner_id = "111111111111".into();
         assert_eq!(newest(&[foreign], "1404", "hvm", "instance-store"), None);

@@ -2,6 +2,7 @@
 //! per region (published, used and retained images held back with their snapshots and bundles)
 //! and its table. Pure.
 
+use crate::core::ec2::{self, parse_answer, Image, ImageQuery, NotJson};
 use crate::core::protect::Protection;
 use crate::core::template::Kind;
 use crate::core::time;
@@ -36,6 +37,21 @@ impl Filter {
         filters
     }
 
+    /// Our images with the project marker and every set filter's tag.
+    pub fn image_query(&self, project: &str) -> ImageQuery {
+        let mut query = ImageQuery::own().tagged("Project", project);
+        for (tag, value) in [
+            ("RunId", self.run.clone()),
+            ("Version", self.version.clone()),
+            ("Kind", self.kind.map(|k| k.as_str().to_string())),
+        ] {
+            if let Some(value) = value {
+                query = query.tagged(tag, &value);
+            }
+        }
+        query
+    }
+
     pub fn matches(&self, run: &str, version: &str, kind: &str) -> bool {
         self.run.as_deref().is_none_or(|r| r == run)
             && self.version.as_deref().is_none_or(|v| v == version)
@@ -55,32 +71,6 @@ impl Filter {
         }
         parts.join(", ")
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
-pub struct Image {
-    pub id: String,
-    pub name: String,
-    pub snapshots: Vec<String>,
-    /// `RunId`, `Kind`, `Version` and `Commit` tags (empty when untagged).
-    pub run: String,
-    pub kind: String,
-    pub version: String,
-    pub commit: String,
-    /// `BUCKET/PREFIX` of an instance-store image's bundle, from its manifest location.
-    pub bundle: Option<String>,
-    /// The manifest location itself (`BUCKET/PREFIX/image.manifest.xml`).
-    pub location: Option<String>,
-    /// `instance-store` or `ebs`.
-    pub root_device_type: String,
-    /// `available`, `pending`, `failed`, ...
-    pub state: String,
-    /// Launch permission `all`.
-    pub public: bool,
-    /// When the image was made (seconds since the epoch), if AWS said.
-    pub created: Option<u64>,
-    /// `DeprecationTime` as AWS writes it.
-    pub deprecation: Option<String>,
 }
 
 /// A snapshot or volume with its `RunId` tag and creation time.
@@ -174,70 +164,18 @@ impl RegionPlan {
     }
 }
 
-fn parse(json: &str, what: &str) -> Result<Value, String> {
-    crate::core::json::parse(json)
-        .map_err(|e| format!("the `aws` CLI's answer to {what} is not JSON ({e})"))
-}
-
 fn tag(tags: &Value, key: &str) -> String {
-    tags.as_array()
-        .into_iter()
-        .flatten()
-        .find(|t| t["Key"] == key)
-        .and_then(|t| t["Value"].as_str())
-        .unwrap_or_default()
-        .to_string()
+    ec2::tags(tags).remove(key).unwrap_or_default()
 }
 
 fn time(value: &Value) -> Option<u64> {
     value.as_str().and_then(|t| time::parse_time(t).ok())
 }
 
-/// `aws ec2 describe-images`.
-pub fn parse_images(json: &str) -> Result<Vec<Image>, String> {
-    let value = parse(json, "describe-images")?;
-    Ok(value["Images"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|image| {
-            let location = image["ImageLocation"].as_str().map(String::from);
-            Some(Image {
-                id: image["ImageId"].as_str()?.to_string(),
-                name: image["Name"].as_str().unwrap_or_default().to_string(),
-                snapshots: image["BlockDeviceMappings"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|m| m["Ebs"]["SnapshotId"].as_str().map(String::from))
-                    .collect(),
-                run: tag(&image["Tags"], "RunId"),
-                kind: tag(&image["Tags"], "Kind"),
-                version: tag(&image["Tags"], "Version"),
-                commit: tag(&image["Tags"], "Commit"),
-                bundle: location
-                    .as_deref()
-                    .filter(|l| l.ends_with(".manifest.xml"))
-                    .and_then(|l| l.rsplit_once('/'))
-                    .map(|(dir, _)| dir.to_string()),
-                location,
-                root_device_type: image["RootDeviceType"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-                state: image["State"].as_str().unwrap_or_default().to_string(),
-                public: image["Public"].as_bool().unwrap_or(false),
-                created: time(&image["CreationDate"]),
-                deprecation: image["DeprecationTime"].as_str().map(String::from),
-            })
-        })
-        .collect())
-}
-
 /// `describe-snapshots` (`Snapshots`/`SnapshotId`, `StartTime`) or `describe-volumes`
 /// (`Volumes`/`VolumeId`, `CreateTime`) with their `RunId` tags.
-pub fn parse_tagged(json: &str, list: &str, id: &str) -> Result<Vec<Tagged>, String> {
-    let value = parse(json, list)?;
+pub fn parse_tagged(json: &str, list: &'static str, id: &str) -> Result<Vec<Tagged>, NotJson> {
+    let value = parse_answer(json, list)?;
     Ok(value[list]
         .as_array()
         .into_iter()
@@ -257,9 +195,9 @@ pub fn parse_tagged(json: &str, list: &str, id: &str) -> Result<Vec<Tagged>, Str
 pub fn parse_users(
     instances: &str,
     templates: &str,
-) -> Result<BTreeMap<String, Vec<String>>, String> {
+) -> Result<BTreeMap<String, Vec<String>>, NotJson> {
     let mut users: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let value = parse(instances, "describe-instances")?;
+    let value = parse_answer(instances, "ec2 describe-instances")?;
     for instance in value["Reservations"]
         .as_array()
         .into_iter()
@@ -280,7 +218,7 @@ pub fn parse_users(
                 .push(format!("instance {id} ({state})"));
         }
     }
-    let value = parse(templates, "describe-launch-template-versions")?;
+    let value = parse_answer(templates, "ec2 describe-launch-template-versions")?;
     for version in value["LaunchTemplateVersions"]
         .as_array()
         .into_iter()
@@ -303,20 +241,20 @@ pub fn parse_users(
 }
 
 /// The number of objects of `aws s3api list-objects-v2` (no `Contents` when there are none).
-pub fn count_objects(json: &str) -> Result<usize, String> {
+pub fn count_objects(json: &str) -> Result<usize, NotJson> {
     if json.trim().is_empty() {
         return Ok(0);
     }
-    let value = parse(json, "list-objects-v2")?;
+    let value = parse_answer(json, "s3api list-objects-v2")?;
     Ok(value["Contents"].as_array().map_or(0, Vec::len))
 }
 
 /// The keys of `aws s3api list-objects-v2`.
-pub fn object_keys(json: &str) -> Result<Vec<String>, String> {
+pub fn object_keys(json: &str) -> Result<Vec<String>, NotJson> {
     if json.trim().is_empty() {
         return Ok(Vec::new());
     }
-    let value = parse(json, "list-objects-v2")?;
+    let value = parse_answer(json, "s3api list-objects-v2")?;
     Ok(value["Contents"]
         .as_array()
         .into_iter()
@@ -373,28 +311,18 @@ fn retained_runs(images: &[Image], rules: &Rules, region: &str) -> BTreeMap<Stri
     retained
 }
 
-/// The region's plan: matching images minus those that are protected, in use (without
-/// `--even-if-used`) or kept by retention; their snapshots and the tagged ones, left-over
-/// volumes, and bundles with objects — minus everything that belongs to a kept image.
-pub fn plan_region(found: Found, rules: &Rules) -> RegionPlan {
-    let Found {
-        region,
-        images,
-        snapshots: tagged_snapshots,
-        volumes,
-        bundles,
-        in_use,
-        record_bundles,
-    } = found;
-    let mut unique: BTreeMap<String, Image> = BTreeMap::new();
-    for image in images {
-        unique.entry(image.id.clone()).or_insert(image);
-    }
-    let images: Vec<Image> = unique.into_values().collect();
-    let retained = retained_runs(&images, rules, &region);
+/// Which images go and which stay (with every reason): protected, public, in use (without
+/// `--even-if-used`) or retained.
+fn judge_images(
+    images: Vec<Image>,
+    rules: &Rules,
+    retained: &BTreeMap<String, String>,
+    in_use: &BTreeMap<String, Vec<String>>,
+    record_bundles: &BTreeMap<String, String>,
+) -> (Vec<Image>, Vec<Kept>) {
     let mut kept = Vec::new();
     let mut doomed = Vec::new();
-    for image in images {
+    for mut image in images {
         let mut reasons: Vec<String> = rules
             .protection
             .map(|p| p.reasons(&image.id).to_vec())
@@ -414,19 +342,41 @@ pub fn plan_region(found: Found, rules: &Rules) -> RegionPlan {
         }
         if reasons.is_empty() {
             doomed.push(image);
-        } else {
-            let mut image = image;
-            // Named in the plan: the bundle the image keeps, wherever it was learned.
-            if image.bundle.is_none() {
-                image.bundle = record_bundles.get(&image.id).cloned();
-            }
-            kept.push(Kept {
-                image,
-                reasons,
-                protected,
-            });
+            continue;
         }
+        // Named in the plan: the bundle the image keeps, wherever it was learned.
+        if image.bundle.is_none() {
+            image.bundle = record_bundles.get(&image.id).cloned();
+        }
+        kept.push(Kept {
+            image,
+            reasons,
+            protected,
+        });
     }
+    (doomed, kept)
+}
+
+/// The region's plan: matching images minus those that are protected, in use (without
+/// `--even-if-used`) or kept by retention; their snapshots and the tagged ones, left-over
+/// volumes, and bundles with objects — minus everything that belongs to a kept image.
+pub fn plan_region(found: Found, rules: &Rules) -> RegionPlan {
+    let Found {
+        region,
+        images,
+        snapshots: tagged_snapshots,
+        volumes,
+        bundles,
+        in_use,
+        record_bundles,
+    } = found;
+    let mut unique: BTreeMap<String, Image> = BTreeMap::new();
+    for image in images {
+        unique.entry(image.id.clone()).or_insert(image);
+    }
+    let images: Vec<Image> = unique.into_values().collect();
+    let retained = retained_runs(&images, rules, &region);
+    let (doomed, kept) = judge_images(images, rules, &retained, &in_use, &record_bundles);
     // Whatever belongs to a kept image stays: its snapshots, and its bundle as named by its
     // manifest location or by the run records.
     let kept_snapshots: BTreeSet<&String> = kept.iter().flat_map(|k| &k.image.snapshots).collect();
@@ -576,7 +526,7 @@ mod tests {
 
     #[test]
     fn images_parse_with_snapshots_tags_and_bundles() {
-        let images = parse_images(IMAGES).unwrap();
+        let images = ec2::parse_images(IMAGES).unwrap();
         assert_eq!(images[0].snapshots, ["snap-1"]);
         assert_eq!(images[0].run, "test-ebs-1");
         assert_eq!(images[0].bundle, None);
@@ -589,7 +539,10 @@ mod tests {
             2
         );
         assert_eq!(count_objects("").unwrap(), 0);
-        assert!(parse_images("<html>").unwrap_err().contains("not JSON"));
+        assert!(object_keys("<html>")
+            .unwrap_err()
+            .to_string()
+            .contains("not JSON"));
     }
 
     fn bundle(prefix: &str, objects: usize) -> Bundle {
@@ -614,7 +567,7 @@ mod tests {
         protection.add("ami-22222222", "released in release/2.6.3".into());
         let found = Found {
             region: "us-east-1".into(),
-            images: parse_images(IMAGES).unwrap(),
+            images: ec2::parse_images(IMAGES).unwrap(),
             snapshots: vec![tagged("snap-2", ""), tagged("snap-3", "")],
             volumes: vec![tagged("vol-1", "")],
             bundles: vec![

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod base_images;
 pub mod cleanup;
 pub mod ds0;
+pub mod ec2;
 pub mod guard;
 pub mod image_root;
 pub mod json;

@@ -2,52 +2,26 @@
 //! `aws` CLI's JSON), and the checks that come out of both — every failure with its fix, and the
 //! images a resume adopts. Pure: the answers are gathered by `cloud.rs`.
 
+use crate::core::ec2::{parse_answer, Image, NotJson};
 use crate::core::json;
 use crate::core::release::Check;
-use serde::Deserialize;
+use crate::core::template::{Plan, PlannedBuilder};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// One builder as the preflight sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Planned {
-    pub builder: String,
-    pub region: String,
-    pub source_ami: String,
-    pub ami_name: String,
-    /// `paravirtual` or `hvm`.
-    pub virtualization: String,
-    /// `instance-store` or `ebs`: what the builder type needs of its base AMI.
-    pub root_device: &'static str,
-    /// The S3 bucket of an instance-store bundle.
-    pub bucket: Option<String>,
+/// The builders of a plan the preflight checks: all of them, or those named in `only`.
+pub fn builders(plan: &Plan, only: &[String]) -> Vec<PlannedBuilder> {
+    plan.builders
+        .iter()
+        .filter(|b| only.is_empty() || only.contains(&b.name))
+        .cloned()
+        .collect()
 }
 
-/// The builders of a template (all of them, or those named in `only`).
-pub fn planned(template: &Value, only: &[String]) -> Vec<Planned> {
-    let text = |b: &Value, key: &str| b[key].as_str().unwrap_or_default().to_string();
-    template["builders"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|b| only.is_empty() || only.iter().any(|o| b["name"] == o.as_str()))
-        .map(|b| Planned {
-            builder: text(b, "name"),
-            region: text(b, "region"),
-            source_ami: text(b, "source_ami"),
-            ami_name: text(b, "ami_name"),
-            virtualization: text(b, "ami_virtualization_type"),
-            root_device: if b["type"] == "amazon-ebs" {
-                "ebs"
-            } else {
-                "instance-store"
-            },
-            bucket: b["s3_bucket"]
-                .as_str()
-                .and_then(|s| s.split('/').next())
-                .map(String::from),
-        })
-        .collect()
+/// The S3 bucket of an instance-store builder's bundle.
+fn bucket(builder: &PlannedBuilder) -> Option<String> {
+    let bundle = builder.bundle.as_deref()?;
+    bundle.split('/').next().map(String::from)
 }
 
 /// Builders whose row names one image as both its instance-store and its EBS base image.
@@ -61,87 +35,55 @@ pub fn same_base_for_both(matrix: &crate::core::matrix::Matrix) -> Vec<(String, 
 }
 
 /// The regions of a plan, sorted, once each.
-pub fn regions(planned: &[Planned]) -> Vec<String> {
+pub fn regions(planned: &[PlannedBuilder]) -> Vec<String> {
     let set: BTreeSet<&str> = planned.iter().map(|p| p.region.as_str()).collect();
     set.into_iter().map(String::from).collect()
 }
 
 /// The buckets of a plan with their regions, once each.
-pub fn buckets(planned: &[Planned]) -> BTreeMap<String, String> {
+pub fn buckets(planned: &[PlannedBuilder]) -> BTreeMap<String, String> {
     planned
         .iter()
-        .filter_map(|p| p.bucket.clone().map(|b| (b, p.region.clone())))
+        .filter_map(|p| bucket(p).map(|b| (b, p.region.clone())))
         .collect()
 }
 
-/// An image as `aws ec2 describe-images` describes it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct Image {
-    pub image_id: String,
-    #[serde(default)]
-    pub name: String,
-    #[serde(default)]
-    pub state: String,
-    #[serde(default)]
-    pub virtualization_type: String,
-    #[serde(default)]
-    pub root_device_type: String,
-    #[serde(default)]
-    pub creation_date: String,
-    #[serde(default)]
-    pub owner_id: String,
-    #[serde(default)]
-    pub tags: Vec<Tag>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct Tag {
-    pub key: String,
-    pub value: String,
-}
-
-impl Image {
-    pub fn tag(&self, key: &str) -> Option<&str> {
-        self.tags
-            .iter()
-            .find(|t| t.key == key)
-            .map(|t| t.value.as_str())
-    }
-}
-
-pub fn parse_images(text: &str) -> Result<Vec<Image>, String> {
-    #[derive(Deserialize)]
-    #[serde(rename_all = "PascalCase")]
-    struct Answer {
-        #[serde(default)]
-        images: Vec<Image>,
-    }
-    json::parse::<Answer>(text)
-        .map(|a| a.images)
-        .map_err(|e| format!("`aws ec2 describe-images` answered something unexpected: {e}"))
+/// An answer of the `aws` CLI the preflight cannot use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unexpected {
+    #[error(transparent)]
+    NotJson(#[from] NotJson),
+    #[error("`aws {command}` named no {what}")]
+    Missing {
+        command: &'static str,
+        what: &'static str,
+    },
 }
 
 /// The account of `aws sts get-caller-identity`, and the ARN.
-pub fn parse_identity(text: &str) -> Result<(String, String), String> {
-    let value: Value = json::parse(text)
-        .map_err(|e| format!("`aws sts get-caller-identity` answered something unexpected: {e}"))?;
+pub fn parse_identity(text: &str) -> Result<(String, String), Unexpected> {
+    const COMMAND: &str = "sts get-caller-identity";
+    let value = parse_answer(text, COMMAND)?;
     match (value["Account"].as_str(), value["Arn"].as_str()) {
         (Some(account), arn) => Ok((account.to_string(), arn.unwrap_or_default().to_string())),
-        _ => Err("`aws sts get-caller-identity` did not name an account".into()),
+        _ => Err(Unexpected::Missing {
+            command: COMMAND,
+            what: "account",
+        }),
     }
 }
 
 /// `unblocked` or `block-new-sharing`, from `aws ec2 get-image-block-public-access-state`.
-pub fn parse_block_state(text: &str) -> Result<String, String> {
-    let value: Value = json::parse(text).map_err(|e| {
-        format!("`aws ec2 get-image-block-public-access-state` answered something unexpected: {e}")
-    })?;
+pub fn parse_block_state(text: &str) -> Result<String, Unexpected> {
+    const COMMAND: &str = "ec2 get-image-block-public-access-state";
+    let value = parse_answer(text, COMMAND)?;
     value["ImageBlockPublicAccessState"]
         .as_str()
         .map(String::from)
-        .ok_or_else(|| "`aws ec2 get-image-block-public-access-state` named no state".into())
+        .ok_or(Unexpected::Missing {
+            command: COMMAND,
+            what: "state",
+        })
 }
 
 /// What S3 said about a bundle bucket.
@@ -236,7 +178,7 @@ pub struct Hints<'a> {
 
 /// The checks, every failure listed with its fix; `owner` is set on a resume (adoption).
 pub fn evaluate(
-    planned: &[Planned],
+    planned: &[PlannedBuilder],
     facts: &Facts,
     public: bool,
     owner: Option<&Ownership>,
@@ -315,7 +257,7 @@ pub fn is_network_error(aws_error: &str) -> bool {
     SIGNS.iter().any(|sign| aws_error.contains(sign))
 }
 
-fn base_check(planned: &[Planned], facts: &Facts) -> Check {
+fn base_check(planned: &[PlannedBuilder], facts: &Facts) -> Check {
     const WHAT: &str = "base AMIs";
     let mut problems = Vec::new();
     let mut notes = Vec::new();
@@ -342,37 +284,37 @@ fn base_check(planned: &[Planned], facts: &Facts) -> Check {
             }
             None => continue,
         };
-        let Some(image) = images.iter().find(|i| i.image_id == p.source_ami) else {
+        let Some(image) = images.iter().find(|i| i.id == p.source_ami) else {
             problems.push(format!(
                 "`{}`: base AMI {} (field `{field}`) does not exist in {} (deregistered upstream?): {refresh}",
-                p.builder, p.source_ami, p.region
+                p.name, p.source_ami, p.region
             ));
             continue;
         };
         if image.state != "available" {
             problems.push(format!(
                 "`{}`: base AMI {} is `{}`, not `available`: {refresh}",
-                p.builder, p.source_ami, image.state
+                p.name, p.source_ami, image.state
             ));
         }
         if image.virtualization_type != p.virtualization {
             problems.push(format!(
                 "`{}`: base AMI {} is `{}`, but the row says `{}`: {refresh}",
-                p.builder, p.source_ami, image.virtualization_type, p.virtualization
+                p.name, p.source_ami, image.virtualization_type, p.virtualization
             ));
         }
         // A row that names one image as both its instance-store and its EBS base (the 2.6
         // matrix does, for `us-east-1-1204-pv`) cannot satisfy both: say so without failing.
-        let both = planned_both.contains(&(p.builder.as_str(), p.source_ami.as_str()));
+        let both = planned_both.contains(&(p.name.as_str(), p.source_ami.as_str()));
         if image.root_device_type != p.root_device && both {
             notes.push(format!(
                 "note: `{}` names {} as both its instance-store and its EBS base image; AWS says its root device is `{}`: check the row with `cargo xtask base-images --region {}`",
-                p.builder, p.source_ami, image.root_device_type, p.region
+                p.name, p.source_ami, image.root_device_type, p.region
             ));
         } else if image.root_device_type != p.root_device {
             problems.push(format!(
                 "`{}`: base AMI {} (field `{field}`) has root device `{}`, this build needs `{}`: {refresh}",
-                p.builder, p.source_ami, image.root_device_type, p.root_device
+                p.name, p.source_ami, image.root_device_type, p.root_device
             ));
         }
     }
@@ -393,7 +335,7 @@ fn base_check(planned: &[Planned], facts: &Facts) -> Check {
 }
 
 fn names_check(
-    planned: &[Planned],
+    planned: &[PlannedBuilder],
     facts: &Facts,
     owner: Option<&Ownership>,
     hints: &Hints,
@@ -419,9 +361,9 @@ fn names_check(
         };
         if owner.is_some_and(|o| o.owns(image)) {
             adopted.push(Adopted {
-                builder: p.builder.clone(),
+                builder: p.name.clone(),
                 region: p.region.clone(),
-                ami: image.image_id.clone(),
+                ami: image.id.clone(),
             });
             continue;
         }
@@ -439,7 +381,7 @@ fn names_check(
         };
         problems.push(format!(
             "`{}` is taken in {} by {}{made_by}{foreign}",
-            p.ami_name, p.region, image.image_id
+            p.ami_name, p.region, image.id
         ));
     }
     let check = if problems.is_empty() {
@@ -452,32 +394,38 @@ fn names_check(
         };
         Check::ok(WHAT, detail)
     } else {
-        let cleanup = if hints.local {
-            "cargo xtask cleanup --local"
-        } else {
-            "cargo xtask cleanup"
-        };
-        let mut fix = String::from("an image name is unique per account and region: ");
-        if !runs.is_empty() && owner.is_none() && !hints.resume.is_empty() {
-            let resumes: Vec<String> = runs
-                .iter()
-                .map(|r| format!("`{} {r}`", hints.resume))
-                .collect();
-            fix.push_str(&format!(
-                "if that run did not finish, resume it ({}); ",
-                resumes.join(", ")
-            ));
-        }
-        fix.push_str(&format!(
-            "if the images are unwanted, deregister them (`{cleanup}` lists test leftovers; `aws ec2 deregister-image --region REGION --image-id ID`); otherwise build a new version"
-        ));
-        problems.push(fix);
+        problems.push(names_fix(&runs, owner.is_some(), hints));
         Check::fail(WHAT, problems.join("\n"))
     };
     (check, adopted)
 }
 
-fn buckets_check(planned: &[Planned], facts: &Facts) -> Option<Check> {
+/// What to do about taken names: resume the runs that made them (unless this is a resume),
+/// or deregister them, or build a new version.
+fn names_fix(runs: &BTreeSet<String>, resuming: bool, hints: &Hints) -> String {
+    let cleanup = if hints.local {
+        "cargo xtask cleanup --local"
+    } else {
+        "cargo xtask cleanup"
+    };
+    let mut fix = String::from("an image name is unique per account and region: ");
+    if !runs.is_empty() && !resuming && !hints.resume.is_empty() {
+        let resumes: Vec<String> = runs
+            .iter()
+            .map(|r| format!("`{} {r}`", hints.resume))
+            .collect();
+        fix.push_str(&format!(
+            "if that run did not finish, resume it ({}); ",
+            resumes.join(", ")
+        ));
+    }
+    fix.push_str(&format!(
+        "if the images are unwanted, deregister them (`{cleanup}` lists test leftovers; `aws ec2 deregister-image --region REGION --image-id ID`); otherwise build a new version"
+    ));
+    fix
+}
+
+fn buckets_check(planned: &[PlannedBuilder], facts: &Facts) -> Option<Check> {
     const WHAT: &str = "buckets";
     let wanted = buckets(planned);
     if wanted.is_empty() {
@@ -519,7 +467,7 @@ fn buckets_check(planned: &[Planned], facts: &Facts) -> Option<Check> {
     })
 }
 
-fn public_check(planned: &[Planned], facts: &Facts) -> Check {
+fn public_check(planned: &[PlannedBuilder], facts: &Facts) -> Check {
     const WHAT: &str = "public AMIs";
     let mut problems = Vec::new();
     let all = regions(planned);
@@ -600,23 +548,82 @@ pub fn wrap_report(report: &str, cols: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
-    fn plan() -> Vec<Planned> {
-        let template = json!({"builders": [
-            {"name": "us-east-1-1404-hvm", "type": "amazon-instance", "region": "us-east-1",
-             "source_ami": "ami-11111111", "ami_name": "X 2.6.9-1404-hvm",
-             "ami_virtualization_type": "hvm", "s3_bucket": "b-us-east-1/123-1404-hvm"},
-            {"name": "eu-west-1-1404-pv", "type": "amazon-instance", "region": "eu-west-1",
-             "source_ami": "ami-22222222", "ami_name": "X 2.6.9-1404-pv",
-             "ami_virtualization_type": "paravirtual", "s3_bucket": "b-eu-west-1/123-1404-pv"},
-        ]});
-        planned(&template, &[])
+    fn builder(name: &str, source_ami: &str, virtualization: &str) -> PlannedBuilder {
+        let region = name.rsplitn(3, '-').nth(2).unwrap().to_string();
+        let suffix = name.strip_prefix(&format!("{region}-")).unwrap();
+        PlannedBuilder {
+            name: name.into(),
+            ami_name: format!("X 2.6.9-{suffix}"),
+            bundle: Some(format!("b-{region}/123-{suffix}")),
+            region,
+            source_ami: source_ami.into(),
+            virtualization: virtualization.into(),
+            root_device: "instance-store",
+            os_version: "14.04".into(),
+        }
+    }
+
+    fn plan() -> Vec<PlannedBuilder> {
+        vec![
+            builder("us-east-1-1404-hvm", "ami-11111111", "hvm"),
+            builder("eu-west-1-1404-pv", "ami-22222222", "paravirtual"),
+        ]
+    }
+
+    /// The plan says what the template builds: the preflight checks the plan, Packer runs the
+    /// template.
+    #[test]
+    fn the_plan_holds_what_the_template_asks_of_aws() {
+        use crate::core::template::{self, Kind, Spec, Target};
+        let matrix =
+            crate::core::matrix::Matrix::parse(include_str!("../../../build/images.json")).unwrap();
+        for kind in [Kind::Official, Kind::TestEbs, Kind::TestInstance] {
+            let spec = Spec {
+                kind,
+                local: false,
+                version: "2.6.3".into(),
+                branch: "2.6".into(),
+                commit: "0123abc".into(),
+                epoch: 1_700_000_000,
+                private: false,
+                registry: None,
+                only: Vec::new(),
+            };
+            let json = template::generate(&matrix, &spec, Target::PROBE).unwrap();
+            let plan = template::plan(&matrix, &spec).unwrap();
+            let builders = json["builders"].as_array().unwrap();
+            assert_eq!(builders.len(), plan.builders.len());
+            for (b, planned) in builders.iter().zip(&plan.builders) {
+                assert_eq!(b["name"], planned.name.as_str());
+                assert_eq!(b["source_ami"], planned.source_ami.as_str());
+                assert_eq!(
+                    b["ami_virtualization_type"],
+                    planned.virtualization.as_str()
+                );
+                let root_device = if b["type"] == "amazon-ebs" {
+                    "ebs"
+                } else {
+                    "instance-store"
+                };
+                assert_eq!(root_device, planned.root_device, "{}", planned.name);
+                let json_bucket = b["s3_bucket"].as_str().and_then(|s| s.split('/').next());
+                assert_eq!(json_bucket.map(String::from), bucket(planned));
+            }
+        }
+        let only = ["us-east-1-1404-hvm".to_string()];
+        let plan = template::Plan {
+            kind: Kind::Official,
+            public: true,
+            builders: plan(),
+        };
+        assert_eq!(builders(&plan, &only), [plan.builders[0].clone()]);
+        assert_eq!(builders(&plan, &[]).len(), 2);
     }
 
     fn image(id: &str, virt: &str, root: &str) -> Image {
         Image {
-            image_id: id.into(),
+            id: id.into(),
             state: "available".into(),
             virtualization_type: virt.into(),
             root_device_type: root.into(),
@@ -687,6 +694,24 @@ mod tests {
     }
 
     #[test]
+    fn answers_parse_or_say_what_they_lack() {
+        let identity = parse_identity(r#"{"Account": "123456789012", "Arn": "arn:me"}"#);
+        assert_eq!(identity, Ok(("123456789012".into(), "arn:me".into())));
+        let error = parse_identity("{}").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "`aws sts get-caller-identity` named no account"
+        );
+        let error = parse_block_state("<html>").unwrap_err();
+        assert!(matches!(error, Unexpected::NotJson(_)), "{error}");
+        assert!(error
+            .to_string()
+            .contains("`ec2 get-image-block-public-access-state` is not JSON"));
+        let state = parse_block_state(r#"{"ImageBlockPublicAccessState": "unblocked"}"#);
+        assert_eq!(state.as_deref(), Ok("unblocked"));
+    }
+
+    #[test]
     fn everything_fine_passes() {
         let outcome = evaluate(&plan(), &good_facts(), true, None, &HINTS);
         assert!(
@@ -745,16 +770,9 @@ mod tests {
         facts.buckets.insert("b-us-east-1".into(), Bucket::Foreign);
         let mut taken = image("ami-33333333", "hvm", "instance-store");
         taken.name = "X 2.6.9-1404-hvm".into();
-        taken.tags = vec![
-            Tag {
-                key: "RunId".into(),
-                value: "official-1".into(),
-            },
-            Tag {
-                key: "Version".into(),
-                value: "2.6.9".into(),
-            },
-        ];
+        taken.tags = [("RunId", "official-1"), ("Version", "2.6.9")]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .into();
         facts.named.insert("us-east-1".into(), Ok(vec![taken]));
         let outcome = evaluate(&plan(), &facts, true, None, &HINTS);
         let text = crate::core::release::report(&outcome.checks);
@@ -791,11 +809,8 @@ mod tests {
                 ("RunId", run),
             ]
             .iter()
-            .map(|(k, v)| Tag {
-                key: k.to_string(),
-                value: v.to_string(),
-            })
-            .collect::<Vec<_>>()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
         };
         let mut facts = good_facts();
         let mut ours = image("ami-33333333", "hvm", "instance-store");

@@ -2,9 +2,12 @@
 //! of it, `build/retired.json`. The plan per image from its present state, with every refusal
 //! named; the record's format. Pure.
 
+use crate::core::ec2::Image;
+use crate::core::protect::{self, Listed};
+use crate::core::registry::REGISTRY_PATH;
 use crate::core::time;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub const RETIRED_PATH: &str = "build/retired.json";
 
@@ -99,6 +102,120 @@ impl Action {
 /// `now` rounded up to the next whole minute: AWS takes no deprecation time in the past.
 pub fn deprecate_now(now: u64) -> u64 {
     (now / 60 + 1) * 60
+}
+
+/// What `retire` refuses before it looks at any image.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("`--at`: {0}")]
+    BadTime(String),
+    #[error("`--at {0}` is in the past: AWS deprecates only at a future time; leave `--at` out to deprecate now")]
+    PastTime(String),
+}
+
+/// When `--deprecate` deprecates: `--at` (which must be in the future), else now (rounded up).
+pub fn deprecation_time(at: Option<&str>, now: u64) -> Result<u64, Refusal> {
+    let Some(text) = at else {
+        return Ok(deprecate_now(now));
+    };
+    let at = time::parse_time(text).map_err(|e| Refusal::BadTime(e.to_string()))?;
+    if at <= now {
+        return Err(Refusal::PastTime(text.to_string()));
+    }
+    Ok(at)
+}
+
+/// The images of a release as git lists them: id to its region (when a listing names it) and
+/// where it is listed.
+pub type Listing = BTreeMap<String, (Option<String>, Vec<String>)>;
+
+/// What the release tag `tag_name` lists (its message) and what its release commit (`commit`)
+/// added to `ami_ids.json` (`before`: the registry's AMIs at its parent; `after`: at the commit).
+pub fn listing(
+    tag_name: &str,
+    message: &str,
+    commit: &str,
+    registry_change: Option<(&[Listed], &[Listed])>,
+) -> Listing {
+    let mut listed = Listing::new();
+    for ami in protect::tag_amis(message) {
+        add(&mut listed, ami, format!("listed in {tag_name}"));
+    }
+    if let Some((before, after)) = registry_change {
+        let short = &commit[..7.min(commit.len())];
+        for ami in after.iter().filter(|a| !before.contains(a)) {
+            let source = format!("added to `{REGISTRY_PATH}` by {short}");
+            add(&mut listed, ami.clone(), source);
+        }
+    }
+    listed
+}
+
+fn add(listed: &mut Listing, ami: Listed, source: String) {
+    let entry = listed.entry(ami.id).or_insert((None, Vec::new()));
+    if entry.0.is_none() {
+        entry.0 = ami.region;
+    }
+    if !entry.1.contains(&source) {
+        entry.1.push(source);
+    }
+}
+
+/// What one region holds of a release, as AWS answered.
+#[derive(Debug, Clone)]
+pub struct RegionFacts<'a> {
+    pub region: &'a str,
+    pub version: &'a str,
+    /// The images found: those tagged with the version, and those the listing names here.
+    pub seen: &'a [Image],
+    /// Image id to what uses it.
+    pub users: BTreeMap<String, Vec<String>>,
+    pub in_registry: &'a BTreeSet<String>,
+    /// Image id to its bundle (`BUCKET/PREFIX`).
+    pub bundles: BTreeMap<String, String>,
+}
+
+/// Every image of the release in one region (listed there or found by its `Version` tag), with
+/// its present state; a listed image AWS did not answer for does not exist.
+pub fn region_images(listed: &Listing, facts: &RegionFacts) -> Vec<(Target, State)> {
+    let region = facts.region;
+    let mut ids: BTreeSet<&str> = listed
+        .iter()
+        .filter(|(_, (r, _))| r.as_deref() == Some(region))
+        .map(|(id, _)| id.as_str())
+        .collect();
+    ids.extend(facts.seen.iter().map(|i| i.id.as_str()));
+    let mut images = Vec::new();
+    for id in ids {
+        let image = facts.seen.iter().find(|i| i.id == id);
+        let mut sources = listed.get(id).map(|(_, s)| s.clone()).unwrap_or_default();
+        if image.is_some_and(|i| i.version == facts.version) {
+            sources.push(format!("tagged Version {}", facts.version));
+        }
+        let in_registry = facts.in_registry.contains(id);
+        let state = match image {
+            Some(image) => State {
+                exists: true,
+                public: image.public,
+                deprecation: image.deprecation.clone(),
+                users: facts.users.get(id).cloned().unwrap_or_default(),
+                snapshots: image.snapshots.clone(),
+                bundle: facts.bundles.get(id).cloned(),
+                in_registry,
+            },
+            None => State {
+                in_registry,
+                ..State::default()
+            },
+        };
+        let target = Target {
+            region: region.to_string(),
+            id: id.to_string(),
+            sources,
+        };
+        images.push((target, state));
+    }
+    images
 }
 
 /// Every stage for every image, in stage order, each judged on the state the earlier stages
@@ -275,12 +392,13 @@ pub struct ImageResult {
     pub detail: String,
 }
 
-pub fn parse_retired(text: &str) -> Result<Retired, String> {
-    crate::core::json::parse(text).map_err(|e| {
-        format!(
-            "`{RETIRED_PATH}` is not a valid record: {e}; restore it from git (`git checkout -- {RETIRED_PATH}`)"
-        )
-    })
+/// `build/retired.json` is not a record this tool wrote.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{RETIRED_PATH}` is not a valid record: {0}; restore it from git (`git checkout -- {RETIRED_PATH}`)")]
+pub struct BadRecord(String);
+
+pub fn parse_retired(text: &str) -> Result<Retired, BadRecord> {
+    crate::core::json::parse(text).map_err(|e| BadRecord(e.to_string()))
 }
 
 pub fn render_retired(retired: &Retired) -> String {
@@ -360,6 +478,111 @@ mod tests {
             even_if_used: false,
             now: NOW,
         }
+    }
+
+    #[test]
+    fn the_deprecation_time_is_now_or_a_future_at() {
+        let now = time::parse_time("2026-11-25T02:23:30Z").unwrap();
+        assert_eq!(deprecation_time(None, now), Ok(now + 30));
+        let later = deprecation_time(Some("2027-01-01"), now).unwrap();
+        assert_eq!(time::iso(later), "2027-01-01T00:00:00Z");
+        let past = deprecation_time(Some("2026-01-01"), now).unwrap_err();
+        assert!(
+            past.to_string()
+                .contains("`--at 2026-01-01` is in the past"),
+            "{past}"
+        );
+        assert!(matches!(
+            deprecation_time(Some("soon"), now),
+            Err(Refusal::BadTime(_))
+        ));
+    }
+
+    #[test]
+    fn the_listing_joins_the_tag_and_what_the_release_commit_added() {
+        let listed = |region: &str, id: &str| Listed {
+            region: Some(region.into()),
+            id: id.into(),
+        };
+        let before = [listed("us-east-1", "ami-00000000")];
+        let after = [
+            listed("us-east-1", "ami-00000000"),
+            listed("us-east-1", "ami-11111111"),
+            listed("eu-west-1", "ami-22222222"),
+        ];
+        let listing = listing(
+            "release/2.6.3",
+            "Release 2.6.3\n\nus-east-1 ami-11111111\n",
+            "0123456789abcdef",
+            Some((&before, &after)),
+        );
+        assert_eq!(listing.len(), 2, "{listing:#?}");
+        assert_eq!(
+            listing["ami-11111111"],
+            (
+                Some("us-east-1".to_string()),
+                vec![
+                    "listed in release/2.6.3".to_string(),
+                    "added to `ami_ids.json` by 0123456".to_string()
+                ]
+            )
+        );
+        assert_eq!(
+            listing["ami-22222222"].1,
+            ["added to `ami_ids.json` by 0123456"]
+        );
+    }
+
+    #[test]
+    fn a_region_holds_listed_and_tagged_images_with_their_state() {
+        let listing: Listing = [
+            (
+                "ami-11111111".to_string(),
+                (
+                    Some("us-east-1".to_string()),
+                    vec!["listed in release/2.6.3".to_string()],
+                ),
+            ),
+            (
+                "ami-22222222".to_string(),
+                (Some("eu-west-1".to_string()), vec!["elsewhere".to_string()]),
+            ),
+        ]
+        .into();
+        let seen = [Image {
+            id: "ami-33333333".into(),
+            version: "2.6.3".into(),
+            public: true,
+            snapshots: vec!["snap-1".into()],
+            ..Image::default()
+        }];
+        let in_registry: BTreeSet<String> = ["ami-11111111".to_string()].into();
+        let facts = RegionFacts {
+            region: "us-east-1",
+            version: "2.6.3",
+            seen: &seen,
+            users: [(
+                "ami-33333333".to_string(),
+                vec!["instance i-1 (running)".to_string()],
+            )]
+            .into(),
+            in_registry: &in_registry,
+            bundles: [("ami-33333333".to_string(), "b/p".to_string())].into(),
+        };
+        let images = region_images(&listing, &facts);
+        let ids: Vec<&str> = images.iter().map(|(t, _)| t.id.as_str()).collect();
+        assert_eq!(ids, ["ami-11111111", "ami-33333333"]);
+        let (gone, gone_state) = &images[0];
+        assert_eq!(gone.sources, ["listed in release/2.6.3"]);
+        assert!(!gone_state.exists && gone_state.in_registry);
+        let (tagged, state) = &images[1];
+        assert_eq!(tagged.sources, ["tagged Version 2.6.3"]);
+        assert!(state.exists && state.public && !state.in_registry);
+        assert_eq!(state.users, ["instance i-1 (running)"]);
+        assert_eq!(
+            (state.snapshots.as_slice(), state.bundle.as_deref()),
+            (&["snap-1".to_string()][..], Some("b/p"))
+        );
     }
 
     #[test]
@@ -451,6 +674,9 @@ mod tests {
             ["deprecate".to_string()].into()
         );
         assert!(retired.done("ami-11111111", false).is_empty());
-        assert!(parse_retired("{}").unwrap_err().contains(RETIRED_PATH));
+        assert!(parse_retired("{}")
+            .unwrap_err()
+            .to_string()
+            .contains(RETIRED_PATH));
     }
 }
