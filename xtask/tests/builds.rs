@@ -71,8 +71,11 @@ fn test_ebs_local_runs_the_real_provisioning_and_checks_its_reports() {
         let report: Value =
             serde_json::from_str(&repo.read(&format!("build/runs/{id}/reports/{name}.json")))
                 .unwrap();
-        assert_eq!(report["version"], "2.6.3", "{name}");
-        assert_eq!(b["comboami_commit"], report["comboami_commit"], "{name}");
+        // Measured in the image: what its own ds0_utils.py says, at the commit being built.
+        assert_eq!(report["comboami"]["version"], "2.6.3", "{name}");
+        assert_eq!(report["comboami"]["commit"], rec["commit"], "{name}");
+        assert_eq!(b["comboami_commit"], rec["commit"], "{name}");
+        assert!(report["packages"]["mdadm"].is_string(), "{name}: {report}");
     }
     assert!(run.stdout.contains("4 of 4 builders succeeded"));
     // Without a terminal: one line per builder state change, not one per Packer message.
@@ -141,10 +144,42 @@ fn test_ebs_local_runs_the_real_provisioning_and_checks_its_reports() {
         "2.6\n",
         "checked out at the branch of ds0_utils.py"
     );
+    // This repository's own files at the commit being built, and nothing written into them.
     assert_eq!(
-        kept(&repo, &id, hvm, "home/ubuntu/datastax_ami/VERSION"),
-        "2.6.3\n"
+        common::git_in(&clone, &repo.home(), &["status", "--porcelain"]),
+        "",
+        "the checkout is clean"
     );
+    assert_eq!(
+        kept(&repo, &id, hvm, "home/ubuntu/datastax_ami/ds0_utils.py"),
+        repo.read("ds0_utils.py")
+    );
+    let rc = image_root(&repo, &id, hvm).join("etc/rc2.d/S99start-ami-script.sh");
+    assert_eq!(
+        std::fs::read_link(&rc).unwrap(),
+        std::path::Path::new("../init.d/start-ami-script.sh")
+    );
+    // 12.04 left the main archive: its images are built from, and keep, old-releases.
+    for builder in ["us-east-1-1204-hvm", "us-east-1-1204-pv"] {
+        let sources = kept(&repo, &id, builder, "etc/apt/sources.list");
+        assert!(
+            sources.starts_with("deb http://old-releases.ubuntu.com/ubuntu precise main"),
+            "{sources}"
+        );
+        assert_eq!(
+            kept(
+                &repo,
+                &id,
+                builder,
+                "etc/cloud/cloud.cfg.d/99-comboami-archive.cfg"
+            ),
+            "apt_preserve_sources_list: true\n"
+        );
+        let report: Value =
+            serde_json::from_str(&repo.read(&format!("build/runs/{id}/reports/{builder}.json")))
+                .unwrap();
+        assert_eq!(report["archive"], "http://old-releases.ubuntu.com/ubuntu");
+    }
     assert!(!image_root(&repo, &id, hvm)
         .join("etc/ssh/ssh_host_rsa_key")
         .exists());
@@ -191,7 +226,8 @@ fn test_ebs_local_runs_the_real_provisioning_and_checks_its_reports() {
             &format!("\"ssh_port\": {port}"),
             "\"ssh_port\": \"$SSH_PORT\"",
         )
-        .replace(endpoint, "$EC2_ENDPOINT");
+        .replace(endpoint, "$EC2_ENDPOINT")
+        .replace(rec["commit"].as_str().unwrap(), "$COMMIT");
     common::golden("template-test-ebs-local.json", &text);
 
     // A provisioning that bakes another version is caught by its report.
@@ -210,9 +246,10 @@ fn test_ebs_local_runs_the_real_provisioning_and_checks_its_reports() {
         wrong.stderr
     );
     assert!(
-        wrong
-            .stdout
-            .contains("version `2.6.3-wrong` was baked, but `ds0_utils.py` says `2.6.3`"),
+        wrong.stdout.contains(
+            "the baked `ds0_utils.py` says version `2.6.3-wrong`, but the run builds `2.6.3`; \
+             the checkout `/home/ubuntu/datastax_ami` was changed after the clone: M ds0_utils.py"
+        ),
         "{wrong:#?}"
     );
     let rec = record(&repo, &wrong);
@@ -538,4 +575,151 @@ fn three_full_local_publishes_in_a_row_all_succeed() {
         );
         assert_standin_stopped(&repo, &run_id(&run));
     }
+}
+
+/// Issue 17: a provisioning that leaves out any declared item fails its builders naming it, and
+/// nothing is merged. One Packer run of a `build/provision.sh` with several steps broken.
+#[test]
+fn a_sabotaged_provisioning_fails_its_builders_naming_each_item() {
+    let repo = Repo::new("sabotage");
+    let registry = repo.read("ami_ids.json");
+    let script = repo.read("build/provision.sh");
+    let mut sabotaged = script.clone();
+    for (step, broken) in [
+        ("apt_get install --no-install-recommends mdadm\n", ""),
+        (
+            "update-rc.d -f start-ami-script.sh start 99 2 3 4 5 .\n",
+            "",
+        ),
+        (
+            "for user in cassandra root; do",
+            "for user in cassandra; do",
+        ),
+        (
+            "echo \"vm.max_map_count = 131072\" >\"$root/etc/sysctl.d/99-cassandra.conf\"\n",
+            "",
+        ),
+        ("    echo \"python datastax_ami/ds4_motd.py\"\n", ""),
+        ("rm -f \"$root\"/etc/ssh/ssh_host_*\n", ""),
+        (
+            "rm -rf \"$root/var/lib/cloud/instance\" \"$root\"/var/lib/cloud/instances/*\n",
+            "",
+        ),
+        ("    sed -i '/LABEL=UEFI/d' \"$root/etc/fstab\"\n", ""),
+    ] {
+        assert!(
+            sabotaged.contains(step),
+            "`{step}` is no longer in the script"
+        );
+        sabotaged = sabotaged.replace(step, broken);
+    }
+    repo.write("build/provision.sh", &sabotaged);
+    let only = "us-east-1-1404-hvm,us-east-1-1204-pv";
+    let run = repo
+        .command_in(".", &["publish", "--local", "--yes", "--only", only])
+        .run()
+        .fails(1, &["2 of 2 builders did not succeed"]);
+    let rec = record(&repo, &run);
+    for builder in only.split(',') {
+        let b = &rec["builders"][builder];
+        assert_eq!(b["state"], "failed", "{builder}: {b}");
+        let error = b["error"].as_str().unwrap();
+        for item in [
+            "package `mdadm` is not installed",
+            "`/etc/rc2.d/S99start-ami-script.sh` (the boot hook's rc link of runlevel 2) is missing",
+            "`/etc/security/limits.d/cassandra.conf` (the limits file) lacks the line `root - nofile 100000`",
+            "`/etc/sysctl.d/99-cassandra.conf` (the sysctl file) is missing",
+            "`/home/ubuntu/.profile` (the login profile of `ubuntu`) does not start with the line `python datastax_ami/ds4_motd.py`",
+            "`/etc/ssh/ssh_host_rsa_key` (an SSH host key) must not ship",
+            "`/var/lib/cloud/instance` (cloud-init instance state) must not ship",
+        ] {
+            assert!(error.contains(item), "{builder}: `{item}` not named: {error}");
+        }
+        let hvm_only = "`/etc/fstab` (the HVM fstab) still has `LABEL=UEFI`";
+        assert_eq!(
+            error.contains(hvm_only),
+            builder.ends_with("1404-hvm"),
+            "{error}"
+        );
+        assert!(error.contains("is not accepted (not merged"), "{error}");
+    }
+    let id = run_id(&run);
+    assert_eq!(
+        repo.read(&format!("build/runs/{id}/ami_ids.json")),
+        registry
+    );
+    assert_eq!(repo.read("ami_ids.json"), registry);
+}
+
+/// The stand-in refuses what the archive would: a misspelled package, an archive that no longer
+/// serves the release, an EC2 tools zip of another layout.
+#[test]
+fn the_standin_refuses_what_the_archive_and_downloads_would() {
+    let repo = Repo::new("archive");
+    repo.xtask(&["local", "up"]).ok();
+    let script = repo.read("build/provision.sh");
+    repo.write(
+        "build/provision.sh",
+        &script.replace(
+            "install --no-install-recommends mdadm",
+            "install --no-install-recommends mdamd",
+        ),
+    );
+    // 12.04's rows without their archive setting: the EC2 mirror no longer serves precise.
+    let matrix = repo.read("build/images.json");
+    let without = matrix.replace(
+        "\"archives\": {\n            \"1204\": \"http://old-releases.ubuntu.com/ubuntu\"\n        },",
+        "",
+    );
+    assert_ne!(without, matrix);
+    repo.write("build/images.json", &without);
+    let run = repo
+        .command_in(
+            ".",
+            &[
+                "test-ebs",
+                "--local",
+                "--only",
+                "us-east-1-1404-pv,us-east-1-1204-pv",
+            ],
+        )
+        .run()
+        .fails(1, &["2 of 2 builders did not succeed"]);
+    let id = run_id(&run);
+    let log = repo.read(&format!("build/runs/{id}/output-1.log"));
+    assert!(
+        log.contains("us-east-1-1404-pv: E: Unable to locate package mdamd"),
+        "{log}"
+    );
+    assert!(
+        log.contains(
+            "us-east-1-1204-pv: W: Failed to fetch http://us-east-1.ec2.archive.ubuntu.com/ubuntu/dists/precise/main/binary-amd64/Packages  404  Not Found"
+        ),
+        "{log}"
+    );
+    for builder in ["us-east-1-1404-pv", "us-east-1-1204-pv"] {
+        assert!(
+            run.stdout.contains(&format!(
+                "{builder}  FAILED       Script exited with non-zero exit status: 100"
+            )),
+            "{}",
+            run.stdout
+        );
+    }
+
+    // A zip without the layout the bundle commands need fails the step, not installs nothing.
+    repo.write("build/provision.sh", &script);
+    repo.write("build/images.json", &matrix);
+    std::fs::remove_dir_all(repo.path("build/local/fixtures/ec2-ami-tools/etc")).unwrap();
+    let run = repo
+        .command_in(".", &["test-ebs", "--local", "--only", "us-east-1-1404-pv"])
+        .run()
+        .fails(1, &["1 of 1 builders did not succeed"]);
+    let id = run_id(&run);
+    let log = repo.read(&format!("build/runs/{id}/output-1.log"));
+    assert!(
+        log.contains("ec2-ami-tools-1.5.3.zip has no `ec2-ami-tools-1.5.3/etc/`"),
+        "{log}"
+    );
+    repo.xtask(&["local", "down"]).ok();
 }

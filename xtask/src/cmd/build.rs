@@ -172,7 +172,11 @@ pub fn run(sh: &Shell, root: &Path, kind: Kind, options: &Options) -> Result<Fin
         sh.copy_file(input, run_dir.join("inputs").join(name))
             .with_context(|| format!("cannot keep a copy of `{input}` in the run folder"))?;
     }
-    let commit = project::git_commit(sh);
+    let mut commit = project::git_commit(sh);
+    if flags.local && commit == "unknown" {
+        // Not a git repository: a local build bakes its files, committed for the stand-in.
+        commit = World::new(&sh.current_dir().join(&run_dir)).snapshot(root, &branch)?;
+    }
     let mut record = RunRecord {
         run_id: run_id.clone(),
         kind,
@@ -550,7 +554,7 @@ fn attempt(
             sh,
             &sh.current_dir(),
             matrix,
-            &record.branch,
+            (&record.branch, &record.commit),
             &standin.venv.join("bin/python"),
         )?;
         for image in matrix.enabled() {
@@ -607,8 +611,9 @@ fn attempt(
     Ok(())
 }
 
-/// Accepts an image only when its report says it is what the run meant to build: a builder
-/// whose report is missing or differs is failed, and its AMI is neither merged nor tagged.
+/// Accepts an image only when its report, measured on the image, meets `build/expect.json` and
+/// its row: a builder whose report is missing or differs is failed, and its AMI is neither merged
+/// nor tagged.
 fn check_reports(
     sh: &Shell,
     matrix: &matrix::Matrix,
@@ -616,6 +621,10 @@ fn check_reports(
     attempted: &[String],
 ) {
     let report_dir = record.report_dir();
+    let expectation = sh
+        .read_file(report::EXPECT_PATH)
+        .map_err(|e| format!("cannot read `{}`: {e}", report::EXPECT_PATH))
+        .and_then(|text| report::Expectation::parse(&text));
     for name in attempted {
         let Some(builder) = record.builders.get_mut(name) else {
             continue;
@@ -625,18 +634,25 @@ fn check_reports(
         }
         let path = format!("{report_dir}/{name}.json");
         let text = sh.read_file(&path).ok();
-        let virtualization = matrix
-            .images
-            .iter()
-            .find(|i| &i.builder_name() == name)
-            .map_or("?", |i| i.virtualization.as_str());
+        let row = matrix.images.iter().find(|i| &i.builder_name() == name);
         let expected = report::Expected {
+            builder: name,
             version: &record.version,
             branch: &record.branch,
-            virtualization,
+            commit: &record.commit,
+            os_version: row.map_or("?", |i| i.os_version.as_str()),
+            virtualization: row.map_or("?", |i| i.virtualization.as_str()),
+            archive: row
+                .and_then(|i| matrix.settings.archives.get(&i.os_version))
+                .map(String::as_str),
+            local: record.local,
         };
-        match report::check(text.as_deref(), &expected) {
-            Ok(report) => builder.comboami_commit = Some(report.comboami_commit),
+        let checked = expectation
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|expectation| report::check(text.as_deref(), expectation, &expected));
+        match checked {
+            Ok(report) => builder.comboami_commit = Some(report.comboami.commit),
             Err(problem) => {
                 let amis: Vec<String> = builder.amis.iter().map(|a| a.id.clone()).collect();
                 builder.state = BuilderState::Failed;
@@ -656,6 +672,33 @@ fn check_reports(
             }
         }
     }
+}
+
+/// How the packages of each image changed since the previous run of the same kind (and
+/// locality) that has reports: both lists are in the runs' `reports/` folders.
+fn package_changes(sh: &Shell, record: &RunRecord) -> Vec<String> {
+    let packages = |run: &RunRecord, builder: &str| {
+        let text = sh
+            .read_file(format!("{}/{builder}.json", run.report_dir()))
+            .ok()?;
+        let report: report::ImageReport = crate::core::json::parse(&text).ok()?;
+        Some(report.packages)
+    };
+    let previous = runs::list(&sh.current_dir())
+        .into_iter()
+        .filter(|r| r.kind == record.kind && r.local == record.local)
+        .filter(|r| (r.epoch, &r.run_id) < (record.epoch, &record.run_id))
+        .rfind(|r| r.builders.keys().any(|b| packages(r, b).is_some()));
+    let Some(previous) = previous else {
+        return Vec::new();
+    };
+    let mut by_builder = std::collections::BTreeMap::new();
+    for builder in record.builders.keys() {
+        if let (Some(old), Some(new)) = (packages(&previous, builder), packages(record, builder)) {
+            by_builder.insert(builder.clone(), report::package_changes(&old, &new));
+        }
+    }
+    report::render_package_changes(&previous.run_id, &by_builder)
 }
 
 /// Merges (publish), prints the summary, and turns failures into exit status 1.
@@ -697,6 +740,9 @@ fn finish(sh: &Shell, record: RunRecord, kind: Kind, options: &Options) -> Resul
         .unwrap_or_else(|| sh.current_dir());
     let standin_kept = record.local && Standin::running(&standin_root).is_some();
     output::say(summary(&record, kind, options, standin_kept).trim_end());
+    if record.registry.is_some() {
+        package_changes(sh, &record).iter().for_each(output::say);
+    }
     if options.flags.json && options.release.is_none() {
         output::document(serde_json::json!({
             "command": command_name(kind),

@@ -416,6 +416,8 @@ fn provisioners(matrix: &Matrix, inputs: &Inputs, builders: &[Value]) -> Value {
         vec![
             format!("COMBOAMI_VERSION={version}"),
             format!("COMBOAMI_BRANCH={}", inputs.branch),
+            format!("COMBOAMI_COMMIT={}", inputs.git_commit),
+            format!("COMBOAMI_ARCHIVES={}", matrix.archives_setting()),
             format!(
                 "EC2_AMI_TOOLS_VERSION={}",
                 matrix.settings.ec2_ami_tools_version
