@@ -283,8 +283,8 @@ fn test_instance_local_bundles_and_uploads() {
         &repo.read(&format!("build/runs/{id}/reports/us-east-1-1204-pv.json")),
     )
     .unwrap();
-    assert_eq!(report["branch"], "2.6-next");
-    assert_eq!(report["version"], "2.6.3");
+    assert_eq!(report["comboami"]["branch"], "2.6-next");
+    assert_eq!(report["comboami"]["version"], "2.6.3");
     assert_eq!(rec["builders"].as_object().unwrap().len(), 2);
     assert_eq!(rec["builders"]["us-east-1-1404-hvm"]["state"], "succeeded");
     let bundle = rec["builders"]["us-east-1-1404-hvm"]["bundle"]

@@ -639,6 +639,7 @@ fn check_reports(
             builder: name,
             version: &record.version,
             branch: &record.branch,
+            ds0_branch: (record.kind == Kind::Official).then_some(record.branch.as_str()),
             commit: &record.commit,
             os_version: row.map_or("?", |i| i.os_version.as_str()),
             virtualization: row.map_or("?", |i| i.virtualization.as_str()),

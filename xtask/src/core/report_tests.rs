@@ -17,6 +17,7 @@ fn expected(virtualization: &'static str) -> Expected<'static> {
         builder: "us-east-1-1204-hvm",
         version: "2.6.3",
         branch: "2.6",
+        ds0_branch: Some("2.6"),
         commit: COMMIT,
         os_version: "1204",
         virtualization,
@@ -253,6 +254,23 @@ fn the_checkout_is_the_commit_version_and_branch_of_the_run_and_clean() {
             format!("ComboAMI's `{entry}` is missing from `/home/ubuntu/datastax_ami`")
         );
     }
+}
+
+#[test]
+fn a_test_build_of_another_branch_may_bake_a_ds0_utils_of_its_release_line() {
+    let mut report = good("hvm");
+    report["comboami"]["ds0_branch"] = json!("2.5");
+    let test_build = Expected {
+        ds0_branch: None,
+        ..expected("hvm")
+    };
+    check(Some(&report.to_string()), &expectation(), &test_build).unwrap();
+    report["comboami"]["branch"] = json!("2.5");
+    let err = check(Some(&report.to_string()), &expectation(), &test_build).unwrap_err();
+    assert_eq!(
+        err,
+        "the branch checked out is `2.5`, but the run builds `2.6`"
+    );
 }
 
 #[test]
