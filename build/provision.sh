@@ -64,7 +64,9 @@ for setting in ${COMBOAMI_ARCHIVES:-}; do
     esac
 done
 if [ -n "$archive" ]; then
-    sed -i -E "s#^(deb(-src)?[[:space:]]+)[^[:space:]]+#\1$archive#" "$root/etc/apt/sources.list"
+    # Basic regular expressions: 12.04's sed (4.2.1) does not document -E.
+    sed -i "s#^\(deb\(-src\)\{0,1\}[[:space:]]\{1,\}\)[^[:space:]]\{1,\}#\1$archive#" \
+        "$root/etc/apt/sources.list"
     mkdir -p "$root/etc/cloud/cloud.cfg.d"
     echo "apt_preserve_sources_list: true" >"$root/etc/cloud/cloud.cfg.d/99-comboami-archive.cfg"
 fi

@@ -566,14 +566,45 @@ fn preflight_refusals_launch_nothing() {
 #[test]
 fn three_full_local_publishes_in_a_row_all_succeed() {
     let repo = Repo::new("three-publishes");
+    let mut previous = String::new();
     for round in 1..=3 {
+        if round == 3 {
+            // The archive has a newer curl for 14.04: the summary says which images changed.
+            let trusty = repo.read("build/local/fixtures/archive/trusty.txt");
+            repo.write(
+                "build/local/fixtures/archive/trusty.txt",
+                &trusty.replace("package curl 14.04-standin1", "package curl 14.04-standin2"),
+            );
+        }
         let run = repo.xtask(&["publish", "--local", "--yes"]).ok();
         assert!(
             run.stdout.contains("32 of 32 builders succeeded"),
             "round {round}:\n{}",
             run.stdout
         );
-        assert_standin_stopped(&repo, &run_id(&run));
+        let changes =
+            format!("packages changed since run `{previous}`:\n  ap-northeast-1-1404-hvm, ");
+        assert_eq!(
+            run.stdout.contains(&changes),
+            round == 3,
+            "round {round}:\n{}",
+            run.stdout
+        );
+        if round == 3 {
+            assert!(
+                run.stdout
+                    .contains(" us-west-2-1404-pv:\n    ~ curl 14.04-standin1 -> 14.04-standin2\n"),
+                "{}",
+                run.stdout
+            );
+            assert!(
+                !run.stdout.contains("1204-hvm:\n    ~ curl"),
+                "{}",
+                run.stdout
+            );
+        }
+        previous = run_id(&run);
+        assert_standin_stopped(&repo, &previous);
     }
 }
 
@@ -719,6 +750,20 @@ fn the_standin_refuses_what_the_archive_and_downloads_would() {
     let log = repo.read(&format!("build/runs/{id}/output-1.log"));
     assert!(
         log.contains("ec2-ami-tools-1.5.3.zip has no `ec2-ami-tools-1.5.3/etc/`"),
+        "{log}"
+    );
+
+    // A user the image does not have is refused, as chown would (long before step 13).
+    let typo = script.replace("chown -R ubuntu:ubuntu", "chown -R ubnutu:ubuntu");
+    assert_ne!(typo, script);
+    repo.write("build/provision.sh", &typo);
+    let run = repo
+        .command_in(".", &["test-ebs", "--local", "--only", "us-east-1-1404-pv"])
+        .run()
+        .fails(1, &["1 of 1 builders did not succeed"]);
+    let log = repo.read(&format!("build/runs/{}/output-1.log", run_id(&run)));
+    assert!(
+        log.contains("chown: invalid user: 'ubnutu:ubuntu'"),
         "{log}"
     );
     repo.xtask(&["local", "down"]).ok();
