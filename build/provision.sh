@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Makes a ComboAMI 2.6 image of the launched Ubuntu instance (12.04 or 14.04). Packer runs it as
-# root (`sudo -E`) with COMBOAMI_VERSION, COMBOAMI_BRANCH, EC2_AMI_TOOLS_VERSION and
+# root (`sudo -E`) with COMBOAMI_VERSION, COMBOAMI_BRANCH, COMBOAMI_COMMIT (the commit to bake,
+# which the branch must contain), COMBOAMI_ARCHIVES (`1204=URL ...`: the Ubuntu archive of each
+# release that needs another one than its image's), EC2_AMI_TOOLS_VERSION and
 # EC2_API_TOOLS_VERSION from the template, and PACKER_BUILD_NAME, the builder name
 # (`REGION-OSVERSION-pv|hvm`). The steps follow the 2.6 images; build/README.md says where and
 # why they differ.
@@ -10,13 +12,15 @@
 # and the system commands (apt-get, git, curl, ...) replaced by recording stand-ins on PATH.
 # So every path below starts with "$root", and everything the system does goes through PATH.
 #
-# The last step writes the image report, /tmp/comboami-image-report.json, which Packer
-# downloads and `cargo xtask` checks before it accepts the image.
+# The last step measures the image and writes what it found, /tmp/comboami-image-report.json,
+# which Packer downloads and `cargo xtask` compares with `build/expect.json` before it accepts
+# the image. The report never repeats this script's inputs: it reads the image.
 set -euo pipefail
 set -x
 
 : "${COMBOAMI_VERSION:?set by the Packer template}"
 : "${COMBOAMI_BRANCH:?set by the Packer template}"
+: "${COMBOAMI_COMMIT:?set by the Packer template}"
 : "${EC2_AMI_TOOLS_VERSION:?set by the Packer template}"
 : "${EC2_API_TOOLS_VERSION:?set by the Packer template}"
 : "${PACKER_BUILD_NAME:?set by Packer}"
@@ -29,7 +33,6 @@ report=/tmp/comboami-image-report.json
 
 # 1. What runs here.
 os_release=$(lsb_release -sr)
-os_codename=$(lsb_release -sc)
 case "$PACKER_BUILD_NAME" in
     *-hvm) virtualization=hvm ;;
     *-pv) virtualization=paravirtual ;;
@@ -50,7 +53,25 @@ until [ -e "$root/var/lib/cloud/instance/boot-finished" ]; do
     waited=$((waited + 2))
 done
 
-# 3. apt never asks; a changed configuration file takes the package's version.
+# 3. The archive this release is served from. Releases that left the main archive (12.04 in 2021,
+# and the EC2 mirrors follow the main archive) are on old-releases; `settings.archives` in
+# build/images.json says which. The image keeps it: cloud-init is told not to rewrite the sources
+# at its first boot, since ComboAMI's boot scripts run apt-get too.
+archive=""
+for setting in ${COMBOAMI_ARCHIVES:-}; do
+    case "$setting" in
+        "${os_release/./}="*) archive=${setting#*=} ;;
+    esac
+done
+if [ -n "$archive" ]; then
+    # Basic regular expressions: 12.04's sed (4.2.1) does not document -E.
+    sed -i "s#^\(deb\(-src\)\{0,1\}[[:space:]]\{1,\}\)[^[:space:]]\{1,\}#\1$archive#" \
+        "$root/etc/apt/sources.list"
+    mkdir -p "$root/etc/cloud/cloud.cfg.d"
+    echo "apt_preserve_sources_list: true" >"$root/etc/cloud/cloud.cfg.d/99-comboami-archive.cfg"
+fi
+
+# apt never asks; a changed configuration file takes the package's version.
 export DEBIAN_FRONTEND=noninteractive
 apt_get() {
     apt-get -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confnew "$@"
@@ -95,13 +116,22 @@ case "$default_java" in
         ;;
 esac
 
-# 7. ComboAMI, at the branch the image pulls its updates from. 2.6 keeps its version in
-# VERSION at the top of the repository. (`cd`, not `git -C`: 12.04's git is 1.7.9.)
+# 7. ComboAMI: exactly the commit being built, on the branch the image pulls its updates from.
+# Nothing is written into the checkout: the version the image carries is what its own
+# ds0_utils.py says. (`cd`, not `git -C`, and no `merge-base --is-ancestor`: 12.04's git is 1.7.9.)
 rm -rf "$root$comboami"
 git clone https://github.com/riptano/ComboAMI.git "$root$comboami"
-(cd "$root$comboami" && git checkout "$COMBOAMI_BRANCH")
-printf '%s\n' "$COMBOAMI_VERSION" >"$root$comboami/VERSION"
-comboami_commit=$(cd "$root$comboami" && git rev-parse HEAD)
+(
+    cd "$root$comboami"
+    git checkout "$COMBOAMI_BRANCH"
+    wanted=$(git rev-parse --verify -q "$COMBOAMI_COMMIT^{commit}" || true)
+    if [ -z "$wanted" ] || [ "$(git merge-base "$wanted" HEAD)" != "$wanted" ]; then
+        echo "branch \`$COMBOAMI_BRANCH\` of ComboAMI does not contain commit \`$COMBOAMI_COMMIT\`;" \
+            "fix: push that commit to the branch, then build again" >&2
+        exit 1
+    fi
+    git reset -q --hard "$wanted"
+)
 chown -R ubuntu:ubuntu "$root$comboami"
 
 # 8. Logging in shows the cluster's state; every shell knows where Java and Hadoop are.
@@ -182,35 +212,117 @@ mkdir -p "$ec2/bin" "$ec2/etc" "$ec2/lib"
 for tools in "ec2-ami-tools-$EC2_AMI_TOOLS_VERSION" "ec2-api-tools-$EC2_API_TOOLS_VERSION"; do
     curl -fsSL -o "$downloads/$tools.zip" "https://s3.amazonaws.com/ec2-downloads/$tools.zip"
     unzip -q -o "$downloads/$tools.zip" -d "$downloads"
-    for part in bin etc lib; do
-        if [ -d "$downloads/$tools/$part" ]; then
-            cp -R "$downloads/$tools/$part/." "$ec2/$part/"
+    # The layout the bundle commands need: a changed zip fails here, never installs nothing.
+    parts="bin lib"
+    case "$tools" in ec2-ami-tools-*) parts="bin etc lib" ;; esac
+    for part in $parts; do
+        if [ ! -d "$downloads/$tools/$part" ]; then
+            echo "$tools.zip has no \`$tools/$part/\`: its layout changed; fix: update step 13" >&2
+            exit 1
         fi
+        cp -R "$downloads/$tools/$part/." "$ec2/$part/"
     done
 done
 rm -rf "$downloads"
 
-# 14. The image report, what `cargo xtask` checks before it accepts the image: what was
-# really baked, read back from the image.
+
+# 14. The image report: what `cargo xtask` compares with build/expect.json before it accepts the
+# image. Every value is measured in the finished image (the files themselves, dpkg-query, git,
+# `java -version`, the checkout's own ds0_utils.py, /etc/lsb-release), never taken from this
+# script's inputs. Python 2 and 3 alike: 12.04's and 14.04's `python` is 2.7.
 apt_get clean
-baked_version=$(cat "$root$comboami/VERSION")
-baked_branch=$(cd "$root$comboami" && git rev-parse --abbrev-ref HEAD)
-hook=""
-if [ -x "$root$boot_hook" ] && grep -q 'python ds0_updater.py' "$root$boot_hook"; then
-    hook=$boot_hook
-fi
-cat >"$root$report" <<EOF
-{
-    "builder": "$PACKER_BUILD_NAME",
-    "version": "$baked_version",
-    "branch": "$baked_branch",
-    "comboami_commit": "$comboami_commit",
-    "virtualization": "$virtualization",
-    "boot_hook": "$hook",
-    "java_home": "$java_home",
-    "os_release": "$os_release",
-    "os_codename": "$os_codename"
+export IMAGE_ROOT="$root" COMBOAMI_CHECKOUT="$comboami" IMAGE_REPORT="$root$report"
+python -B - <<'EOF'
+import glob, json, os, re, subprocess, sys
+
+root = os.environ["IMAGE_ROOT"]
+checkout = os.environ["COMBOAMI_CHECKOUT"]
+# Where the things build/expect.json speaks of live; a path it names that is not measured here
+# fails the comparison, so this list cannot silently fall behind.
+PLACES = [
+    "/etc/init.d/start-ami-script.sh", "/etc/rc?.d/*start-ami-script.sh",
+    "/etc/sysctl.d/*", "/etc/security/limits.d/*", "/home/ubuntu/.profile", "/root/.profile",
+    "/etc/ssh/ssh_host_*", "/home/ubuntu/.ssh/*", "/root/.ssh/*", "/root/.bash_history",
+    "/home/ubuntu/.bash_history", "/var/lib/cloud/instance", "/var/lib/cloud/instances/*",
+    "/boot/grub/menu.lst", "/etc/fstab", "/etc/apt/sources.list", "/etc/cloud/cloud.cfg.d/*",
+    "/usr/bin/java",
+]
+
+
+def run(args, cwd=None):
+    process = subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out = process.communicate()[0].decode("utf-8", "replace")
+    if process.returncode != 0:
+        sys.exit("measuring the image: `%s` failed: %s" % (" ".join(args), out.strip()))
+    return out
+
+
+def describe(path):
+    real = root + path
+    entry = {"owner": run(["stat", "-c", "%U:%G", real]).strip()}
+    if os.path.islink(real):
+        entry["link"] = os.readlink(real)
+    elif os.path.isdir(real):
+        entry["dir"] = True
+    entry["mode"] = "%o" % (os.stat(real).st_mode & 0o7777) if os.path.exists(real) else ""
+    if os.path.isfile(real) and not os.path.islink(real) and os.path.getsize(real) <= 65536:
+        entry["text"] = open(real, "rb").read().decode("utf-8", "replace")
+    return entry
+
+
+files = {}
+for place in PLACES:
+    for real in sorted(glob.glob(root + place)):
+        files[real[len(root):]] = describe(real[len(root):])
+
+lsb = dict(re.findall(r"^(\w+)=\"?([^\"\n]*)\"?$", open(root + "/etc/lsb-release").read(), re.M))
+sources = re.findall(r"^deb\s+(\S+)", open(root + "/etc/apt/sources.list").read(), re.M)
+packages = {}
+for line in run(["dpkg-query", "-W", "-f", "${Package} ${Version}\\n"]).splitlines():
+    if line.strip():
+        name, version = line.split(" ", 1)
+        packages[name] = version
+
+java = root + "/usr/bin/java"
+java_version = run([java, "-version"]) if os.path.exists(java) else ""
+java_homes = {}
+for entry in files.values():
+    for home in re.findall(r"JAVA_HOME=(\S+)", entry.get("text", "")):
+        java_homes[home] = os.path.isdir(root + home)
+
+here = root + checkout
+comboami = {"exists": os.path.isdir(here + "/.git")}
+if comboami["exists"]:
+    comboami["commit"] = run(["git", "rev-parse", "HEAD"], here).strip()
+    comboami["branch"] = run(["git", "rev-parse", "--abbrev-ref", "HEAD"], here).strip()
+    comboami["status"] = run(["git", "status", "--porcelain"], here)
+    comboami["owner"] = run(["stat", "-c", "%U:%G", here]).strip()
+    comboami["entries"] = sorted(
+        name + ("/" if os.path.isdir(os.path.join(here, name)) else "")
+        for name in os.listdir(here) if name != ".git")
+    said = run(["python", "-B", "-c", "import ds0_utils; print(ds0_utils.comboami_version()); "
+                "print(ds0_utils.comboami_defaultbranch())"], here).split()
+    comboami["version"], comboami["ds0_branch"] = (said + ["", ""])[:2]
+
+report = {
+    "builder": os.environ["PACKER_BUILD_NAME"],
+    "release": lsb.get("DISTRIB_RELEASE", ""),
+    "codename": lsb.get("DISTRIB_CODENAME", ""),
+    "archive": sources[0] if sources else "",
+    "comboami": comboami,
+    "java": {
+        "default": os.path.realpath(java)[len(root):] if os.path.exists(java) else "",
+        "version": java_version,
+        "homes": java_homes,
+    },
+    "packages": packages,
+    "files": files,
 }
+with open(os.environ["IMAGE_REPORT"], "w") as out:
+    json.dump(report, out, indent=1, sort_keys=True)
+print("measured ComboAMI %s (%s, %s) on Ubuntu %s for %s" % (
+    comboami.get("version"), comboami.get("branch"), comboami.get("commit"),
+    report["release"], report["builder"]))
 EOF
 set +x
-echo "ComboAMI $baked_version ($baked_branch, $comboami_commit) provisioned on Ubuntu $os_release for $PACKER_BUILD_NAME"
+echo "provisioned $PACKER_BUILD_NAME; the image report is $report"

@@ -1,8 +1,9 @@
 //! The simulated world of a local build: the real `build/provision.sh` runs on the stand-in
 //! instance against one simulated image root per builder, with the system commands replaced by
-//! recording stand-ins (`build/local/standin.sh`), ComboAMI cloned from a fixture repository and
-//! the EC2 tools downloaded from fixture zips (`build/local/fixtures/`). Nothing needs the
-//! network. What each builder's provisioning left is kept in the run folder:
+//! stand-ins (`build/local/standin.sh`) that answer from the root and an archive fixture per
+//! release, "ComboAMI" cloned from this repository's commit being built (pushed to the run's own
+//! repository as the branch being built), and the EC2 tools downloaded from fixture zips
+//! (`build/local/fixtures/`). Nothing needs the network. What each builder's provisioning left is kept in the run folder:
 //! `image-root/BUILDER/` and `image-root/BUILDER.commands`.
 
 use crate::core::image_root::{self, Entry};
@@ -14,7 +15,7 @@ use xshell::{cmd, Shell};
 
 /// The system commands the stand-in replaces on PATH. Anything the provisioning calls that
 /// would change the machine (packages, services, owners) or reach the network is here.
-const STANDIN_COMMANDS: [&str; 14] = [
+const STANDIN_COMMANDS: [&str; 16] = [
     "apt-get",
     "apt-key",
     "add-apt-repository",
@@ -24,6 +25,8 @@ const STANDIN_COMMANDS: [&str; 14] = [
     "service",
     "sysctl",
     "chown",
+    "stat",
+    "dpkg-query",
     "lsb_release",
     "sudo",
     "git",
@@ -31,14 +34,19 @@ const STANDIN_COMMANDS: [&str; 14] = [
     "wget",
 ];
 
-/// The fixture repository's identity and date: fixed, so its commits are the same every run.
-const FIXTURE_AUTHOR: (&str, &str, i64) = ("ComboAMI fixture", "fixture@localhost", 1_420_070_400);
+/// The identity and date of the commit that bakes a folder that is not a git repository: fixed,
+/// so the same files give the same commit on every attempt.
+const SNAPSHOT_AUTHOR: (&str, &str, i64) = ("xtask local build", "xtask@localhost", 1_420_070_400);
 
 pub struct World {
     pub image_roots: PathBuf,
     pub bin: PathBuf,
     pub comboami: PathBuf,
     pub downloads: PathBuf,
+    /// The archive fixtures (`CODENAME.txt`) the stand-in apt-get answers from.
+    pub archive: PathBuf,
+    /// Builders whose checkout the stand-in edits before the report (`XTASK_LOCAL_WRONG_VERSION`).
+    pub wrong_version: PathBuf,
 }
 
 impl World {
@@ -50,22 +58,24 @@ impl World {
             bin: standin.join("bin"),
             comboami: standin.join("comboami.git"),
             downloads: standin.join("downloads"),
+            archive: standin.join("archive"),
+            wrong_version: standin.join("wrong-version"),
         }
     }
 
-    /// What the run's builders share: the stand-in commands, the ComboAMI fixture repository
-    /// (branches `master`, `2.6` and the run's `branch`) and the EC2 tool zips. Made again on
-    /// every attempt, from the files in the repository at `root`.
+    /// What the run's builders share: the stand-in commands, the repository that stands for
+    /// ComboAMI's (branch `branch` at `commit`, the commit being built), the archive fixtures
+    /// and the EC2 tool zips. Made again on every attempt, from the repository at `root`.
     pub fn prepare(
         &self,
         sh: &Shell,
         root: &Path,
         matrix: &Matrix,
-        branch: &str,
+        (branch, commit): (&str, &str),
         python: &Path,
     ) -> Result<()> {
         let fixtures = root.join("build/local/fixtures");
-        for dir in [&self.bin, &self.comboami, &self.downloads] {
+        for dir in [&self.bin, &self.downloads, &self.archive] {
             let _ = std::fs::remove_dir_all(dir);
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create `{}`", dir.display()))?;
@@ -75,7 +85,16 @@ impl World {
             std::os::unix::fs::symlink(&standin, self.bin.join(name))
                 .with_context(|| format!("cannot link the stand-in `{name}`"))?;
         }
-        fixture_repository(&fixtures.join("comboami"), &self.comboami, branch)?;
+        // The report's measuring step runs `python`, as on the image.
+        std::os::unix::fs::symlink(python, self.bin.join("python"))
+            .context("cannot link the stand-in instance's `python`")?;
+        self.comboami_repository(sh, root, branch, commit)?;
+        copy_tree(&fixtures.join("archive"), &self.archive)?;
+        let wrong =
+            crate::project::split_names(&[sh.var("XTASK_LOCAL_WRONG_VERSION").unwrap_or_default()]);
+        let wrong: String = wrong.iter().map(|b| format!("{b}\n")).collect();
+        std::fs::write(&self.wrong_version, wrong)
+            .with_context(|| format!("cannot write `{}`", self.wrong_version.display()))?;
         for (tools, version) in [
             ("ec2-ami-tools", &matrix.settings.ec2_ami_tools_version),
             ("ec2-api-tools", &matrix.settings.ec2_api_tools_version),
@@ -97,6 +116,7 @@ impl World {
         let commands = self.image_roots.join(format!("{name}.commands"));
         let _ = std::fs::remove_dir_all(&dir);
         let _ = std::fs::remove_file(&commands);
+        let _ = std::fs::remove_file(self.image_roots.join(format!("{name}.owners")));
         let context = || format!("cannot seed the simulated image root `{}`", dir.display());
         std::fs::create_dir_all(&dir).with_context(context)?;
         for entry in image_root::seed(image) {
@@ -121,56 +141,72 @@ impl World {
             }
         }
         std::fs::write(&commands, "").with_context(context)?;
+        // The owners the stand-in `chown` records and its `stat` answers from.
+        std::fs::write(self.image_roots.join(format!("{name}.owners")), "")
+            .with_context(context)?;
         Ok(())
     }
 }
 
-/// A bare repository at `to` holding the files of `from`: `master` and, one commit on, `2.6`
-/// (and `branch`, when another), the way ComboAMI keeps a branch per release line.
-fn fixture_repository(from: &Path, to: &Path, branch: &str) -> Result<()> {
-    let context = || {
-        format!(
-            "cannot make the ComboAMI fixture repository `{}`",
-            to.display()
-        )
-    };
-    let repo = git2::Repository::init_bare(to).with_context(context)?;
-    let tree = tree_of(&repo, from).with_context(context)?;
-    let tree = repo.find_tree(tree).with_context(context)?;
-    let (name, email, time) = FIXTURE_AUTHOR;
-    let signature = git2::Signature::new(name, email, &git2::Time::new(time, 0))?;
-    let master = repo
-        .commit(
-            Some("refs/heads/master"),
+impl World {
+    /// The repository the stand-in `git clone` of ComboAMI clones: branch `branch` at `commit`,
+    /// pushed from the git repository at `root`; or, when `root` is not one (the tests' copies),
+    /// its files committed by [`World::snapshot`].
+    fn comboami_repository(
+        &self,
+        sh: &Shell,
+        root: &Path,
+        branch: &str,
+        commit: &str,
+    ) -> Result<()> {
+        if git2::Repository::open(root).is_err() {
+            self.snapshot(root, branch)?;
+            return Ok(());
+        }
+        let to = &self.comboami;
+        let _ = std::fs::remove_dir_all(to);
+        let repo = git2::Repository::init_bare(to)
+            .with_context(|| format!("cannot create `{}`", to.display()))?;
+        let refspec = format!("{commit}:refs/heads/{branch}");
+        cmd!(sh, "git -C {root} push --quiet --force {to} {refspec}")
+            .quiet()
+            .run()
+            .with_context(|| {
+                format!("cannot give the stand-in's ComboAMI repository commit `{commit}` as branch `{branch}`")
+            })?;
+        repo.set_head(&format!("refs/heads/{branch}"))?;
+        Ok(())
+    }
+
+    /// What a local build of a folder that is not a git repository bakes: its files (but
+    /// `target/`, `build/runs/` and `build/local.json`) committed as branch `branch` of the
+    /// stand-in's ComboAMI repository. Returns the commit: the same files give the same one.
+    pub fn snapshot(&self, root: &Path, branch: &str) -> Result<String> {
+        let to = &self.comboami;
+        let context = || format!("cannot commit `{}` for the local build", root.display());
+        let _ = std::fs::remove_dir_all(to);
+        let repo = git2::Repository::init_bare(to).with_context(context)?;
+        let skip = [".git", "target", "build/runs", "build/local.json"].map(|p| root.join(p));
+        let tree = tree_of(&repo, root, &skip).with_context(context)?;
+        let tree = repo.find_tree(tree).with_context(context)?;
+        let (name, email, time) = SNAPSHOT_AUTHOR;
+        let signature = git2::Signature::new(name, email, &git2::Time::new(time, 0))?;
+        let head = format!("refs/heads/{branch}");
+        let commit = (repo.commit(
+            Some(&head),
             &signature,
             &signature,
-            "ComboAMI fixture",
+            "Local build",
             &tree,
             &[],
-        )
+        ))
         .with_context(context)?;
-    let master = repo.find_commit(master)?;
-    let release_line = repo
-        .commit(
-            Some("refs/heads/2.6"),
-            &signature,
-            &signature,
-            "Start the 2.6 line (fixture)",
-            &tree,
-            &[&master],
-        )
-        .with_context(context)?;
-    if branch != "2.6" && branch != "master" {
-        let commit = repo.find_commit(release_line)?;
-        repo.branch(branch, &commit, true).with_context(|| {
-            format!("cannot make branch `{branch}` in the ComboAMI fixture repository")
-        })?;
+        repo.set_head(&head).with_context(context)?;
+        Ok(commit.to_string())
     }
-    repo.set_head("refs/heads/master").with_context(context)?;
-    Ok(())
 }
 
-fn tree_of(repo: &git2::Repository, dir: &Path) -> Result<git2::Oid> {
+fn tree_of(repo: &git2::Repository, dir: &Path, skip: &[PathBuf]) -> Result<git2::Oid> {
     let mut builder = repo.treebuilder(None)?;
     let mut entries: Vec<_> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read `{}`", dir.display()))?
@@ -180,8 +216,11 @@ fn tree_of(repo: &git2::Repository, dir: &Path) -> Result<git2::Oid> {
         let path = entry.path();
         let name = entry.file_name();
         let name = name.to_string_lossy();
+        if skip.contains(&path) || path.is_symlink() {
+            continue;
+        }
         if path.is_dir() {
-            builder.insert(&*name, tree_of(repo, &path)?, 0o040000)?;
+            builder.insert(&*name, tree_of(repo, &path, skip)?, 0o040000)?;
         } else {
             let executable = std::fs::metadata(&path)?.permissions().mode() & 0o111 != 0;
             let blob = repo.blob(&std::fs::read(&path)?)?;

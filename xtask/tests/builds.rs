@@ -60,12 +60,14 @@ fn test_ebs_local_runs_the_real_provisioning_and_checks_its_reports() {
         let report: Value =
             serde_json::from_str(&repo.read(&format!("build/runs/{id}/reports/{name}.json")))
                 .unwrap();
-        assert_eq!(report["version"], "2.6.3", "{name}");
+        // Measured in the image: what its own ds0_utils.py says, at the commit being built.
+        assert_eq!(report["comboami"]["version"], "2.6.3", "{name}");
         assert_eq!(
             b.comboami_commit.as_deref(),
-            report["comboami_commit"].as_str(),
+            report["comboami"]["commit"].as_str(),
             "{name}"
         );
+        assert!(report["packages"]["mdadm"].is_string(), "{name}: {report}");
     }
     assert!(run.stderr.contains("4 of 4 builders succeeded"));
     // Without a terminal: one line per builder state change, not one per Packer message.
@@ -134,10 +136,42 @@ fn test_ebs_local_runs_the_real_provisioning_and_checks_its_reports() {
         "2.6\n",
         "checked out at the branch of ds0_utils.py"
     );
+    // This repository's own files at the commit being built, and nothing written into them.
     assert_eq!(
-        kept(&repo, &id, hvm, "home/ubuntu/datastax_ami/VERSION"),
-        "2.6.3\n"
+        common::git_in(&clone, &repo.home(), &["status", "--porcelain"]),
+        "",
+        "the checkout is clean"
     );
+    assert_eq!(
+        kept(&repo, &id, hvm, "home/ubuntu/datastax_ami/ds0_utils.py"),
+        repo.read("ds0_utils.py")
+    );
+    let rc = image_root(&repo, &id, hvm).join("etc/rc2.d/S99start-ami-script.sh");
+    assert_eq!(
+        std::fs::read_link(&rc).unwrap(),
+        std::path::Path::new("../init.d/start-ami-script.sh")
+    );
+    // 12.04 left the main archive: its images are built from, and keep, old-releases.
+    for builder in ["us-east-1-1204-hvm", "us-east-1-1204-pv"] {
+        let sources = kept(&repo, &id, builder, "etc/apt/sources.list");
+        assert!(
+            sources.starts_with("deb http://old-releases.ubuntu.com/ubuntu precise main"),
+            "{sources}"
+        );
+        assert_eq!(
+            kept(
+                &repo,
+                &id,
+                builder,
+                "etc/cloud/cloud.cfg.d/99-comboami-archive.cfg"
+            ),
+            "apt_preserve_sources_list: true\n"
+        );
+        let report: Value =
+            serde_json::from_str(&repo.read(&format!("build/runs/{id}/reports/{builder}.json")))
+                .unwrap();
+        assert_eq!(report["archive"], "http://old-releases.ubuntu.com/ubuntu");
+    }
     assert!(!image_root(&repo, &id, hvm)
         .join("etc/ssh/ssh_host_rsa_key")
         .exists());
@@ -184,7 +218,8 @@ fn test_ebs_local_runs_the_real_provisioning_and_checks_its_reports() {
             &format!("\"ssh_port\": {port}"),
             "\"ssh_port\": \"$SSH_PORT\"",
         )
-        .replace(endpoint, "$EC2_ENDPOINT");
+        .replace(endpoint, "$EC2_ENDPOINT")
+        .replace(&doc.run.commit, "$COMMIT");
     common::golden("template-test-ebs-local.json", &text);
 
     // A provisioning that bakes another version is caught by its report.
@@ -203,9 +238,10 @@ fn test_ebs_local_runs_the_real_provisioning_and_checks_its_reports() {
         wrong.stderr
     );
     assert!(
-        wrong
-            .stdout
-            .contains("version `2.6.3-wrong` was baked, but `ds0_utils.py` says `2.6.3`"),
+        wrong.stdout.contains(
+            "the baked `ds0_utils.py` says version `2.6.3-wrong`, but the run builds `2.6.3`; \
+             the checkout `/home/ubuntu/datastax_ami` was changed after the clone: M ds0_utils.py"
+        ),
         "{wrong:#?}"
     );
     let newest = common::run_ids(&repo.root).pop().unwrap();
@@ -260,8 +296,8 @@ fn test_instance_local_bundles_and_uploads() {
         &repo.read(&format!("build/runs/{id}/reports/us-east-1-1204-pv.json")),
     )
     .unwrap();
-    assert_eq!(report["branch"], "2.6-next");
-    assert_eq!(report["version"], "2.6.3");
+    assert_eq!(report["comboami"]["branch"], "2.6-next");
+    assert_eq!(report["comboami"]["version"], "2.6.3");
     assert_eq!(rec.builders.len(), 2);
     let hvm = &rec.builders["us-east-1-1404-hvm"];
     assert_eq!(hvm.state, "succeeded");
@@ -516,4 +552,210 @@ fn preflight_refusals_launch_nothing() {
         !p.ends_with("local.json") && !p.ends_with("cert.pem") && !p.ends_with("key.pem")
     });
     assert_eq!(before, now, "a refused build writes nothing");
+}
+
+/// The end of a publish names the packages that changed in each image since the previous
+/// publish: two small publishes, the archive's curl for 14.04 newer for the second.
+#[test]
+fn a_publish_names_the_packages_that_changed_since_the_previous_one() {
+    let repo = Repo::new("package-changes");
+    let only = "us-west-2-1404-pv,us-west-2-1204-hvm";
+    let first = repo
+        .xtask(&["publish", "--local", "--yes", "--only", only])
+        .ok();
+    assert!(
+        !first.stdout.contains("packages changed"),
+        "{}",
+        first.stdout
+    );
+    let previous = common::run_ids(&repo.root).pop().unwrap();
+    let trusty = repo.read("build/local/fixtures/archive/trusty.txt");
+    repo.write(
+        "build/local/fixtures/archive/trusty.txt",
+        &trusty.replace("package curl 14.04-standin1", "package curl 14.04-standin2"),
+    );
+    let second = repo
+        .xtask(&["publish", "--local", "--yes", "--only", only])
+        .ok();
+    assert!(
+        second
+            .stdout
+            .contains(&format!("packages changed since run `{previous}`:")),
+        "{}",
+        second.stdout
+    );
+    assert!(
+        second
+            .stdout
+            .contains(" us-west-2-1404-pv:\n    ~ curl 14.04-standin1 -> 14.04-standin2\n"),
+        "{}",
+        second.stdout
+    );
+    assert!(
+        !second.stdout.contains("1204-hvm:\n    ~ curl"),
+        "{}",
+        second.stdout
+    );
+}
+
+/// Issue 17: a provisioning that leaves out any declared item fails its builders naming it, and
+/// nothing is merged. One Packer run of a `build/provision.sh` with several steps broken.
+#[test]
+fn a_sabotaged_provisioning_fails_its_builders_naming_each_item() {
+    let repo = Repo::new("sabotage");
+    let registry = repo.read("ami_ids.json");
+    let script = repo.read("build/provision.sh");
+    let mut sabotaged = script.clone();
+    for (step, broken) in [
+        ("apt_get install --no-install-recommends mdadm\n", ""),
+        (
+            "update-rc.d -f start-ami-script.sh start 99 2 3 4 5 .\n",
+            "",
+        ),
+        (
+            "for user in cassandra root; do",
+            "for user in cassandra; do",
+        ),
+        (
+            "echo \"vm.max_map_count = 131072\" >\"$root/etc/sysctl.d/99-cassandra.conf\"\n",
+            "",
+        ),
+        ("    echo \"python datastax_ami/ds4_motd.py\"\n", ""),
+        ("rm -f \"$root\"/etc/ssh/ssh_host_*\n", ""),
+        (
+            "rm -rf \"$root/var/lib/cloud/instance\" \"$root\"/var/lib/cloud/instances/*\n",
+            "",
+        ),
+        ("    sed -i '/LABEL=UEFI/d' \"$root/etc/fstab\"\n", ""),
+    ] {
+        assert!(
+            sabotaged.contains(step),
+            "`{step}` is no longer in the script"
+        );
+        sabotaged = sabotaged.replace(step, broken);
+    }
+    repo.write("build/provision.sh", &sabotaged);
+    let only = "us-east-1-1404-hvm,us-east-1-1204-pv";
+    repo.command_in(".", &["publish", "--local", "--yes", "--only", only])
+        .run()
+        .fails(1, &["2 of 2 builders did not succeed"]);
+    let id = common::run_ids(&repo.root).pop().unwrap();
+    let rec = RunRecord::read(&repo.root, &id);
+    for builder in only.split(',') {
+        let b = &rec.builders[builder];
+        assert_eq!(b.state, "failed", "{builder}: {b:?}");
+        let error = b.error.as_deref().unwrap();
+        for item in [
+            "package `mdadm` is not installed",
+            "`/etc/rc2.d/S99start-ami-script.sh` (the boot hook's rc link of runlevel 2) is missing",
+            "`/etc/security/limits.d/cassandra.conf` (the limits file) lacks the line `root - nofile 100000`",
+            "`/etc/sysctl.d/99-cassandra.conf` (the sysctl file) is missing",
+            "`/home/ubuntu/.profile` (the login profile of `ubuntu`) does not start with the line `python datastax_ami/ds4_motd.py`",
+            "`/etc/ssh/ssh_host_rsa_key` (an SSH host key) must not ship",
+            "`/var/lib/cloud/instance` (cloud-init instance state) must not ship",
+        ] {
+            assert!(error.contains(item), "{builder}: `{item}` not named: {error}");
+        }
+        let hvm_only = "`/etc/fstab` (the HVM fstab) still has `LABEL=UEFI`";
+        assert_eq!(
+            error.contains(hvm_only),
+            builder.ends_with("1404-hvm"),
+            "{error}"
+        );
+        assert!(error.contains("is not accepted (not merged"), "{error}");
+    }
+    let id = common::run_ids(&repo.root).pop().unwrap();
+    assert_eq!(
+        repo.read(&format!("build/runs/{id}/ami_ids.json")),
+        registry
+    );
+    assert_eq!(repo.read("ami_ids.json"), registry);
+}
+
+/// The stand-in refuses what the archive would: a misspelled package, an archive that no longer
+/// serves the release, an EC2 tools zip of another layout.
+#[test]
+fn the_standin_refuses_what_the_archive_and_downloads_would() {
+    let repo = Repo::new("archive");
+    repo.xtask(&["local", "up"]).ok();
+    let script = repo.read("build/provision.sh");
+    repo.write(
+        "build/provision.sh",
+        &script.replace(
+            "install --no-install-recommends mdadm",
+            "install --no-install-recommends mdamd",
+        ),
+    );
+    // 12.04's rows without their archive setting: the EC2 mirror no longer serves precise.
+    let matrix = repo.read("build/images.json");
+    let without = matrix.replace(
+        "\"archives\": {\n            \"1204\": \"http://old-releases.ubuntu.com/ubuntu\"\n        },",
+        "",
+    );
+    assert_ne!(without, matrix);
+    repo.write("build/images.json", &without);
+    let run = repo
+        .command_in(
+            ".",
+            &[
+                "test-ebs",
+                "--local",
+                "--only",
+                "us-east-1-1404-pv,us-east-1-1204-pv",
+            ],
+        )
+        .run()
+        .fails(1, &["2 of 2 builders did not succeed"]);
+    let id = common::run_ids(&repo.root).pop().unwrap();
+    let log = repo.read(&format!("build/runs/{id}/output-1.log"));
+    assert!(
+        log.contains("us-east-1-1404-pv: E: Unable to locate package mdamd"),
+        "{log}"
+    );
+    assert!(
+        log.contains(
+            "us-east-1-1204-pv: W: Failed to fetch http://us-east-1.ec2.archive.ubuntu.com/ubuntu/dists/precise/main/binary-amd64/Packages  404  Not Found"
+        ),
+        "{log}"
+    );
+    for builder in ["us-east-1-1404-pv", "us-east-1-1204-pv"] {
+        assert!(
+            run.stdout.contains(&format!(
+                "{builder}  FAILED       Script exited with non-zero exit status: 100"
+            )),
+            "{}",
+            run.stdout
+        );
+    }
+
+    // A zip without the layout the bundle commands need fails the step, not installs nothing.
+    repo.write("build/provision.sh", &script);
+    repo.write("build/images.json", &matrix);
+    std::fs::remove_dir_all(repo.path("build/local/fixtures/ec2-ami-tools/etc")).unwrap();
+    repo.command_in(".", &["test-ebs", "--local", "--only", "us-east-1-1404-pv"])
+        .run()
+        .fails(1, &["1 of 1 builders did not succeed"]);
+    let id = common::run_ids(&repo.root).pop().unwrap();
+    let log = repo.read(&format!("build/runs/{id}/output-1.log"));
+    assert!(
+        log.contains("ec2-ami-tools-1.5.3.zip has no `ec2-ami-tools-1.5.3/etc/`"),
+        "{log}"
+    );
+
+    // A user the image does not have is refused, as chown would (long before step 13).
+    let typo = script.replace("chown -R ubuntu:ubuntu", "chown -R ubnutu:ubuntu");
+    assert_ne!(typo, script);
+    repo.write("build/provision.sh", &typo);
+    repo.command_in(".", &["test-ebs", "--local", "--only", "us-east-1-1404-pv"])
+        .run()
+        .fails(1, &["1 of 1 builders did not succeed"]);
+    let log = repo.read(&format!(
+        "build/runs/{}/output-1.log",
+        common::run_ids(&repo.root).pop().unwrap()
+    ));
+    assert!(
+        log.contains("chown: invalid user: 'ubnutu:ubuntu'"),
+        "{log}"
+    );
+    repo.xtask(&["local", "down"]).ok();
 }

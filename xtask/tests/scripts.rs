@@ -56,6 +56,12 @@ fn provisioning_targets_the_2_6_layout() {
         !script.contains("presetup/"),
         "the 2.6 branch has no `presetup/`"
     );
+    // Issue 17: the checkout is exactly the commit being built; nothing is written into it.
+    assert!(
+        !script.contains("/VERSION"),
+        "the provisioning writes into the checkout"
+    );
+    assert!(script.contains("git reset -q --hard \"$wanted\""));
     // Every path of the image goes through the one root variable.
     for path in [
         "/etc/",

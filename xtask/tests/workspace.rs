@@ -76,6 +76,8 @@ fn config_is_deterministic_and_works_from_any_folder() {
     for var in [
         "COMBOAMI_VERSION=2.6.3",
         "COMBOAMI_BRANCH=2.6",
+        "COMBOAMI_COMMIT=unknown",
+        "COMBOAMI_ARCHIVES=1204=http://old-releases.ubuntu.com/ubuntu",
         "EC2_AMI_TOOLS_VERSION=1.5.3",
         "EC2_API_TOOLS_VERSION=1.7.4.0",
     ] {

@@ -254,6 +254,11 @@ fn new_run(sh: &Shell, root: &Path, mut spec: Spec, launch: &Launch) -> Result<F
     if spec.registry.as_deref() == Some("") {
         spec.registry = Some(scratch_registry(&run_id));
     }
+    if spec.local && spec.commit == "unknown" {
+        // Not a git repository: a local build bakes its files, committed for the stand-in.
+        let run_dir = sh.current_dir().join(runs::run_dir(root, &run_id));
+        spec.commit = World::new(&run_dir).snapshot(root, &spec.branch)?;
+    }
     let mut record = RunRecord::new(run_id, spec, &plan, Some(cloud_checks));
     runs::keep_inputs(sh, &record)?;
     if let Some(path) = record
@@ -754,7 +759,7 @@ fn prepare_attempt(sh: &Shell, kit: &Kit, record: &RunRecord, attempted: &[Strin
             sh,
             &sh.current_dir(),
             &kit.matrix,
-            &record.spec.branch,
+            (&record.spec.branch, &record.spec.commit),
             &standin.venv.join("bin/python"),
         )?;
         for image in kit.matrix.enabled() {
@@ -766,8 +771,9 @@ fn prepare_attempt(sh: &Shell, kit: &Kit, record: &RunRecord, attempted: &[Strin
     Ok(())
 }
 
-/// Accepts an image only when its report says it is what the run meant to build: a builder
-/// whose report is missing or differs is failed, and its AMI is neither merged nor tagged.
+/// Accepts an image only when its report, measured on the image, meets `build/expect.json` and
+/// its row: a builder whose report is missing or differs is failed, and its AMI is neither merged
+/// nor tagged.
 fn check_reports(
     sh: &Shell,
     matrix: &matrix::Matrix,
@@ -775,6 +781,10 @@ fn check_reports(
     attempted: &[String],
 ) {
     let report_dir = record.report_dir();
+    let expectation = sh
+        .read_file(report::EXPECT_PATH)
+        .map_err(|e| format!("cannot read `{}`: {e}", report::EXPECT_PATH))
+        .and_then(|text| report::Expectation::parse(&text));
     for name in attempted {
         let Some(builder) = record.builders.get_mut(name) else {
             continue;
@@ -784,18 +794,26 @@ fn check_reports(
         }
         let path = format!("{report_dir}/{name}.json");
         let text = sh.read_file(&path).ok();
-        let virtualization = matrix
-            .images
-            .iter()
-            .find(|i| &i.builder_name() == name)
-            .map_or("?", |i| i.virtualization.as_str());
+        let row = matrix.images.iter().find(|i| &i.builder_name() == name);
         let expected = report::Expected {
+            builder: name,
             version: &record.spec.version,
             branch: &record.spec.branch,
-            virtualization,
+            ds0_branch: (record.spec.kind == Kind::Official).then_some(record.spec.branch.as_str()),
+            commit: &record.spec.commit,
+            os_version: row.map_or("?", |i| i.os_version.as_str()),
+            virtualization: row.map_or("?", |i| i.virtualization.as_str()),
+            archive: row
+                .and_then(|i| matrix.settings.archives.get(&i.os_version))
+                .map(String::as_str),
+            local: record.spec.local,
         };
-        match report::check(text.as_deref(), &expected) {
-            Ok(report) => builder.comboami_commit = Some(report.comboami_commit),
+        let checked = expectation
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|expectation| report::check(text.as_deref(), expectation, &expected));
+        match checked {
+            Ok(report) => builder.comboami_commit = Some(report.comboami.commit),
             Err(problem) => {
                 let amis: Vec<String> = builder.amis.iter().map(|a| a.id.clone()).collect();
                 builder.state = BuilderState::Failed;
@@ -815,6 +833,33 @@ fn check_reports(
             }
         }
     }
+}
+
+/// How the packages of each image changed since the previous run of the same kind (and
+/// locality) that has reports: both lists are in the runs' `reports/` folders.
+fn package_changes(sh: &Shell, record: &RunRecord) -> Vec<String> {
+    let packages = |run: &RunRecord, builder: &str| {
+        let text = sh
+            .read_file(format!("{}/{builder}.json", run.report_dir()))
+            .ok()?;
+        let report: report::ImageReport = crate::core::json::parse(&text).ok()?;
+        Some(report.packages)
+    };
+    let previous = runs::list(&sh.current_dir())
+        .into_iter()
+        .filter(|r| r.spec.kind == record.spec.kind && r.spec.local == record.spec.local)
+        .filter(|r| (r.spec.epoch, &r.run_id) < (record.spec.epoch, &record.run_id))
+        .rfind(|r| r.builders.keys().any(|b| packages(r, b).is_some()));
+    let Some(previous) = previous else {
+        return Vec::new();
+    };
+    let mut by_builder = std::collections::BTreeMap::new();
+    for builder in record.builders.keys() {
+        if let (Some(old), Some(new)) = (packages(&previous, builder), packages(record, builder)) {
+            by_builder.insert(builder.clone(), report::package_changes(&old, &new));
+        }
+    }
+    report::render_package_changes(&previous.run_id, &by_builder)
 }
 
 /// Merges (publish), prints the summary, and turns failures into exit status 1.
@@ -841,6 +886,9 @@ fn finish(sh: &Shell, record: RunRecord, launch: &Launch) -> Result<Finished> {
         width: summary_width(),
     };
     output::say(render::summary(&record, notes).trim_end());
+    if record.spec.registry.is_some() {
+        package_changes(sh, &record).iter().for_each(output::say);
+    }
     // A release prints its own document, with this run in it.
     if launch.json && record.release.is_none() {
         output::document(serde_json::json!({

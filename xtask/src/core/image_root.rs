@@ -73,6 +73,7 @@ pub fn seed(image: &Image) -> Vec<Entry> {
             0o644,
         ),
     ];
+    entries.extend(system(image, release, codename));
     let mut key_types = vec!["rsa", "dsa", "ecdsa"];
     if image.os_version != "1204" {
         key_types.push("ed25519");
@@ -91,6 +92,48 @@ pub fn seed(image: &Image) -> Vec<Entry> {
         ));
     }
     entries
+}
+
+/// What the stand-in commands answer from: users and groups (`chown`), the apt sources
+/// (`apt-get update`) and the installed packages (`dpkg-query`).
+fn system(image: &Image, release: &str, codename: &str) -> Vec<Entry> {
+    // The upstream images use the EC2 mirror of their region, which follows the main archive.
+    let sources = format!(
+        "deb http://{region}.ec2.archive.ubuntu.com/ubuntu/ {codename} main restricted universe\n\
+         deb http://{region}.ec2.archive.ubuntu.com/ubuntu/ {codename}-updates main restricted universe\n\
+         deb http://security.ubuntu.com/ubuntu {codename}-security main restricted universe\n",
+        region = image.region
+    );
+    vec![
+        Entry::File("etc/apt/sources.list", sources, 0o644),
+        Entry::File(
+            "etc/passwd",
+            "root:x:0:0:root:/root:/bin/bash\n\
+             ubuntu:x:1000:1000:Ubuntu:/home/ubuntu:/bin/bash\n"
+                .into(),
+            0o644,
+        ),
+        Entry::File(
+            "etc/group",
+            "root:x:0:\nadm:x:4:ubuntu\nubuntu:x:1000:\n".into(),
+            0o644,
+        ),
+        // What the stand-in `dpkg-query` answers and its `apt-get` adds to (a real image has
+        // var/lib/dpkg/status): the packages of the upstream image that the provisioning uses.
+        Entry::File(
+            "var/lib/dpkg/standin-packages",
+            [
+                "lsb-release",
+                "openssh-server",
+                "cloud-init",
+                "python2.7",
+                "sudo",
+            ]
+            .map(|p| format!("{p} {release}-standin0\n"))
+            .concat(),
+            0o644,
+        ),
+    ]
 }
 
 fn host_key_paths(key: &str) -> (&'static str, &'static str) {
@@ -150,5 +193,8 @@ mod tests {
         let entries = seed(&image("us-east-1-1204-pv"));
         assert!(!file(&entries, "etc/fstab").contains("LABEL=UEFI"));
         assert!(file(&entries, "etc/lsb-release").contains("DISTRIB_RELEASE=12.04"));
+        assert!(file(&entries, "etc/apt/sources.list")
+            .contains("deb http://us-east-1.ec2.archive.ubuntu.com/ubuntu/ precise main"));
+        assert!(file(&entries, "etc/passwd").contains("\nubuntu:x:1000:"));
     }
 }

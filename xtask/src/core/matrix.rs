@@ -39,6 +39,11 @@ pub struct Settings {
     /// The regions this project may publish to: every row, the test region and every AMI merged
     /// into `ami_ids.json` must be in one of them, so a typo never reaches AWS or the registry.
     pub regions: Vec<String>,
+    /// The Ubuntu archive of a release (`os_version` like `1204`) whose upstream images point at
+    /// an archive that no longer serves it (12.04: `http://old-releases.ubuntu.com/ubuntu`).
+    /// `build/provision.sh` rewrites the image's sources to it and keeps them on the image.
+    #[serde(default)]
+    pub archives: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -79,6 +84,14 @@ impl Image {
 }
 
 impl Matrix {
+    /// `1204=URL 1404=URL`: the archives for `build/provision.sh` (`COMBOAMI_ARCHIVES`).
+    pub fn archives_setting(&self) -> String {
+        let pairs: Vec<String> = (self.settings.archives.iter())
+            .map(|(release, archive)| format!("{release}={archive}"))
+            .collect();
+        pairs.join(" ")
+    }
+
     /// Parses and validates the structure (not the version-dependent names: see [`check_names`]).
     pub fn parse(text: &str) -> Result<Matrix, String> {
         let matrix: Matrix = json::parse(text).map_err(|e| match e.kind {
@@ -120,6 +133,29 @@ impl Matrix {
         self.images.iter().filter(|i| i.enabled)
     }
 
+    /// `settings.archives`: Ubuntu releases mapped to archive URLs.
+    fn archive_problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (release, archive) in &self.settings.archives {
+            if !is_os_version(release) {
+                problems.push(format!(
+                    "settings: field `archives`: `{release}` is not an Ubuntu release like `1204`"
+                ));
+            }
+            let host = archive
+                .strip_prefix("http://")
+                .or_else(|| archive.strip_prefix("https://"));
+            if host.is_none_or(|rest| rest.is_empty() || rest.ends_with('/') || rest.contains(' '))
+            {
+                problems.push(format!(
+                    "settings: field `archives`: `{archive}` (for `{release}`) is not an archive \
+                 URL like `http://old-releases.ubuntu.com/ubuntu` (no trailing `/`)"
+                ));
+            }
+        }
+        problems
+    }
+
     fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         let mut seen: BTreeMap<String, usize> = BTreeMap::new();
@@ -141,6 +177,7 @@ impl Matrix {
                 ));
             }
         }
+        problems.extend(self.archive_problems());
         if !is_region(&self.settings.test_region) {
             problems.push(format!(
                 "settings: field `test_region`: `{}` is not a region name like `us-east-1`",
@@ -161,8 +198,7 @@ impl Matrix {
             } else if let Err(e) = self.check_region(&image.region) {
                 problems.push(format!("{}: {e}", at("region")));
             }
-            if image.os_version.len() != 4 || !image.os_version.bytes().all(|b| b.is_ascii_digit())
-            {
+            if !is_os_version(&image.os_version) {
                 problems.push(format!(
                     "{}: `{}` is not an Ubuntu release like `1404`",
                     at("os_version"),
@@ -214,6 +250,11 @@ fn describe(image: &Image) -> String {
         "{} {} {}",
         image.region, image.os_version, image.virtualization
     )
+}
+
+/// `1204`, `1404`: an Ubuntu release as the matrix spells it.
+fn is_os_version(text: &str) -> bool {
+    text.len() == 4 && text.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// `us-east-1`, `ap-southeast-2`, `us-gov-west-1`, `cn-north-1`.
@@ -351,6 +392,28 @@ mod tests {
         assert_eq!(matrix.enabled().count(), 32);
         assert_eq!(matrix.images.len(), 40);
         check_names(&matrix, "2.6.3").unwrap();
+    }
+
+    #[test]
+    fn archives_are_per_release_urls() {
+        let matrix = Matrix::parse(SHIPPED).unwrap();
+        assert_eq!(
+            matrix.archives_setting(),
+            "1204=http://old-releases.ubuntu.com/ubuntu"
+        );
+        let bad = SHIPPED.replace(
+            "\"1204\": \"http://old-releases.ubuntu.com/ubuntu\"",
+            "\"12.04\": \"old-releases.ubuntu.com/ubuntu/\"",
+        );
+        let err = Matrix::parse(&bad).unwrap_err();
+        assert!(
+            err.contains("`12.04` is not an Ubuntu release like `1204`"),
+            "{err}"
+        );
+        assert!(
+            err.contains("`old-releases.ubuntu.com/ubuntu/` (for `12.04`) is not an archive URL"),
+            "{err}"
+        );
     }
 
     #[test]

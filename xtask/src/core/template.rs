@@ -533,6 +533,8 @@ fn environment(matrix: &Matrix, inputs: &Inputs, version: &str) -> Vec<String> {
     vec![
         format!("COMBOAMI_VERSION={version}"),
         format!("COMBOAMI_BRANCH={}", inputs.spec.branch),
+        format!("COMBOAMI_COMMIT={}", inputs.spec.commit),
+        format!("COMBOAMI_ARCHIVES={}", matrix.archives_setting()),
         format!(
             "EC2_AMI_TOOLS_VERSION={}",
             matrix.settings.ec2_ami_tools_version

@@ -456,6 +456,8 @@ pub struct ReleaseDoc {
 pub struct RunRecord {
     pub run_id: String,
     pub branch: String,
+    /// The commit the images bake.
+    pub commit: String,
     /// The cloud preflight's verdict: `passed`, or that it was skipped.
     pub cloud_checks: Option<String>,
     pub epoch: u64,
@@ -474,6 +476,8 @@ pub struct Builder {
     pub amis: Vec<Ami>,
     pub bundle: Option<String>,
     pub comboami_commit: Option<String>,
+    /// Why it failed, as the summary says.
+    pub error: Option<String>,
 }
 
 impl Builder {
