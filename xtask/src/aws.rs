@@ -393,6 +393,34 @@ impl Aws {
     }
 }
 
+/// The arguments of the questions asked many at once through [`Aws::run_all`] (the cloud
+/// preflight's), so that this module stays the one place that spells `aws` commands.
+pub mod ask {
+    fn words(args: &[&str]) -> Vec<String> {
+        args.iter().map(|a| a.to_string()).collect()
+    }
+
+    /// Whose credentials these are (account and ARN).
+    pub fn identity() -> Vec<String> {
+        words(&["sts", "get-caller-identity"])
+    }
+
+    /// Whether the region blocks public sharing of images.
+    pub fn block_public_state() -> Vec<String> {
+        words(&["ec2", "get-image-block-public-access-state"])
+    }
+
+    /// Whether a bucket exists and is ours (403: someone else's; 404: free), and its region.
+    pub fn head_bucket(bucket: &str) -> Vec<String> {
+        words(&["s3api", "head-bucket", "--bucket", bucket])
+    }
+
+    /// A bucket's object ownership (whether it takes ACLs).
+    pub fn bucket_ownership(bucket: &str) -> Vec<String> {
+        words(&["s3api", "get-bucket-ownership-controls", "--bucket", bucket])
+    }
+}
+
 /// What the `aws` CLI (botocore) prints when it cannot reach the endpoint at all.
 fn is_network_error(stderr: &str) -> bool {
     [

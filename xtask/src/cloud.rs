@@ -2,7 +2,7 @@
 //! every region at once (a bounded number of `aws` processes at a time), every answer kept, so
 //! `core::preflight` can report every failure together.
 
-use crate::aws::Aws;
+use crate::aws::{self, Aws};
 use crate::core::ec2::{self, ImageQuery};
 use crate::core::preflight::{self, Adopted, Bucket, Facts, Hints, Outcome, Ownership};
 use crate::core::release;
@@ -83,12 +83,7 @@ fn questions(request: &Request) -> Vec<Question> {
         .first()
         .map(|p| p.region.clone())
         .unwrap_or_else(|| "us-east-1".into());
-    let words = |args: &[&str]| args.iter().map(|a| a.to_string()).collect::<Vec<_>>();
-    let mut asks = vec![(
-        Ask::Identity,
-        any_region,
-        words(&["sts", "get-caller-identity"]),
-    )];
+    let mut asks = vec![(Ask::Identity, any_region, aws::ask::identity())];
     for region in preflight::regions(planned) {
         let in_region: Vec<&PlannedBuilder> =
             planned.iter().filter(|p| p.region == region).collect();
@@ -101,12 +96,12 @@ fn questions(request: &Request) -> Vec<Question> {
         asks.push((Ask::Base(region.clone()), region.clone(), base));
         asks.push((Ask::Named(region.clone()), region.clone(), named));
         if request.public {
-            let args = words(&["ec2", "get-image-block-public-access-state"]);
+            let args = aws::ask::block_public_state();
             asks.push((Ask::BlockPublic(region.clone()), region.clone(), args));
         }
     }
     for (bucket, region) in preflight::buckets(planned) {
-        let args = words(&["s3api", "head-bucket", "--bucket", &bucket]);
+        let args = aws::ask::head_bucket(&bucket);
         asks.push((Ask::HeadBucket(bucket), region, args));
     }
     asks
@@ -152,8 +147,7 @@ fn record(
             let exists = matches!(fact, Bucket::Ours { .. });
             facts.buckets.insert(bucket.clone(), fact);
             if exists {
-                let args = ["s3api", "get-bucket-ownership-controls", "--bucket", bucket];
-                let args = args.iter().map(|a| a.to_string()).collect();
+                let args = aws::ask::bucket_ownership(bucket);
                 return Some((Ask::Ownership(bucket.clone()), region.to_string(), args));
             }
         }
