@@ -257,9 +257,9 @@ def run(args, cwd=None):
     return out
 
 
-def describe(path):
+def describe(path, owner):
     real = root + path
-    entry = {"owner": run(["stat", "-c", "%U:%G", real]).strip()}
+    entry = {"owner": owner}
     if os.path.islink(real):
         entry["link"] = os.readlink(real)
     elif os.path.isdir(real):
@@ -270,10 +270,14 @@ def describe(path):
     return entry
 
 
+found = [real for place in PLACES for real in sorted(glob.glob(root + place))]
+here = root + checkout
+# One `stat` for every path: owners as the system knows them.
+paths = found + ([here] if os.path.isdir(here) else [])
+owners = run(["stat", "-c", "%U:%G"] + paths).splitlines() if paths else []
 files = {}
-for place in PLACES:
-    for real in sorted(glob.glob(root + place)):
-        files[real[len(root):]] = describe(real[len(root):])
+for real, owner in zip(found, owners):
+    files[real[len(root):]] = describe(real[len(root):], owner)
 
 lsb = dict(re.findall(r"^(\w+)=\"?([^\"\n]*)\"?$", open(root + "/etc/lsb-release").read(), re.M))
 sources = re.findall(r"^deb\s+(\S+)", open(root + "/etc/apt/sources.list").read(), re.M)
@@ -290,13 +294,12 @@ for entry in files.values():
     for home in re.findall(r"JAVA_HOME=(\S+)", entry.get("text", "")):
         java_homes[home] = os.path.isdir(root + home)
 
-here = root + checkout
 comboami = {"exists": os.path.isdir(here + "/.git")}
 if comboami["exists"]:
     comboami["commit"] = run(["git", "rev-parse", "HEAD"], here).strip()
     comboami["branch"] = run(["git", "rev-parse", "--abbrev-ref", "HEAD"], here).strip()
     comboami["status"] = run(["git", "status", "--porcelain"], here)
-    comboami["owner"] = run(["stat", "-c", "%U:%G", here]).strip()
+    comboami["owner"] = owners[-1]
     comboami["entries"] = sorted(
         name + ("/" if os.path.isdir(os.path.join(here, name)) else "")
         for name in os.listdir(here) if name != ".git")

@@ -43,8 +43,6 @@ real() {
 standin=$(dirname "${XTASK_STANDIN_COMBOAMI:?set by the template of a local build}")
 installed="$IMAGE_ROOT/var/lib/dpkg/standin-packages"
 owners="$IMAGE_ROOT.owners"
-codename=$(sed -n 's/^DISTRIB_CODENAME=//p' "$IMAGE_ROOT/etc/lsb-release")
-archive="$standin/archive/$codename.txt"
 
 # Whether the archive fixture says URL serves this release (`serves PATTERN` lines).
 serves() {
@@ -124,6 +122,8 @@ rehearse_wrong_version() {
 
 case $name in
 apt-get)
+    codename=$(sed -n 's/^DISTRIB_CODENAME=//p' "$IMAGE_ROOT/etc/lsb-release")
+    archive="$standin/archive/$codename.txt"
     case ",${XTASK_STANDIN_FAIL:-}," in
     *",${PACKER_BUILD_NAME:-},"*)
         echo "E: rehearsed failure of $PACKER_BUILD_NAME (XTASK_LOCAL_FAIL)" >&2
@@ -189,12 +189,14 @@ stat)
     if [ "${1:-}" != -c ] || [ "${2:-}" != %U:%G ]; then
         exec "$(real stat)" "$@"
     fi
-    path=${3#"$IMAGE_ROOT"}
-    # The last chown of the path (or of a folder above it, recursively) wins; what the
-    # provisioning made without a chown is root's, as on a real instance.
-    awk -v p="$path" 'BEGIN { o = "root:root" }
-        $3 == p || ($2 == "R" && index(p, $3 "/") == 1) { o = $1 }
-        END { print o }' "$owners" 2>/dev/null || echo root:root
+    shift 2
+    for path in "$@"; do
+        # The last chown of the path (or of a folder above it, recursively) wins; what the
+        # provisioning made without a chown is root's, as on a real instance.
+        awk -v p="${path#"$IMAGE_ROOT"}" 'BEGIN { o = "root:root" }
+            $3 == p || ($2 == "R" && index(p, $3 "/") == 1) { o = $1 }
+            END { print o }' "$owners"
+    done
     ;;
 lsb_release)
     case $* in
