@@ -65,7 +65,8 @@ pub enum Outcome {
     },
     /// Stopped by Ctrl-C or SIGTERM: Packer 1.6.6 says "Build '...' finished" of a cancelled
     /// build too (its builder returns no artifact and no error), so a build that ends after
-    /// Packer's "Cancelling build after receiving ..." without an image of its own is this.
+    /// Packer's "Cancelling build after receiving ..." is this, unless all its steps had run
+    /// before that notice.
     Cancelled,
 }
 
