@@ -229,7 +229,12 @@ impl RunRecord {
                 }
                 Some(Outcome::Failed { error }) => {
                     builder.state = BuilderState::Failed;
-                    builder.error = Some(error.clone());
+                    // The provisioning's own words first (`E: Unable to locate package ...`):
+                    // Packer's "Script exited with non-zero exit status: 100" says only where.
+                    builder.error = Some(match tracker.cause(name) {
+                        Some(cause) if !error.contains(cause) => format!("{cause} ({error})"),
+                        _ => error.clone(),
+                    });
                 }
                 Some(Outcome::AlreadyExists { ami, error }) => {
                     builder.state = BuilderState::Exists;
@@ -281,6 +286,30 @@ mod tests {
         let mut plan = template::plan(&matrix, &spec).unwrap();
         plan.builders.truncate(n);
         RunRecord::new("run".into(), spec, &plan, None)
+    }
+
+    /// A failed builder's error starts with what its provisioning said (apt's `E:` line), then
+    /// Packer's own words; captured from Packer 1.6.6 with `XTASK_LOCAL_FAIL`.
+    #[test]
+    fn a_failed_builder_is_recorded_with_the_cause_its_output_named() {
+        let log = include_str!("../../tests/data/packer-1.6.6-local-apt-fails.log");
+        let tracker = tracker(
+            &log.lines()
+                .filter(|l| parse_line(l).is_some())
+                .collect::<Vec<_>>(),
+        );
+        let mut record = record(4);
+        let names: Vec<String> = record.builders.keys().cloned().collect();
+        record.apply(&tracker, &names, false, "output-1.log");
+        let failed = &record.builders["us-east-1-1404-hvm"];
+        assert_eq!(failed.state, BuilderState::Failed);
+        let error = failed.error.as_deref().unwrap();
+        assert!(
+            error.starts_with(
+                "E: rehearsed failure of us-east-1-1404-hvm (XTASK_LOCAL_FAIL) (Script exited"
+            ),
+            "{error}"
+        );
     }
 
     /// Feeds Packer's machine-readable lines, `{builder}` standing for `names[i]` in line i.
