@@ -440,3 +440,53 @@ fn concurrent_ami_ids_merges_keep_every_ami() {
         );
     }
 }
+
+/// Issue 19: a rehearsal interrupted while it made its scratch clone left a half-made
+/// `remote.git`, and every later rehearsal exited 2 "cannot make the scratch remote". Both
+/// half-made forms (the old one at the scratch folder, the new one beside it) are remade.
+#[test]
+fn a_half_made_rehearsal_is_remade() {
+    let repo = Repo::new("half-made-rehearsal");
+    let mut matrix: Value = serde_json::from_str(&repo.read("build/images.json")).unwrap();
+    for row in matrix["images"].as_array_mut().unwrap().iter_mut().skip(1) {
+        row["enabled"] = serde_json::json!(false);
+        row["disabled_because"] = serde_json::json!("a short test");
+    }
+    repo.write(
+        "build/images.json",
+        &serde_json::to_string_pretty(&matrix).unwrap(),
+    );
+    repo.git_init("main");
+    let scratch = repo.path("target/rehearsal/release-2.6.4");
+    std::fs::create_dir_all(scratch.join("remote.git/objects")).unwrap();
+    let partial = repo.path("target/rehearsal/release-2.6.4.partial");
+    std::fs::create_dir_all(partial.join("remote.git")).unwrap();
+    let run = repo.xtask(&["release", "2.6.4", "--local", "--push", "--yes"]);
+    // What the release does after its scratch clone is not this test's concern: only that it
+    // got past it (2 is "refused before anything started").
+    assert_ne!(run.code, 2, "{run:#?}");
+    assert!(
+        run.stderr
+            .contains("rehearsal: removing the half-made rehearsal")
+            && run.stderr.contains("is branch `2.6` in the scratch clone"),
+        "{}",
+        run.stderr
+    );
+    let remote = scratch.join("remote.git");
+    // The real HEAD is on the scratch remote's release branch (under the release commit, once
+    // the release pushed it).
+    let head = repo.git(&["rev-parse", "HEAD"]);
+    git_in(
+        &remote,
+        &repo.home(),
+        &["merge-base", "--is-ancestor", head.trim(), "refs/heads/2.6"],
+    );
+    // The clone (made beside, then renamed) pushes to the renamed remote.
+    let origin = git_in(
+        &scratch.join("repo"),
+        &repo.home(),
+        &["remote", "get-url", "origin"],
+    );
+    assert_eq!(origin.trim(), remote.to_str().unwrap());
+    assert!(!partial.exists());
+}
