@@ -273,7 +273,7 @@ fn new_run(sh: &Shell, root: &Path, mut spec: Spec, launch: &Launch) -> Result<F
     }
     // The record comes first, so an interrupt from here on leaves a run to resume.
     record.save(sh)?;
-    lock::set_run(&record.run_id);
+    lock::set_run(&record.run_id, record.spec.local);
     interrupt::set_resume(resume_command(&record, launch));
     eprintln!(
         "run `{}`\n  logs and record in `{}/`",
@@ -524,7 +524,7 @@ pub fn continue_run(
     confirm_launch(kind, local, launch)?;
     interrupt::check("anything started")?;
     interrupt::mark_started();
-    lock::set_run(&run_id);
+    lock::set_run(&run_id, record.spec.local);
     interrupt::set_resume(resume_command(&record, launch));
     attempt(sh, &kit, &mut record, remaining, launch)?;
     drop(kit);
