@@ -691,12 +691,14 @@ fn attempt(
         packer_log: packer_log.clone(),
         interrupted: false,
         finished: false,
+        ended: None,
     });
     record.save(sh)?;
     let terminal = std::io::stderr().is_terminal() && !launch.debug;
     let mut view = View::new(attempted.clone(), terminal);
+    let expected = expect_duration(sh, record, &mut view);
     eprintln!(
-        "building {} image(s) with Packer {}...",
+        "building {} image(s) with Packer {}...{expected}",
         attempted.len(),
         packer.version
     );
@@ -718,6 +720,7 @@ fn attempt(
     if let Some(last) = record.attempts.last_mut() {
         last.interrupted = result.interrupted;
         last.finished = true;
+        last.ended = project::epoch().ok();
     }
     record.save(sh)?;
     if !result.packer_succeeded && !result.interrupted && record.unfinished().is_empty() {
@@ -726,6 +729,22 @@ fn attempt(
         );
     }
     Ok(())
+}
+
+/// How long the last complete run of the same kind took, for the view's header; as a note for
+/// the line that starts the build ("" when no such run finished here yet).
+fn expect_duration(sh: &Shell, record: &RunRecord, view: &mut View) -> String {
+    let records = runs::list(&sh.current_dir());
+    let Some(seconds) = crate::core::run::expected_seconds(&records, &record.spec) else {
+        return String::new();
+    };
+    view.expect(std::time::Duration::from_secs(seconds));
+    format!(
+        " (the last complete {} run here took {}:{:02})",
+        record.spec.kind,
+        seconds / 60,
+        seconds % 60
+    )
 }
 
 /// The options of `packer build`: the builders (all when empty), then the user's.

@@ -382,6 +382,7 @@ mod tests {
             packer_log: "build/runs/test-ebs-local-20231114-221320/packer-1.log".into(),
             interrupted: false,
             finished: true,
+            ended: None,
         });
         record
     }
