@@ -27,6 +27,7 @@ mod credentials;
 mod error;
 mod git;
 mod interrupt;
+mod leftovers;
 mod lock;
 mod output;
 mod packer;

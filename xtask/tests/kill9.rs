@@ -6,6 +6,7 @@
 mod common;
 
 use common::{run_ids, standin_aws, Repo};
+use serde_json::Value;
 use std::os::unix::process::CommandExt;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -19,8 +20,8 @@ fn said(repo: &Repo, id: &str, needle: &str) -> usize {
         .count()
 }
 
-/// `packer build` processes whose working folder is the repository.
-fn packers(repo: &Repo) -> usize {
+/// The pids of the `packer build` processes whose working folder is the repository.
+fn packer_pids(repo: &Repo) -> Vec<i32> {
     std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
@@ -29,7 +30,79 @@ fn packers(repo: &Repo) -> usize {
             let cwd = std::fs::read_link(e.path().join("cwd")).unwrap_or_default();
             String::from_utf8_lossy(&cmdline).starts_with("packer\0build") && cwd == repo.root
         })
-        .count()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+fn packers(repo: &Repo) -> usize {
+    packer_pids(repo).len()
+}
+
+/// Starts `publish --local --yes` in its own process group, its output in files.
+fn start_publish(repo: &Repo, nth: usize) -> std::process::Child {
+    let logs = repo.root.with_extension("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    repo.command_in(".", &["publish", "--local", "--yes"])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(logs.join(format!("{nth}.out"))).unwrap())
+        .stderr(std::fs::File::create(logs.join(format!("{nth}.err"))).unwrap())
+        .process_group(0)
+        .spawn()
+        .unwrap()
+}
+
+/// Run number `nth` of the repository, once its Packer launched an instance.
+fn launched_run(repo: &Repo, nth: usize) -> String {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let launched = run_ids(&repo.root)
+            .get(nth)
+            .filter(|id| said(repo, id, "Waiting for instance (i-") >= 1)
+            .cloned();
+        if let Some(id) = launched {
+            return id;
+        }
+        assert!(Instant::now() < deadline, "no instance was launched");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The run's instances that are not terminated, and every `packer_*` security group, in the
+/// stand-in's `us-east-1`.
+fn left_in_standin(repo: &Repo, id: &str) -> (Vec<Value>, Vec<Value>) {
+    let instances = standin_aws(
+        repo,
+        "us-east-1",
+        &[
+            "ec2",
+            "describe-instances",
+            "--filters",
+            &format!("Name=tag:RunId,Values={id}"),
+            "Name=instance-state-name,Values=pending,running,shutting-down,stopping,stopped",
+        ],
+    );
+    let running: Vec<Value> = instances["Reservations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["Instances"].as_array().unwrap().clone())
+        .collect();
+    let groups = standin_aws(repo, "us-east-1", &["ec2", "describe-security-groups"]);
+    let packer_groups: Vec<Value> = groups["SecurityGroups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["GroupName"].as_str().unwrap().starts_with("packer_"))
+        .cloned()
+        .collect();
+    (running, packer_groups)
+}
+
+#[track_caller]
+fn assert_nothing_left(repo: &Repo, id: &str) {
+    let (instances, groups) = left_in_standin(repo, id);
+    assert!(instances.is_empty(), "instances left: {instances:#?}");
+    assert!(groups.is_empty(), "groups left: {groups:#?}");
 }
 
 #[test]
@@ -37,28 +110,10 @@ fn kill_9_mid_build_leaves_no_instance_or_security_group() {
     let repo = Repo::new("kill9");
     common::small_matrix(&repo);
     repo.xtask(&["local", "up"]).ok();
-    let logs = repo.root.with_extension("logs");
-    std::fs::create_dir_all(&logs).unwrap();
-    let mut publish = repo.command_in(".", &["publish", "--local", "--yes"]);
-    let mut killed = publish
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(logs.join("killed.out")).unwrap())
-        .stderr(std::fs::File::create(logs.join("killed.err")).unwrap())
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let id = loop {
-        let launched = run_ids(&repo.root)
-            .first()
-            .filter(|id| said(&repo, id, "Waiting for instance (i-") >= 1)
-            .cloned();
-        if let Some(id) = launched {
-            break id;
-        }
-        assert!(Instant::now() < deadline, "no instance was launched");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+
+    // Only xtask is killed: its Packer lives on and is stopped by the next command.
+    let mut killed = start_publish(&repo, 0);
+    let id = launched_run(&repo, 0);
     killed.kill().unwrap();
     killed.wait().unwrap();
     // Packer lives on (it used to die at its next write to the dead command's pipe) and keeps
@@ -85,32 +140,47 @@ fn kill_9_mid_build_leaves_no_instance_or_security_group() {
     );
     assert!(started.elapsed() < Duration::from_secs(60), "{next:#?}");
     assert_eq!(packers(&repo), 0, "Packer still runs");
-    let instances = standin_aws(
-        &repo,
-        "us-east-1",
-        &[
-            "ec2",
-            "describe-instances",
-            "--filters",
-            &format!("Name=tag:RunId,Values={id}"),
-            "Name=instance-state-name,Values=pending,running,stopping,stopped",
-        ],
+    assert_nothing_left(&repo, &id);
+
+    // Packer is killed with it (its whole group): the run's instance and group stay, `cleanup
+    // --run` lists them, and the resume removes them before it builds.
+    let mut killed = start_publish(&repo, 1);
+    let id = launched_run(&repo, 1);
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    for pid in packer_pids(&repo) {
+        // SIGKILL to Packer's process group: Packer, its plugins and its output relays.
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &format!("-{pid}")])
+            .status();
+    }
+    let (instances, groups) = left_in_standin(&repo, &id);
+    assert!(
+        !instances.is_empty() && !groups.is_empty(),
+        "nothing was left to find"
     );
-    let running: Vec<_> = instances["Reservations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|r| r["Instances"].as_array().unwrap().clone())
-        .collect();
-    assert!(running.is_empty(), "instances left: {running:#?}");
-    let groups = standin_aws(&repo, "us-east-1", &["ec2", "describe-security-groups"]);
-    let packer_groups: Vec<_> = groups["SecurityGroups"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|g| g["GroupName"].as_str().unwrap().starts_with("packer_"))
-        .collect();
-    assert!(packer_groups.is_empty(), "groups left: {packer_groups:#?}");
+    let listed = repo.xtask(&["cleanup", "--run", &id, "--local"]).ok();
+    let instance = instances[0]["InstanceId"].as_str().unwrap();
+    let group = groups[0]["GroupName"].as_str().unwrap();
+    assert!(
+        listed
+            .stdout
+            .contains(&format!("us-east-1: instance {instance} (running"))
+            && listed.stdout.contains(&format!("({group})")),
+        "{listed:#?}"
+    );
+    let resumed = repo
+        .xtask(&["publish", "--resume", &id, "--local", "--yes"])
+        .ok();
+    assert!(
+        resumed.stderr.contains(
+            "its killed attempt left these (its Packer died before it could delete them)"
+        ) && resumed
+            .stdout
+            .contains(&format!("us-east-1: terminating instance {instance}")),
+        "{resumed:#?}"
+    );
+    assert_nothing_left(&repo, &id);
     repo.xtask(&["local", "down"]).ok();
-    let _ = std::fs::remove_dir_all(&logs);
+    let _ = std::fs::remove_dir_all(repo.root.with_extension("logs"));
 }

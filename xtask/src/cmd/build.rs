@@ -515,6 +515,7 @@ pub fn continue_run(
         standin,
     };
     write_template(sh, root, &kit.matrix, &record, kit.standin.as_ref())?;
+    remove_killed_attempts_leftovers(sh, root, &record, kit.standin.as_ref(), launch)?;
     let remaining = adopt_built(sh, root, &kit, &mut record, credentials_source, launch)?;
     if remaining.is_empty() {
         drop(kit);
@@ -529,6 +530,54 @@ pub fn continue_run(
     attempt(sh, &kit, &mut record, remaining, launch)?;
     drop(kit);
     finish(sh, record, launch)
+}
+
+/// A killed attempt's Packer may have died before it deleted what it launched (the next command
+/// stops a Packer that outlived its command, and Packer cleans up; not one killed with it):
+/// the run's instances, security groups and key pairs are found and removed, after a yes
+/// outside `--local`.
+fn remove_killed_attempts_leftovers(
+    sh: &Shell,
+    root: &Path,
+    record: &RunRecord,
+    standin: Option<&Standin>,
+    launch: &Launch,
+) -> Result<()> {
+    if record.attempts.last().is_none_or(|a| a.finished) {
+        return Ok(());
+    }
+    let aws = match standin {
+        Some(standin) => crate::aws::Aws::local(standin),
+        None => crate::aws::Aws::real(sh, root)?,
+    };
+    let records = [record.clone()];
+    let launched = crate::leftovers::find(&aws, root, &record.run_id, &records, &[])?;
+    if launched.is_empty() {
+        return Ok(());
+    }
+    eprintln!(
+        "run `{}`: its killed attempt left these (its Packer died before it could delete them):\n{}",
+        record.run_id,
+        crate::core::leftovers::render(&launched).trim_end()
+    );
+    if !record.spec.local {
+        cmd::confirm(launch.yes, "removing them", "remove")?;
+    }
+    interrupt::mark_started();
+    let failures = crate::leftovers::remove(&aws, &launched);
+    if failures.is_empty() {
+        return Ok(());
+    }
+    let run = &record.run_id;
+    let local = if record.spec.local { " --local" } else { "" };
+    Err(anyhow::anyhow!("{}", failures.join("; "))).fix(
+        || format!("cannot remove what run `{run}` left"),
+        || {
+            format!(
+                "fix the cause above, then run `cargo xtask cleanup --run {run}{local} --execute`"
+            )
+        },
+    )
 }
 
 /// Says what this command builds of the run: all of it (a release's first publish), or the rest.
