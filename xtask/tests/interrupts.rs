@@ -230,9 +230,9 @@ fn publish_survives_ctrl_c_kill_9_and_a_second_command() {
         stopped
             .stderr
             .contains(&format!("interrupted: run `{id}` stopped: "))
-            && stopped
-                .stderr
-                .contains(&format!("run `cargo xtask publish --resume {id} --local`")),
+            && stopped.stderr.contains(&format!(
+                "run `cargo xtask publish --resume {id} --local --yes`"
+            )),
         "{}",
         stopped.stderr
     );
@@ -345,7 +345,7 @@ fn release_interrupted_mid_publish_commits_nothing_then_completes() {
     assert!(
         first
             .stderr
-            .contains("run `cargo xtask release 2.6.9 --local` to"),
+            .contains("run `cargo xtask release 2.6.9 --local --yes` to"),
         "{}",
         first.stderr
     );
@@ -489,4 +489,13 @@ fn a_half_made_rehearsal_is_remade() {
     );
     assert_eq!(origin.trim(), remote.to_str().unwrap());
     assert!(!partial.exists());
+    // The summary's paths work from where the user typed the command: they name the clone.
+    assert!(
+        run.stdout.contains(&format!(
+            "full output (secrets masked):\n  {}/repo/build/runs/official-local-",
+            scratch.display()
+        )),
+        "{}",
+        run.stdout
+    );
 }

@@ -948,10 +948,16 @@ fn finish(sh: &Shell, record: RunRecord, launch: &Launch) -> Result<Finished> {
     }
     let standin_kept = record.spec.local && Standin::running(&launch.standin_root).is_some();
     let retry = retry_command(&record, launch);
+    // A rehearsal runs in its scratch clone: its paths are printed from there.
+    let here = sh.current_dir();
+    let base = here
+        .starts_with(launch.standin_root.join("target/rehearsal"))
+        .then(|| here.display().to_string());
     let notes = SummaryNotes {
         standin_kept,
         retry: retry.as_deref(),
         width: summary_width(),
+        base: base.as_deref(),
     };
     output::say(render::summary(&record, notes).trim_end());
     if record.spec.registry.is_some() {
@@ -1069,6 +1075,12 @@ fn registry_target(kind: Kind, private: bool, local: bool) -> Option<String> {
 /// The command that continues `record`'s run: its release's, when a release drives it.
 fn resume_command(record: &RunRecord, launch: &Launch) -> String {
     let local = if record.spec.local { " --local" } else { "" };
+    // Without a terminal the resume cannot be confirmed: it says yes where this command did.
+    let local = if launch.yes && record.release.is_none() {
+        format!("{local} --yes")
+    } else {
+        local.to_string()
+    };
     match (&record.release, record.spec.kind) {
         (Some(release), _) => release.command.clone(),
         (None, Kind::Official) => format!("cargo xtask publish --resume {}{local}", record.run_id),
@@ -1153,6 +1165,16 @@ mod tests {
         assert_eq!(
             resume_command(&run, &launch),
             "cargo xtask publish --resume run-1 --local"
+        );
+        // A command confirmed with `--yes` is resumed with it: without a terminal nothing else
+        // can confirm the resume.
+        let yes = Launch {
+            yes: true,
+            ..Launch::default()
+        };
+        assert_eq!(
+            resume_command(&run, &yes),
+            "cargo xtask publish --resume run-1 --local --yes"
         );
         run.release = Some(crate::core::release::Steps {
             command: "cargo xtask release 2.6.3 --local".into(),

@@ -1108,6 +1108,10 @@ fn resume_command(options: &Release) -> String {
     if options.local {
         command.push_str(" --local");
     }
+    // Without a terminal the resume cannot be confirmed: it says yes where this command did.
+    if options.yes {
+        command.push_str(" --yes");
+    }
     command
 }
 
