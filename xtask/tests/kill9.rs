@@ -177,7 +177,11 @@ fn kill_9_mid_build_leaves_no_instance_or_security_group() {
             "its killed attempt left these (its Packer died before it could delete them)"
         ) && resumed
             .stdout
-            .contains(&format!("us-east-1: terminating instance {instance}")),
+            .contains(&format!("us-east-1: terminating instance {instance}"))
+            // The cloud checks of the resume say each region as it answers.
+            && resumed
+                .stderr
+                .contains("\n  us-east-1 answered (1 of 1 regions)\n"),
         "{resumed:#?}"
     );
     assert_nothing_left(&repo, &id);
