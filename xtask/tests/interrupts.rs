@@ -499,3 +499,93 @@ fn a_half_made_rehearsal_is_remade() {
         run.stdout
     );
 }
+
+/// Issue 19: Ctrl-C (SIGINT to the process group) at every phase of a release rehearsal — the
+/// stand-in's start, the launch after the preflight, the merge, the commit, the tag, the push —
+/// stops it with 130, leaves nothing running and nothing half-done, and the same command
+/// resumes. Phases that take milliseconds are held with `XTASK_PAUSE_BEFORE` so the interrupt
+/// lands in them. One builder keeps it short.
+#[test]
+fn ctrl_c_at_every_phase_of_a_release_leaves_nothing_half_done() {
+    let repo = Repo::new("every-phase");
+    let mut matrix: Value = serde_json::from_str(&repo.read("build/images.json")).unwrap();
+    for row in matrix["images"].as_array_mut().unwrap().iter_mut().skip(1) {
+        row["enabled"] = serde_json::json!(false);
+        row["disabled_because"] = serde_json::json!("a short test");
+    }
+    repo.write(
+        "build/images.json",
+        &serde_json::to_string_pretty(&matrix).unwrap(),
+    );
+    repo.git_init("2.6");
+    let root = repo.root.clone();
+    let logs = root.with_extension("logs");
+    let release = ["release", "2.6.3", "--local", "--push", "--yes"];
+    let scratch = repo.path("target/rehearsal/release-2.6.3");
+    let (clone, remote) = (scratch.join("repo"), scratch.join("remote.git"));
+    let head = repo.git(&["rev-parse", "HEAD"]);
+    let refs = |dir: &Path| {
+        if dir.exists() {
+            git_in(dir, &repo.home(), &["show-ref"])
+        } else {
+            String::new()
+        }
+    };
+    let phases: [(&str, &str); 6] = [
+        ("starting the stand-in", "stand-in"),
+        ("launching Packer", "launch"),
+        ("merging", "merge"),
+        ("the commit (step 4)", "commit"),
+        ("the tag (step 5)", "tag"),
+        ("the push (step 6)", "push"),
+    ];
+    for (phase, name) in phases {
+        let mut command = repo.command_in(".", &release);
+        command.env("XTASK_PAUSE_BEFORE", phase);
+        let running = Background::start(command, &logs, name);
+        wait_for(Duration::from_secs(120), phase, || {
+            std::fs::read_to_string(&running.stderr)
+                .is_ok_and(|e| e.contains(&format!("paused before {phase}")))
+        });
+        running.interrupt();
+        let stopped = running.wait(Duration::from_secs(60));
+        assert_eq!(stopped.code, 130, "{phase}: {stopped:#?}");
+        assert_no_traceback(&stopped);
+        // What the message says is what is true: the step it did not take.
+        let said = match name {
+            "merge" => "`ami_ids.json` was not changed".to_string(),
+            _ => format!("stopped before {phase}"),
+        };
+        assert!(
+            stopped.stderr.contains(&said),
+            "{phase}: {}",
+            stopped.stderr
+        );
+        assert_nothing_left(&root, Duration::from_secs(30));
+        // Nothing half-done: the commit, the tag and the push happen whole or not at all.
+        let (here, there) = (refs(&clone), refs(&remote));
+        let committed = clone.exists()
+            && git_in(&clone, &repo.home(), &["rev-parse", "HEAD"]).trim() != head.trim();
+        let order = ["stand-in", "launch", "merge", "commit", "tag", "push"];
+        let at = order.iter().position(|p| *p == name).unwrap();
+        assert_eq!(committed, at > 3, "{phase}: the commit");
+        assert_eq!(
+            here.contains("refs/tags/release/2.6.3"),
+            at > 4,
+            "{phase}: the tag"
+        );
+        assert!(
+            !there.contains("refs/tags/release/2.6.3"),
+            "{phase}: the push"
+        );
+    }
+    // The same command finishes the release.
+    let done = repo.xtask(&release).ok();
+    assert!(
+        refs(&remote).contains("refs/tags/release/2.6.3"),
+        "{}",
+        done.stderr
+    );
+    assert_nothing_left(&root, Duration::from_secs(10));
+    let _ = std::fs::remove_dir_all(&logs);
+}

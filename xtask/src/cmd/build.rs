@@ -932,6 +932,7 @@ fn package_changes(sh: &Shell, record: &RunRecord) -> Vec<String> {
 
 /// Merges (publish), prints the summary, and turns failures into exit status 1.
 fn finish(sh: &Shell, record: RunRecord, launch: &Launch) -> Result<Finished> {
+    interrupt::pause_before("merging");
     if interrupt::requested() {
         return Err(stopped(&record, launch));
     }
