@@ -169,7 +169,7 @@ pub fn relay_main() -> std::process::ExitCode {
     };
     let needles: Vec<String> = std::env::var(RELAY_MASK)
         .ok()
-        .and_then(|text| serde_json::from_str(&text).ok())
+        .and_then(|text| crate::core::json::parse(&text).ok())
         .unwrap_or_default();
     let masker = Masker::new(needles.iter().map(String::as_str));
     let file = std::fs::OpenOptions::new()
