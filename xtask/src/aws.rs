@@ -115,17 +115,32 @@ impl Aws {
         sh: &Shell,
         asks: &[(String, Vec<String>)],
     ) -> Vec<Result<String, String>> {
+        self.run_all_with(sh, asks, &|_| {})
+    }
+
+    /// As [`Aws::run_all`], calling `answered(i)` (on a worker thread) as soon as the answer to
+    /// `asks[i]` is in: a long round of questions can show its progress.
+    pub fn run_all_with(
+        &self,
+        sh: &Shell,
+        asks: &[(String, Vec<String>)],
+        answered: &(dyn Fn(usize) + Sync),
+    ) -> Vec<Result<String, String>> {
         // Commands are made here, on the shell's thread; only the processes run on the workers.
-        let commands: Vec<Mutex<Option<Command>>> = asks
+        let commands: Vec<(usize, Mutex<Option<Command>>)> = asks
             .iter()
-            .map(|(region, args)| {
+            .enumerate()
+            .map(|(i, (region, args))| {
                 let args: Vec<&str> = args.iter().map(String::as_str).collect();
-                Mutex::new(Some(self.command(sh, region, &args)))
+                (i, Mutex::new(Some(self.command(sh, region, &args))))
             })
             .collect();
-        let outputs = in_pool(&commands, pool(), |slot| {
+        let outputs = in_pool(&commands, pool(), |(i, slot)| {
             let command = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
-            command.map(|mut command| command.stdin(std::process::Stdio::null()).output())
+            let output =
+                command.map(|mut command| command.stdin(std::process::Stdio::null()).output());
+            answered(*i);
+            output
         });
         asks.iter()
             .zip(outputs)

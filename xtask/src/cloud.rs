@@ -46,7 +46,7 @@ pub fn check(sh: &Shell, aws: &Aws, request: &Request) -> Outcome {
         ..Default::default()
     };
     let asks = questions(request);
-    let answers = aws.run_all(sh, &arguments(&asks));
+    let answers = aws.run_all_with(sh, &arguments(&asks), &progress(&asks));
     let mut follow_up = Vec::new();
     for ((ask, region, _), answer) in asks.iter().zip(answers) {
         if let Some(next) = record(&mut facts, ask, region, answer) {
@@ -154,6 +154,27 @@ fn record(
         Ask::Ownership(_) => {}
     }
     None
+}
+
+/// Says each region as its last answer comes in (`  us-east-1 answered (3 of 8 regions)`), so
+/// the half minute of questions is not silent.
+fn progress(asks: &[Question]) -> impl Fn(usize) + Sync + '_ {
+    let mut left: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for (_, region, _) in asks {
+        *left.entry(region.as_str()).or_default() += 1;
+    }
+    let regions = left.len();
+    let left = std::sync::Mutex::new(left);
+    move |i| {
+        let region = asks[i].1.as_str();
+        let mut left = left.lock().unwrap_or_else(|e| e.into_inner());
+        let count = left.get_mut(region).expect("a region asked");
+        *count -= 1;
+        if *count == 0 {
+            let done = left.values().filter(|&&n| n == 0).count();
+            eprintln!("  {region} answered ({done} of {regions} regions)");
+        }
+    }
 }
 
 fn arguments(asks: &[Question]) -> Vec<(String, Vec<String>)> {

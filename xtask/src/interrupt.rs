@@ -119,10 +119,33 @@ impl std::error::Error for Interrupted {}
 /// Fails with [`Interrupted`] when Ctrl-C was pressed, so the caller unwinds (stand-ins are
 /// stopped by their `Drop`) before doing `next`.
 pub fn check(next: &str) -> anyhow::Result<()> {
+    pause_before(next);
     if requested() {
         return Err(interrupted(next));
     }
     Ok(())
+}
+
+/// Names the variable that pauses a command before a step, so a step that takes milliseconds
+/// (a commit, a tag, a merge) can be interrupted by a test or a rehearsal of Ctrl-C.
+pub const PAUSE_BEFORE: &str = "XTASK_PAUSE_BEFORE";
+
+/// With `XTASK_PAUSE_BEFORE=WORDS` set and `next` containing WORDS: says so and waits (at most a
+/// minute) for Ctrl-C or SIGTERM before `next`.
+pub fn pause_before(next: &str) {
+    let Ok(words) = std::env::var(PAUSE_BEFORE) else {
+        return;
+    };
+    if words.is_empty() || !next.contains(&words) || requested() {
+        return;
+    }
+    say(&format!(
+        "paused before {next} (`{PAUSE_BEFORE}`): Ctrl-C interrupts here"
+    ));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !requested() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 /// The interrupt error for a command stopped before `next`.

@@ -31,6 +31,9 @@ pub struct Holder {
     /// The run it works on, once known.
     #[serde(default)]
     pub run: Option<String>,
+    /// The run builds against the local stand-in: the commands it suggests need `--local`.
+    #[serde(default)]
+    pub local: bool,
     /// Processes it started that must not outlive it.
     #[serde(default)]
     pub children: Vec<Child>,
@@ -197,6 +200,7 @@ pub fn acquire(root: &Path, command: &str, busy: Busy) -> Result<()> {
         command: command.to_string(),
         since: now(),
         run: None,
+        local: false,
         children: Vec::new(),
     };
     write_holder(&mut file, &holder)?;
@@ -282,8 +286,9 @@ fn stop_orphans(previous: &Holder) {
         }
     }
     if let Some(run) = &previous.run {
+        let local = if previous.local { " --local" } else { "" };
         eprintln!(
-            "note: `cargo xtask {}` (pid {}) did not finish run `{run}`: resume it; anything its Packer launched and could not delete is listed by `cargo xtask cleanup --run {run}`",
+            "note: `cargo xtask {}` (pid {}) did not finish run `{run}`: resume it; anything its Packer launched and could not delete is listed by `cargo xtask cleanup --run {run}{local}`",
             previous.command, previous.pid
         );
     }
@@ -370,9 +375,12 @@ pub fn remove_child(pid: u32) {
     update(|holder| holder.children.retain(|c| c.pid != pid));
 }
 
-/// Records the run this command works on.
-pub fn set_run(run: &str) {
-    update(|holder| holder.run = Some(run.to_string()));
+/// Records the run this command works on, and whether it builds against the local stand-in.
+pub fn set_run(run: &str, local: bool) {
+    update(|holder| {
+        holder.run = Some(run.to_string());
+        holder.local = local;
+    });
 }
 
 fn update(change: impl FnOnce(&mut Holder)) {

@@ -1,5 +1,5 @@
 //! Running Packer: finding it, translating options between its versions, and relaying a build's
-//! output through the masker into the run folder and the live view.
+//! output through the masker into the run folder, which the live view follows.
 
 use crate::core::mask::Masker;
 use crate::core::packer_log::{self, Tracker};
@@ -7,7 +7,7 @@ use crate::view::View;
 use crate::{interrupt, lock};
 use anyhow::{bail, Context, Result};
 use semver::Version;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -111,34 +111,35 @@ impl Packer {
         Ok(())
     }
 
-    /// Runs `packer build -machine-readable`, relaying every line (masked) to the run folder
-    /// and the view. Returns when Packer exits; a Ctrl-C is passed on to Packer once, and Packer
-    /// cleans up its instances before it exits.
+    /// Runs `packer build -machine-readable`. Packer writes through two relays (see
+    /// [`relay_main`]) into the run folder, and the view follows the output log, so Packer
+    /// outlives this command if it is killed and still cleans up what it launched. Returns when
+    /// Packer exits; a Ctrl-C is passed on to Packer once, and Packer cleans up its instances
+    /// before it exits.
     pub fn build(
         &self,
         sh: &Shell,
         request: &BuildRequest,
         view: &mut View,
     ) -> Result<BuildResult> {
-        let mut child = spawn(sh, request)?;
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let debug_log = create(&request.packer_log)?;
-        let stderr_masker = request.masker.clone();
-        let stderr_thread =
-            std::thread::spawn(move || copy_masked(stderr, debug_log, &stderr_masker));
-
+        let mut running = spawn(sh, request)?;
         let mut tracker = Tracker::default();
         for name in view.builders() {
             tracker.expect(name);
         }
-        let output = create(&request.output_log)?;
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let relayed = relay(stdout, output, request.masker, &mut tracker, view);
-        let status = child.wait().context("cannot wait for `packer build`")?;
+        let followed = follow(&request.output_log, &mut tracker, view, || {
+            running.output_closed()
+        });
+        let status = running
+            .packer
+            .wait()
+            .context("cannot wait for `packer build`")?;
         interrupt::set_packer_group(0);
-        lock::remove_child(child.id());
-        let _ = stderr_thread.join();
-        relayed?;
+        lock::remove_child(running.packer.id());
+        for relay in &mut running.relays {
+            let _ = relay.wait();
+        }
+        followed?;
         view.finish(&tracker);
         Ok(BuildResult {
             tracker,
@@ -148,8 +149,74 @@ impl Packer {
     }
 }
 
-/// Starts `packer build -machine-readable`, its output piped to us.
-fn spawn(sh: &Shell, request: &BuildRequest) -> Result<std::process::Child> {
+/// The hidden first argument that makes `xtask` a relay.
+pub const RELAY: &str = "__packer-relay";
+/// The relay's masker, as a JSON list: in its environment, never on a command line.
+const RELAY_MASK: &str = "XTASK_RELAY_MASK";
+
+/// `xtask __packer-relay FILE`: copies its input (Packer's stdout or stderr) line by line,
+/// masked, to the end of FILE. It lives in Packer's process group, so it outlives a killed
+/// command as Packer does, and it ignores Ctrl-C: it ends when Packer closes its output. It
+/// always reads on, even when FILE cannot be written, so Packer never dies of a broken pipe.
+pub fn relay_main() -> std::process::ExitCode {
+    // SAFETY: setting signal dispositions before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+    }
+    let Some(path) = std::env::args_os().nth(2) else {
+        return std::process::ExitCode::from(2);
+    };
+    let needles: Vec<String> = std::env::var(RELAY_MASK)
+        .ok()
+        .and_then(|text| crate::core::json::parse(&text).ok())
+        .unwrap_or_default();
+    let masker = Masker::new(needles.iter().map(String::as_str));
+    let file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path);
+    let mut input = std::io::stdin().lock();
+    let mut line = Vec::new();
+    let mut file = file.ok();
+    loop {
+        line.clear();
+        match input.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim_end_matches(['\n', '\r']);
+        let written = file
+            .as_mut()
+            .map(|f| writeln!(f, "{}", masker.mask(text)).is_ok());
+        if written == Some(false) {
+            file = None;
+        }
+    }
+    std::process::ExitCode::SUCCESS
+}
+
+/// Packer and the relays that write its output.
+struct Running {
+    packer: std::process::Child,
+    /// The relay of stdout (the machine-readable output), then the one of stderr.
+    relays: Vec<std::process::Child>,
+}
+
+impl Running {
+    /// Whether Packer's machine-readable output is complete: its relay has ended.
+    fn output_closed(&mut self) -> Result<bool> {
+        Ok(self.relays[0]
+            .try_wait()
+            .context("cannot wait for Packer's output relay")?
+            .is_some())
+    }
+}
+
+/// Starts `packer build -machine-readable` in its own process group, its stdout and stderr
+/// through a relay each into the run folder's logs.
+fn spawn(sh: &Shell, request: &BuildRequest) -> Result<Running> {
     let BuildRequest {
         template,
         var_file,
@@ -157,6 +224,10 @@ fn spawn(sh: &Shell, request: &BuildRequest) -> Result<std::process::Child> {
         debug,
         ..
     } = request;
+    for log in [&request.output_log, &request.packer_log] {
+        // Created empty now, so the view can follow the output log from its first line.
+        std::fs::File::create(log).with_context(|| format!("cannot create `{}`", log.display()))?;
+    }
     let mut command = std::process::Command::from(
         cmd!(
             sh,
@@ -166,66 +237,116 @@ fn spawn(sh: &Shell, request: &BuildRequest) -> Result<std::process::Child> {
         .env("CHECKPOINT_DISABLE", "1"),
     );
     command.stdout(Stdio::piped()).stderr(Stdio::piped());
-    if *debug {
+    let mut packer = if *debug {
         // `-debug` waits for Enter at every step: Packer needs the terminal.
-        command.stdin(Stdio::inherit());
+        command
+            .stdin(Stdio::inherit())
+            .spawn()
+            .context("cannot start `packer build`")?
     } else {
         // Its own process group: a terminal Ctrl-C reaches only us, and we pass it on once.
         command.stdin(Stdio::null()).process_group(0);
-    }
-    let child = command.spawn().context("cannot start `packer build`")?;
+        lock::spawn_recorded(&mut command, "packer", "packer")
+            .context("cannot start `packer build`")?
+    };
     if !*debug {
-        lock::add_child("packer", "packer", child.id(), true);
-        interrupt::set_packer_group(child.id() as i32);
+        interrupt::set_packer_group(packer.id() as i32);
     }
-    Ok(child)
+    let group = if *debug { 0 } else { packer.id() as i32 };
+    let stdout = Stdio::from(packer.stdout.take().expect("stdout is piped"));
+    let stderr = Stdio::from(packer.stderr.take().expect("stderr is piped"));
+    let mut relays = Vec::new();
+    for (input, log) in [(stdout, &request.output_log), (stderr, &request.packer_log)] {
+        match start_relay(input, log, request.masker, group) {
+            Ok(relay) => relays.push(relay),
+            Err(e) => {
+                // Without its relay Packer would die at its next write: stop it while it can
+                // still clean up (it has launched nothing yet).
+                interrupt::signal_group(group.max(packer.id() as i32), libc::SIGINT);
+                let _ = packer.wait();
+                lock::remove_child(packer.id());
+                interrupt::set_packer_group(0);
+                return Err(e);
+            }
+        }
+    }
+    Ok(Running { packer, relays })
 }
 
-/// Every line of Packer's output, masked, to the output log (line by line) and through the
-/// tracker to the view, until Packer closes it. A write error stops the relay at once; a read
-/// error once the pipe ends.
-fn relay(
-    stdout: std::process::ChildStdout,
-    mut output: impl Write,
+fn start_relay(
+    input: Stdio,
+    log: &Path,
     masker: &Masker,
+    group: i32,
+) -> Result<std::process::Child> {
+    let exe = std::env::current_exe().context("cannot find the running `xtask` program")?;
+    let needles = serde_json::to_string(masker.needles())?;
+    std::process::Command::new(exe)
+        .arg(RELAY)
+        .arg(log)
+        .env(RELAY_MASK, needles)
+        .stdin(input)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(group)
+        .spawn()
+        .with_context(|| {
+            format!(
+                "cannot start the relay of Packer's output to `{}`",
+                log.display()
+            )
+        })
+}
+
+/// Follows the output log as the relay writes it: every line through the tracker to the view,
+/// until `closed` says the output is complete and the last lines are read. The view's clock
+/// moves on while Packer is quiet (waiting minutes for an AMI, say).
+fn follow(
+    path: &Path,
     tracker: &mut Tracker,
     view: &mut View,
+    mut closed: impl FnMut() -> Result<bool>,
 ) -> Result<()> {
-    let stdout = BufReader::new(stdout);
-    // Lines come through a channel, so the view's clock moves on while Packer is quiet
-    // (waiting minutes for an AMI, say).
-    let (send, lines) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stdout.lines() {
-            let failed = line.is_err();
-            if send.send(line).is_err() || failed {
-                break;
-            }
-        }
-    });
+    let mut file = std::fs::File::open(path)
+        .with_context(|| format!("cannot read Packer's output `{}`", path.display()))?;
+    let mut pending = Vec::new();
+    let mut last_tick = std::time::Instant::now();
     loop {
-        let line = match lines.recv_timeout(std::time::Duration::from_secs(1)) {
-            Ok(Ok(line)) => line,
-            Ok(Err(e)) => return Err(e).context("cannot read Packer's output"),
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                view.tick(tracker);
-                continue;
-            }
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
-        };
-        let line = masker.mask(&line);
-        // Flushed line by line: a killed command's log still holds everything up to the kill.
-        writeln!(output, "{line}")
-            .and_then(|()| output.flush())
-            .context("cannot write the run's output log")?;
-        let Some(record) = packer_log::parse_line(&line) else {
-            view.note(&line);
-            continue;
-        };
-        match tracker.feed(&record) {
-            Ok(events) => view.update(tracker, &events, &record),
-            Err(e) => view.note(&format!("warning: {e}")),
+        // Asked before reading: once closed, this read gets everything.
+        let done = closed()?;
+        let before = pending.len();
+        file.read_to_end(&mut pending)
+            .with_context(|| format!("cannot read Packer's output `{}`", path.display()))?;
+        let read = pending.len() > before;
+        while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            show(&String::from_utf8_lossy(&line[..end]), tracker, view);
         }
+        if done {
+            if !pending.is_empty() {
+                show(&String::from_utf8_lossy(&pending), tracker, view);
+            }
+            return Ok(());
+        }
+        if !read {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        if last_tick.elapsed() >= std::time::Duration::from_secs(1) {
+            view.tick(tracker);
+            last_tick = std::time::Instant::now();
+        }
+    }
+}
+
+/// One line of Packer's (masked) output, to the tracker and the view.
+fn show(line: &str, tracker: &mut Tracker, view: &mut View) {
+    let Some(record) = packer_log::parse_line(line) else {
+        view.note(line);
+        return;
+    };
+    match tracker.feed(&record) {
+        Ok(events) => view.update(tracker, &events, &record),
+        Err(e) => view.note(&format!("warning: {e}")),
     }
 }
 
@@ -243,22 +364,6 @@ pub struct BuildResult {
     pub tracker: Tracker,
     pub interrupted: bool,
     pub packer_succeeded: bool,
-}
-
-fn create(path: &Path) -> Result<std::io::BufWriter<std::fs::File>> {
-    let file = std::fs::File::create(path)
-        .with_context(|| format!("cannot create `{}`", path.display()))?;
-    Ok(std::io::BufWriter::new(file))
-}
-
-fn copy_masked(from: impl std::io::Read, mut to: impl Write, masker: &Masker) {
-    for line in BufReader::new(from).lines() {
-        let Ok(line) = line else { break };
-        if writeln!(to, "{}", masker.mask(&line)).is_err() {
-            break;
-        }
-    }
-    let _ = to.flush();
 }
 
 /// `Packer v1.6.6` (and newer forms with more lines) to a version.

@@ -1,5 +1,5 @@
 //! The live view of a build. On a terminal: a header line (done / failed / running / waiting /
-//! cancelled, elapsed) and as many builder lines as fit the terminal, redrawn in place; the size
+//! cancelled, elapsed and the time the last complete run of the kind took) and as many builder lines as fit the terminal, redrawn in place; the size
 //! is asked of the terminal at every redraw, so a resize is picked up by the next one.
 //! Otherwise: one line per builder state change (started, finished, failed, cancelled). A
 //! failed builder shows its provisioning's cause first. Packer's full output is in the run
@@ -14,6 +14,8 @@ pub struct View {
     terminal: bool,
     order: Vec<String>,
     started: Instant,
+    /// How long the last complete run of the same kind took: the header shows it.
+    expected: Option<Duration>,
     /// When Packer first said something about a builder: the others are still waiting.
     seen: BTreeMap<String, Duration>,
     ended: BTreeMap<String, Duration>,
@@ -56,12 +58,18 @@ impl View {
             terminal,
             order: builders,
             started: Instant::now(),
+            expected: None,
             seen: BTreeMap::new(),
             ended: BTreeMap::new(),
             drawn: 0,
             drawn_size: None,
             last_draw: None,
         }
+    }
+
+    /// Sets how long this build is expected to take (the header says `[elapsed/~expected]`).
+    pub fn expect(&mut self, expected: Duration) {
+        self.expected = Some(expected);
     }
 
     pub fn builders(&self) -> impl Iterator<Item = &str> {
@@ -187,7 +195,11 @@ impl View {
 
     fn draw(&mut self, tracker: &Tracker) {
         let size = terminal_size();
-        let lines = frame(&self.rows(tracker), self.started.elapsed(), size);
+        let clock = Clock {
+            elapsed: self.started.elapsed(),
+            expected: self.expected,
+        };
+        let lines = frame(&self.rows(tracker), clock, size);
         let mut out = String::new();
         if self.drawn > 0 {
             if self.drawn_size == Some(size) {
@@ -214,10 +226,28 @@ impl View {
     }
 }
 
+/// The view's one clock: time since the build started, and how long the last complete run of
+/// the same kind took.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Clock {
+    pub elapsed: Duration,
+    pub expected: Option<Duration>,
+}
+
+impl std::fmt::Display for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.expected {
+            // One word, so the header keeps its shape: "1:02/~4:30" is 1:02 of about 4:30.
+            Some(expected) => write!(f, "{}/~{}", clock(self.elapsed), clock(expected)),
+            None => f.write_str(&clock(self.elapsed)),
+        }
+    }
+}
+
 /// The frame for a terminal of `size`: a header line, then failed, running and waiting
 /// builders (finished ones last, when there is room), each line cut to the width; when not all
 /// fit, the last line counts the rest. Leaves the terminal's last row for the cursor.
-pub fn frame(rows: &[Row], elapsed: Duration, size: Size) -> Vec<String> {
+pub fn frame(rows: &[Row], elapsed: Clock, size: Size) -> Vec<String> {
     let width = size.cols.saturating_sub(1).max(10);
     let room = size.rows.saturating_sub(1).max(1);
     let count = |group| rows.iter().filter(|r| r.group == group).count();
@@ -231,7 +261,7 @@ pub fn frame(rows: &[Row], elapsed: Duration, size: Size) -> Vec<String> {
         count(Group::Failed),
         count(Group::Running),
         count(Group::Waiting),
-        clock(elapsed)
+        elapsed
     );
     let mut lines = vec![cut(&header, width)];
     let mut sorted: Vec<&Row> = rows.iter().collect();
@@ -381,10 +411,20 @@ mod tests {
             (Group::Waiting, 2),
         ]);
         let size = Size { cols: 80, rows: 24 };
-        let lines = frame(&rows, Duration::from_secs(62), size);
+        let lines = frame(
+            &rows,
+            Clock {
+                elapsed: Duration::from_secs(62),
+                expected: Some(Duration::from_secs(270)),
+            },
+            size,
+        );
         assert_eq!(lines.len(), 23, "{lines:#?}");
         assert!(lines.iter().all(|l| l.chars().count() < 80), "{lines:#?}");
-        assert_eq!(lines[0], "10 done, 2 failed, 18 running, 2 waiting  [1:02]");
+        assert_eq!(
+            lines[0],
+            "10 done, 2 failed, 18 running, 2 waiting  [1:02/~4:30]"
+        );
         assert!(lines[1].starts_with("FAIL ") && lines[2].starts_with("FAIL "));
         assert!(
             lines[3..21].iter().all(|l| l.starts_with("....")),
@@ -398,7 +438,7 @@ mod tests {
         let rows = rows(&[(Group::Done, 3), (Group::Running, 2)]);
         let roomy = frame(
             &rows,
-            Duration::ZERO,
+            Clock::default(),
             Size {
                 cols: 200,
                 rows: 50,
@@ -409,12 +449,12 @@ mod tests {
             roomy[5].starts_with("done"),
             "finished ones last: {roomy:#?}"
         );
-        let tiny = frame(&rows, Duration::ZERO, Size { cols: 20, rows: 4 });
+        let tiny = frame(&rows, Clock::default(), Size { cols: 20, rows: 4 });
         assert_eq!(tiny.len(), 3, "{tiny:#?}");
         assert!(tiny.iter().all(|l| l.chars().count() < 20), "{tiny:#?}");
         assert!(tiny[2].starts_with("     ... 4 more"), "{tiny:#?}");
         assert_eq!(
-            frame(&rows, Duration::ZERO, Size { cols: 80, rows: 1 }).len(),
+            frame(&rows, Clock::default(), Size { cols: 80, rows: 1 }).len(),
             1
         );
     }
@@ -473,7 +513,7 @@ mod tests {
         view.seen.insert("b-1404-hvm".into(), Duration::ZERO);
         let rows = view.rows(&tracker);
         assert_eq!(rows[0].group, Group::Cancelled);
-        let lines = frame(&rows, Duration::ZERO, Size { cols: 80, rows: 24 });
+        let lines = frame(&rows, Clock::default(), Size { cols: 80, rows: 24 });
         assert_eq!(
             lines[0],
             "0 done, 0 failed, 0 running, 0 waiting, 1 cancelled  [0:00]"

@@ -230,9 +230,9 @@ fn publish_survives_ctrl_c_kill_9_and_a_second_command() {
         stopped
             .stderr
             .contains(&format!("interrupted: run `{id}` stopped: "))
-            && stopped
-                .stderr
-                .contains(&format!("run `cargo xtask publish --resume {id} --local`")),
+            && stopped.stderr.contains(&format!(
+                "run `cargo xtask publish --resume {id} --local --yes`"
+            )),
         "{}",
         stopped.stderr
     );
@@ -310,9 +310,11 @@ fn publish_survives_ctrl_c_kill_9_and_a_second_command() {
         resumed.stderr
     );
     assert_all_merged(&root, &id, &resumed, 12);
-    assert_eq!(
-        std::fs::read_to_string(root.join(format!("build/runs/{id}/output-1.log"))).unwrap(),
-        killed_log,
+    // Packer outlived the killed command and wrote on until the next command stopped it.
+    assert!(
+        std::fs::read_to_string(root.join(format!("build/runs/{id}/output-1.log")))
+            .unwrap()
+            .starts_with(&killed_log),
         "the killed attempt's log is kept"
     );
     assert!(root.join(format!("build/runs/{id}/output-2.log")).exists());
@@ -345,7 +347,7 @@ fn release_interrupted_mid_publish_commits_nothing_then_completes() {
     assert!(
         first
             .stderr
-            .contains("run `cargo xtask release 2.6.9 --local` to"),
+            .contains("run `cargo xtask release 2.6.9 --local --yes` to"),
         "{}",
         first.stderr
     );
@@ -439,4 +441,150 @@ fn concurrent_ami_ids_merges_keep_every_ami() {
             "pair {pair} lost an AMI:\n{registry}"
         );
     }
+}
+
+/// Only the first row of the matrix stays enabled: a release of one builder.
+fn one_builder(repo: &Repo) {
+    let mut matrix: Value = serde_json::from_str(&repo.read("build/images.json")).unwrap();
+    for row in matrix["images"].as_array_mut().unwrap().iter_mut().skip(1) {
+        row["enabled"] = serde_json::json!(false);
+        row["disabled_because"] = serde_json::json!("a short test");
+    }
+    repo.write(
+        "build/images.json",
+        &serde_json::to_string_pretty(&matrix).unwrap(),
+    );
+}
+
+/// Issue 19: a rehearsal interrupted while it made its scratch clone left a half-made
+/// `remote.git`, and every later rehearsal exited 2 "cannot make the scratch remote". Both
+/// half-made forms (the old one at the scratch folder, the new one beside it) are remade.
+#[test]
+fn a_half_made_rehearsal_is_remade() {
+    let repo = Repo::new("half-made-rehearsal");
+    one_builder(&repo);
+    repo.git_init("main");
+    let scratch = repo.path("target/rehearsal/release-2.6.4");
+    std::fs::create_dir_all(scratch.join("remote.git/objects")).unwrap();
+    let partial = repo.path("target/rehearsal/release-2.6.4.partial");
+    std::fs::create_dir_all(partial.join("remote.git")).unwrap();
+    let run = repo.xtask(&["release", "2.6.4", "--local", "--push", "--yes"]);
+    // What the release does after its scratch clone is not this test's concern: only that it
+    // got past it (2 is "refused before anything started").
+    assert_ne!(run.code, 2, "{run:#?}");
+    assert!(
+        run.stderr
+            .contains("rehearsal: removing the half-made rehearsal")
+            && run.stderr.contains("is branch `2.6` in the scratch clone"),
+        "{}",
+        run.stderr
+    );
+    let remote = scratch.join("remote.git");
+    // The real HEAD is on the scratch remote's release branch (under the release commit, once
+    // the release pushed it).
+    let head = repo.git(&["rev-parse", "HEAD"]);
+    git_in(
+        &remote,
+        &repo.home(),
+        &["merge-base", "--is-ancestor", head.trim(), "refs/heads/2.6"],
+    );
+    // The clone (made beside, then renamed) pushes to the renamed remote.
+    let origin = git_in(
+        &scratch.join("repo"),
+        &repo.home(),
+        &["remote", "get-url", "origin"],
+    );
+    assert_eq!(origin.trim(), remote.to_str().unwrap());
+    assert!(!partial.exists());
+    // The summary's paths work from where the user typed the command: they name the clone.
+    assert!(
+        run.stdout.contains(&format!(
+            "full output (secrets masked):\n  {}/repo/build/runs/official-local-",
+            scratch.display()
+        )),
+        "{}",
+        run.stdout
+    );
+}
+
+/// Issue 19: Ctrl-C (SIGINT to the process group) at every phase of a release rehearsal — the
+/// stand-in's start, the launch after the preflight, the merge, the commit, the tag, the push —
+/// stops it with 130, leaves nothing running and nothing half-done, and the same command
+/// resumes. Phases that take milliseconds are held with `XTASK_PAUSE_BEFORE` so the interrupt
+/// lands in them. One builder keeps it short.
+#[test]
+fn ctrl_c_at_every_phase_of_a_release_leaves_nothing_half_done() {
+    let repo = Repo::new("every-phase");
+    one_builder(&repo);
+    repo.git_init("2.6");
+    let root = repo.root.clone();
+    let logs = root.with_extension("logs");
+    let release = ["release", "2.6.3", "--local", "--push", "--yes"];
+    let scratch = repo.path("target/rehearsal/release-2.6.3");
+    let (clone, remote) = (scratch.join("repo"), scratch.join("remote.git"));
+    let head = repo.git(&["rev-parse", "HEAD"]);
+    let refs = |dir: &Path| {
+        if dir.exists() {
+            git_in(dir, &repo.home(), &["show-ref"])
+        } else {
+            String::new()
+        }
+    };
+    let phases: [(&str, &str); 6] = [
+        ("starting the stand-in", "stand-in"),
+        ("launching Packer", "launch"),
+        ("merging", "merge"),
+        ("the commit (step 4)", "commit"),
+        ("the tag (step 5)", "tag"),
+        ("the push (step 6)", "push"),
+    ];
+    for (phase, name) in phases {
+        let mut command = repo.command_in(".", &release);
+        command.env("XTASK_PAUSE_BEFORE", phase);
+        let running = Background::start(command, &logs, name);
+        wait_for(Duration::from_secs(120), phase, || {
+            std::fs::read_to_string(&running.stderr)
+                .is_ok_and(|e| e.contains(&format!("paused before {phase}")))
+        });
+        running.interrupt();
+        let stopped = running.wait(Duration::from_secs(60));
+        assert_eq!(stopped.code, 130, "{phase}: {stopped:#?}");
+        assert_no_traceback(&stopped);
+        // What the message says is what is true: the step it did not take.
+        let said = match name {
+            "merge" => "`ami_ids.json` was not changed".to_string(),
+            _ => format!("stopped before {phase}"),
+        };
+        assert!(
+            stopped.stderr.contains(&said),
+            "{phase}: {}",
+            stopped.stderr
+        );
+        assert_nothing_left(&root, Duration::from_secs(30));
+        // Nothing half-done: the commit, the tag and the push happen whole or not at all.
+        let (here, there) = (refs(&clone), refs(&remote));
+        let committed = clone.exists()
+            && git_in(&clone, &repo.home(), &["rev-parse", "HEAD"]).trim() != head.trim();
+        let order = ["stand-in", "launch", "merge", "commit", "tag", "push"];
+        let at = order.iter().position(|p| *p == name).unwrap();
+        assert_eq!(committed, at > 3, "{phase}: the commit");
+        assert_eq!(
+            here.contains("refs/tags/release/2.6.3"),
+            at > 4,
+            "{phase}: the tag"
+        );
+        assert!(
+            !there.contains("refs/tags/release/2.6.3"),
+            "{phase}: the push"
+        );
+    }
+    // The same command finishes the release.
+    let done = repo.xtask(&release).ok();
+    assert!(
+        refs(&remote).contains("refs/tags/release/2.6.3"),
+        "{}",
+        done.stderr
+    );
+    assert_nothing_left(&root, Duration::from_secs(10));
+    let _ = std::fs::remove_dir_all(&logs);
 }

@@ -312,7 +312,7 @@ fn local_release_resumes_after_a_failure_then_commits_tags_and_pushes() {
         1,
         &[
             "release 2.6.4 stopped at step 2 (publish)",
-            "run `cargo xtask release 2.6.4 --push origin --local` to resume",
+            "run `cargo xtask release 2.6.4 --push origin --local --yes` to resume",
             "1 of 8 builders did not succeed",
         ],
     );
@@ -330,13 +330,9 @@ fn local_release_resumes_after_a_failure_then_commits_tags_and_pushes() {
         first.stderr
     );
     assert!(
-        first
-            .stderr
-            .trim_end()
-            .lines()
-            .last()
-            .unwrap()
-            .starts_with("fix: run `cargo xtask release 2.6.4 --push origin --local` to resume"),
+        first.stderr.trim_end().lines().last().unwrap().starts_with(
+            "fix: run `cargo xtask release 2.6.4 --push origin --local --yes` to resume"
+        ),
         "{}",
         first.stderr
     );

@@ -273,7 +273,7 @@ fn new_run(sh: &Shell, root: &Path, mut spec: Spec, launch: &Launch) -> Result<F
     }
     // The record comes first, so an interrupt from here on leaves a run to resume.
     record.save(sh)?;
-    lock::set_run(&record.run_id);
+    lock::set_run(&record.run_id, record.spec.local);
     interrupt::set_resume(resume_command(&record, launch));
     eprintln!(
         "run `{}`\n  logs and record in `{}/`",
@@ -515,6 +515,7 @@ pub fn continue_run(
         standin,
     };
     write_template(sh, root, &kit.matrix, &record, kit.standin.as_ref())?;
+    remove_killed_attempts_leftovers(sh, root, &record, kit.standin.as_ref(), launch)?;
     let remaining = adopt_built(sh, root, &kit, &mut record, credentials_source, launch)?;
     if remaining.is_empty() {
         drop(kit);
@@ -524,11 +525,59 @@ pub fn continue_run(
     confirm_launch(kind, local, launch)?;
     interrupt::check("anything started")?;
     interrupt::mark_started();
-    lock::set_run(&run_id);
+    lock::set_run(&run_id, record.spec.local);
     interrupt::set_resume(resume_command(&record, launch));
     attempt(sh, &kit, &mut record, remaining, launch)?;
     drop(kit);
     finish(sh, record, launch)
+}
+
+/// A killed attempt's Packer may have died before it deleted what it launched (the next command
+/// stops a Packer that outlived its command, and Packer cleans up; not one killed with it):
+/// the run's instances, security groups and key pairs are found and removed, after a yes
+/// outside `--local`.
+fn remove_killed_attempts_leftovers(
+    sh: &Shell,
+    root: &Path,
+    record: &RunRecord,
+    standin: Option<&Standin>,
+    launch: &Launch,
+) -> Result<()> {
+    if record.attempts.last().is_none_or(|a| a.finished) {
+        return Ok(());
+    }
+    let aws = match standin {
+        Some(standin) => crate::aws::Aws::local(standin),
+        None => crate::aws::Aws::real(sh, root)?,
+    };
+    let records = [record.clone()];
+    let launched = crate::leftovers::find(&aws, root, &record.run_id, &records, &[])?;
+    if launched.is_empty() {
+        return Ok(());
+    }
+    eprintln!(
+        "run `{}`: its killed attempt left these (its Packer died before it could delete them):\n{}",
+        record.run_id,
+        crate::core::leftovers::render(&launched).trim_end()
+    );
+    if !record.spec.local {
+        cmd::confirm(launch.yes, "removing them", "remove")?;
+    }
+    interrupt::mark_started();
+    let failures = crate::leftovers::remove(&aws, &launched);
+    if failures.is_empty() {
+        return Ok(());
+    }
+    let run = &record.run_id;
+    let local = if record.spec.local { " --local" } else { "" };
+    Err(anyhow::anyhow!("{}", failures.join("; "))).fix(
+        || format!("cannot remove what run `{run}` left"),
+        || {
+            format!(
+                "fix the cause above, then run `cargo xtask cleanup --run {run}{local} --execute`"
+            )
+        },
+    )
 }
 
 /// Says what this command builds of the run: all of it (a release's first publish), or the rest.
@@ -691,12 +740,14 @@ fn attempt(
         packer_log: packer_log.clone(),
         interrupted: false,
         finished: false,
+        ended: None,
     });
     record.save(sh)?;
     let terminal = std::io::stderr().is_terminal() && !launch.debug;
     let mut view = View::new(attempted.clone(), terminal);
+    let expected = expect_duration(sh, record, &mut view);
     eprintln!(
-        "building {} image(s) with Packer {}...",
+        "building {} image(s) with Packer {}...{expected}",
         attempted.len(),
         packer.version
     );
@@ -718,6 +769,7 @@ fn attempt(
     if let Some(last) = record.attempts.last_mut() {
         last.interrupted = result.interrupted;
         last.finished = true;
+        last.ended = project::epoch().ok();
     }
     record.save(sh)?;
     if !result.packer_succeeded && !result.interrupted && record.unfinished().is_empty() {
@@ -726,6 +778,22 @@ fn attempt(
         );
     }
     Ok(())
+}
+
+/// How long the last complete run of the same kind took, for the view's header; as a note for
+/// the line that starts the build ("" when no such run finished here yet).
+fn expect_duration(sh: &Shell, record: &RunRecord, view: &mut View) -> String {
+    let records = runs::list(&sh.current_dir());
+    let Some(seconds) = crate::core::run::expected_seconds(&records, &record.spec) else {
+        return String::new();
+    };
+    view.expect(std::time::Duration::from_secs(seconds));
+    format!(
+        " (the last complete {} run here took {}:{:02})",
+        record.spec.kind,
+        seconds / 60,
+        seconds % 60
+    )
 }
 
 /// The options of `packer build`: the builders (all when empty), then the user's.
@@ -864,6 +932,7 @@ fn package_changes(sh: &Shell, record: &RunRecord) -> Vec<String> {
 
 /// Merges (publish), prints the summary, and turns failures into exit status 1.
 fn finish(sh: &Shell, record: RunRecord, launch: &Launch) -> Result<Finished> {
+    interrupt::pause_before("merging");
     if interrupt::requested() {
         return Err(stopped(&record, launch));
     }
@@ -880,10 +949,16 @@ fn finish(sh: &Shell, record: RunRecord, launch: &Launch) -> Result<Finished> {
     }
     let standin_kept = record.spec.local && Standin::running(&launch.standin_root).is_some();
     let retry = retry_command(&record, launch);
+    // A rehearsal runs in its scratch clone: its paths are printed from there.
+    let here = sh.current_dir();
+    let base = here
+        .starts_with(launch.standin_root.join("target/rehearsal"))
+        .then(|| here.display().to_string());
     let notes = SummaryNotes {
         standin_kept,
         retry: retry.as_deref(),
         width: summary_width(),
+        base: base.as_deref(),
     };
     output::say(render::summary(&record, notes).trim_end());
     if record.spec.registry.is_some() {
@@ -1001,6 +1076,12 @@ fn registry_target(kind: Kind, private: bool, local: bool) -> Option<String> {
 /// The command that continues `record`'s run: its release's, when a release drives it.
 fn resume_command(record: &RunRecord, launch: &Launch) -> String {
     let local = if record.spec.local { " --local" } else { "" };
+    // Without a terminal the resume cannot be confirmed: it says yes where this command did.
+    let local = if launch.yes && record.release.is_none() {
+        format!("{local} --yes")
+    } else {
+        local.to_string()
+    };
     match (&record.release, record.spec.kind) {
         (Some(release), _) => release.command.clone(),
         (None, Kind::Official) => format!("cargo xtask publish --resume {}{local}", record.run_id),
@@ -1085,6 +1166,16 @@ mod tests {
         assert_eq!(
             resume_command(&run, &launch),
             "cargo xtask publish --resume run-1 --local"
+        );
+        // A command confirmed with `--yes` is resumed with it: without a terminal nothing else
+        // can confirm the resume.
+        let yes = Launch {
+            yes: true,
+            ..Launch::default()
+        };
+        assert_eq!(
+            resume_command(&run, &yes),
+            "cargo xtask publish --resume run-1 --local --yes"
         );
         run.release = Some(crate::core::release::Steps {
             command: "cargo xtask release 2.6.3 --local".into(),

@@ -153,8 +153,39 @@ fn run(sh: &Shell, root: &Path, options: &Cleanup) -> Result<()> {
         }
     }
     show(&filter, &plans, failures.is_empty());
+    let launched = launched_by_run(root, &aws, &records, &regions, options)?;
     failures.extend(execute(&aws, &plans, options));
+    if options.execute {
+        failures.extend(crate::leftovers::remove(&aws, &launched));
+    }
     finish(&filter, &plans, failures, options.execute)
+}
+
+/// With `--run`: the instances, security groups and key pairs the run's Packer launched and did
+/// not delete (it died with its command), listed.
+fn launched_by_run(
+    root: &Path,
+    aws: &Aws,
+    records: &[RunRecord],
+    regions: &[String],
+    options: &Cleanup,
+) -> Result<Vec<crate::core::leftovers::Launched>> {
+    let Some(run) = &options.run else {
+        return Ok(Vec::new());
+    };
+    let launched = crate::leftovers::find(aws, root, run, records, regions)?;
+    if !launched.is_empty() {
+        output::say(format!(
+            "\nlaunched by run `{run}` and not deleted by its Packer:\n{}",
+            crate::core::leftovers::render(&launched).trim_end()
+        ));
+        if !options.execute {
+            output::say(
+                "nothing was stopped: run the same command with `--execute` to remove them",
+            );
+        }
+    }
+    Ok(launched)
 }
 
 /// The filter must be set (and a kind a test kind), `--older-than` a duration.

@@ -224,10 +224,10 @@ fn make_rehearsal_clone(
     branch: &str,
     head: &str,
 ) -> Result<()> {
-    let clone = scratch.join("repo");
-    let remote = scratch.join("remote.git");
-    sh.create_dir(scratch)
-        .with_context(|| format!("cannot create `{}`", scratch.display()))?;
+    // Made in a folder beside it and renamed when complete: a Ctrl-C or a kill in between
+    // leaves only that folder, which the next rehearsal removes and makes again.
+    let partial = partial_rehearsal_dir(scratch)?;
+    let (clone, remote) = (partial.join("repo"), partial.join("remote.git"));
     cmd!(sh, "git clone --quiet --bare {root} {remote}")
         .quiet()
         .run()
@@ -243,6 +243,20 @@ fn make_rehearsal_clone(
         .quiet()
         .run()
         .context("cannot make the scratch clone for the rehearsal")?;
+    // The clone's `origin` is where the remote will be once renamed.
+    let final_remote = scratch.join("remote.git");
+    cmd!(sh, "git -C {clone} remote set-url origin {final_remote}")
+        .quiet()
+        .run()
+        .context("cannot point the scratch clone at its scratch remote")?;
+    std::fs::rename(&partial, scratch).with_context(|| {
+        format!(
+            "cannot rename `{}` to `{}`",
+            partial.display(),
+            scratch.display()
+        )
+    })?;
+    let clone = scratch.join("repo");
     let here = match real.current_branch() {
         Ok(Some(current)) => format!("on `{current}`"),
         _ => "detached".to_string(),
@@ -1094,6 +1108,10 @@ fn resume_command(options: &Release) -> String {
     if options.local {
         command.push_str(" --local");
     }
+    // Without a terminal the resume cannot be confirmed: it says yes where this command did.
+    if options.yes {
+        command.push_str(" --yes");
+    }
     command
 }
 
@@ -1145,6 +1163,27 @@ fn adopt_own_work(git: &Git, record: &mut RunRecord) -> bool {
 
 fn indent(text: &str) -> String {
     text.lines().map(|l| format!("     {l}\n")).collect()
+}
+
+/// An empty folder beside `scratch` to make a rehearsal in. Whatever an interrupted rehearsal
+/// left half-made (there, or at `scratch` without its clone) is removed first.
+fn partial_rehearsal_dir(scratch: &Path) -> Result<PathBuf> {
+    let mut partial = scratch.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    for half_made in [scratch, partial.as_path()] {
+        if half_made.exists() {
+            eprintln!(
+                "rehearsal: removing the half-made rehearsal `{}` (an earlier one was interrupted)",
+                half_made.display()
+            );
+            std::fs::remove_dir_all(half_made)
+                .with_context(|| format!("cannot remove `{}`", half_made.display()))?;
+        }
+    }
+    std::fs::create_dir_all(&partial)
+        .with_context(|| format!("cannot create `{}`", partial.display()))?;
+    Ok(partial)
 }
 
 /// Where a rehearsal of `version` keeps its scratch clone and remote.

@@ -39,6 +39,11 @@ impl Masker {
         Masker { needles }
     }
 
+    /// What it masks, for a helper process that masks the same (see `packer::relay_main`).
+    pub fn needles(&self) -> &[String] {
+        &self.needles
+    }
+
     pub fn mask<'t>(&self, text: &'t str) -> Cow<'t, str> {
         let mut out = Cow::Borrowed(text);
         for needle in &self.needles {

@@ -9,6 +9,7 @@ pub mod ec2;
 pub mod guard;
 pub mod image_root;
 pub mod json;
+pub mod leftovers;
 pub mod legacy;
 pub mod mask;
 pub mod matrix;

@@ -95,6 +95,17 @@ pub struct SummaryNotes<'a> {
     pub retry: Option<&'a str>,
     /// The terminal's width; `None` (not a terminal): lines are not wrapped.
     pub width: Option<usize>,
+    /// Where the run's paths start, when not where the user typed the command (a rehearsal's
+    /// scratch clone): the summary prints its paths from there, so they can be used.
+    pub base: Option<&'a str>,
+}
+
+/// `BASE/` when the run's paths start elsewhere than where the user is, else nothing.
+fn base(notes: &SummaryNotes) -> String {
+    notes
+        .base
+        .map(|b| format!("{}/", b.trim_end_matches('/')))
+        .unwrap_or_default()
 }
 
 /// The end-of-run summary: one row per builder, failed ones first with their error, then what
@@ -234,13 +245,15 @@ fn footer(record: &RunRecord, notes: SummaryNotes) -> String {
     }
     if let Some(attempt) = record.attempts.last() {
         out.push_str(&format!(
-            "full output (secrets masked):\n  {}\n",
+            "full output (secrets masked):\n  {}{}\n",
+            base(&notes),
             attempt.output_log
         ));
     }
     if let Some(path) = spec.registry.as_ref().filter(|p| p.starts_with(RUNS_DIR)) {
         out.push_str(&format!(
-            "local run: the real `{REGISTRY_PATH}` was not touched; AMIs merged into\n  {path}\n"
+            "local run: the real `{REGISTRY_PATH}` was not touched; AMIs merged into\n  {}{path}\n",
+            base(&notes)
         ));
     }
     if spec.kind.is_test() && failed.len() < record.builders.len() {
@@ -382,6 +395,7 @@ mod tests {
             packer_log: "build/runs/test-ebs-local-20231114-221320/packer-1.log".into(),
             interrupted: false,
             finished: true,
+            ended: None,
         });
         record
     }
@@ -392,6 +406,7 @@ mod tests {
             standin_kept: true,
             retry: Some("cargo xtask test-ebs --only a,b --local"),
             width: None,
+            base: None,
         };
         golden("summary-unwrapped.txt", &summary(&record(), notes));
         let narrow = SummaryNotes {
@@ -409,6 +424,7 @@ mod tests {
                 standin_kept: false,
                 retry: None,
                 width: None,
+                base: None,
             },
         );
         let row = |state: &str| text.find(&format!("  {state} ")).unwrap();
@@ -426,6 +442,7 @@ mod tests {
                     standin_kept: true,
                     retry: None,
                     width: Some(width),
+                    base: None,
                 },
             );
             // Every line fits, but for a command line or one word longer than a line.
@@ -435,5 +452,20 @@ mod tests {
             }
             assert!(text.contains("oracle-java7-installer,"), "{text}");
         }
+    }
+
+    #[test]
+    fn a_rehearsals_summary_prints_paths_from_where_the_user_is() {
+        let notes = SummaryNotes {
+            standin_kept: true,
+            retry: None,
+            width: None,
+            base: Some("/home/me/repo/target/rehearsal/release-2.6.4/repo/"),
+        };
+        let text = summary(&record(), notes);
+        assert!(
+            text.contains("\n  /home/me/repo/target/rehearsal/release-2.6.4/repo/build/runs/test-ebs-local-20231114-221320/output-1.log\n"),
+            "{text}"
+        );
     }
 }

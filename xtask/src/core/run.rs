@@ -109,6 +109,25 @@ pub struct Attempt {
     /// False while Packer runs; stays false when the command was killed.
     #[serde(default = "finished_default")]
     pub finished: bool,
+    /// When Packer exited (seconds since the epoch): the next run of the kind expects as long.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<u64>,
+}
+
+/// How long Packer took in the latest attempt, of a run of the same kind and place as `spec`,
+/// that built every builder of its run to the end (not interrupted): what the next one may take.
+pub fn expected_seconds(records: &[RunRecord], spec: &Spec) -> Option<u64> {
+    records
+        .iter()
+        .filter(|r| r.spec.kind == spec.kind && r.spec.local == spec.local)
+        .flat_map(|r| {
+            r.attempts
+                .iter()
+                .filter(|a| !a.interrupted && a.builders.len() == r.builders.len())
+        })
+        .filter_map(|a| Some((a.started, a.ended?.checked_sub(a.started)?)))
+        .max()
+        .map(|(_, took)| took)
 }
 
 fn finished_default() -> bool {
@@ -265,6 +284,7 @@ impl RunRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
     use crate::core::matrix::Matrix;
     use crate::core::packer_log::parse_line;
     use crate::core::template::{self, Kind};
@@ -323,6 +343,38 @@ mod tests {
 
     fn names(record: &RunRecord) -> Vec<String> {
         record.builders.keys().cloned().collect()
+    }
+
+    #[test]
+    fn the_expected_duration_is_the_latest_complete_attempt_of_the_kind() {
+        let run = |kind: Kind, local: bool, started: u64, ended, interrupted, builders: usize| {
+            let mut r = record(2);
+            r.spec.kind = kind;
+            r.spec.local = local;
+            r.attempts.push(Attempt {
+                number: 1,
+                started,
+                builders: names(&r)[..builders].to_vec(),
+                output_log: String::new(),
+                packer_log: String::new(),
+                interrupted,
+                finished: true,
+                ended,
+            });
+            r
+        };
+        let records = [
+            run(Kind::TestEbs, true, 100, Some(400), false, 2),
+            // Newer, but interrupted, partial, of another kind, not local or killed: no measure.
+            run(Kind::TestEbs, true, 500, Some(510), true, 2),
+            run(Kind::TestEbs, true, 600, Some(610), false, 1),
+            run(Kind::Official, true, 700, Some(710), false, 2),
+            run(Kind::TestEbs, false, 800, Some(810), false, 2),
+            run(Kind::TestEbs, true, 900, None, false, 2),
+        ];
+        let spec = records[0].spec.clone();
+        assert_eq!(expected_seconds(&records, &spec), Some(300));
+        assert_eq!(expected_seconds(&records[1..], &spec), None);
     }
 
     #[test]
