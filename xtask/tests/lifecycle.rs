@@ -316,7 +316,13 @@ fn published_images_survive_cleanup_retire_in_stages_and_audit_names_mismatches(
         &tag_message("2.6.4", &[]),
     ]);
     repo.xtask(&["retire", "2.6.4", "--deprecate", "--local"])
-        .fails(2, &["2.6.4 is the newest release", "never touches it"]);
+        .fails(
+            2,
+            &[
+                "`2.6.4` is the newest release (known from tag release/2.6.4 in this clone)",
+                "fix: release a newer version first",
+            ],
+        );
 
     // A plan changes nothing.
     let plan = repo

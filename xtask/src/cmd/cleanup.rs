@@ -55,6 +55,10 @@ pub struct Cleanup {
     /// Clean up the local stand-in kept by `cargo xtask local up`.
     #[arg(long)]
     local: bool,
+    /// Delete even if a remote cannot be asked for its release and candidate tags (protection
+    /// then rests on this clone's tags and the images' own tags).
+    #[arg(long)]
+    offline_ok: bool,
     /// Print what was found (and deleted) as one JSON document on stdout (everything else
     /// goes to stderr).
     #[arg(long)]
@@ -96,24 +100,7 @@ fn run(sh: &Shell, root: &Path, options: &Cleanup) -> Result<()> {
         eprintln!("{note}");
     }
     let aws = lifecycle::connect(sh, root, options.local, "cleanup")?;
-    let all_records = runs::list(root);
-    let bundles = lifecycle::Bundles::from_records(&all_records);
-    let records: Vec<RunRecord> = all_records
-        .into_iter()
-        .filter(|r| {
-            r.spec.local == options.local
-                && filter.matches(&r.run_id, &r.spec.version, r.spec.kind.as_str())
-        })
-        .collect();
-    if let Some(run) = &filter.run {
-        if records.iter().all(|r| &r.run_id != run) {
-            eprintln!(
-                "note: no {}run record `{run}` in `{}/`; searching by tags only",
-                if options.local { "local " } else { "" },
-                runs::RUNS_DIR
-            );
-        }
-    }
+    let (bundles, records) = matching_records(root, &filter, options);
     let regions: Vec<String> = regions(&matrix, &records, options).into_iter().collect();
     eprintln!(
         "searching {} region(s) for what {} left{}: {}",
@@ -134,8 +121,19 @@ fn run(sh: &Shell, root: &Path, options: &Cleanup) -> Result<()> {
         even_if_used: options.even_if_used,
     };
     let found = aws::each_region(&regions, |sh, region| discover(sh, &aws, region, &search));
+    let images: Vec<crate::core::ec2::Image> = found
+        .iter()
+        .flatten()
+        .flat_map(|f| f.images.iter().cloned())
+        .collect();
+    let ask = lifecycle::RemoteAsk {
+        execute: options.execute,
+        offline_ok: options.offline_ok,
+    };
+    let sources = lifecycle::guard_sources(sh, root, &images, options.local, ask)?;
     let rules = Rules {
         protection: Some(&protection),
+        guard: Some(&sources),
         even_if_used: options.even_if_used,
         keep: options.keep,
         older_than,
@@ -155,6 +153,34 @@ fn run(sh: &Shell, root: &Path, options: &Cleanup) -> Result<()> {
     show(&filter, &plans, failures.is_empty());
     failures.extend(execute(&aws, &plans, options));
     finish(&filter, &plans, failures, options.execute)
+}
+
+/// Bundles by every run record, and the records the filter matches (said when `--run` names
+/// none).
+fn matching_records(
+    root: &Path,
+    filter: &Filter,
+    options: &Cleanup,
+) -> (lifecycle::Bundles, Vec<RunRecord>) {
+    let all_records = runs::list(root);
+    let bundles = lifecycle::Bundles::from_records(&all_records);
+    let records: Vec<RunRecord> = all_records
+        .into_iter()
+        .filter(|r| {
+            r.spec.local == options.local
+                && filter.matches(&r.run_id, &r.spec.version, r.spec.kind.as_str())
+        })
+        .collect();
+    if let Some(run) = &filter.run {
+        if records.iter().all(|r| &r.run_id != run) {
+            eprintln!(
+                "note: no {}run record `{run}` in `{}/`; searching by tags only",
+                if options.local { "local " } else { "" },
+                runs::RUNS_DIR
+            );
+        }
+    }
+    (bundles, records)
 }
 
 /// The filter must be set (and a kind a test kind), `--older-than` a duration.

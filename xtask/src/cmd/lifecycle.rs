@@ -3,9 +3,12 @@
 //! what uses an image.
 
 use crate::aws::Aws;
+use crate::core::guard;
 use crate::core::matrix::Matrix;
 use crate::core::protect::Protection;
 use crate::core::registry::{self, Registry, REGISTRY_PATH};
+use crate::core::retire::{self, Retired, RETIRED_PATH};
+use crate::error::FixContext;
 use crate::git::{Git, TagInfo};
 use crate::runs::RunRecord;
 use crate::standin::Standin;
@@ -132,4 +135,78 @@ impl Bundles {
 pub fn under<'a>(keys: &'a [String], prefix: &str) -> impl Iterator<Item = &'a String> {
     let prefix = format!("{}/", prefix.trim_end_matches('/'));
     keys.iter().filter(move |k| k.starts_with(&prefix))
+}
+
+/// `build/retired.json`, or an empty record when there is none yet.
+pub fn retired(sh: &Shell, root: &Path) -> Result<Retired> {
+    if !root.join(RETIRED_PATH).exists() {
+        return Ok(Retired::default());
+    }
+    retire::parse_retired(&crate::project::read(sh, RETIRED_PATH)?).map_err(anyhow::Error::msg)
+}
+
+/// How protection asks the remote: whether a failure refuses (`--execute`) and whether the user
+/// accepted deciding without it (`--offline-ok`).
+#[derive(Debug, Clone, Copy)]
+pub struct RemoteAsk {
+    pub execute: bool,
+    pub offline_ok: bool,
+}
+
+/// What protection is decided from: this clone's tags, every remote's tags (`git ls-remote`),
+/// the images the cloud listed and the versions `build/retired.json` retired. A remote that
+/// cannot be asked refuses an `--execute` (unless `--offline-ok`); a listing only says so.
+pub fn guard_sources(
+    sh: &Shell,
+    root: &Path,
+    images: &[crate::core::ec2::Image],
+    local: bool,
+    ask: RemoteAsk,
+) -> Result<guard::Sources> {
+    let git = Git::open(root)?;
+    let mut sources = guard::Sources {
+        local_tags: git.tag_names()?,
+        images: images.iter().map(guard::Image::from).collect(),
+        retired: guard::retired_versions(&retired(sh, root)?, local),
+        remote: None,
+    };
+    let names = git.remote_names()?;
+    if names.is_empty() {
+        eprintln!(
+            "note: this repository has no remote: protection rests on its own tags and the images' tags"
+        );
+        return Ok(sources);
+    }
+    let mut tags = Vec::new();
+    let mut asked = Vec::new();
+    for name in &names {
+        let answer = crate::git::remote_tags(sh, root, name)
+            .and_then(|text| guard::parse_ls_remote(&text).map_err(anyhow::Error::msg));
+        match answer {
+            Ok(found) => {
+                tags.extend(found);
+                asked.push(name.as_str());
+            }
+            Err(e) if ask.execute && !ask.offline_ok => {
+                return Err(e).fix(
+                    || format!("refusing to remove or hide anything: the remote `{name}` could not be asked which releases and candidates exist, and this clone may lack their tags"),
+                    || format!("make the remote reachable (`git ls-remote --tags {name}` must work), or add `--offline-ok` to decide from this clone's tags and the images' own tags only"),
+                );
+            }
+            Err(e) => {
+                let how = if ask.offline_ok {
+                    "WARNING (`--offline-ok`)"
+                } else {
+                    "note"
+                };
+                eprintln!(
+                    "{how}: the remote `{name}` was not asked ({e:#}): releases and candidates only it knows are NOT protected"
+                );
+            }
+        }
+    }
+    if !asked.is_empty() {
+        sources.remote = Some((asked.join("`, `"), tags));
+    }
+    Ok(sources)
 }

@@ -8,6 +8,7 @@
 use crate::aws::{self, Aws};
 use crate::cmd::lifecycle;
 use crate::core::ec2::ImageQuery;
+use crate::core::guard;
 use crate::core::protect;
 use crate::core::registry::{self, REGISTRY_PATH};
 use crate::core::retire::{self, Action, ImageResult, Retirement, Stage, State, Step, Target};
@@ -53,6 +54,10 @@ pub struct Retire {
     /// Work on the local stand-in kept by `cargo xtask local up`.
     #[arg(long)]
     local: bool,
+    /// Act even if a remote cannot be asked for its release and candidate tags (the newest
+    /// release is then known from this clone's tags and the images' own tags only).
+    #[arg(long)]
+    offline_ok: bool,
 }
 
 impl crate::cmd::Cmd for Retire {
@@ -72,12 +77,6 @@ fn run(sh: &Shell, root: &Path, options: &Retire) -> Result<()> {
     let tag_name = version::tag_name(&parsed);
     let git = Git::open(root)?;
     let tags = lifecycle::release_tags(&git)?;
-    if version::newest_release(tags.iter().map(|t| t.name.as_str())) == Some(parsed) {
-        bail!(
-            "{} is the newest release: `retire` never touches it (its images are what users launch now); release its successor first",
-            options.version
-        );
-    }
     let now = project::epoch()?;
     let deprecate_at = retire::deprecation_time(options.at.as_deref(), now)?;
     let stages: Vec<Stage> = [
@@ -102,6 +101,15 @@ fn run(sh: &Shell, root: &Path, options: &Retire) -> Result<()> {
     regions.extend(listed.values().filter_map(|(r, _)| r.clone()));
     let regions: Vec<String> = regions.into_iter().collect();
     let aws = lifecycle::connect(sh, root, options.local, "retire")?;
+    refuse_the_newest(
+        sh,
+        root,
+        &aws,
+        &regions,
+        &matrix.settings.project,
+        &parsed,
+        options,
+    )?;
     let images = find(
         sh,
         root,
@@ -132,6 +140,39 @@ fn run(sh: &Shell, root: &Path, options: &Retire) -> Result<()> {
     act(
         sh, root, &git, &aws, &regions, &steps, &stages, now, options,
     )
+}
+
+/// The newest release (and anything newer) is never retired: known from this clone's tags, the
+/// remote's tags and every image's `Version` tag, so a clone that lacks a tag cannot retire
+/// what users run.
+fn refuse_the_newest(
+    sh: &Shell,
+    root: &Path,
+    aws: &Aws,
+    regions: &[String],
+    project_name: &str,
+    version: &semver::Version,
+    options: &Retire,
+) -> Result<()> {
+    let query = ImageQuery::own().tagged("Project", project_name);
+    let mut images = Vec::new();
+    for (region, found) in regions.iter().zip(aws::each_region(regions, |sh, region| {
+        aws.describe_images(sh, region, &query)
+    })) {
+        images.extend(
+            found.with_context(|| {
+                format!("cannot read the images of {region}: nothing was changed")
+            })?,
+        );
+    }
+    let ask = lifecycle::RemoteAsk {
+        execute: options.execute,
+        offline_ok: options.offline_ok,
+    };
+    let sources = lifecycle::guard_sources(sh, root, &images, options.local, ask)?;
+    guard::may_retire(version, &sources).map_err(|refusal| {
+        crate::error::refused(format!("refusing to retire: {}", refusal.what), refusal.fix)
+    })
 }
 
 /// The release's images as git knows them: its tag message, and what its release commit added
