@@ -147,3 +147,54 @@ fn a_clone_without_the_tags_removes_nothing_the_remote_or_the_images_say_is_rele
     assert!(released.iter().all(|id| exists(&repo, id)));
     repo.xtask(&["local", "down"]).ok();
 }
+
+/// Issue 18.5: on a fresh clone, 2.6.3 (released before the tool: no tag, no `Version` tags)
+/// is found through `ami_ids.json`; `audit` and `retire` say what is missing and the one
+/// command that adopts it, and that command works.
+#[test]
+fn a_release_made_before_the_tool_is_explained_and_adopted_by_the_command_shown() {
+    let repo = Repo::new("legacy");
+    common::small_matrix(&repo);
+    repo.git_init("2.6");
+    let start = repo.git(&["rev-parse", "--short=7", "HEAD"]);
+    let start = start.trim();
+    repo.xtask(&["local", "up"]).ok();
+    let adopt = format!("cargo xtask tag 2.6.3 --commit {start}");
+
+    let audit = repo.xtask(&["audit", "--local"]).ok();
+    for needle in [
+        "releases made before the tool (not adopted: no `release/*` tag lists them); their images are in AWS, never in the stand-in",
+        &format!("2.6.3: `ami_ids.json` at {start} lists 32 AMIs in 8 regions (`ds0_utils.py` holds 2.6.3 there)"),
+        "  missing: a tag: neither `release/2.6.3` nor a plain `2.6.3`",
+        &format!("  adopt:   `{adopt}`"),
+        "audit clean",
+    ] {
+        assert!(audit.stdout.contains(needle), "{needle}\n{audit:#?}");
+    }
+    assert!(!audit.stdout.contains("in no `release/*`"), "{audit:#?}");
+
+    let retire = repo.xtask(&["retire", "2.6.3", "--local"]).ok();
+    assert!(
+        retire
+            .stderr
+            .contains("note: 2.6.3 is a release made before the tool"),
+        "{retire:#?}"
+    );
+    assert!(retire.stderr.contains(&adopt), "{retire:#?}");
+    assert!(
+        retire.stdout.contains("retire 2.6.3: 32 image(s)"),
+        "{retire:#?}"
+    );
+
+    // The command shown adopts it: a `release/2.6.3` tag on that commit listing its AMIs.
+    let args: Vec<&str> = adopt.split(' ').skip(2).collect();
+    repo.xtask(&args).ok();
+    let message = repo.git(&["tag", "-l", "--format=%(contents)", "release/2.6.3"]);
+    assert_eq!(message.matches(" ami-").count(), 32, "{message}");
+    let audit = repo.xtask(&["audit", "--local"]);
+    assert!(
+        !audit.stdout.contains("releases made before the tool"),
+        "{audit:#?}"
+    );
+    repo.xtask(&["local", "down"]).ok();
+}

@@ -3,11 +3,11 @@
 //! what uses an image.
 
 use crate::aws::Aws;
-use crate::core::guard;
 use crate::core::matrix::Matrix;
 use crate::core::protect::Protection;
 use crate::core::registry::{self, Registry, REGISTRY_PATH};
 use crate::core::retire::{self, Retired, RETIRED_PATH};
+use crate::core::{ds0, guard, legacy};
 use crate::error::FixContext;
 use crate::git::{Git, TagInfo};
 use crate::runs::RunRecord;
@@ -163,19 +163,34 @@ pub fn guard_sources(
     local: bool,
     ask: RemoteAsk,
 ) -> Result<guard::Sources> {
-    let git = Git::open(root)?;
     let mut sources = guard::Sources {
-        local_tags: git.tag_names()?,
         images: images.iter().map(guard::Image::from).collect(),
         retired: guard::retired_versions(&retired(sh, root)?, local),
-        remote: None,
+        ..guard::Sources::default()
     };
+    // Outside a git repository there are no tags and no remote (`protection` says so).
+    if let Ok(git) = Git::open(root) {
+        sources.local_tags = git.tag_names()?;
+        sources.remote = ask_remotes(sh, root, &git, ask)?;
+    }
+    Ok(sources)
+}
+
+/// Every remote's tags (`git ls-remote --tags`), merged, with the remotes' names; `None` when
+/// there is no remote or none answered. A remote that cannot be asked refuses an `--execute`
+/// (unless `--offline-ok`); otherwise it is said, loudly with `--offline-ok`.
+pub fn ask_remotes(
+    sh: &Shell,
+    root: &Path,
+    git: &Git,
+    ask: RemoteAsk,
+) -> Result<Option<(String, Vec<guard::RemoteTag>)>> {
     let names = git.remote_names()?;
     if names.is_empty() {
         eprintln!(
             "note: this repository has no remote: protection rests on its own tags and the images' tags"
         );
-        return Ok(sources);
+        return Ok(None);
     }
     let mut tags = Vec::new();
     let mut asked = Vec::new();
@@ -205,8 +220,53 @@ pub fn guard_sources(
             }
         }
     }
-    if !asked.is_empty() {
-        sources.remote = Some((asked.join("`, `"), tags));
+    Ok((!asked.is_empty()).then(|| (asked.join("`, `"), tags)))
+}
+
+/// Tag names with their commits: this clone's, then the remote's (`RemoteTag`s).
+pub fn named_tags(git: &Git, remote: &[guard::RemoteTag]) -> Result<Vec<(String, String)>> {
+    let mut tags: Vec<(String, String)> = git
+        .tag_names()?
+        .into_iter()
+        .filter_map(|name| git.tag_target(&name).map(|commit| (name, commit)))
+        .collect();
+    tags.extend(remote.iter().map(|t| (t.name.clone(), t.commit.clone())));
+    Ok(tags)
+}
+
+/// Every commit's `ami_ids.json` (newest first) and the commit of every plain version tag, with
+/// its message and the version `ds0_utils.py` held there: what `core::legacy` reads.
+pub fn legacy_snapshots(git: &Git, tags: &[(String, String)]) -> Result<Vec<legacy::Snapshot>> {
+    let mut commits: Vec<(String, String)> = git.file_history(REGISTRY_PATH)?;
+    for (name, commit) in tags {
+        let plain = semver::Version::parse(name).is_ok();
+        if let Some(text) = git.file_at(commit, REGISTRY_PATH).filter(|_| plain) {
+            commits.push((commit.clone(), text));
+        }
     }
-    Ok(sources)
+    Ok(commits
+        .into_iter()
+        .map(|(commit, registry)| legacy::Snapshot {
+            message: git.commit_message(&commit).unwrap_or_default(),
+            ds0_version: git
+                .file_at(&commit, ds0::DS0_PATH)
+                .and_then(|text| ds0::read(&text).ok())
+                .map(|(version, _)| version),
+            commit,
+            registry,
+        })
+        .collect())
+}
+
+/// The releases made before this tool: older than the first `release/*` tag (here or on the
+/// remote), found through the history of `ami_ids.json` and the plain tags.
+pub fn legacy_releases(git: &Git, remote: &[guard::RemoteTag]) -> Result<Vec<legacy::Legacy>> {
+    let tags = named_tags(git, remote)?;
+    let snapshots = legacy_snapshots(git, &tags)?;
+    let first = tags
+        .iter()
+        .filter_map(|(name, _)| name.strip_prefix("release/"))
+        .filter_map(|v| semver::Version::parse(v).ok())
+        .min();
+    Ok(legacy::all(&snapshots, &tags, first.as_ref()))
 }

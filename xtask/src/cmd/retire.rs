@@ -8,16 +8,16 @@
 use crate::aws::{self, Aws};
 use crate::cmd::lifecycle;
 use crate::core::ec2::ImageQuery;
-use crate::core::guard;
 use crate::core::protect;
 use crate::core::registry::{self, REGISTRY_PATH};
 use crate::core::retire::{self, Action, ImageResult, Retirement, Stage, State, Step, Target};
+use crate::core::{guard, legacy};
 use crate::core::{time, version};
 use crate::error::PartlyFailed;
 use crate::git::Git;
 use crate::project;
 use crate::runs;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use xshell::Shell;
@@ -89,12 +89,7 @@ fn run(sh: &Shell, root: &Path, options: &Retire) -> Result<()> {
     .collect();
     let listed = match tags.iter().find(|t| t.name == tag_name) {
         Some(tag) => listing(&git, &tag_name, tag),
-        None => {
-            eprintln!(
-                "note: there is no tag `{tag_name}`: looking for the images by their `Version` tag only"
-            );
-            retire::Listing::new()
-        }
+        None => legacy_listing(&git, &options.version, options.local)?,
     };
     let matrix = project::matrix(sh)?;
     let mut regions: BTreeSet<String> = matrix.images.iter().map(|i| i.region.clone()).collect();
@@ -120,12 +115,7 @@ fn run(sh: &Shell, root: &Path, options: &Retire) -> Result<()> {
         options,
     )?;
     if images.is_empty() {
-        bail!(
-            "no images of {} found: not in a `{tag_name}` tag message, not added to `{REGISTRY_PATH}` by its release commit, none tagged `Version {}`{}",
-            options.version,
-            options.version,
-            if options.local { " in the local stand-in" } else { "" }
-        );
+        return Err(no_images(&options.version, &tag_name, options.local));
     }
     let settings = retire::Settings {
         deprecate_at,
@@ -173,6 +163,51 @@ fn refuse_the_newest(
     guard::may_retire(version, &sources).map_err(|refusal| {
         crate::error::refused(format!("refusing to retire: {}", refusal.what), refusal.fix)
     })
+}
+
+/// Without a `release/VERSION` tag: a release made before the tool is found through the history
+/// of `ami_ids.json` (said with what is missing and the command that adopts it); otherwise only
+/// the images' `Version` tags can find it.
+fn legacy_listing(git: &Git, version: &str, local: bool) -> Result<retire::Listing> {
+    let tags = lifecycle::named_tags(git, &[])?;
+    let found = legacy::find(version, &lifecycle::legacy_snapshots(git, &tags)?, &tags);
+    let mut listed = retire::Listing::new();
+    let Some(commit) = found.commit.as_deref().filter(|_| !found.amis.is_empty()) else {
+        eprintln!(
+            "note: there is no tag `{}`: looking for the images by their `Version` tag only",
+            version::tag_name(&version::parse(version).map_err(anyhow::Error::msg)?)
+        );
+        return Ok(listed);
+    };
+    eprint!(
+        "note: {version} is a release made before the tool, found in the history of `{REGISTRY_PATH}`:\n{}",
+        found.render()
+    );
+    if local {
+        eprintln!("note: the local stand-in never held images made before the tool (they are in AWS): run without `--local` to retire them");
+    }
+    let source = format!(
+        "listed in `{REGISTRY_PATH}` at {}",
+        &commit[..commit.len().min(7)]
+    );
+    for ami in found.amis {
+        listed.insert(ami.id, (ami.region, vec![source.clone()]));
+    }
+    Ok(listed)
+}
+
+/// Nothing found anywhere: why, and what to do.
+fn no_images(version: &str, tag_name: &str, local: bool) -> anyhow::Error {
+    let what = format!(
+        "no images of {version} found: not in a `{tag_name}` tag message, not added to `{REGISTRY_PATH}` by its release commit, none tagged `Version {version}`{}",
+        if local { " in the local stand-in" } else { "" }
+    );
+    let fix = if local {
+        format!("the stand-in holds only what was built in it since `cargo xtask local up`: rehearse the release there first (`cargo xtask release {version} --local --yes`), or retire the real images without `--local`")
+    } else {
+        "check the version: `git tag -l 'release/*'` lists the releases (`git fetch --tags` if this clone lacks some), and `cargo xtask audit` lists the releases made before the tool with the command that adopts them".to_string()
+    };
+    crate::error::refused(what, fix)
 }
 
 /// The release's images as git knows them: its tag message, and what its release commit added

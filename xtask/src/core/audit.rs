@@ -2,6 +2,7 @@
 //! AWS holds. Pure.
 
 use crate::core::ec2::Image;
+use crate::core::legacy::Legacy;
 use crate::core::protect::{self, Listed};
 use crate::core::registry::REGISTRY_PATH;
 use crate::core::retire::Retired;
@@ -21,6 +22,9 @@ pub struct Expected {
     pub public: bool,
     /// Stages of `build/retired.json` done for it.
     pub retired: BTreeSet<String>,
+    /// The version of the release made before the tool that lists it (no `Version` or `Commit`
+    /// tag expected: the images predate them).
+    pub legacy: Option<String>,
 }
 
 /// What AWS says, gathered by the caller.
@@ -152,6 +156,49 @@ pub fn expectations(
     out
 }
 
+/// Images `ami_ids.json` lists for a release made before the tool (not adopted yet): not "in no
+/// tag" but that release's, expected without the tags they never had; in the stand-in (which
+/// never held them) not expected at all.
+pub fn mark_legacy(out: &mut Expectations, legacies: &[Legacy], local: bool) {
+    for release in legacies.iter().filter(|l| l.adopt.is_some()) {
+        for ami in &release.amis {
+            let Some(region) = &ami.region else { continue };
+            let key = (region.clone(), ami.id.clone());
+            out.git_problems
+                .retain(|p| !(p.id == ami.id && p.region.as_ref() == Some(region)));
+            if local {
+                out.images.remove(&key);
+            } else if let Some((entry, _)) = out.images.get_mut(&key) {
+                entry.legacy = Some(release.version.clone());
+                entry
+                    .sources
+                    .push(format!("{} (before the tool)", release.version));
+            }
+        }
+    }
+}
+
+/// The section on releases made before the tool: what lists them, what is missing, and the
+/// command that adopts each.
+pub fn legacy_section(legacies: &[Legacy], local: bool) -> String {
+    let waiting: Vec<&Legacy> = legacies.iter().filter(|l| l.adopt.is_some()).collect();
+    if waiting.is_empty() {
+        return String::new();
+    }
+    let mut out = format!(
+        "releases made before the tool (not adopted: no `release/*` tag lists them){}:\n",
+        if local {
+            "; their images are in AWS, never in the stand-in, so they are not checked here"
+        } else {
+            ""
+        }
+    );
+    for legacy in waiting {
+        out.push_str(&legacy.render());
+    }
+    out
+}
+
 /// The mismatches of one region (`seen`: what AWS holds, by id, commit problems judged), one
 /// line each: `  ID  SOURCES: PROBLEM`.
 pub fn region_lines(
@@ -270,6 +317,7 @@ mod tests {
             version: Some("2.6.3".into()),
             public: true,
             retired: BTreeSet::new(),
+            legacy: None,
         }
     }
 
@@ -286,6 +334,47 @@ mod tests {
             bundle_present: Some(true),
             commit_problem: None,
         }
+    }
+
+    #[test]
+    fn registry_images_of_a_release_made_before_the_tool_are_explained_not_mismatched() {
+        let listed = vec![Listed {
+            region: Some("us-east-1".into()),
+            id: "ami-26300001".into(),
+        }];
+        let expect = |local| {
+            let mut out = expectations(
+                &[],
+                &listed,
+                "head",
+                &Retired::default(),
+                local,
+                &BTreeSet::new(),
+            );
+            assert_eq!(out.git_problems.len(), 1);
+            let legacy = crate::core::legacy::Legacy {
+                version: "2.6.3".into(),
+                source: crate::core::legacy::Source::Ds0,
+                commit: Some("a50c342".into()),
+                amis: listed.clone(),
+                missing: vec![],
+                adopt: Some("cargo xtask tag 2.6.3 --commit a50c342".into()),
+            };
+            mark_legacy(&mut out, std::slice::from_ref(&legacy), local);
+            (out, legacy_section(&[legacy], local))
+        };
+        let (out, section) = expect(false);
+        assert!(out.git_problems.is_empty());
+        let (entry, _) = &out.images[&("us-east-1".to_string(), "ami-26300001".to_string())];
+        assert_eq!(entry.legacy.as_deref(), Some("2.6.3"));
+        assert!(
+            section.contains("adopt:   `cargo xtask tag 2.6.3 --commit a50c342`"),
+            "{section}"
+        );
+        // The stand-in never held it: not expected there at all.
+        let (out, section) = expect(true);
+        assert!(out.images.is_empty() && out.git_problems.is_empty());
+        assert!(section.contains("never in the stand-in"), "{section}");
     }
 
     #[test]

@@ -334,8 +334,10 @@ fn judge_images(
         if image.public {
             reasons.push("public (launch permission `all`)".into());
         }
+        // Named when nothing here protects it: a tag only the remote has, or a listing lost.
         let guarded = rules
             .guard
+            .filter(|_| reasons.is_empty())
             .and_then(|sources| guard::protected(&(&image).into(), sources));
         reasons.extend(guarded.map(|keep| keep.reason()));
         let protected = !reasons.is_empty();
