@@ -145,6 +145,57 @@ fn a_clone_without_the_tags_removes_nothing_the_remote_or_the_images_say_is_rele
     );
     assert!(!exists(&repo, &candidate), "{cleanup:#?}");
     assert!(released.iter().all(|id| exists(&repo, id)));
+
+    // Issue 18.4: an older release protected with the cooldown. `retire --deregister` lifts the
+    // protection, then waits, saying until when; the plan afterwards refuses until then.
+    repo.git(&["remote", "set-url", "origin", remote]);
+    let old = official_image(&repo, "comboami-2.6.8-a", "2.6.8");
+    standin_aws(
+        &repo,
+        "us-east-1",
+        &[
+            "ec2",
+            "enable-image-deregistration-protection",
+            "--image-id",
+            &old,
+            "--with-cooldown",
+        ],
+    );
+    repo.git(&["tag", "-a", "release/2.6.8", "-m", "ComboAMI 2.6.8"]);
+    let deregister = [
+        "retire",
+        "2.6.8",
+        "--deprecate",
+        "--deregister",
+        "--grace",
+        "0",
+        "--local",
+    ];
+    let plan = repo.xtask(&deregister).ok();
+    assert!(
+        plan.stdout.contains("protected from deregistration")
+            && plan
+                .stdout
+                .contains("lift deregistration protection, deregister"),
+        "{plan:#?}"
+    );
+    let mut execute = deregister.to_vec();
+    execute.push("--execute");
+    let waited = repo.xtask(&execute).fails(
+        1,
+        &[
+            "deregistration protection lifted; AWS keeps it until ",
+            "wait for AWS's 24-hour deregistration-protection cooldown",
+            "fix: run the same command again after the time shown",
+        ],
+    );
+    assert!(exists(&repo, &old), "{waited:#?}");
+    let plan = repo.xtask(&deregister).ok();
+    assert!(
+        plan.stdout
+            .contains("refused: deregistration protection is lifted, but AWS keeps it until "),
+        "{plan:#?}"
+    );
     repo.xtask(&["local", "down"]).ok();
 }
 

@@ -12,11 +12,11 @@ use crate::core::ec2::{Image, ImageQuery};
 use crate::core::protect;
 use crate::core::registry::REGISTRY_PATH;
 use crate::core::retire::RETIRED_PATH;
-use crate::error::PartlyFailed;
+use crate::error::{FixContext, PartlyFailed};
 use crate::git::Git;
 use crate::project;
 use crate::runs;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use xshell::Shell;
@@ -103,14 +103,14 @@ fn run(sh: &Shell, root: &Path, options: &Audit) -> Result<()> {
         eprintln!("error: {failure}");
     }
     if mismatches > 0 || !failures.is_empty() {
-        return Err(anyhow::Error::new(PartlyFailed)).context(format!(
-            "audit found {mismatches} mismatch(es) between git, `{REGISTRY_PATH}` and the cloud{}",
-            if failures.is_empty() {
-                String::new()
-            } else {
-                format!(", and could not read {} region(s)", failures.len())
-            }
-        ));
+        let unread = match failures.len() {
+            0 => String::new(),
+            n => format!(", and could not read {n} region(s)"),
+        };
+        return Err(PartlyFailed).fix(
+            || format!("audit found {mismatches} mismatch(es) between git, `{REGISTRY_PATH}` and the cloud{unread}"),
+            || "each line above names the image and what differs: restore what is wrong in the cloud (or record it with `cargo xtask retire`), or correct `ami_ids.json` and the tags, then run `cargo xtask audit` again".into(),
+        );
     }
     println!(
         "audit clean: {} image(s) in {} region(s) match their tags, `{REGISTRY_PATH}` and `{RETIRED_PATH}`",

@@ -14,10 +14,10 @@ use crate::core::cleanup::{self, Bundle, Filter, Found, RegionPlan, Rules};
 use crate::core::ec2::ImageQuery;
 use crate::core::registry::REGISTRY_PATH;
 use crate::core::time;
-use crate::error::PartlyFailed;
+use crate::error::{FixContext, PartlyFailed};
 use crate::runs::{self, RunRecord};
 use crate::{output, project};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use xshell::Shell;
@@ -275,10 +275,10 @@ fn finish(
     for failure in &failures {
         eprintln!("error: {failure}");
     }
-    Err(anyhow::Error::new(PartlyFailed)).context(format!(
-        "cleanup did not complete in every region ({} problem(s) above): fix them and run the same command again; what is gone stays gone",
-        failures.len()
-    ))
+    Err(PartlyFailed).fix(
+        || format!("cleanup did not complete in every region ({} problem(s) above)", failures.len()),
+        || "resolve the problems shown above, then run the same command again: what is gone stays gone".into(),
+    )
 }
 
 /// `--region` when given; else the regions of matching records, plus the test region for test

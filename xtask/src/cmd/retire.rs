@@ -13,7 +13,7 @@ use crate::core::registry::{self, REGISTRY_PATH};
 use crate::core::retire::{self, Action, ImageResult, Retirement, Stage, State, Step, Target};
 use crate::core::{guard, legacy};
 use crate::core::{time, version};
-use crate::error::PartlyFailed;
+use crate::error::{FixContext, PartlyFailed};
 use crate::git::Git;
 use crate::project;
 use crate::runs;
@@ -325,8 +325,12 @@ fn act(
     });
     let mut by_stage: BTreeMap<Stage, Vec<ImageResult>> = BTreeMap::new();
     let mut failed = 0;
+    let mut waiting = 0;
     for (stage, result) in results.into_iter().flatten() {
-        if result.result == "failed" {
+        if result.result == "waiting" {
+            waiting += 1;
+            eprintln!("waiting: {} {}: {}", stage.name(), result.id, result.detail);
+        } else if result.result == "failed" {
             failed += 1;
             eprintln!("error: {} {}: {}", stage.name(), result.id, result.detail);
         } else if result.result == "done" {
@@ -342,11 +346,17 @@ fn act(
     }
     let results: Vec<(Stage, Vec<ImageResult>)> = by_stage.into_iter().collect();
     record(sh, root, git, options, stages, &results, now)?;
+    if failed == 0 && waiting > 0 {
+        return Err(PartlyFailed).fix(
+            || format!("{waiting} image(s) wait for AWS's 24-hour deregistration-protection cooldown (above)"),
+            || "run the same command again after the time shown: the protection is already lifted".into(),
+        );
+    }
     if failed > 0 {
-        return Err(anyhow::Error::new(PartlyFailed)).context(format!(
-            "{failed} step(s) failed (above; recorded in `{}`): fix the cause and run the same command again",
-            retire::RETIRED_PATH
-        ));
+        return Err(PartlyFailed).fix(
+            || format!("{failed} step(s) failed (above; recorded in `{}`)", retire::RETIRED_PATH),
+            || "resolve the cause shown above, then run the same command again: done steps are skipped".into(),
+        );
     }
     Ok(())
 }
@@ -411,20 +421,32 @@ fn execute(sh: &Shell, aws: &Aws, step: &Step, now: bool) -> ImageResult {
     };
     let region = &step.region;
     let id = &step.id;
-    let done: Result<String> = (|| match action {
+    // "done", or "waiting" for AWS's deregistration-protection cooldown, with the detail.
+    let done: Result<(&str, String)> = (|| match action {
         Action::Deprecate { at } => {
             let at = match now {
                 true => time::iso(retire::deprecate_now(project::epoch()?)),
                 false => at.clone(),
             };
             aws.deprecate_image(sh, region, id, &at)?;
-            Ok(Action::Deprecate { at }.describe())
+            Ok(("done", Action::Deprecate { at }.describe()))
         }
         Action::MakePrivate => {
             aws.make_image_private(sh, region, id)?;
-            Ok(action.describe())
+            Ok(("done", action.describe()))
         }
-        Action::Deregister { snapshots, bundle } => {
+        Action::Deregister {
+            snapshots,
+            bundle,
+            lift,
+        } => {
+            if *lift {
+                if let Some(until) = lift_protection(sh, aws, region, id)? {
+                    return Ok(("waiting", format!(
+                        "deregistration protection lifted; AWS keeps it until {until} (24-hour cooldown): run the same command after {until}"
+                    )));
+                }
+            }
             aws.deregister_image(sh, region, id)?;
             let mut done = vec!["deregistered".to_string()];
             for snapshot in snapshots {
@@ -434,13 +456,32 @@ fn execute(sh: &Shell, aws: &Aws, step: &Step, now: bool) -> ImageResult {
             if let Some(bundle) = bundle {
                 done.extend(aws.delete_bundle(sh, region, bundle)?);
             }
-            Ok(done.join(", "))
+            Ok(("done", done.join(", ")))
         }
     })();
     match done {
-        Ok(detail) => result("done", detail),
+        Ok((outcome, detail)) => result(outcome, detail),
         Err(e) => result("failed", format!("{e:#}")),
     }
+}
+
+/// Lifts an image's deregistration protection; the time AWS keeps it until (the cooldown of a
+/// protection enabled with it), or `None` when it may be deregistered now.
+fn lift_protection(sh: &Shell, aws: &Aws, region: &str, id: &str) -> Result<Option<String>> {
+    aws.disable_deregistration_protection(sh, region, id)?;
+    let now = aws.describe_images(sh, region, &ImageQuery::ids(&[id]))?;
+    let field = now
+        .first()
+        .map_or("", |image| image.deregistration_protection.as_str());
+    let protection = retire::DeregistrationProtection::parse(field);
+    Ok(match &protection {
+        retire::DeregistrationProtection::CoolingUntil(until)
+            if protection.blocks(project::epoch()?) =>
+        {
+            Some(until.clone())
+        }
+        _ => None,
+    })
 }
 
 /// Appends the executed stages to `build/retired.json` and commits it (that file only).

@@ -5,7 +5,7 @@ use crate::core::ec2::Image;
 use crate::core::legacy::Legacy;
 use crate::core::protect::{self, Listed};
 use crate::core::registry::REGISTRY_PATH;
-use crate::core::retire::Retired;
+use crate::core::retire::{DeregistrationProtection, Retired};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// An image as git and the registry know it.
@@ -296,6 +296,14 @@ pub fn check(expected: &Expected, seen: &Seen) -> Vec<String> {
     if let Some(problem) = &seen.commit_problem {
         problems.push(problem.clone());
     }
+    let released = expected.public && !retired("make-private") && !retired("deregister");
+    let protection = DeregistrationProtection::parse(&image.deregistration_protection);
+    if released && !matches!(protection, DeregistrationProtection::On { .. }) {
+        problems.push(format!(
+            "not protected from deregistration: `aws ec2 enable-image-deregistration-protection --region {} --image-id {} --with-cooldown` restores it",
+            expected.region, expected.id
+        ));
+    }
     if seen.bundle_present == Some(false) {
         problems.push(format!(
             "its bundle s3://{} is missing: an instance-store image cannot launch without it",
@@ -329,6 +337,7 @@ mod tests {
                 state: "available".into(),
                 public: true,
                 location: Some("b/p/image.manifest.xml".into()),
+                deregistration_protection: "enabled-with-cooldown".into(),
                 ..Image::default()
             }),
             bundle_present: Some(true),
@@ -380,6 +389,30 @@ mod tests {
     #[test]
     fn a_healthy_release_image_passes() {
         assert!(check(&expected(), &seen()).is_empty());
+    }
+
+    #[test]
+    fn a_released_image_without_deregistration_protection_is_named() {
+        let mut unprotected = seen();
+        for field in ["disabled", "disabled-until 2026-01-01T00:00:00Z", ""] {
+            unprotected
+                .image
+                .as_mut()
+                .unwrap()
+                .deregistration_protection = field.into();
+            assert_eq!(
+                check(&expected(), &unprotected),
+                ["not protected from deregistration: `aws ec2 enable-image-deregistration-protection --region us-east-1 --image-id ami-11111111 --with-cooldown` restores it"],
+                "{field:?}"
+            );
+        }
+        // A candidate (private) or a retired release needs none.
+        let candidate = Expected {
+            public: false,
+            ..expected()
+        };
+        unprotected.image.as_mut().unwrap().public = false;
+        assert!(check(&candidate, &unprotected).is_empty());
     }
 
     #[test]
