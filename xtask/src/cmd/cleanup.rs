@@ -17,7 +17,7 @@ use crate::core::time;
 use crate::error::{FixContext, PartlyFailed};
 use crate::runs::{self, RunRecord};
 use crate::{output, project};
-use anyhow::{bail, Result};
+use anyhow::Result;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use xshell::Shell;
@@ -186,18 +186,28 @@ fn matching_records(
 /// The filter must be set (and a kind a test kind), `--older-than` a duration.
 fn refuse_bad_input(filter: &Filter, options: &Cleanup) -> Result<Option<u64>> {
     if filter.is_empty() {
-        bail!(
-            "cleanup needs a filter: `--run RUN`, `--version VERSION` or `--kind test-ebs|test-instance`; \
-             without one it would delete everything the project ever built"
-        );
+        return Err(crate::error::refused(
+            "cleanup needs a filter: without one it would delete everything the project ever built",
+            "add `--run RUN`, `--version VERSION` or `--kind test-ebs|test-instance` (`cargo xtask cleanup --kind test-ebs` lists what test builds left)",
+        ));
     }
     if let Some(kind) = filter.kind.filter(|k| !k.is_test()) {
-        bail!("`--kind {kind}` is not a test kind: use `test-ebs` or `test-instance` (official images are removed by `--run` or `--version`)");
+        return Err(crate::error::refused(
+            format!("`--kind {kind}` is not a test kind"),
+            "use `--kind test-ebs` or `--kind test-instance`; official images are removed by `--run RUN` or `--version VERSION`",
+        ));
     }
     options
         .older_than
         .as_deref()
-        .map(|text| time::parse_duration(text).map_err(|e| anyhow::anyhow!("`--older-than`: {e}")))
+        .map(|text| {
+            time::parse_duration(text).map_err(|e| {
+                crate::error::refused(
+                    format!("`--older-than {text}`: {e}"),
+                    "give a duration like `7d` or `12h`",
+                )
+            })
+        })
         .transpose()
 }
 

@@ -12,7 +12,7 @@ use crate::error::FixContext;
 use crate::git::{Git, TagInfo};
 use crate::runs::RunRecord;
 use crate::standin::Standin;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::collections::BTreeMap;
 use std::path::Path;
 use xshell::Shell;
@@ -22,12 +22,13 @@ pub const TAG_PREFIXES: [&str; 2] = ["release/", "candidate/"];
 /// The stand-in's `aws` for `--local` (the one `local up` keeps), else the user's.
 pub fn connect(sh: &Shell, root: &Path, local: bool, command: &str) -> Result<Aws> {
     if local {
-        let standin = Standin::running(root).with_context(|| {
+        let standin = Standin::running(root).ok_or_else(|| crate::error::refused(
             format!(
                 "no local stand-in is running: `{command} --local` works on the stand-in that `cargo xtask local up` keeps \
                  (a stand-in started by one command forgets everything when that command ends)"
-            )
-        })?;
+            ),
+            "start it with `cargo xtask local up` (and build what to look at there), then run the same command again",
+        ))?;
         Ok(Aws::local(&standin))
     } else {
         Aws::real(sh, root)
@@ -77,8 +78,14 @@ pub fn protection(root: &Path, current: &Registry) -> Result<(Protection, Option
 /// first, naming the regions the project publishes to.
 pub fn refuse_unknown_regions(matrix: &Matrix, regions: &[String]) -> Result<()> {
     for region in crate::project::split_names(regions) {
-        if let Err(e) = matrix.check_region(&region) {
-            anyhow::bail!("`--region {region}` is refused: {e}");
+        if matrix.check_region(&region).is_err() {
+            return Err(crate::error::refused(
+                format!(
+                    "`--region {region}` is refused: `{region}` is not one of the regions this project publishes to ({})",
+                    matrix.settings.regions.join(", ")
+                ),
+                format!("use one of those names, or add `{region}` to `settings.regions` in `build/images.json` if the project is to publish there"),
+            ));
         }
     }
     Ok(())
