@@ -536,6 +536,27 @@ where
         .collect()
 }
 
+/// Deregistration protection (issue 18): `retire --deregister` lifts it first.
+impl Aws {
+    /// Lifts an image's deregistration protection; if it was enabled with the cooldown, AWS
+    /// keeps it 24 more hours (`describe-images` then shows until when).
+    pub fn disable_deregistration_protection(
+        &self,
+        sh: &Shell,
+        region: &str,
+        id: &str,
+    ) -> Result<()> {
+        let args = [
+            "ec2",
+            "disable-image-deregistration-protection",
+            "--image-id",
+            id,
+        ];
+        self.run(sh, region, &args)?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -174,6 +174,12 @@ impl Git {
         self.repo.find_remote(name).is_ok()
     }
 
+    /// The names of the configured remotes.
+    pub fn remote_names(&self) -> Result<Vec<String>> {
+        let names = self.repo.remotes().context("cannot list the remotes")?;
+        Ok(names.iter().flatten().flatten().map(String::from).collect())
+    }
+
     /// A file's text at HEAD.
     pub fn file_at_head(&self, path: &str) -> Result<String> {
         let tree = self
@@ -475,4 +481,15 @@ pub fn push(sh: &Shell, root: &Path, remote: &str, branch: &str, tag: &str) -> R
     )
     .run()
     .with_context(|| format!("cannot push branch `{branch}` and tag `{tag}` to `{remote}`"))
+}
+
+/// Every tag of the remote, as `git ls-remote --tags` prints them (peeled lines included). A
+/// prompt for credentials would hang a command with no terminal: git fails instead.
+pub fn remote_tags(sh: &Shell, root: &Path, remote: &str) -> Result<String> {
+    cmd!(sh, "git -C {root} ls-remote --tags {remote}")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .quiet()
+        .ignore_stderr()
+        .read()
+        .with_context(|| format!("cannot ask remote `{remote}` for its tags (`git ls-remote --tags {remote}` failed)"))
 }

@@ -174,6 +174,16 @@ fn set_public(repo: &Repo, image: &Built, public: bool) {
     );
 }
 
+/// Enables (without the cooldown) or disables an image's deregistration protection.
+fn protect(repo: &Repo, image: &Built, on: bool) {
+    let call = if on {
+        "enable-image-deregistration-protection"
+    } else {
+        "disable-image-deregistration-protection"
+    };
+    standin_aws(repo, &image.region, &["ec2", call, "--image-id", &image.id]);
+}
+
 fn tag_message(version: &str, images: &[&Built]) -> String {
     let mut message = format!(
         "ComboAMI {version} (branch 2.6)\n\n{} AMIs:\n",
@@ -239,7 +249,11 @@ fn published_images_survive_cleanup_retire_in_stages_and_audit_names_mismatches(
         &tag_message("2.6.3", &[&b, &d, &e, &f, &g]),
     ]);
 
-    // A fresh release audits clean.
+    // Released images are protected from deregistration (as publishing does; without the
+    // cooldown, so `retire --deregister` below can lift it at once). A fresh release audits clean.
+    for image in [&b, &d, &e, &f, &g] {
+        protect(&repo, image, true);
+    }
     let audit = repo.xtask(&["audit", "--local"]).ok();
     assert!(
         audit
@@ -316,7 +330,13 @@ fn published_images_survive_cleanup_retire_in_stages_and_audit_names_mismatches(
         &tag_message("2.6.4", &[]),
     ]);
     repo.xtask(&["retire", "2.6.4", "--deprecate", "--local"])
-        .fails(2, &["2.6.4 is the newest release", "never touches it"]);
+        .fails(
+            2,
+            &[
+                "`2.6.4` is the newest release (known from tag release/2.6.4 in this clone)",
+                "fix: release a newer version first",
+            ],
+        );
 
     // A plan changes nothing.
     let plan = repo
@@ -328,10 +348,7 @@ fn published_images_survive_cleanup_retire_in_stages_and_audit_names_mismatches(
     );
     assert!(
         line_with(&plan.stdout, &e.id)
-            .contains("private, not deprecated  (listed in release/2.6.3; tagged Version 2.6.3)")
-            || line_with(&plan.stdout, &e.id).contains(
-                "public, not deprecated  (listed in release/2.6.3; tagged Version 2.6.3)"
-            ),
+            .contains("public, not deprecated, protected from deregistration  (listed in release/2.6.3; tagged Version 2.6.3)"),
         "{}",
         plan.stdout
     );
@@ -472,14 +489,24 @@ fn published_images_survive_cleanup_retire_in_stages_and_audit_names_mismatches(
             &format!("s3://{bucket}/{prefix}/"),
         ],
     );
+    protect(&repo, &g, false);
     standin_aws(
         &repo,
         &g.region,
         &["ec2", "deregister-image", "--image-id", &g.id],
     );
+    protect(&repo, &d, false);
     let audit = repo
         .xtask(&["audit", "--local"])
-        .fails(1, &["audit found 3 mismatch(es)"]);
+        .fails(1, &["audit found 4 mismatch(es)"]);
+    assert!(
+        audit.stdout.contains(&format!(
+            "  {}  release/2.6.3, `ami_ids.json`: not protected from deregistration: `aws ec2 enable-image-deregistration-protection --region {} --image-id {} --with-cooldown` restores it",
+            d.id, d.region, d.id
+        )),
+        "{}",
+        audit.stdout
+    );
     assert!(
         line_with(&audit.stdout, &d.id).contains("`Version` tag is `9.9.9`, expected `2.6.3`"),
         "{}",

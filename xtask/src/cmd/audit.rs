@@ -11,12 +11,12 @@ use crate::core::cleanup;
 use crate::core::ec2::{Image, ImageQuery};
 use crate::core::protect;
 use crate::core::registry::REGISTRY_PATH;
-use crate::core::retire::{self, Retired, RETIRED_PATH};
-use crate::error::PartlyFailed;
+use crate::core::retire::RETIRED_PATH;
+use crate::error::{FixContext, PartlyFailed};
 use crate::git::Git;
 use crate::project;
 use crate::runs;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use xshell::Shell;
@@ -52,11 +52,7 @@ fn run(sh: &Shell, root: &Path, options: &Audit) -> Result<()> {
     let git = Git::open(root)?;
     let tags = lifecycle::release_tags(&git)?;
     let current = project::registry(sh, REGISTRY_PATH)?;
-    let retired: Retired = if root.join(RETIRED_PATH).exists() {
-        retire::parse_retired(&project::read(sh, RETIRED_PATH)?).map_err(anyhow::Error::msg)?
-    } else {
-        Retired::default()
-    };
+    let retired = lifecycle::retired(sh, root)?;
     let tag_refs: Vec<TagRef> = tags
         .iter()
         .map(|t| TagRef {
@@ -68,7 +64,9 @@ fn run(sh: &Shell, root: &Path, options: &Audit) -> Result<()> {
     let only: BTreeSet<String> = project::split_names(&options.regions).into_iter().collect();
     let listed = protect::registry_amis(&current);
     let head = git.head_commit()?;
-    let expected = audit::expectations(&tag_refs, &listed, &head, &retired, options.local, &only);
+    let mut expected =
+        audit::expectations(&tag_refs, &listed, &head, &retired, options.local, &only);
+    explain_legacy(sh, root, &git, &mut expected, options.local)?;
     let regions = expected.regions();
 
     let aws = lifecycle::connect(sh, root, options.local, "audit")?;
@@ -105,14 +103,14 @@ fn run(sh: &Shell, root: &Path, options: &Audit) -> Result<()> {
         eprintln!("error: {failure}");
     }
     if mismatches > 0 || !failures.is_empty() {
-        return Err(anyhow::Error::new(PartlyFailed)).context(format!(
-            "audit found {mismatches} mismatch(es) between git, `{REGISTRY_PATH}` and the cloud{}",
-            if failures.is_empty() {
-                String::new()
-            } else {
-                format!(", and could not read {} region(s)", failures.len())
-            }
-        ));
+        let unread = match failures.len() {
+            0 => String::new(),
+            n => format!(", and could not read {n} region(s)"),
+        };
+        return Err(PartlyFailed).fix(
+            || format!("audit found {mismatches} mismatch(es) between git, `{REGISTRY_PATH}` and the cloud{unread}"),
+            || "each line above names the image and what differs: restore what is wrong in the cloud (or record it with `cargo xtask retire`), or correct `ami_ids.json` and the tags, then run `cargo xtask audit` again".into(),
+        );
     }
     println!(
         "audit clean: {} image(s) in {} region(s) match their tags, `{REGISTRY_PATH}` and `{RETIRED_PATH}`",
@@ -122,9 +120,35 @@ fn run(sh: &Shell, root: &Path, options: &Audit) -> Result<()> {
     Ok(())
 }
 
+/// Releases made before the tool (found through `ami_ids.json` history and plain tags, here and
+/// on the remote): their images are expected without the tags they never had, and the section
+/// says what is missing and the command that adopts each.
+fn explain_legacy(
+    sh: &Shell,
+    root: &Path,
+    git: &Git,
+    expected: &mut audit::Expectations,
+    local: bool,
+) -> Result<()> {
+    // Listing only: a remote that cannot be asked is said, not fatal.
+    let ask = lifecycle::RemoteAsk {
+        execute: false,
+        offline_ok: false,
+    };
+    let remote = lifecycle::ask_remotes(sh, root, git, ask)?;
+    let legacies = lifecycle::legacy_releases(git, remote.as_ref().map_or(&[], |r| &r.1))?;
+    audit::mark_legacy(expected, &legacies, local);
+    print!("{}", audit::legacy_section(&legacies, local));
+    Ok(())
+}
+
 /// Judges the `Commit` tag of every image found against git.
 fn judge_commits(git: &Git, expected: &audit::Expectations, seen: &mut BTreeMap<String, Seen>) {
-    for ((_, id), (entry, commit)) in &expected.images {
+    for ((_, id), (entry, commit)) in expected
+        .images
+        .iter()
+        .filter(|(_, (e, _))| e.legacy.is_none())
+    {
         if let Some(seen) = seen.get_mut(id) {
             if let Some(image) = &seen.image {
                 seen.commit_problem = commit_problem(git, image, commit, &entry.sources);

@@ -14,10 +14,10 @@ use crate::core::cleanup::{self, Bundle, Filter, Found, RegionPlan, Rules};
 use crate::core::ec2::ImageQuery;
 use crate::core::registry::REGISTRY_PATH;
 use crate::core::time;
-use crate::error::PartlyFailed;
+use crate::error::{FixContext, PartlyFailed};
 use crate::runs::{self, RunRecord};
 use crate::{output, project};
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use xshell::Shell;
@@ -55,6 +55,10 @@ pub struct Cleanup {
     /// Clean up the local stand-in kept by `cargo xtask local up`.
     #[arg(long)]
     local: bool,
+    /// Delete even if a remote cannot be asked for its release and candidate tags (protection
+    /// then rests on this clone's tags and the images' own tags).
+    #[arg(long)]
+    offline_ok: bool,
     /// Print what was found (and deleted) as one JSON document on stdout (everything else
     /// goes to stderr).
     #[arg(long)]
@@ -96,24 +100,7 @@ fn run(sh: &Shell, root: &Path, options: &Cleanup) -> Result<()> {
         eprintln!("{note}");
     }
     let aws = lifecycle::connect(sh, root, options.local, "cleanup")?;
-    let all_records = runs::list(root);
-    let bundles = lifecycle::Bundles::from_records(&all_records);
-    let records: Vec<RunRecord> = all_records
-        .into_iter()
-        .filter(|r| {
-            r.spec.local == options.local
-                && filter.matches(&r.run_id, &r.spec.version, r.spec.kind.as_str())
-        })
-        .collect();
-    if let Some(run) = &filter.run {
-        if records.iter().all(|r| &r.run_id != run) {
-            eprintln!(
-                "note: no {}run record `{run}` in `{}/`; searching by tags only",
-                if options.local { "local " } else { "" },
-                runs::RUNS_DIR
-            );
-        }
-    }
+    let (bundles, records) = matching_records(root, &filter, options);
     let regions: Vec<String> = regions(&matrix, &records, options).into_iter().collect();
     eprintln!(
         "searching {} region(s) for what {} left{}: {}",
@@ -134,8 +121,19 @@ fn run(sh: &Shell, root: &Path, options: &Cleanup) -> Result<()> {
         even_if_used: options.even_if_used,
     };
     let found = aws::each_region(&regions, |sh, region| discover(sh, &aws, region, &search));
+    let images: Vec<crate::core::ec2::Image> = found
+        .iter()
+        .flatten()
+        .flat_map(|f| f.images.iter().cloned())
+        .collect();
+    let ask = lifecycle::RemoteAsk {
+        execute: options.execute,
+        offline_ok: options.offline_ok,
+    };
+    let sources = lifecycle::guard_sources(sh, root, &images, options.local, ask)?;
     let rules = Rules {
         protection: Some(&protection),
+        guard: Some(&sources),
         even_if_used: options.even_if_used,
         keep: options.keep,
         older_than,
@@ -188,21 +186,59 @@ fn launched_by_run(
     Ok(launched)
 }
 
+/// Bundles by every run record, and the records the filter matches (said when `--run` names
+/// none).
+fn matching_records(
+    root: &Path,
+    filter: &Filter,
+    options: &Cleanup,
+) -> (lifecycle::Bundles, Vec<RunRecord>) {
+    let all_records = runs::list(root);
+    let bundles = lifecycle::Bundles::from_records(&all_records);
+    let records: Vec<RunRecord> = all_records
+        .into_iter()
+        .filter(|r| {
+            r.spec.local == options.local
+                && filter.matches(&r.run_id, &r.spec.version, r.spec.kind.as_str())
+        })
+        .collect();
+    if let Some(run) = &filter.run {
+        if records.iter().all(|r| &r.run_id != run) {
+            eprintln!(
+                "note: no {}run record `{run}` in `{}/`; searching by tags only",
+                if options.local { "local " } else { "" },
+                runs::RUNS_DIR
+            );
+        }
+    }
+    (bundles, records)
+}
+
 /// The filter must be set (and a kind a test kind), `--older-than` a duration.
 fn refuse_bad_input(filter: &Filter, options: &Cleanup) -> Result<Option<u64>> {
     if filter.is_empty() {
-        bail!(
-            "cleanup needs a filter: `--run RUN`, `--version VERSION` or `--kind test-ebs|test-instance`; \
-             without one it would delete everything the project ever built"
-        );
+        return Err(crate::error::refused(
+            "cleanup needs a filter: without one it would delete everything the project ever built",
+            "add `--run RUN`, `--version VERSION` or `--kind test-ebs|test-instance` (`cargo xtask cleanup --kind test-ebs` lists what test builds left)",
+        ));
     }
     if let Some(kind) = filter.kind.filter(|k| !k.is_test()) {
-        bail!("`--kind {kind}` is not a test kind: use `test-ebs` or `test-instance` (official images are removed by `--run` or `--version`)");
+        return Err(crate::error::refused(
+            format!("`--kind {kind}` is not a test kind"),
+            "use `--kind test-ebs` or `--kind test-instance`; official images are removed by `--run RUN` or `--version VERSION`",
+        ));
     }
     options
         .older_than
         .as_deref()
-        .map(|text| time::parse_duration(text).map_err(|e| anyhow::anyhow!("`--older-than`: {e}")))
+        .map(|text| {
+            time::parse_duration(text).map_err(|e| {
+                crate::error::refused(
+                    format!("`--older-than {text}`: {e}"),
+                    "give a duration like `7d` or `12h`",
+                )
+            })
+        })
         .transpose()
 }
 
@@ -280,10 +316,10 @@ fn finish(
     for failure in &failures {
         eprintln!("error: {failure}");
     }
-    Err(anyhow::Error::new(PartlyFailed)).context(format!(
-        "cleanup did not complete in every region ({} problem(s) above): fix them and run the same command again; what is gone stays gone",
-        failures.len()
-    ))
+    Err(PartlyFailed).fix(
+        || format!("cleanup did not complete in every region ({} problem(s) above)", failures.len()),
+        || "resolve the problems shown above, then run the same command again: what is gone stays gone".into(),
+    )
 }
 
 /// `--region` when given; else the regions of matching records, plus the test region for test

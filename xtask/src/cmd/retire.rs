@@ -11,12 +11,13 @@ use crate::core::ec2::ImageQuery;
 use crate::core::protect;
 use crate::core::registry::{self, REGISTRY_PATH};
 use crate::core::retire::{self, Action, ImageResult, Retirement, Stage, State, Step, Target};
+use crate::core::{guard, legacy};
 use crate::core::{time, version};
-use crate::error::PartlyFailed;
+use crate::error::{FixContext, PartlyFailed};
 use crate::git::Git;
 use crate::project;
 use crate::runs;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use xshell::Shell;
@@ -53,6 +54,10 @@ pub struct Retire {
     /// Work on the local stand-in kept by `cargo xtask local up`.
     #[arg(long)]
     local: bool,
+    /// Act even if a remote cannot be asked for its release and candidate tags (the newest
+    /// release is then known from this clone's tags and the images' own tags only).
+    #[arg(long)]
+    offline_ok: bool,
 }
 
 impl crate::cmd::Cmd for Retire {
@@ -72,12 +77,6 @@ fn run(sh: &Shell, root: &Path, options: &Retire) -> Result<()> {
     let tag_name = version::tag_name(&parsed);
     let git = Git::open(root)?;
     let tags = lifecycle::release_tags(&git)?;
-    if version::newest_release(tags.iter().map(|t| t.name.as_str())) == Some(parsed) {
-        bail!(
-            "{} is the newest release: `retire` never touches it (its images are what users launch now); release its successor first",
-            options.version
-        );
-    }
     let now = project::epoch()?;
     let deprecate_at = retire::deprecation_time(options.at.as_deref(), now)?;
     let stages: Vec<Stage> = [
@@ -90,18 +89,22 @@ fn run(sh: &Shell, root: &Path, options: &Retire) -> Result<()> {
     .collect();
     let listed = match tags.iter().find(|t| t.name == tag_name) {
         Some(tag) => listing(&git, &tag_name, tag),
-        None => {
-            eprintln!(
-                "note: there is no tag `{tag_name}`: looking for the images by their `Version` tag only"
-            );
-            retire::Listing::new()
-        }
+        None => legacy_listing(&git, &options.version, options.local)?,
     };
     let matrix = project::matrix(sh)?;
     let mut regions: BTreeSet<String> = matrix.images.iter().map(|i| i.region.clone()).collect();
     regions.extend(listed.values().filter_map(|(r, _)| r.clone()));
     let regions: Vec<String> = regions.into_iter().collect();
     let aws = lifecycle::connect(sh, root, options.local, "retire")?;
+    refuse_the_newest(
+        sh,
+        root,
+        &aws,
+        &regions,
+        &matrix.settings.project,
+        &parsed,
+        options,
+    )?;
     let images = find(
         sh,
         root,
@@ -112,12 +115,7 @@ fn run(sh: &Shell, root: &Path, options: &Retire) -> Result<()> {
         options,
     )?;
     if images.is_empty() {
-        bail!(
-            "no images of {} found: not in a `{tag_name}` tag message, not added to `{REGISTRY_PATH}` by its release commit, none tagged `Version {}`{}",
-            options.version,
-            options.version,
-            if options.local { " in the local stand-in" } else { "" }
-        );
+        return Err(no_images(&options.version, &tag_name, options.local));
     }
     let settings = retire::Settings {
         deprecate_at,
@@ -132,6 +130,84 @@ fn run(sh: &Shell, root: &Path, options: &Retire) -> Result<()> {
     act(
         sh, root, &git, &aws, &regions, &steps, &stages, now, options,
     )
+}
+
+/// The newest release (and anything newer) is never retired: known from this clone's tags, the
+/// remote's tags and every image's `Version` tag, so a clone that lacks a tag cannot retire
+/// what users run.
+fn refuse_the_newest(
+    sh: &Shell,
+    root: &Path,
+    aws: &Aws,
+    regions: &[String],
+    project_name: &str,
+    version: &semver::Version,
+    options: &Retire,
+) -> Result<()> {
+    let query = ImageQuery::own().tagged("Project", project_name);
+    let mut images = Vec::new();
+    for (region, found) in regions.iter().zip(aws::each_region(regions, |sh, region| {
+        aws.describe_images(sh, region, &query)
+    })) {
+        images.extend(
+            found.with_context(|| {
+                format!("cannot read the images of {region}: nothing was changed")
+            })?,
+        );
+    }
+    let ask = lifecycle::RemoteAsk {
+        execute: options.execute,
+        offline_ok: options.offline_ok,
+    };
+    let sources = lifecycle::guard_sources(sh, root, &images, options.local, ask)?;
+    guard::may_retire(version, &sources).map_err(|refusal| {
+        crate::error::refused(format!("refusing to retire: {}", refusal.what), refusal.fix)
+    })
+}
+
+/// Without a `release/VERSION` tag: a release made before the tool is found through the history
+/// of `ami_ids.json` (said with what is missing and the command that adopts it); otherwise only
+/// the images' `Version` tags can find it.
+fn legacy_listing(git: &Git, version: &str, local: bool) -> Result<retire::Listing> {
+    let tags = lifecycle::named_tags(git, &[])?;
+    let found = legacy::find(version, &lifecycle::legacy_snapshots(git, &tags)?, &tags);
+    let mut listed = retire::Listing::new();
+    let Some(commit) = found.commit.as_deref().filter(|_| !found.amis.is_empty()) else {
+        eprintln!(
+            "note: there is no tag `{}`: looking for the images by their `Version` tag only",
+            version::tag_name(&version::parse(version).map_err(anyhow::Error::msg)?)
+        );
+        return Ok(listed);
+    };
+    eprint!(
+        "note: {version} is a release made before the tool, found in the history of `{REGISTRY_PATH}`:\n{}",
+        found.render()
+    );
+    if local {
+        eprintln!("note: the local stand-in never held images made before the tool (they are in AWS): run without `--local` to retire them");
+    }
+    let source = format!(
+        "listed in `{REGISTRY_PATH}` at {}",
+        &commit[..commit.len().min(7)]
+    );
+    for ami in found.amis {
+        listed.insert(ami.id, (ami.region, vec![source.clone()]));
+    }
+    Ok(listed)
+}
+
+/// Nothing found anywhere: why, and what to do.
+fn no_images(version: &str, tag_name: &str, local: bool) -> anyhow::Error {
+    let what = format!(
+        "no images of {version} found: not in a `{tag_name}` tag message, not added to `{REGISTRY_PATH}` by its release commit, none tagged `Version {version}`{}",
+        if local { " in the local stand-in" } else { "" }
+    );
+    let fix = if local {
+        format!("the stand-in holds only what was built in it since `cargo xtask local up`: rehearse the release there first (`cargo xtask release {version} --local --yes`), or retire the real images without `--local`")
+    } else {
+        "check the version: `git tag -l 'release/*'` lists the releases (`git fetch --tags` if this clone lacks some), and `cargo xtask audit` lists the releases made before the tool with the command that adopts them".to_string()
+    };
+    crate::error::refused(what, fix)
 }
 
 /// The release's images as git knows them: its tag message, and what its release commit added
@@ -249,8 +325,12 @@ fn act(
     });
     let mut by_stage: BTreeMap<Stage, Vec<ImageResult>> = BTreeMap::new();
     let mut failed = 0;
+    let mut waiting = 0;
     for (stage, result) in results.into_iter().flatten() {
-        if result.result == "failed" {
+        if result.result == "waiting" {
+            waiting += 1;
+            eprintln!("waiting: {} {}: {}", stage.name(), result.id, result.detail);
+        } else if result.result == "failed" {
             failed += 1;
             eprintln!("error: {} {}: {}", stage.name(), result.id, result.detail);
         } else if result.result == "done" {
@@ -266,11 +346,17 @@ fn act(
     }
     let results: Vec<(Stage, Vec<ImageResult>)> = by_stage.into_iter().collect();
     record(sh, root, git, options, stages, &results, now)?;
+    if failed == 0 && waiting > 0 {
+        return Err(PartlyFailed).fix(
+            || format!("{waiting} image(s) wait for AWS's 24-hour deregistration-protection cooldown (above)"),
+            || "run the same command again after the time shown: the protection is already lifted".into(),
+        );
+    }
     if failed > 0 {
-        return Err(anyhow::Error::new(PartlyFailed)).context(format!(
-            "{failed} step(s) failed (above; recorded in `{}`): fix the cause and run the same command again",
-            retire::RETIRED_PATH
-        ));
+        return Err(PartlyFailed).fix(
+            || format!("{failed} step(s) failed (above; recorded in `{}`)", retire::RETIRED_PATH),
+            || "resolve the cause shown above, then run the same command again: done steps are skipped".into(),
+        );
     }
     Ok(())
 }
@@ -335,20 +421,32 @@ fn execute(sh: &Shell, aws: &Aws, step: &Step, now: bool) -> ImageResult {
     };
     let region = &step.region;
     let id = &step.id;
-    let done: Result<String> = (|| match action {
+    // "done", or "waiting" for AWS's deregistration-protection cooldown, with the detail.
+    let done: Result<(&str, String)> = (|| match action {
         Action::Deprecate { at } => {
             let at = match now {
                 true => time::iso(retire::deprecate_now(project::epoch()?)),
                 false => at.clone(),
             };
             aws.deprecate_image(sh, region, id, &at)?;
-            Ok(Action::Deprecate { at }.describe())
+            Ok(("done", Action::Deprecate { at }.describe()))
         }
         Action::MakePrivate => {
             aws.make_image_private(sh, region, id)?;
-            Ok(action.describe())
+            Ok(("done", action.describe()))
         }
-        Action::Deregister { snapshots, bundle } => {
+        Action::Deregister {
+            snapshots,
+            bundle,
+            lift,
+        } => {
+            if *lift {
+                if let Some(until) = lift_protection(sh, aws, region, id)? {
+                    return Ok(("waiting", format!(
+                        "deregistration protection lifted; AWS keeps it until {until} (24-hour cooldown): run the same command after {until}"
+                    )));
+                }
+            }
             aws.deregister_image(sh, region, id)?;
             let mut done = vec!["deregistered".to_string()];
             for snapshot in snapshots {
@@ -358,13 +456,32 @@ fn execute(sh: &Shell, aws: &Aws, step: &Step, now: bool) -> ImageResult {
             if let Some(bundle) = bundle {
                 done.extend(aws.delete_bundle(sh, region, bundle)?);
             }
-            Ok(done.join(", "))
+            Ok(("done", done.join(", ")))
         }
     })();
     match done {
-        Ok(detail) => result("done", detail),
+        Ok((outcome, detail)) => result(outcome, detail),
         Err(e) => result("failed", format!("{e:#}")),
     }
+}
+
+/// Lifts an image's deregistration protection; the time AWS keeps it until (the cooldown of a
+/// protection enabled with it), or `None` when it may be deregistered now.
+fn lift_protection(sh: &Shell, aws: &Aws, region: &str, id: &str) -> Result<Option<String>> {
+    aws.disable_deregistration_protection(sh, region, id)?;
+    let now = aws.describe_images(sh, region, &ImageQuery::ids(&[id]))?;
+    let field = now
+        .first()
+        .map_or("", |image| image.deregistration_protection.as_str());
+    let protection = retire::DeregistrationProtection::parse(field);
+    Ok(match &protection {
+        retire::DeregistrationProtection::CoolingUntil(until)
+            if protection.blocks(project::epoch()?) =>
+        {
+            Some(until.clone())
+        }
+        _ => None,
+    })
 }
 
 /// Appends the executed stages to `build/retired.json` and commits it (that file only).

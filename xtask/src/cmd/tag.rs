@@ -25,6 +25,10 @@ pub struct Tag {
     /// The released version, like `2.6.4` (a pre-release like `2.6.4-beta1` is tagged
     /// `candidate/2.6.4-beta1`).
     version: String,
+    /// Tag this commit instead of HEAD: adopts a release made before the tool (its
+    /// `ami_ids.json` there lists the AMIs); the version may then be older than the newest.
+    #[arg(long, value_name = "COMMIT")]
+    commit: Option<String>,
     /// Push the branch and the tag to REMOTE (default `origin`).
     #[arg(long, value_name = "REMOTE", num_args = 0..=1, default_missing_value = "origin")]
     push: Option<String>,
@@ -65,7 +69,13 @@ fn tag(sh: &Shell, root: &Path, options: &Tag) -> Result<()> {
     let mut checks = vec![check];
     if let Some((v, tag)) = &parsed {
         checks.push(check_tag_free(&git, tag, own.as_deref()));
-        checks.push(check_order(&git, v, own.as_deref()));
+        checks.push(match &options.commit {
+            None => check_order(&git, v, own.as_deref()),
+            Some(commit) => Check::ok(
+                "order",
+                format!("adopting a release made before the tool at `{commit}`: not checked"),
+            ),
+        });
     }
     checks.extend(checks_of_head(
         sh,
@@ -81,8 +91,8 @@ fn tag(sh: &Shell, root: &Path, options: &Tag) -> Result<()> {
         bail!("{failed} check(s) failed; nothing was changed: fix them and run the same command again");
     }
     let tag = tag.expect("the version parsed");
-    let head = git.head_commit()?;
-    let text = git.file_at_head(REGISTRY_PATH)?;
+    let head = target(&git, options)?;
+    let text = file_at(&git, &head, REGISTRY_PATH)?;
     let amis = registry::amis(&registry::parse(&text).map_err(anyhow::Error::msg)?);
     eprintln!(
         "\nplan: tag {} `{tag}` ({}; the message lists the {} AMIs of `{REGISTRY_PATH}`)",
@@ -130,7 +140,7 @@ fn own_tag(git: &Git, options: &Tag, tag: Option<&str>) -> Option<String> {
     let message = own_message(git, &options.version);
     tag.filter(|_| options.push.is_some())
         .filter(|tag| {
-            let at_head = git.head_commit().ok();
+            let at_head = target(git, options).ok();
             git.tag_target(tag).is_some() && git.tag_target(tag) == at_head
         })
         // A signed tag's message ends with its signature.
@@ -151,10 +161,7 @@ fn checks_of_head(
     tag: Option<&str>,
     branch: &Result<Option<String>>,
 ) -> Vec<Check> {
-    let mut checks = vec![
-        check_clean(git, &[]),
-        check_committed_version(git, &options.version),
-    ];
+    let mut checks = vec![check_clean(git, &[]), check_committed_version(git, options)];
     if options.push.is_some() {
         checks.push(match branch {
             Ok(Some(b)) => Check::ok("branch", format!("on `{b}`")),
@@ -183,13 +190,23 @@ fn checks_of_head(
     checks
 }
 
-/// The tag goes on HEAD, so the committed `ds0_utils.py` is what counts.
-fn check_committed_version(git: &Git, version: &str) -> Check {
-    let committed = git
-        .file_at_head(ds0::DS0_PATH)
+/// The tag goes on HEAD (or `--commit`), so the committed `ds0_utils.py` is what counts; a
+/// release made before the tool may not have set it, and is adopted all the same.
+fn check_committed_version(git: &Git, options: &Tag) -> Check {
+    let version = &options.version;
+    let committed = target(git, options)
+        .and_then(|commit| file_at(git, &commit, ds0::DS0_PATH))
         .and_then(|text| ds0::read(&text).map_err(anyhow::Error::msg));
     match committed {
-        Ok((v, branch)) if v == version => Check::ok(
+        Ok((v, _)) if v != *version && options.commit.is_some() => Check::ok(
+            ds0::DS0_PATH,
+            format!("holds {v} there, not {version}: a release made before the tool, adopted as it is"),
+        ),
+        Err(_) if options.commit.is_some() => Check::ok(
+            ds0::DS0_PATH,
+            "names no version there: a release made before the tool, adopted as it is",
+        ),
+        Ok((v, branch)) if v == *version => Check::ok(
             ds0::DS0_PATH,
             format!("holds {v} (branch {branch}) at HEAD"),
         ),
@@ -212,10 +229,14 @@ fn make_tag(git: &Git, options: &Tag, tag: &str, head: &str, own: bool) -> Resul
         ));
         return Ok(());
     }
-    let text = git.file_at_head(REGISTRY_PATH)?;
+    let text = file_at(git, head, REGISTRY_PATH)?;
     let amis = registry::amis(&registry::parse(&text).map_err(anyhow::Error::msg)?);
-    let (_, ds0_branch) =
-        ds0::read(&git.file_at_head(ds0::DS0_PATH)?).map_err(anyhow::Error::msg)?;
+    // A release made before the tool may name no branch there: this checkout's then.
+    let ds0_branch = [head.to_string(), git.head_commit()?]
+        .iter()
+        .find_map(|c| ds0::read(&file_at(git, c, ds0::DS0_PATH).ok()?).ok())
+        .map(|(_, branch)| branch)
+        .unwrap_or_default();
     // Images built another way: their ComboAMI commits are not known here.
     let message = release::tag_message(&options.version, &ds0_branch, &amis, &Default::default());
     let signer = signing::signer(&git.repo, options.sign.choice())?;
@@ -259,8 +280,31 @@ fn own_message(git: &Git, version: &str) -> Option<String> {
     ))
 }
 
+/// The commit to tag: `--commit`, else HEAD.
+fn target(git: &Git, options: &Tag) -> Result<String> {
+    let Some(commit) = &options.commit else {
+        return git.head_commit();
+    };
+    git.repo
+        .revparse_single(commit)
+        .and_then(|object| object.peel_to_commit())
+        .map(|c| c.id().to_string())
+        .fix(
+            || format!("`--commit {commit}` names no commit of this repository"),
+            || "give a commit of its history (`git log --oneline -- ami_ids.json` lists those that changed the AMIs); if it is only on the remote, `git fetch` first".into(),
+        )
+}
+
+fn file_at(git: &Git, commit: &str, path: &str) -> Result<String> {
+    git.file_at(commit, path)
+        .ok_or_else(|| anyhow::anyhow!("`{path}` cannot be read at {}", short(commit)))
+}
+
 fn resume_command(options: &Tag) -> String {
     let mut command = format!("cargo xtask tag {}", options.version);
+    if let Some(commit) = &options.commit {
+        command.push_str(&format!(" --commit {commit}"));
+    }
     if let Some(remote) = &options.push {
         command.push_str(&format!(" --push {remote}"));
     }

@@ -2,9 +2,10 @@
 //! AWS holds. Pure.
 
 use crate::core::ec2::Image;
+use crate::core::legacy::Legacy;
 use crate::core::protect::{self, Listed};
 use crate::core::registry::REGISTRY_PATH;
-use crate::core::retire::Retired;
+use crate::core::retire::{DeregistrationProtection, Retired};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// An image as git and the registry know it.
@@ -21,6 +22,9 @@ pub struct Expected {
     pub public: bool,
     /// Stages of `build/retired.json` done for it.
     pub retired: BTreeSet<String>,
+    /// The version of the release made before the tool that lists it (no `Version` or `Commit`
+    /// tag expected: the images predate them).
+    pub legacy: Option<String>,
 }
 
 /// What AWS says, gathered by the caller.
@@ -152,6 +156,49 @@ pub fn expectations(
     out
 }
 
+/// Images `ami_ids.json` lists for a release made before the tool (not adopted yet): not "in no
+/// tag" but that release's, expected without the tags they never had; in the stand-in (which
+/// never held them) not expected at all.
+pub fn mark_legacy(out: &mut Expectations, legacies: &[Legacy], local: bool) {
+    for release in legacies.iter().filter(|l| l.adopt.is_some()) {
+        for ami in &release.amis {
+            let Some(region) = &ami.region else { continue };
+            let key = (region.clone(), ami.id.clone());
+            out.git_problems
+                .retain(|p| !(p.id == ami.id && p.region.as_ref() == Some(region)));
+            if local {
+                out.images.remove(&key);
+            } else if let Some((entry, _)) = out.images.get_mut(&key) {
+                entry.legacy = Some(release.version.clone());
+                entry
+                    .sources
+                    .push(format!("{} (before the tool)", release.version));
+            }
+        }
+    }
+}
+
+/// The section on releases made before the tool: what lists them, what is missing, and the
+/// command that adopts each.
+pub fn legacy_section(legacies: &[Legacy], local: bool) -> String {
+    let waiting: Vec<&Legacy> = legacies.iter().filter(|l| l.adopt.is_some()).collect();
+    if waiting.is_empty() {
+        return String::new();
+    }
+    let mut out = format!(
+        "releases made before the tool (not adopted: no `release/*` tag lists them){}:\n",
+        if local {
+            "; their images are in AWS, never in the stand-in, so they are not checked here"
+        } else {
+            ""
+        }
+    );
+    for legacy in waiting {
+        out.push_str(&legacy.render());
+    }
+    out
+}
+
 /// The mismatches of one region (`seen`: what AWS holds, by id, commit problems judged), one
 /// line each: `  ID  SOURCES: PROBLEM`.
 pub fn region_lines(
@@ -249,6 +296,14 @@ pub fn check(expected: &Expected, seen: &Seen) -> Vec<String> {
     if let Some(problem) = &seen.commit_problem {
         problems.push(problem.clone());
     }
+    let released = expected.public && !retired("make-private") && !retired("deregister");
+    let protection = DeregistrationProtection::parse(&image.deregistration_protection);
+    if released && !matches!(protection, DeregistrationProtection::On { .. }) {
+        problems.push(format!(
+            "not protected from deregistration: `aws ec2 enable-image-deregistration-protection --region {} --image-id {} --with-cooldown` restores it",
+            expected.region, expected.id
+        ));
+    }
     if seen.bundle_present == Some(false) {
         problems.push(format!(
             "its bundle s3://{} is missing: an instance-store image cannot launch without it",
@@ -270,6 +325,7 @@ mod tests {
             version: Some("2.6.3".into()),
             public: true,
             retired: BTreeSet::new(),
+            legacy: None,
         }
     }
 
@@ -281,6 +337,7 @@ mod tests {
                 state: "available".into(),
                 public: true,
                 location: Some("b/p/image.manifest.xml".into()),
+                deregistration_protection: "enabled-with-cooldown".into(),
                 ..Image::default()
             }),
             bundle_present: Some(true),
@@ -289,8 +346,73 @@ mod tests {
     }
 
     #[test]
+    fn registry_images_of_a_release_made_before_the_tool_are_explained_not_mismatched() {
+        let listed = vec![Listed {
+            region: Some("us-east-1".into()),
+            id: "ami-26300001".into(),
+        }];
+        let expect = |local| {
+            let mut out = expectations(
+                &[],
+                &listed,
+                "head",
+                &Retired::default(),
+                local,
+                &BTreeSet::new(),
+            );
+            assert_eq!(out.git_problems.len(), 1);
+            let legacy = crate::core::legacy::Legacy {
+                version: "2.6.3".into(),
+                source: crate::core::legacy::Source::Ds0,
+                commit: Some("a50c342".into()),
+                amis: listed.clone(),
+                missing: vec![],
+                adopt: Some("cargo xtask tag 2.6.3 --commit a50c342".into()),
+            };
+            mark_legacy(&mut out, std::slice::from_ref(&legacy), local);
+            (out, legacy_section(&[legacy], local))
+        };
+        let (out, section) = expect(false);
+        assert!(out.git_problems.is_empty());
+        let (entry, _) = &out.images[&("us-east-1".to_string(), "ami-26300001".to_string())];
+        assert_eq!(entry.legacy.as_deref(), Some("2.6.3"));
+        assert!(
+            section.contains("adopt:   `cargo xtask tag 2.6.3 --commit a50c342`"),
+            "{section}"
+        );
+        // The stand-in never held it: not expected there at all.
+        let (out, section) = expect(true);
+        assert!(out.images.is_empty() && out.git_problems.is_empty());
+        assert!(section.contains("never in the stand-in"), "{section}");
+    }
+
+    #[test]
     fn a_healthy_release_image_passes() {
         assert!(check(&expected(), &seen()).is_empty());
+    }
+
+    #[test]
+    fn a_released_image_without_deregistration_protection_is_named() {
+        let mut unprotected = seen();
+        for field in ["disabled", "disabled-until 2026-01-01T00:00:00Z", ""] {
+            unprotected
+                .image
+                .as_mut()
+                .unwrap()
+                .deregistration_protection = field.into();
+            assert_eq!(
+                check(&expected(), &unprotected),
+                ["not protected from deregistration: `aws ec2 enable-image-deregistration-protection --region us-east-1 --image-id ami-11111111 --with-cooldown` restores it"],
+                "{field:?}"
+            );
+        }
+        // A candidate (private) or a retired release needs none.
+        let candidate = Expected {
+            public: false,
+            ..expected()
+        };
+        unprotected.image.as_mut().unwrap().public = false;
+        assert!(check(&candidate, &unprotected).is_empty());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! and its table. Pure.
 
 use crate::core::ec2::{self, parse_answer, Image, ImageQuery, NotJson};
+use crate::core::guard;
 use crate::core::protect::Protection;
 use crate::core::template::Kind;
 use crate::core::time;
@@ -121,6 +122,9 @@ pub struct Found {
 #[derive(Debug, Clone, Default)]
 pub struct Rules<'a> {
     pub protection: Option<&'a Protection>,
+    /// The tags of this clone, the remote and the images: an image of a release or candidate
+    /// that is not retired stays, even when this clone lacks its tag.
+    pub guard: Option<&'a crate::core::guard::Sources>,
     pub even_if_used: bool,
     /// The newest N runs per kind and region survive.
     pub keep: Option<usize>,
@@ -330,6 +334,12 @@ fn judge_images(
         if image.public {
             reasons.push("public (launch permission `all`)".into());
         }
+        // Named when nothing here protects it: a tag only the remote has, or a listing lost.
+        let guarded = rules
+            .guard
+            .filter(|_| reasons.is_empty())
+            .and_then(|sources| guard::protected(&(&image).into(), sources));
+        reasons.extend(guarded.map(|keep| keep.reason()));
         let protected = !reasons.is_empty();
         if let Some(users) = in_use.get(&image.id).filter(|_| !rules.even_if_used) {
             reasons.push(format!(
@@ -655,6 +665,44 @@ mod tests {
         let plan = plan_region(found(), &rules);
         assert_eq!(plan.images[0].id, "ami-2");
         assert_eq!(plan.kept.len(), 1, "public images stay even so");
+    }
+
+    #[test]
+    fn images_of_a_release_only_the_remote_knows_stay_with_their_snapshots() {
+        let mut image = test_image("ami-26900001", "official-1", 0);
+        image.kind = "official".into();
+        image.tags = crate::core::verdict::tags([("Version", "2.6.9"), ("Kind", "official")]);
+        let found = || Found {
+            region: "us-east-1".into(),
+            images: vec![image.clone()],
+            ..Found::default()
+        };
+        let remote =
+            guard::parse_ls_remote(&format!("{}\trefs/tags/release/2.6.9\n", "a".repeat(40)))
+                .unwrap();
+        let mut sources = guard::Sources {
+            remote: Some(("origin".into(), remote)),
+            ..guard::Sources::default()
+        };
+        let rules = Rules {
+            guard: Some(&sources),
+            ..Rules::default()
+        };
+        let plan = plan_region(found(), &rules);
+        assert!(!plan.deletes(), "{plan:?}");
+        assert!(plan.kept[0].protected);
+        assert_eq!(
+            plan.kept[0].reasons,
+            ["version 2.6.9 is released (tag release/2.6.9 on the remote `origin`) and not retired in `build/retired.json`"]
+        );
+        // Retired, or not asked at all: it goes.
+        sources.retired.insert("2.6.9".into());
+        let rules = Rules {
+            guard: Some(&sources),
+            ..Rules::default()
+        };
+        assert_eq!(plan_region(found(), &rules).images.len(), 1);
+        assert_eq!(plan_region(found(), &Rules::default()).images.len(), 1);
     }
 
     #[test]

@@ -44,6 +44,10 @@ pub struct Image {
     /// Every tag, key to value.
     #[serde(skip)]
     pub tags: BTreeMap<String, String>,
+    /// `DeregistrationProtection` as AWS writes it (`disabled`, `enabled-with-cooldown`, ...;
+    /// empty when AWS does not say).
+    #[serde(skip)]
+    pub deregistration_protection: String,
 }
 
 impl Image {
@@ -126,6 +130,7 @@ fn image(image: &Value) -> Option<Image> {
         virtualization_type: text(&image["VirtualizationType"]),
         owner_id: text(&image["OwnerId"]),
         creation_date: text(&image["CreationDate"]),
+        deregistration_protection: text(&image["DeregistrationProtection"]),
         tags,
     })
 }

@@ -2,8 +2,6 @@
 //! this clone's tags, the remote's tags (`git ls-remote --tags`), the images' own `Version`,
 //! `Kind` and verdict tags in the cloud, and the versions `build/retired.json` retired. Cleanup
 //! and retire ask here before they touch anything. Pure: the callers ask git and the cloud.
-// Wired in by the issue-18 integration.
-#![allow(dead_code)]
 
 use crate::core::retire::Retired;
 use crate::core::verdict::{Tags, REJECTED};
@@ -109,6 +107,15 @@ pub fn newest_release(
 pub struct Image {
     pub id: String,
     pub tags: Tags,
+}
+
+impl From<&crate::core::ec2::Image> for Image {
+    fn from(image: &crate::core::ec2::Image) -> Image {
+        Image {
+            id: image.id.clone(),
+            tags: image.tags.clone(),
+        }
+    }
 }
 
 /// Everything protection is decided from.
@@ -224,17 +231,25 @@ pub struct Keep {
     pub seen: Seen,
 }
 
-impl fmt::Display for Keep {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Keep {
+    /// Why, without the image: `version 2.6.9 is released (tag ... on the remote `origin`)`.
+    pub fn reason(&self) -> String {
         let what = match self.seen.stage {
             Stage::Released => "is released",
             Stage::Candidate => "is a release candidate",
         };
-        write!(
-            f,
-            "KEEP {} version {} {what} ({})",
-            self.id, self.version, self.seen
+        format!(
+            "version {} {what} ({}) and not retired in `{}`",
+            self.version,
+            self.seen,
+            crate::core::retire::RETIRED_PATH
         )
+    }
+}
+
+impl fmt::Display for Keep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KEEP {} {}", self.id, self.reason())
     }
 }
 
@@ -391,7 +406,7 @@ mod tests {
         let sources = sources();
         assert_eq!(
             protected(&sources.images[0], &sources).unwrap().to_string(),
-            "KEEP ami-26900001 version 2.6.9 is released (tag release/2.6.9 on the remote `origin`)"
+            "KEEP ami-26900001 version 2.6.9 is released (tag release/2.6.9 on the remote `origin`) and not retired in `build/retired.json`"
         );
         let candidate = image(
             "ami-beta0001",
@@ -399,12 +414,12 @@ mod tests {
         );
         assert_eq!(
             protected(&candidate, &sources).unwrap().to_string(),
-            "KEEP ami-beta0001 version 2.6.10-beta1 is a release candidate (tag candidate/2.6.10-beta1 on the remote `origin`)"
+            "KEEP ami-beta0001 version 2.6.10-beta1 is a release candidate (tag candidate/2.6.10-beta1 on the remote `origin`) and not retired in `build/retired.json`"
         );
         let legacy = image("ami-26300001", &[("Version", "2.6.3")]);
         assert_eq!(
             protected(&legacy, &sources).unwrap().to_string(),
-            "KEEP ami-26300001 version 2.6.3 is released (tag 2.6.3 in this clone and on the remote `origin`)"
+            "KEEP ami-26300001 version 2.6.3 is released (tag 2.6.3 in this clone and on the remote `origin`) and not retired in `build/retired.json`"
         );
     }
 

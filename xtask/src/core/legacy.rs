@@ -4,8 +4,6 @@
 //! else the newest whose message names it. Each is reported with what is missing and the one
 //! command that adopts it (a `release/VERSION` tag listing its AMIs, which `retire`, `audit`
 //! and cleanup's protection read). Pure: the caller reads git.
-// Wired in by the issue-18 integration.
-#![allow(dead_code)]
 
 use crate::core::protect::{registry_amis, Listed};
 use crate::core::registry;

@@ -49,6 +49,48 @@ pub struct State {
     pub bundle: Option<String>,
     /// Listed in the current `ami_ids.json`.
     pub in_registry: bool,
+    pub protection: DeregistrationProtection,
+}
+
+/// EC2 deregistration protection, as `describe-images` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum DeregistrationProtection {
+    #[default]
+    Off,
+    On {
+        cooldown: bool,
+    },
+    /// Lifted, but with the cooldown AWS keeps it until this time.
+    CoolingUntil(String),
+}
+
+impl DeregistrationProtection {
+    /// `disabled`, `enabled-with-cooldown`, `enabled-without-cooldown`, `enabled`, or
+    /// `disabled-until TIME` (the stand-in) / `disabled-until-TIME`; empty: not said.
+    pub fn parse(field: &str) -> DeregistrationProtection {
+        if let Some(until) = field.strip_prefix("disabled-until") {
+            return DeregistrationProtection::CoolingUntil(
+                until.trim_start_matches([' ', '-']).to_string(),
+            );
+        }
+        match field.strip_prefix("enabled") {
+            Some(rest) => DeregistrationProtection::On {
+                cooldown: rest == "-with-cooldown",
+            },
+            None => DeregistrationProtection::Off,
+        }
+    }
+
+    /// Whether it still blocks a deregistration at `now`.
+    pub fn blocks(&self, now: u64) -> bool {
+        match self {
+            DeregistrationProtection::Off => false,
+            DeregistrationProtection::On { .. } => true,
+            DeregistrationProtection::CoolingUntil(until) => {
+                time::parse_time(until).map_or(true, |until| now < until)
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -77,6 +119,8 @@ pub enum Action {
     Deregister {
         snapshots: Vec<String>,
         bundle: Option<String>,
+        /// Its deregistration protection is lifted first.
+        lift: bool,
     },
 }
 
@@ -85,8 +129,15 @@ impl Action {
         match self {
             Action::Deprecate { at } => format!("deprecate at {at}"),
             Action::MakePrivate => "make private (remove launch permission `all`)".into(),
-            Action::Deregister { snapshots, bundle } => {
-                let mut text = String::from("deregister");
+            Action::Deregister {
+                snapshots,
+                bundle,
+                lift,
+            } => {
+                let mut text = String::from(match lift {
+                    true => "lift deregistration protection, deregister",
+                    false => "deregister",
+                });
                 if !snapshots.is_empty() {
                     text.push_str(&format!(", delete snapshot(s) {}", snapshots.join(", ")));
                 }
@@ -202,6 +253,7 @@ pub fn region_images(listed: &Listing, facts: &RegionFacts) -> Vec<(Target, Stat
                 snapshots: image.snapshots.clone(),
                 bundle: facts.bundles.get(id).cloned(),
                 in_registry,
+                protection: DeregistrationProtection::parse(&image.deregistration_protection),
             },
             None => State {
                 in_registry,
@@ -308,9 +360,17 @@ fn judge(stage: Stage, state: &State, settings: &Settings) -> Result<Action, Str
                 }
             }
             used()?;
+            if let DeregistrationProtection::CoolingUntil(until) = &state.protection {
+                if state.protection.blocks(settings.now) {
+                    return Err(format!(
+                        "refused: deregistration protection is lifted, but AWS keeps it until {until} (24-hour cooldown); run the same command after {until}"
+                    ));
+                }
+            }
             Ok(Action::Deregister {
                 snapshots: state.snapshots.clone(),
                 bundle: state.bundle.clone(),
+                lift: matches!(state.protection, DeregistrationProtection::On { .. }),
             })
         }
     }
@@ -337,6 +397,15 @@ pub fn render(images: &[(Target, State)], steps: &[Step]) -> String {
             }
             if state.in_registry {
                 facts.push("in `ami_ids.json`".into());
+            }
+            match &state.protection {
+                DeregistrationProtection::Off => {}
+                DeregistrationProtection::On { .. } => {
+                    facts.push("protected from deregistration".into())
+                }
+                DeregistrationProtection::CoolingUntil(until) => {
+                    facts.push(format!("deregistration protection until {until}"))
+                }
             }
         } else {
             facts.push("does not exist".into());
@@ -629,11 +698,47 @@ mod tests {
             ..settings(30)
         };
         assert_eq!(
-            plan(&[used], &deregister, &even)[0].action,
+            plan(&[used.clone()], &deregister, &even)[0].action,
             Ok(Action::Deregister {
                 snapshots: vec!["snap-1".into()],
-                bundle: Some("b/1-1404-hvm".into())
+                bundle: Some("b/1-1404-hvm".into()),
+                lift: false,
             })
+        );
+        // Protected: lifted first; within the cooldown: refused, saying when it may run.
+        let mut protected = used.clone();
+        protected.1.protection = DeregistrationProtection::parse("enabled-with-cooldown");
+        let lifted = plan(&[protected.clone()], &deregister, &even)[0]
+            .action
+            .clone();
+        assert!(
+            matches!(lifted, Ok(Action::Deregister { lift: true, .. })),
+            "{lifted:?}"
+        );
+        assert!(lifted
+            .unwrap()
+            .describe()
+            .starts_with("lift deregistration protection, deregister"));
+        let until = time::iso(even.now + time::DAY);
+        protected.1.protection =
+            DeregistrationProtection::parse(&format!("disabled-until {until}"));
+        assert_eq!(
+            plan(&[protected.clone()], &deregister, &even)[0].action,
+            Err(format!("refused: deregistration protection is lifted, but AWS keeps it until {until} (24-hour cooldown); run the same command after {until}"))
+        );
+        // The cooldown is over: it goes.
+        let late = Settings {
+            now: even.now + 2 * time::DAY,
+            ..even.clone()
+        };
+        assert!(plan(&[protected], &deregister, &late)[0].action.is_ok());
+        assert_eq!(
+            DeregistrationProtection::parse("disabled-until-2026-01-02T03:04:05Z"),
+            DeregistrationProtection::CoolingUntil("2026-01-02T03:04:05Z".into())
+        );
+        assert_eq!(
+            DeregistrationProtection::parse(""),
+            DeregistrationProtection::Off
         );
         let mut gone = image(false, None);
         gone.1.exists = false;
