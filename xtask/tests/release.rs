@@ -21,6 +21,14 @@ fn git_repo_of(name: &str, regions: &[&str]) -> Repo {
     repo
 }
 
+/// Whether the run record `run_id` in the clone says its images were made public.
+fn record_made_public(clone: &std::path::Path, run_id: &str) -> bool {
+    let text =
+        std::fs::read_to_string(clone.join(format!("build/runs/{run_id}/run.json"))).unwrap();
+    let record: serde_json::Value = serde_json::from_str(&text).unwrap();
+    record["made_public"] == true
+}
+
 fn refs(repo: &Repo) -> String {
     repo.git(&["show-ref"])
 }
@@ -414,14 +422,18 @@ fn local_release_resumes_after_a_failure_then_commits_tags_and_pushes() {
             .join(format!("build/runs/{run_id}/reports/{name}.json"))
             .is_file());
     }
-    // A release is public: every builder of the template shares its images with all.
+    // A release registers private images: the tool makes them public once all are proven.
     let template: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(clone.join(format!("build/runs/{run_id}/template.json"))).unwrap(),
     )
     .unwrap();
     for builder in template["builders"].as_array().unwrap() {
-        assert_eq!(builder["ami_groups"], serde_json::json!(["all"]));
+        assert_eq!(builder["ami_groups"], serde_json::json!([]));
     }
+    assert!(
+        record_made_public(&clone, run_id),
+        "the release's images were made public"
+    );
     assert_eq!(record.attempts[1].builders, ["eu-west-1-1204-pv"]);
     // Pushed to the scratch bare remote.
     let remote_refs = git_in(&remote, &repo.home(), &["show-ref"]);

@@ -664,6 +664,7 @@ fn publish(
         json: false,
         standin_root: standin_root.unwrap_or(root).to_path_buf(),
         branch: None,
+        partial: false,
     };
     let finished = build::continue_run(sh, root, record.clone(), &launch)?;
     *record = finished.record;
