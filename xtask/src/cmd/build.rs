@@ -65,17 +65,50 @@ impl BuildArgs {
             }
             None => ds0_branch,
         };
+        let mut commit = project::git_commit(sh);
+        if kind.is_test() && !self.local && commit != "unknown" {
+            commit = on_remote(sh, &branch, commit);
+        }
         Ok(Spec {
             kind,
             local: self.local,
             version,
             branch,
-            commit: project::git_commit(sh),
+            commit,
             epoch: project::epoch()?,
             private,
             registry: registry_target(kind, private, self.local),
             only: project::split_names(&self.only),
         })
+    }
+}
+
+/// The commit a test build on AWS bakes: the instance clones `origin`, so HEAD when it is on
+/// `origin/BRANCH`, else that branch's tip, said so (a local build clones this repository).
+fn on_remote(sh: &Shell, branch: &str, head: String) -> String {
+    let root = sh.current_dir();
+    let tip = crate::git::remote_branch_tip(sh, &root, "origin", branch);
+    let contained = |tip: &str| {
+        crate::git::Git::open(&root)
+            .is_ok_and(|git| git.has_commit(tip) && git.is_ancestor(&head, tip))
+    };
+    match tip {
+        Ok(Some(tip)) if tip == head || contained(&tip) => head,
+        Ok(Some(tip)) => {
+            eprintln!(
+                "note: HEAD {} is not on `origin/{branch}`, so the images bake `origin/{branch}` at {} instead (push HEAD to bake it: `git push origin HEAD:{branch}`)",
+                crate::cmd::checks::short(&head),
+                crate::cmd::checks::short(&tip)
+            );
+            tip
+        }
+        Ok(None) | Err(_) => {
+            eprintln!(
+                "warning: `origin` has no branch `{branch}` (or cannot be asked): the images try to bake HEAD {}, which the instance can only check out once it is pushed",
+                crate::cmd::checks::short(&head)
+            );
+            head
+        }
     }
 }
 
