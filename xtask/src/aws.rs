@@ -557,6 +557,86 @@ impl Aws {
     }
 }
 
+/// The calls that record what an image proved: its verdict as tags, its report in S3 for any
+/// machine to fetch again.
+impl Aws {
+    /// Tags every resource (an image and its snapshots) with `key=value`; the tags go as JSON,
+    /// so a value may hold spaces and commas.
+    pub fn tag_resources(
+        &self,
+        sh: &Shell,
+        region: &str,
+        ids: &[String],
+        key: &str,
+        value: &str,
+    ) -> Result<()> {
+        let tags = serde_json::json!([{ "Key": key, "Value": value }]).to_string();
+        let mut args = vec!["ec2", "create-tags", "--resources"];
+        args.extend(ids.iter().map(String::as_str));
+        args.extend(["--tags", &tags]);
+        self.run(sh, region, &args)?;
+        Ok(())
+    }
+
+    /// Stores the file `body` as `s3://BUCKET/KEY`, making the bucket when it is missing (an
+    /// EBS build has no bundle that made it).
+    pub fn put_object(
+        &self,
+        sh: &Shell,
+        region: &str,
+        (bucket, key): (&str, &str),
+        body: &Path,
+    ) -> Result<()> {
+        let body = body.display().to_string();
+        let put = [
+            "s3api",
+            "put-object",
+            "--bucket",
+            bucket,
+            "--key",
+            key,
+            "--body",
+            &body,
+        ];
+        match self.run(sh, region, &put) {
+            Err(e) if format!("{e:#}").contains("NoSuchBucket") => {
+                let mut args = vec!["s3api", "create-bucket", "--bucket", bucket];
+                let constraint = format!("LocationConstraint={region}");
+                // us-east-1 refuses its own name as a location constraint.
+                if region != "us-east-1" {
+                    args.extend(["--create-bucket-configuration", &constraint]);
+                }
+                self.run(sh, region, &args)?;
+                self.run(sh, region, &put)?;
+                Ok(())
+            }
+            other => other.map(|_| ()),
+        }
+    }
+
+    /// The text of `s3://BUCKET/KEY`, or `None` when the bucket or the key does not exist.
+    pub fn get_object(
+        &self,
+        sh: &Shell,
+        region: &str,
+        (bucket, key): (&str, &str),
+    ) -> Result<Option<String>> {
+        let url = format!("s3://{bucket}/{key}");
+        match self.run(sh, region, &["s3", "cp", "--only-show-errors", &url, "-"]) {
+            Ok(text) => Ok(Some(text)),
+            Err(e) => {
+                let text = format!("{e:#}");
+                let missing = ["NoSuchBucket", "NoSuchKey", "404", "Not Found"];
+                if missing.iter().any(|m| text.contains(m)) {
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -662,7 +662,10 @@ fn a_sabotaged_provisioning_fails_its_builders_naming_each_item() {
             builder.ends_with("1404-hvm"),
             "{error}"
         );
-        assert!(error.contains("is not accepted (not merged"), "{error}");
+        assert!(
+            error.contains("is rejected (private, not merged"),
+            "{error}"
+        );
     }
     let id = common::run_ids(&repo.root).pop().unwrap();
     assert_eq!(

@@ -407,7 +407,7 @@ fn cloud_preflight_against_a_kept_standin() {
     )
     .ok();
     assert!(
-        resumed.stderr.contains(&format!("adopted us-east-1-1404-hvm: its image {adopted} in us-east-1 exists with this run's tags")),
+        resumed.stderr.contains(&format!("adopted us-east-1-1404-hvm: its image {adopted} in us-east-1 carries this run's tags and a `Verified` verdict")),
         "{resumed:#?}"
     );
     assert!(

@@ -21,6 +21,14 @@ fn git_repo_of(name: &str, regions: &[&str]) -> Repo {
     repo
 }
 
+/// Whether the run record `run_id` in the clone says its images were made public.
+fn record_made_public(clone: &std::path::Path, run_id: &str) -> bool {
+    let text =
+        std::fs::read_to_string(clone.join(format!("build/runs/{run_id}/run.json"))).unwrap();
+    let record: serde_json::Value = serde_json::from_str(&text).unwrap();
+    record["made_public"] == true
+}
+
 fn refs(repo: &Repo) -> String {
     repo.git(&["show-ref"])
 }
@@ -127,7 +135,7 @@ fn release_preflight_reports_every_failure_at_once_and_changes_nothing() {
     for needle in [
         "FAIL  order         2.6.4 is not newer than the latest release 2.6.5",
         "FAIL  working tree  uncommitted changes or untracked files: `notes.txt`",
-        "FAIL  branch        on `main`, not the release branch `2.6`: run `git checkout 2.6`",
+        "FAIL  branch        on `main`, not the release branch `2.6`: run `git switch 2.6`",
         "FAIL  credentials   `build/local.json` not found: copy `build/local-default.json`",
         "FAIL  remote        no remote `origin`",
         "ok    packer",
@@ -274,7 +282,9 @@ fn dry_run_prints_the_plan_and_changes_no_byte_and_no_ref() {
         "-    return \"2.6.3\"\n     +    return \"2.6.4\"",
         "launches 32 m3.medium instance(s) in 8 region(s)",
         "images will be PUBLIC",
-        "commit `ds0_utils.py` and `ami_ids.json` as Xtask Test <xtask-test@example.invalid>: \"Release ComboAMI 2.6.4\"",
+        "and commit it as \"Prepare ComboAMI 2.6.4\" (the prepare commit); push it to the rehearsal's scratch remote",
+        "every one baking the prepare commit",
+        "commit `ami_ids.json` as Xtask Test <xtask-test@example.invalid> on top of the prepare commit: \"Release ComboAMI 2.6.4\"",
         "tag that commit `release/2.6.4`",
     ] {
         assert!(run.stderr.contains(needle), "lacks {needle:?}:\n{}", run.stderr);
@@ -292,6 +302,8 @@ fn dry_run_prints_the_plan_and_changes_no_byte_and_no_ref() {
 #[test]
 fn local_release_resumes_after_a_failure_then_commits_tags_and_pushes() {
     let repo = git_repo_of("release-local", &["us-east-1", "eu-west-1"]);
+    // The stand-in keeps its images between the two commands, as AWS does.
+    repo.xtask(&["local", "up"]).ok();
     let before = repo.snapshot_without_target();
     let scratch = repo.path("target/rehearsal/release-2.6.4");
     let clone = scratch.join("repo");
@@ -350,6 +362,16 @@ fn local_release_resumes_after_a_failure_then_commits_tags_and_pushes() {
         "the version is set in the clone"
     );
     assert_eq!(git_in(&clone, &repo.home(), &["tag", "--list"]), "");
+    // The version change is the prepare commit, on the remote's branch before anything ran.
+    let prepare = git_in(&clone, &repo.home(), &["rev-parse", "HEAD"]);
+    assert_eq!(
+        git_in(&clone, &repo.home(), &["log", "-1", "--format=%s"]),
+        "Prepare ComboAMI 2.6.4\n"
+    );
+    assert_eq!(
+        git_in(&remote, &repo.home(), &["rev-parse", "refs/heads/2.6"]),
+        prepare
+    );
     assert!(
         before == repo.snapshot_without_target(),
         "a rehearsal changed the real repository"
@@ -386,8 +408,17 @@ fn local_release_resumes_after_a_failure_then_commits_tags_and_pushes() {
         &repo.home(),
         &["show", "--name-only", "--format=", "HEAD"],
     );
-    assert_eq!(changed, "ami_ids.json\nds0_utils.py\n");
+    // The release commit merges the AMIs on top of the prepare commit the images baked.
+    assert_eq!(changed, "ami_ids.json\n");
+    assert_eq!(
+        git_in(&clone, &repo.home(), &["rev-parse", "HEAD~1"]),
+        prepare
+    );
     let tag = git_in(&clone, &repo.home(), &["cat-file", "-p", "release/2.6.4"]);
+    assert!(
+        tag.contains(&format!("Every image baked commit {}", prepare.trim())),
+        "{tag}"
+    );
     assert!(tag.starts_with(&format!("object {head}")), "{tag}");
     assert!(tag.contains("8 AMIs:"), "{tag}");
     // Every AMI of the run is in the committed registry and in the tag message.
@@ -400,8 +431,10 @@ fn local_release_resumes_after_a_failure_then_commits_tags_and_pushes() {
         let id = builder.ami();
         assert!(committed.contains(id), "{name}: {id} not in the registry");
         assert!(tag.contains(id), "{name}: {id} not in the tag message");
-        // Every image's report was checked; its ComboAMI commit is in the record and the tag.
+        // Every image's report was checked; its ComboAMI commit is in the record and the tag,
+        // and it is the prepare commit.
         let commit = builder.comboami_commit.as_deref().unwrap();
+        assert_eq!(commit, prepare.trim(), "{name}");
         assert!(
             tag.contains(&format!("{id}  ComboAMI {commit}")),
             "{name}: {commit} not in the tag message:\n{tag}"
@@ -410,14 +443,18 @@ fn local_release_resumes_after_a_failure_then_commits_tags_and_pushes() {
             .join(format!("build/runs/{run_id}/reports/{name}.json"))
             .is_file());
     }
-    // A release is public: every builder of the template shares its images with all.
+    // A release registers private images: the tool makes them public once all are proven.
     let template: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(clone.join(format!("build/runs/{run_id}/template.json"))).unwrap(),
     )
     .unwrap();
     for builder in template["builders"].as_array().unwrap() {
-        assert_eq!(builder["ami_groups"], serde_json::json!(["all"]));
+        assert_eq!(builder["ami_groups"], serde_json::json!([]));
     }
+    assert!(
+        record_made_public(&clone, run_id),
+        "the release's images were made public"
+    );
     assert_eq!(record.attempts[1].builders, ["eu-west-1-1204-pv"]);
     // Pushed to the scratch bare remote.
     let remote_refs = git_in(&remote, &repo.home(), &["show-ref"]);
@@ -540,11 +577,12 @@ fn rehearsal_runs_from_a_fresh_clone_with_only_main() {
         "{}",
         run.stderr
     );
-    // The scratch remote got the release commit on `2.6`, on top of the real HEAD.
+    // The scratch remote got the release commit on `2.6`, on top of the prepare commit, on top
+    // of the real HEAD.
     let remote = repo.path("target/rehearsal/release-2.6.4/remote.git");
     let released = git_in(&remote, &repo.home(), &["rev-parse", "refs/heads/2.6"]);
     assert_eq!(released.trim(), doc.commit);
-    let parent = git_in(&remote, &repo.home(), &["rev-parse", "refs/heads/2.6~1"]);
+    let parent = git_in(&remote, &repo.home(), &["rev-parse", "refs/heads/2.6~2"]);
     assert_eq!(parent, repo.git(&["rev-parse", "HEAD"]));
     assert!(git_in(&remote, &repo.home(), &["show-ref"]).contains("refs/tags/release/2.6.4"));
     // The real repository: still only `main`, no tag, not a byte changed.

@@ -2,6 +2,8 @@
 //! build with a live view, record, merge, summary; and `publish --resume`. A release's publish
 //! step runs the same code on the release's record ([`continue_run`]).
 
+use crate::aws::Aws;
+use crate::cmd::proof;
 use crate::core::registry::REGISTRY_PATH;
 use crate::core::render::{self, PlanNotes, SummaryNotes};
 use crate::core::template::{self, Kind, Spec};
@@ -63,17 +65,50 @@ impl BuildArgs {
             }
             None => ds0_branch,
         };
+        let mut commit = project::git_commit(sh);
+        if kind.is_test() && !self.local && commit != "unknown" {
+            commit = on_remote(sh, &branch, commit);
+        }
         Ok(Spec {
             kind,
             local: self.local,
             version,
             branch,
-            commit: project::git_commit(sh),
+            commit,
             epoch: project::epoch()?,
             private,
             registry: registry_target(kind, private, self.local),
             only: project::split_names(&self.only),
         })
+    }
+}
+
+/// The commit a test build on AWS bakes: the instance clones `origin`, so HEAD when it is on
+/// `origin/BRANCH`, else that branch's tip, said so (a local build clones this repository).
+fn on_remote(sh: &Shell, branch: &str, head: String) -> String {
+    let root = sh.current_dir();
+    let tip = crate::git::remote_branch_tip(sh, &root, "origin", branch);
+    let contained = |tip: &str| {
+        crate::git::Git::open(&root)
+            .is_ok_and(|git| git.has_commit(tip) && git.is_ancestor(&head, tip))
+    };
+    match tip {
+        Ok(Some(tip)) if tip == head || contained(&tip) => head,
+        Ok(Some(tip)) => {
+            eprintln!(
+                "note: HEAD {} is not on `origin/{branch}`, so the images bake `origin/{branch}` at {} instead (push HEAD to bake it: `git push origin HEAD:{branch}`)",
+                crate::cmd::checks::short(&head),
+                crate::cmd::checks::short(&tip)
+            );
+            tip
+        }
+        Ok(None) | Err(_) => {
+            eprintln!(
+                "warning: `origin` has no branch `{branch}` (or cannot be asked): the images try to bake HEAD {}, which the instance can only check out once it is pushed",
+                crate::cmd::checks::short(&head)
+            );
+            head
+        }
     }
 }
 
@@ -174,6 +209,10 @@ pub struct Publish {
     /// Rebuild only what did not succeed in the latest run, or in RUN.
     #[arg(long, value_name = "RUN", num_args = 0..=1, default_missing_value = "")]
     resume: Option<String>,
+    /// Make the proven images public (and merge them) even when some builders failed: a
+    /// partial set, on purpose (said loudly). Without it nothing is public until all are proven.
+    #[arg(long)]
+    partial: bool,
 }
 
 impl crate::cmd::Cmd for Publish {
@@ -189,6 +228,7 @@ impl crate::cmd::Cmd for Publish {
             no_parallel: self.no_parallel,
             debug: self.debug,
             yes: self.yes,
+            partial: self.partial,
             ..self.common.launch(cx.root())
         };
         match self.resume {
@@ -225,6 +265,8 @@ pub struct Launch {
     pub standin_root: PathBuf,
     /// `--branch` of a test build, repeated in its retry command.
     pub branch: Option<String>,
+    /// `--partial`: the proven images are made public even when some builders failed.
+    pub partial: bool,
 }
 
 /// What a finished build reports to its caller (the release command builds on it).
@@ -239,6 +281,8 @@ struct Kit {
     packer: Packer,
     credentials: Credentials,
     standin: Option<Standin>,
+    /// Records verdicts, and makes proven images public.
+    aws: Aws,
 }
 
 /// A new run of `spec`: preflight, plan, cloud checks, confirmation, then the record and the
@@ -287,8 +331,20 @@ fn new_run(sh: &Shell, root: &Path, mut spec: Spec, launch: &Launch) -> Result<F
         plan.names()
     };
     attempt(sh, &kit, &mut record, only, launch)?;
+    let public = publish_proven(sh, &kit, &mut record, launch)?;
     drop(kit);
-    finish(sh, record, launch)
+    finish(sh, record, launch, public)
+}
+
+/// An official run's images are registered private; once every builder is proven (or with
+/// `--partial`, the proven ones), they are made public and protected, all at once. Returns
+/// whether the run is meant to be public (the summary says when it is not yet).
+fn publish_proven(sh: &Shell, kit: &Kit, record: &mut RunRecord, launch: &Launch) -> Result<bool> {
+    let public = template::is_public(&kit.matrix, &record.spec);
+    if public && !interrupt::requested() {
+        proof::make_public(sh, &kit.aws, &kit.matrix, record, launch.partial)?;
+    }
+    Ok(public)
 }
 
 /// Everything that can be checked before anything starts: the plan (shown), Packer, the
@@ -318,6 +374,7 @@ fn preflight(
     refuse_unconfirmable(spec.kind, spec.local, launch)?;
     // The stand-in answers the cloud checks of a local build, so it starts first.
     let (standin, credentials) = start(sh, launch, spec.local, &matrix, credentials)?;
+    let aws = aws_of(sh, root, standin.as_ref())?;
     let cloud_checks = if launch.skip_cloud_checks {
         cloud::SKIPPED_RECORD.to_string()
     } else {
@@ -342,8 +399,17 @@ fn preflight(
         packer,
         credentials,
         standin,
+        aws,
     };
     Ok((kit, plan, cloud_checks))
+}
+
+/// The `aws` of the run: the stand-in's for `--local`, else the user's.
+fn aws_of(sh: &Shell, root: &Path, standin: Option<&Standin>) -> Result<Aws> {
+    match standin {
+        Some(standin) => Ok(Aws::local(standin)),
+        None => Aws::real(sh, root),
+    }
 }
 
 fn plan_notes<'a>(matrix: &matrix::Matrix, launch_size: &'a str, launch: &Launch) -> PlanNotes<'a> {
@@ -492,35 +558,39 @@ pub fn continue_run(
             last.number
         );
     }
-    if record.unfinished().is_empty() {
+    let (kind, local) = (record.spec.kind, record.spec.local);
+    let matrix = project::matrix(sh)?;
+    let public = template::is_public(&matrix, &record.spec);
+    if record.unfinished().is_empty() && (record.made_public || !public) {
         eprintln!(
             "run `{run_id}`: all {} builders already succeeded; nothing to rebuild",
             record.builders.len()
         );
         interrupt::check("merging")?;
         interrupt::mark_started();
-        return finish(sh, record, launch);
+        return finish(sh, record, launch, public);
     }
-    let (kind, local) = (record.spec.kind, record.spec.local);
-    let matrix = project::matrix(sh)?;
     let packer = Packer::detect(sh)?;
     let (credentials, credentials_source) = load_credentials(sh, root, kind, local)?;
     announce(&record);
     refuse_unconfirmable(kind, local, launch)?;
     let (standin, credentials) = start(sh, launch, local, &matrix, credentials)?;
+    let aws = aws_of(sh, root, standin.as_ref())?;
     let kit = Kit {
         matrix,
         packer,
         credentials,
         standin,
+        aws,
     };
     write_template(sh, root, &kit.matrix, &record, kit.standin.as_ref())?;
     remove_killed_attempts_leftovers(sh, root, &record, kit.standin.as_ref(), launch)?;
     let remaining = adopt_built(sh, root, &kit, &mut record, credentials_source, launch)?;
     if remaining.is_empty() {
-        drop(kit);
         interrupt::mark_started();
-        return finish(sh, record, launch);
+        let public = publish_proven(sh, &kit, &mut record, launch)?;
+        drop(kit);
+        return finish(sh, record, launch, public);
     }
     confirm_launch(kind, local, launch)?;
     interrupt::check("anything started")?;
@@ -528,8 +598,9 @@ pub fn continue_run(
     lock::set_run(&run_id, record.spec.local);
     interrupt::set_resume(resume_command(&record, launch));
     attempt(sh, &kit, &mut record, remaining, launch)?;
+    let public = publish_proven(sh, &kit, &mut record, launch)?;
     drop(kit);
-    finish(sh, record, launch)
+    finish(sh, record, launch, public)
 }
 
 /// A killed attempt's Packer may have died before it deleted what it launched (the next command
@@ -615,6 +686,9 @@ fn adopt_built(
     launch: &Launch,
 ) -> Result<Vec<String>> {
     let remaining = record.unfinished();
+    if remaining.is_empty() {
+        return Ok(remaining);
+    }
     if launch.skip_cloud_checks {
         eprintln!("{}", cloud::SKIPPED);
         record.cloud_checks = Some(cloud::SKIPPED_RECORD.to_string());
@@ -646,15 +720,9 @@ fn adopt_built(
             same_base_for_both: preflight::same_base_for_both(&kit.matrix),
         },
     )?;
-    for adopted in &adopted {
-        eprintln!(
-            "adopted {}: its image {} in {} exists with this run's tags (Packer made it, the run did not record it)",
-            adopted.builder, adopted.ami, adopted.region
-        );
-        record.adopt(&adopted.builder, &adopted.region, &adopted.ami);
-    }
+    // Found with this run's tags: adopted only with a verdict that holds.
     if !adopted.is_empty() {
-        record.save(sh)?;
+        proof::review_found(sh, &kit.aws, &kit.matrix, record, &adopted)?;
     }
     Ok(record.unfinished())
 }
@@ -766,6 +834,7 @@ fn attempt(
     )?;
     record.apply(&result.tracker, &attempted, result.interrupted, &output_log);
     check_reports(sh, &kit.matrix, record, &attempted);
+    proof::record_verdicts(sh, &kit.aws, &kit.matrix, record, &attempted);
     if let Some(last) = record.attempts.last_mut() {
         last.interrupted = result.interrupted;
         last.finished = true;
@@ -849,53 +918,30 @@ fn check_reports(
     attempted: &[String],
 ) {
     let report_dir = record.report_dir();
-    let expectation = sh
-        .read_file(report::EXPECT_PATH)
-        .map_err(|e| format!("cannot read `{}`: {e}", report::EXPECT_PATH))
-        .and_then(|text| report::Expectation::parse(&text));
+    let expectation = proof::expectation(sh);
     for name in attempted {
-        let Some(builder) = record.builders.get_mut(name) else {
-            continue;
-        };
-        if builder.state != BuilderState::Succeeded {
+        if record.builders.get(name).map(|b| b.state) != Some(BuilderState::Succeeded) {
             continue;
         }
         let path = format!("{report_dir}/{name}.json");
         let text = sh.read_file(&path).ok();
-        let row = matrix.images.iter().find(|i| &i.builder_name() == name);
-        let expected = report::Expected {
-            builder: name,
-            version: &record.spec.version,
-            branch: &record.spec.branch,
-            ds0_branch: (record.spec.kind == Kind::Official).then_some(record.spec.branch.as_str()),
-            commit: &record.spec.commit,
-            os_version: row.map_or("?", |i| i.os_version.as_str()),
-            virtualization: row.map_or("?", |i| i.virtualization.as_str()),
-            archive: row
-                .and_then(|i| matrix.settings.archives.get(&i.os_version))
-                .map(String::as_str),
-            local: record.spec.local,
-        };
+        let expected = proof::expected(matrix, record, name);
         let checked = expectation
             .as_ref()
             .map_err(Clone::clone)
             .and_then(|expectation| report::check(text.as_deref(), expectation, &expected));
+        let builder = record.builders.get_mut(name).expect("found above");
         match checked {
             Ok(report) => builder.comboami_commit = Some(report.comboami.commit),
             Err(problem) => {
                 let amis: Vec<String> = builder.amis.iter().map(|a| a.id.clone()).collect();
                 builder.state = BuilderState::Failed;
-                // Packer has registered it already, public for an official release: say so.
-                let public = record.spec.kind == Kind::Official && !record.spec.private;
+                // Registered private: it is tagged `Rejected` and never made public.
                 builder.error = Some(format!(
-                    "image report `{path}`: {problem}; so its AMI {} is not accepted (not merged, \
-                     not tagged){}; `cargo xtask cleanup --run {}` lists it, `--execute` removes it",
+                    "image report `{path}`: {problem}; so its AMI {} is rejected (private, not \
+                     merged, not tagged); `cargo xtask cleanup --run {}` lists it, `--execute` \
+                     removes it",
                     amis.join(", "),
-                    if public && matrix.settings.public {
-                        ", but Packer made it PUBLIC"
-                    } else {
-                        ""
-                    },
                     record.run_id
                 ));
             }
@@ -931,13 +977,16 @@ fn package_changes(sh: &Shell, record: &RunRecord) -> Vec<String> {
 }
 
 /// Merges (publish), prints the summary, and turns failures into exit status 1.
-fn finish(sh: &Shell, record: RunRecord, launch: &Launch) -> Result<Finished> {
+/// Merges only what was made public: a run meant to be public whose images are still private
+/// (some builder is not proven) merges nothing, and says so.
+fn finish(sh: &Shell, record: RunRecord, launch: &Launch, public: bool) -> Result<Finished> {
     interrupt::pause_before("merging");
     if interrupt::requested() {
         return Err(stopped(&record, launch));
     }
     let mut changes = Vec::new();
-    if let Some(path) = &record.spec.registry {
+    let held_back = public && !record.made_public;
+    if let Some(path) = record.spec.registry.as_ref().filter(|_| !held_back) {
         // Every time, resumes included: a merge of the same AMIs changes nothing.
         changes = cmd::ami_ids::merge_into(sh, path, &record.amis())?;
         if !changes.is_empty() {
@@ -961,6 +1010,19 @@ fn finish(sh: &Shell, record: RunRecord, launch: &Launch) -> Result<Finished> {
         base: base.as_deref(),
     };
     output::say(render::summary(&record, notes).trim_end());
+    if held_back {
+        output::say(format!(
+            "not public: none of the {} image(s) was made public{} because {} of {} builder(s) \
+             are not proven; the resume makes them all public once the rest pass",
+            record.amis().len(),
+            match &record.spec.registry {
+                Some(path) => format!(" and `{path}` was not changed"),
+                None => String::new(),
+            },
+            record.unfinished().len(),
+            record.builders.len()
+        ));
+    }
     if record.spec.registry.is_some() {
         package_changes(sh, &record).iter().for_each(output::say);
     }

@@ -2,7 +2,7 @@
 //! tag, the order of releases, the working tree, the branch, the git identity and the remote.
 
 use crate::core::ds0;
-use crate::core::release::Check;
+use crate::core::release::{self, Check};
 use crate::core::version;
 use crate::git::{self, Git};
 use crate::signing;
@@ -87,6 +87,7 @@ pub fn check_branch(git: &Git, branch: &str, allow_other: bool) -> Check {
     if let Err(e) = ds0::check_branch(branch) {
         return Check::fail("branch", e.to_string());
     }
+    let switch = release::switch_command(branch, branch_exists(git, branch));
     match git.current_branch() {
         Ok(Some(current)) if current == branch => Check::ok("branch", format!("on `{branch}`")),
         Ok(Some(current)) if allow_other => Check::ok(
@@ -95,13 +96,73 @@ pub fn check_branch(git: &Git, branch: &str, allow_other: bool) -> Check {
         ),
         Ok(Some(current)) => Check::fail(
             "branch",
-            format!("on `{current}`, not the release branch `{branch}`: run `git checkout {branch}` (or name another release branch with `--branch`, or pass `--allow-branch`)"),
+            format!("on `{current}`, not the release branch `{branch}`: run `{switch}` (or name another release branch with `--branch`, or pass `--allow-branch`)"),
         ),
         Ok(None) => Check::fail(
             "branch",
-            format!("HEAD is detached, so the release commit would be on no branch: run `git checkout {branch}`"),
+            format!("HEAD is detached, so the release commit would be on no branch: run `{switch}`"),
         ),
         Err(e) => Check::fail("branch", format!("{e:#}")),
+    }
+}
+
+/// Whether `branch` is a local branch or a remote-tracking one (`git switch` then finds it).
+fn branch_exists(git: &Git, branch: &str) -> bool {
+    git.branch_commit(branch).is_ok()
+        || git
+            .repo
+            .references_glob(&format!("refs/remotes/*/{branch}"))
+            .is_ok_and(|mut refs| refs.next().is_some())
+}
+
+/// Without `--push`, the prepare commit must be on the remote's release branch before anything
+/// launches: the version is committed at HEAD and HEAD is on `REMOTE/BRANCH`.
+pub fn check_prepared_on_remote(
+    sh: &Shell,
+    root: &Path,
+    git: &Git,
+    (remote, branch): (&str, &str),
+    (version, ds0_branch): (&str, &str),
+) -> Check {
+    const WHAT: &str = "prepared";
+    let fix = format!(
+        "add `--push` (the release pushes its prepare commit before launching), or prepare by hand: \
+         `cargo xtask set-version {version} --branch {ds0_branch}`, `git commit -m \"Prepare ComboAMI {version}\" {}`, \
+         `git push {remote} HEAD:{branch}`, then run the same command again",
+        ds0::DS0_PATH
+    );
+    let committed = git
+        .file_at_head(ds0::DS0_PATH)
+        .ok()
+        .is_some_and(|text| ds0::edit(&text, version, Some(ds0_branch)).is_ok_and(|e| e == text));
+    if !committed {
+        return Check::fail(WHAT, format!(
+            "without `--push` the images can only bake a commit already on `{remote}/{branch}`, and `{}` at HEAD does not hold {version} (branch {ds0_branch}): {fix}",
+            ds0::DS0_PATH
+        ));
+    }
+    let head = match git.head_commit() {
+        Ok(head) => head,
+        Err(e) => return Check::fail(WHAT, format!("{e:#}")),
+    };
+    let on_remote = match git::remote_branch_tip(sh, root, remote, branch) {
+        Ok(Some(tip)) => tip == head || (git.has_commit(&tip) && git.is_ancestor(&head, &tip)),
+        Ok(None) => false,
+        Err(e) => return Check::fail(WHAT, format!("{e:#}")),
+    };
+    if on_remote {
+        Check::ok(
+            WHAT,
+            format!(
+                "HEAD {} holds {version} and is on `{remote}/{branch}`: every image bakes it",
+                short(&head)
+            ),
+        )
+    } else {
+        Check::fail(WHAT, format!(
+            "without `--push` the images can only bake a commit already on `{remote}/{branch}`, and HEAD {} is not there: {fix}",
+            short(&head)
+        ))
     }
 }
 

@@ -12,6 +12,7 @@ pub mod config;
 pub mod doctor;
 pub mod lifecycle;
 pub mod local;
+pub mod proof;
 pub mod release;
 pub mod retire;
 pub mod set_version;

@@ -5,8 +5,8 @@
 //! clone.
 
 use crate::cmd::checks::{
-    check_branch, check_clean, check_identity, check_order, check_remote, check_remote_branch,
-    check_signing, check_tag_free, check_version, short, signing_summary,
+    check_branch, check_clean, check_identity, check_order, check_prepared_on_remote, check_remote,
+    check_remote_branch, check_signing, check_tag_free, check_version, short, signing_summary,
 };
 use crate::cmd::{build, set_version};
 use crate::core::release::{self, Check, Step, Steps};
@@ -189,9 +189,14 @@ fn reuse_or_remove_rehearsal(
     }
     let previous = find_record(clone, options);
     let push = options.push.as_deref();
+    // Once prepared, the record bakes the prepare commit, whose parent is where it started.
+    let started_from = |commit: &str| {
+        commit == head
+            || Git::open(clone).is_ok_and(|git| git.parents(commit).is_ok_and(|p| p == [head]))
+    };
     match previous {
         Some(record)
-            if record.spec.commit == head
+            if started_from(&record.spec.commit)
                 && record
                     .release
                     .as_ref()
@@ -501,19 +506,30 @@ fn plan_text(
         }
     );
     plan.push_str(&format!(
-        "1. set the version in `{}`{}\n",
+        "1. set the version in `{}` and commit it as \"Prepare ComboAMI {version_text}\" (the prepare commit); {}{}\n",
         ds0::DS0_PATH,
+        match (&options.push, options.local) {
+            (Some(remote), false) => format!("push it to `{remote}` branch `{}` before anything launches", facts.push_branch),
+            (_, true) => format!("push it to the rehearsal's scratch remote, branch `{}`, before anything launches", facts.push_branch),
+            (None, false) => format!("it must be on `origin/{}` already (no `--push`)", facts.push_branch),
+        },
         done(Step::Prepare)
     ));
     if !steps.prepared {
         plan.push_str(&indent(&version_diff(sh, options, facts)?));
     }
+    let baked = steps
+        .prepare_commit
+        .as_deref()
+        .map_or("the prepare commit".to_string(), |c| {
+            format!("the prepare commit {}", short(c))
+        });
     plan.push_str(&format!(
-        "2. publish every enabled row as {} images{}\n",
+        "2. publish every enabled row as {} images, every one baking {baked}{}\n",
         if candidate {
             "PRIVATE (a candidate)"
         } else {
-            "public"
+            "public (registered private, made public at once when every builder is proven)"
         },
         match record.filter(|r| !r.attempts.is_empty()) {
             Some(r) => format!(
@@ -566,18 +582,17 @@ fn later_steps(
     } else {
         format!("3. merge the new AMIs into `{REGISTRY_PATH}` (an entry is replaced only by a new AMI of its region, release and virtualization type)\n")
     };
+    plan.push_str(&if facts.candidate() {
+        format!("4. no release commit: the candidate's tag goes on the prepare commit{}\n", done(Step::Commit))
+    } else {
+        format!(
+            "4. commit `{REGISTRY_PATH}` as {} on top of the prepare commit: \"Release ComboAMI {version_text}\"{}\n",
+            facts.identity,
+            done(Step::Commit)
+        )
+    });
     plan.push_str(&format!(
-        "4. commit {} as {}: \"Release ComboAMI {version_text}\"{}\n",
-        if facts.candidate() {
-            format!("`{}`", ds0::DS0_PATH)
-        } else {
-            format!("`{}` and `{REGISTRY_PATH}`", ds0::DS0_PATH)
-        },
-        facts.identity,
-        done(Step::Commit)
-    ));
-    plan.push_str(&format!(
-        "5. tag that commit `{}` ({}; the message lists the AMIs){}\n",
+        "5. tag that commit `{}` ({}; the message lists the AMIs and names the baked commit){}\n",
         facts.tag,
         signing_summary(signing_repo, options.sign.choice()),
         done(Step::Tag)
@@ -606,15 +621,16 @@ fn run_steps(
 ) -> Result<()> {
     let version_text = facts.version.to_string();
     let command = steps(record).command.clone();
-    if !steps(record).prepared {
-        set_version::apply(sh, &version_text, Some(&facts.branch))?;
-        steps(record).prepared = true;
-        record.save(sh)?;
-        eprintln!(
-            "set `{}` to {version_text} (branch {})",
-            ds0::DS0_PATH,
-            facts.branch
-        );
+    if !steps(record).is_done(Step::Prepare, None) {
+        prepare(
+            sh,
+            root,
+            git,
+            options,
+            facts,
+            record,
+            standin_root.is_some(),
+        )?;
     }
     if !steps(record).is_done(Step::Publish, None) {
         publish(sh, root, options, record, standin_root).fix(
@@ -629,18 +645,24 @@ fn run_steps(
     if steps(record).commit.is_none() {
         interrupt::check("the commit (step 4)")?;
         let amis = record.amis();
-        let message =
-            release::commit_message(&version_text, &facts.branch, &amis, facts.candidate());
-        // A candidate leaves `ami_ids.json` as it was: committing it changes nothing.
-        let files = project::release_files(root)?;
-        let files: Vec<&str> = files.iter().map(String::as_str).collect();
-        let commit = git.commit(&files, &message)?;
-        steps(record).commit = Some(commit.clone());
+        let baked = record.spec.commit.clone();
+        let commit = if facts.candidate() {
+            // A candidate leaves `ami_ids.json` as it was: its tag is on the prepare commit.
+            baked
+        } else {
+            let message = release::commit_message(&version_text, &baked, &amis);
+            let files = project::release_files(root)?;
+            let registry = files.get(1).map_or(REGISTRY_PATH, String::as_str);
+            let commit = git.commit(&[registry], &message)?;
+            eprintln!(
+                "committed {} \"Release ComboAMI {version_text}\" on top of the prepare commit {}",
+                short(&commit),
+                short(&baked)
+            );
+            commit
+        };
+        steps(record).commit = Some(commit);
         record.save(sh)?;
-        eprintln!(
-            "committed {} \"Release ComboAMI {version_text}\"",
-            short(&commit)
-        );
     }
     if !steps(record).tagged {
         interrupt::check("the tag (step 5)")?;
@@ -650,7 +672,7 @@ fn run_steps(
             &facts.branch,
             &record.amis(),
             &record.comboami_commits(),
-        );
+        ) + &release::provenance(&record.spec.commit, &record.unfinished());
         let signer = signing::signer(&signing_repo.repo, options.sign.choice())?;
         git.create_tag(&facts.tag, &commit, &message, signer.as_ref())?;
         steps(record).tagged = true;
@@ -658,6 +680,79 @@ fn run_steps(
         eprintln!("tagged {} `{}`", short(&commit), facts.tag);
     }
     push(sh, root, options, facts, record)
+}
+
+/// Step 1: sets the version, commits it (the prepare commit, which every image bakes) and puts
+/// it on the remote's release branch before anything launches: pushed with `--push` (always to
+/// a rehearsal's scratch remote), else it must be there already (the preflight checked).
+fn prepare(
+    sh: &Shell,
+    root: &Path,
+    git: &Git,
+    options: &Release,
+    facts: &Facts,
+    record: &mut RunRecord,
+    rehearsal: bool,
+) -> Result<()> {
+    let version_text = facts.version.to_string();
+    if !steps(record).prepared {
+        set_version::apply(sh, &version_text, Some(&facts.branch))?;
+        steps(record).prepared = true;
+        record.save(sh)?;
+        eprintln!(
+            "set `{}` to {version_text} (branch {})",
+            ds0::DS0_PATH,
+            facts.branch
+        );
+    }
+    let files = project::release_files(root)?;
+    let ds0_file = files.first().map_or(ds0::DS0_PATH, String::as_str);
+    let changed = git.file_at_head(ds0_file).ok() != project::read(sh, ds0_file).ok();
+    let commit = if changed {
+        let message = release::prepare_message(&version_text, &facts.branch);
+        let commit = git.commit(&[ds0_file], &message)?;
+        eprintln!(
+            "committed {} \"Prepare ComboAMI {version_text}\"",
+            short(&commit)
+        );
+        commit
+    } else {
+        git.head_commit()?
+    };
+    let remote = match (&options.push, rehearsal) {
+        (Some(remote), _) => Some(remote.as_str()),
+        (None, true) => Some("origin"),
+        (None, false) => None,
+    };
+    if let Some(remote) = remote {
+        interrupt::check("pushing the prepare commit")?;
+        let refspec = format!("{commit}:refs/heads/{}", facts.push_branch);
+        cmd!(sh, "git -C {root} push --quiet {remote} {refspec}")
+            .run()
+            .fix(
+                || {
+                    format!(
+                        "cannot push the prepare commit {} to `{remote}`; nothing was launched",
+                        short(&commit)
+                    )
+                },
+                || {
+                    format!(
+                        "resolve the cause above, then run `{}` again",
+                        steps(record).command
+                    )
+                },
+            )?;
+        eprintln!(
+            "pushed the prepare commit {} to `{remote}` branch `{}`: every image bakes it",
+            short(&commit),
+            facts.push_branch
+        );
+    }
+    // The publish has not launched anything yet: its images bake this commit.
+    record.spec.commit = commit.clone();
+    steps(record).prepare_commit = Some(commit);
+    record.save(sh)
 }
 
 /// Step 2 (and 3): the publish, by the build code of `publish`, on this release's record; its
@@ -678,6 +773,7 @@ fn publish(
         json: false,
         standin_root: standin_root.unwrap_or(root).to_path_buf(),
         branch: None,
+        partial: false,
     };
     let finished = build::continue_run(sh, root, record.clone(), &launch)?;
     *record = finished.record;
@@ -775,10 +871,7 @@ fn preflight(
     let steps = record.and_then(|r| r.release.as_ref());
     let (check, parsed) = check_version(&options.version);
     let mut checks = vec![check];
-    let (parsed, tag) = match parsed {
-        Some((v, tag)) => (Some(v), Some(tag)),
-        None => (None, None),
-    };
+    let (parsed, tag) = parsed.map_or((None, None), |(v, tag)| (Some(v), Some(tag)));
     if parsed.is_some() {
         checks.push(check_image_names(sh, &options.version));
     }
@@ -805,15 +898,8 @@ fn preflight(
         checks.push(check_signing(signing_repo, options.sign.choice()));
     }
     checks.push(check_credentials(sh, root, options.local));
-    checks.push(match Packer::detect(sh) {
-        Ok(p) => Check::ok("packer", format!("Packer {}", p.version)),
-        Err(e) => Check::fail("packer", format!("{e:#}")),
-    });
-    // With `--allow-branch` the release commit goes on the current branch, and that is pushed.
-    let push_branch = match (git.current_branch(), &branch) {
-        (Ok(Some(current)), _) if options.allow_branch => Some(current),
-        (_, branch) => branch.clone(),
-    };
+    checks.push(check_packer(sh));
+    let push_branch = push_branch(git, options, &branch);
     if let (Some(remote), Some(tag)) = (&options.push, &tag) {
         let pushed = steps.is_some_and(|s| s.pushed_to.as_deref() == Some(remote));
         let remote_branch = push_branch.as_deref().filter(|_| !pushed);
@@ -825,6 +911,17 @@ fn preflight(
             (remote, tag, remote_branch),
             pushed,
             contact_remote,
+        ));
+    }
+    if steps.is_none_or(|s| s.prepare_commit.is_none()) && contact_remote {
+        let branches = (push_branch.as_deref(), branch.as_deref());
+        checks.extend(prepare_check(
+            sh,
+            root,
+            git,
+            options,
+            branches,
+            parsed.as_ref(),
         ));
     }
     // Placeholders stand in only where a check failed: a dry run still shows its plan.
@@ -840,6 +937,45 @@ fn preflight(
         _ => None,
     };
     (checks, facts)
+}
+
+/// Without `--push` (and outside a rehearsal) the prepare commit must be on the remote's
+/// branch before anything launches: `(push branch, branch of ds0_utils.py)`.
+fn prepare_check(
+    sh: &Shell,
+    root: &Path,
+    git: &Git,
+    options: &Release,
+    (push_branch, ds0_branch): (Option<&str>, Option<&str>),
+    version: Option<&Version>,
+) -> Option<Check> {
+    if options.push.is_some() || options.local {
+        return None;
+    }
+    let (push_branch, version) = (push_branch?, version?);
+    let ds0_branch = ds0_branch.unwrap_or(push_branch);
+    Some(check_prepared_on_remote(
+        sh,
+        root,
+        git,
+        ("origin", push_branch),
+        (&version.to_string(), ds0_branch),
+    ))
+}
+
+/// The branch the release commit goes on and is pushed: with `--allow-branch` the current one.
+fn push_branch(git: &Git, options: &Release, branch: &Option<String>) -> Option<String> {
+    match (git.current_branch(), branch) {
+        (Ok(Some(current)), _) if options.allow_branch => Some(current),
+        (_, branch) => branch.clone(),
+    }
+}
+
+fn check_packer(sh: &Shell) -> Check {
+    match Packer::detect(sh) {
+        Ok(p) => Check::ok("packer", format!("Packer {}", p.version)),
+        Err(e) => Check::fail("packer", format!("{e:#}")),
+    }
 }
 
 fn check_image_names(sh: &Shell, version: &str) -> Check {

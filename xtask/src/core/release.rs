@@ -51,7 +51,8 @@ pub fn failures(checks: &[Check]) -> usize {
 /// One step of a release, in the order they run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
-    /// Set the version and branch in `ds0_utils.py`.
+    /// Set the version and branch in `ds0_utils.py`, commit it (the prepare commit) and put it
+    /// on the remote's release branch.
     Prepare,
     /// Build every enabled row; the publish merges its AMIs into the registry (a release's)
     /// as its last act.
@@ -73,7 +74,7 @@ impl Step {
     /// How progress names a step that is done.
     pub fn done_text(self) -> &'static str {
         match self {
-            Step::Prepare => "version set",
+            Step::Prepare => "version set and committed",
             Step::Publish => "published",
             Step::Commit => "committed",
             Step::Tag => "tagged",
@@ -84,7 +85,7 @@ impl Step {
     /// How progress names the step that comes next.
     pub fn next_text(self) -> &'static str {
         match self {
-            Step::Prepare => "set the version",
+            Step::Prepare => "set and commit the version",
             Step::Publish => "publish (resumes its run)",
             Step::Commit => "commit",
             Step::Tag => "tag",
@@ -102,6 +103,10 @@ pub struct Steps {
     pub command: String,
     /// The version is set in `ds0_utils.py`.
     pub prepared: bool,
+    /// The prepare commit: the version change, committed and on the remote's release branch
+    /// before anything launched; every image bakes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prepare_commit: Option<String>,
     /// The publish finished and its AMIs are merged.
     pub published: bool,
     /// The release commit, once made.
@@ -114,7 +119,7 @@ impl Steps {
     /// Whether `step` is done; pushing is done when no push is asked for.
     pub fn is_done(&self, step: Step, push: Option<&str>) -> bool {
         match step {
-            Step::Prepare => self.prepared,
+            Step::Prepare => self.prepared && self.prepare_commit.is_some(),
             // A commit is only made after the publish.
             Step::Publish => self.published || self.commit.is_some(),
             Step::Commit => self.commit.is_some(),
@@ -162,21 +167,47 @@ pub fn ami_lines(amis: &[Ami]) -> Vec<String> {
     lines
 }
 
-pub fn commit_message(version: &str, branch: &str, amis: &[Ami], candidate: bool) -> String {
-    if candidate {
-        return format!(
-            "Release ComboAMI {version}\n\n\
-             Set the version to {version} (branch {branch}) in `ds0_utils.py`. The {} AMIs of \
-             this candidate are private and listed in its tag, not in `ami_ids.json`.\n",
-            amis.len()
-        );
+/// How to get onto the release branch: `git switch BRANCH` when it exists here or as a
+/// remote-tracking branch (git then creates the local one), else `git switch -c BRANCH`.
+pub fn switch_command(branch: &str, exists: bool) -> String {
+    if exists {
+        format!("git switch {branch}")
+    } else {
+        format!("git switch -c {branch}")
     }
+}
+
+/// The message of the prepare commit: the version change every image of the release bakes.
+pub fn prepare_message(version: &str, branch: &str) -> String {
+    format!(
+        "Prepare ComboAMI {version}\n\n\
+         Set the version to {version} (branch {branch}) in `ds0_utils.py`: every image of the \
+         release bakes this commit.\n"
+    )
+}
+
+/// The release commit, on top of the prepare commit `baked`: the merge of the AMIs.
+pub fn commit_message(version: &str, baked: &str, amis: &[Ami]) -> String {
     format!(
         "Release ComboAMI {version}\n\n\
-         Set the version to {version} (branch {branch}) in `ds0_utils.py` and add the {} \
-         published AMIs to `ami_ids.json`.\n",
+         Add the {} published AMIs, baked from commit {baked}, to `ami_ids.json`.\n",
         amis.len()
     )
+}
+
+/// The lines a release adds to its tag message: the commit every image baked, and a partial
+/// set said loudly.
+pub fn provenance(baked: &str, left_out: &[String]) -> String {
+    let mut out = format!("\nEvery image baked commit {baked}.\n");
+    if !left_out.is_empty() {
+        out.push_str(&format!(
+            "\nPARTIAL RELEASE (`--partial`): {} builder(s) were not proven and are not \
+             released: {}\n",
+            left_out.len(),
+            left_out.join(", ")
+        ));
+    }
+    out
 }
 
 /// The annotated tag's message: every AMI with the ComboAMI commit its image was built from
@@ -280,12 +311,12 @@ mod tests {
     fn report_marks_failures_and_counts_them() {
         let checks = [
             Check::ok("version", "2.6.4"),
-            Check::fail("branch", "on `main`: run `git checkout 2.6`"),
+            Check::fail("branch", "on `main`: run `git switch 2.6`"),
         ];
         let text = report(&checks);
         assert!(text.contains("  ok    version  2.6.4\n"), "{text}");
         assert!(
-            text.contains("  FAIL  branch   on `main`: run `git checkout 2.6`\n"),
+            text.contains("  FAIL  branch   on `main`: run `git switch 2.6`\n"),
             "{text}"
         );
         assert_eq!(failures(&checks), 1);
@@ -304,10 +335,32 @@ mod tests {
              eu-west-1       1204 hvm  ami-00000001  ComboAMI 0123abcd\n\
              us-east-1       1404 pv   ami-00000002\n"
         );
+        assert!(commit_message("2.6.4", "abc123", &amis).starts_with("Release ComboAMI 2.6.4\n\n"));
+        assert!(commit_message("2.6.4", "abc123", &amis).contains("baked from commit abc123"));
+        assert!(prepare_message("2.6.4", "2.6").starts_with("Prepare ComboAMI 2.6.4\n\n"));
+    }
+
+    #[test]
+    fn the_branch_fix_works_on_a_fresh_clone() {
+        // A clone with only `main` has `origin/2.6`: `git switch 2.6` makes the local branch.
+        assert_eq!(switch_command("2.6", true), "git switch 2.6");
+        // No such branch anywhere: it is created from here.
+        assert_eq!(switch_command("2.7", false), "git switch -c 2.7");
+    }
+
+    #[test]
+    fn the_tag_names_the_baked_commit_and_a_partial_set_loudly() {
+        let whole = provenance("0123abcd", &[]);
+        assert_eq!(whole, "\nEvery image baked commit 0123abcd.\n");
+        let partial = provenance("0123abcd", &["eu-west-1-1204-pv".to_string()]);
         assert!(
-            commit_message("2.6.4", "2.6", &amis, false).starts_with("Release ComboAMI 2.6.4\n\n")
+            partial.contains("Every image baked commit 0123abcd."),
+            "{partial}"
         );
-        assert!(commit_message("2.6.4-beta1", "2.6", &amis, true).contains("not in `ami_ids.json`"));
+        assert!(
+            partial.contains("PARTIAL RELEASE (`--partial`): 1 builder(s) were not proven and are not released: eu-west-1-1204-pv"),
+            "{partial}"
+        );
     }
 
     #[test]
@@ -326,12 +379,18 @@ mod tests {
     #[test]
     fn steps_say_what_is_done_and_what_comes_next() {
         let mut steps = Steps::default();
-        assert_eq!(steps.progress(None), "done: nothing; next: set the version");
+        assert_eq!(
+            steps.progress(None),
+            "done: nothing; next: set and commit the version"
+        );
         steps.prepared = true;
+        // Set but not yet committed (and pushed): nothing may launch yet.
+        assert_eq!(steps.next(None), Some(Step::Prepare));
+        steps.prepare_commit = Some("0123".into());
         assert_eq!(steps.next(None), Some(Step::Publish));
         assert_eq!(
             steps.progress(None),
-            "done: version set; next: publish (resumes its run)"
+            "done: version set and committed; next: publish (resumes its run)"
         );
         // A found commit implies the publish it was made after.
         steps.commit = Some("abc".into());
@@ -345,7 +404,7 @@ mod tests {
         steps.pushed_to = Some("origin".into());
         assert_eq!(
             steps.progress(Some("origin")),
-            "done: version set, published, committed, tagged, pushed; next: nothing"
+            "done: version set and committed, published, committed, tagged, pushed; next: nothing"
         );
     }
 }

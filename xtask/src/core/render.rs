@@ -42,7 +42,7 @@ pub fn plan(plan: &Plan, spec: &Spec, notes: PlanNotes) -> String {
         wrap_list(&regions_text, 60, "    "),
         // What the template really sets, not what the kind usually is.
         match (plan.public, kind) {
-            (true, _) => "PUBLIC (ami_groups: all)",
+            (true, _) => "PUBLIC once all are proven (registered private)",
             (false, Kind::Official) if notes.matrix_public => {
                 "PRIVATE (ami_groups empty: a candidate, or `--private`)"
             }

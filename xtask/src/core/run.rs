@@ -24,6 +24,10 @@ pub struct RunRecord {
     /// The release this run publishes, and how far it got; `None` for a build of its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub release: Option<Steps>,
+    /// Its images were made public (and protected) once every builder was proven; until then
+    /// they are private and nothing is merged.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub made_public: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -148,6 +152,7 @@ impl RunRecord {
                 .collect(),
             attempts: Vec::new(),
             release: None,
+            made_public: false,
         }
     }
 

@@ -96,7 +96,8 @@ pub struct PlannedBuilder {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     pub kind: Kind,
-    /// Whether the images are public (`ami_groups: ["all"]`), as the template sets them.
+    /// Whether the images are made public once every builder is proven (they are registered
+    /// private, whatever this says).
     pub public: bool,
     pub builders: Vec<PlannedBuilder>,
 }
@@ -266,6 +267,20 @@ pub fn bundle_location(matrix: &Matrix, spec: &Spec, image: &Image) -> String {
     )
 }
 
+/// Where the image report of `ami` is kept for any machine to fetch again: `(bucket, key)`, in
+/// the bucket of the row's bundles (one per version and region), keyed by the AMI id.
+pub fn report_location(matrix: &Matrix, spec: &Spec, image: &Image, ami: &str) -> (String, String) {
+    let pattern = if spec.kind.is_test() {
+        &matrix.settings.test_bucket
+    } else {
+        &matrix.settings.bucket
+    };
+    (
+        matrix::fill(pattern, &spec.version, image),
+        format!("image-reports/{ami}.json"),
+    )
+}
+
 /// The builders of the template [`generate`] would make, typed. Same errors as [`generate`].
 pub fn plan(matrix: &Matrix, spec: &Spec) -> Result<Plan, TemplateError> {
     let chosen = chosen(matrix, spec)?;
@@ -371,7 +386,6 @@ fn ebs_source<'i>(spec: &Spec, image: &'i Image) -> Result<&'i str, TemplateErro
 
 fn builder(matrix: &Matrix, inputs: &Inputs, image: &Image) -> Result<Value, TemplateError> {
     let name = image.builder_name();
-    let public = is_public(matrix, inputs.spec);
     let tags = tags(matrix, inputs);
     let mut b = json!({
         "name": name,
@@ -383,7 +397,9 @@ fn builder(matrix: &Matrix, inputs: &Inputs, image: &Image) -> Result<Value, Tem
         "ssh_username": user("ssh_user"),
         "ami_name": ami_name(matrix, inputs.spec, image),
         "ami_description": matrix.settings.ami_description,
-        "ami_groups": if public { json!(["all"]) } else { json!([]) },
+        // Registered private, always: an official image is made public only when every builder
+        // of its run has passed its checks (`cmd::build`), never by Packer.
+        "ami_groups": json!([]),
         "ami_virtualization_type": image.virtualization,
         "ena_support": false,
         "sriov_support": false,
@@ -494,7 +510,7 @@ fn bundle_commands(inputs: &Inputs, image: &Image) -> (String, String) {
     )
 }
 
-/// Whether the images of this template are public (`ami_groups: ["all"]`): official builds
+/// Whether the images of this run are made public once proven (launch permission `all`): official builds
 /// when `build/images.json` says so, unless the caller asked for private ones.
 pub fn is_public(matrix: &Matrix, spec: &Spec) -> bool {
     spec.kind == Kind::Official && matrix.settings.public && !spec.private
@@ -660,7 +676,7 @@ mod tests {
     };
 
     #[test]
-    fn official_has_one_public_instance_builder_per_enabled_row() {
+    fn official_has_one_instance_builder_per_enabled_row_registered_private() {
         let t = generate(&matrix(), &spec(Kind::Official), TARGET).unwrap();
         let builders = t["builders"].as_array().unwrap();
         assert_eq!(builders.len(), 32);
@@ -669,7 +685,8 @@ mod tests {
             .find(|b| b["name"] == "us-east-1-1404-hvm")
             .unwrap();
         assert_eq!(b["type"], "amazon-instance");
-        assert_eq!(b["ami_groups"], json!(["all"]));
+        // Made public by the tool once every builder is proven, never by Packer.
+        assert_eq!(b["ami_groups"], json!([]));
         assert_eq!(b["source_ami"], "ami-eb6b8480");
         assert_eq!(b["ami_name"], "DataStax Auto-Clustering AMI 2.6.3-1404-hvm");
         assert_eq!(
@@ -725,13 +742,36 @@ mod tests {
             let builders = t["builders"].as_array().unwrap();
             assert_eq!(builders.len(), p.builders.len());
             for (b, planned) in builders.iter().zip(&p.builders) {
-                assert_eq!(b["ami_groups"] == json!(["all"]), p.public);
+                assert_eq!(b["ami_groups"], json!([]));
                 assert_eq!(b["name"], planned.name.as_str());
                 assert_eq!(b["region"], planned.region.as_str());
                 assert_eq!(b["ami_name"], planned.ami_name.as_str());
                 assert_eq!(b["s3_bucket"].as_str(), planned.bundle.as_deref());
             }
         }
+    }
+
+    #[test]
+    fn an_image_report_is_kept_in_its_rows_bucket_keyed_by_the_ami() {
+        let m = matrix();
+        let row = m
+            .images
+            .iter()
+            .find(|i| i.builder_name() == "eu-west-1-1404-hvm")
+            .unwrap();
+        let official = report_location(&m, &spec(Kind::Official), row, "ami-1");
+        assert_eq!(
+            official,
+            (
+                "comboami-2.6.3-eu-west-1".to_string(),
+                "image-reports/ami-1.json".to_string()
+            )
+        );
+        // Beside the bundles of the same bucket as the run's: a test build's own bucket.
+        let (bucket, _) = report_location(&m, &spec(Kind::TestEbs), row, "ami-1");
+        assert_eq!(bucket, "comboami-test-2.6.3-eu-west-1");
+        let bundle = bundle_location(&m, &spec(Kind::Official), row);
+        assert!(bundle.starts_with(&format!("{}/", official.0)), "{bundle}");
     }
 
     /// The stand-in's side of a local build, with one failing and one wrong-version builder.
