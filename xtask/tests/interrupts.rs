@@ -122,6 +122,27 @@ fn assert_nothing_left(root: &Path, within: Duration) {
     }
 }
 
+/// As [`assert_nothing_left`], but the stand-in kept by `local up` (its server and sshd).
+#[track_caller]
+fn assert_only_standin_left(root: &Path, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let left: Vec<String> = processes_of(root)
+            .into_iter()
+            .filter(|p| !p.contains("standin_server.py") && !p.contains("sshd"))
+            .collect();
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "processes of the repository still run after {within:?}:\n{}",
+            left.join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// Waits until `ready` holds (at most `limit`).
 #[track_caller]
 fn wait_for(limit: Duration, what: &str, mut ready: impl FnMut() -> bool) {
@@ -332,6 +353,9 @@ fn release_interrupted_mid_publish_commits_nothing_then_completes() {
     let logs = root.with_extension("logs");
     let clone = repo.path("target/rehearsal/release-2.6.9/repo");
     let release = ["release", "2.6.9", "--local", "--yes"];
+    // The stand-in keeps the first command's images for the second, as AWS does (a run's
+    // images are made public only when all are proven, so the resume needs them).
+    repo.xtask(&["local", "up"]).ok();
 
     let first = Background::start(repo.command_in(".", &release), &logs, "release");
     wait_for(Duration::from_secs(180), "the release's builds", || {
@@ -351,12 +375,13 @@ fn release_interrupted_mid_publish_commits_nothing_then_completes() {
         "{}",
         first.stderr
     );
-    assert_nothing_left(&root, Duration::from_secs(30));
+    assert_only_standin_left(&root, Duration::from_secs(30));
     let git = |args: &[&str]| git_in(&clone, &repo.home(), args);
+    // Only the prepare commit, made before anything launched; no release commit.
     assert_eq!(
         git(&["rev-list", "--count", "HEAD"]).trim(),
-        "1",
-        "no commit"
+        "2",
+        "no release commit"
     );
     assert_eq!(git(&["tag", "--list"]), "", "no tag");
 
@@ -380,7 +405,7 @@ fn release_interrupted_mid_publish_commits_nothing_then_completes() {
             "{name}: {ami} is not in the release commit"
         );
     }
-    assert_eq!(git(&["rev-list", "--count", "HEAD"]).trim(), "2");
+    assert_eq!(git(&["rev-list", "--count", "HEAD"]).trim(), "3");
 
     // A release that died between its commit (and tag) and saving that: the next run
     // recognises its own commit and tag instead of refusing "HEAD moved".
@@ -404,7 +429,9 @@ fn release_interrupted_mid_publish_commits_nothing_then_completes() {
         third.stdout.contains("release 2.6.9 is already done"),
         "{third:#?}"
     );
-    assert_eq!(git(&["rev-list", "--count", "HEAD"]).trim(), "2");
+    assert_eq!(git(&["rev-list", "--count", "HEAD"]).trim(), "3");
+    assert_only_standin_left(&root, Duration::from_secs(10));
+    repo.xtask(&["local", "down"]).ok();
     assert_nothing_left(&root, Duration::from_secs(10));
     let _ = std::fs::remove_dir_all(&logs);
 }
