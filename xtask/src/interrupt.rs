@@ -29,6 +29,15 @@ pub fn started() -> bool {
     STARTED.load(Ordering::SeqCst)
 }
 
+/// What stops the children a command started, for an exit before anything started (their
+/// owners' `Drop` does not run then). Set by whoever records children (the repository lock).
+static STOP_CHILDREN: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
+
+/// Names the function that stops this command's children when Ctrl-C ends it early.
+pub fn on_early_exit(stop_children: fn()) {
+    let _ = STOP_CHILDREN.set(stop_children);
+}
+
 /// Installs the handler (SIGINT, SIGTERM, SIGHUP); every command that may start work calls it.
 pub fn install() {
     let _ = ctrlc::set_handler(|| {
@@ -38,7 +47,9 @@ pub fn install() {
         if !started() {
             // Nothing to record yet (checks, a plan, a prompt, a wait for the lock): stop now
             // rather than at the end of a prompt, with the stand-in it may have started.
-            crate::lock::stop_children_for_exit();
+            if let Some(stop_children) = STOP_CHILDREN.get() {
+                stop_children();
+            }
             let message = "stopped before anything started; nothing was changed";
             say(&format!("\ninterrupted: {message}"));
             crate::output::document(serde_json::json!({
@@ -160,4 +171,29 @@ pub fn interrupted(next: &str) -> anyhow::Error {
         None => format!("stopped before {next}; nothing was started"),
     };
     anyhow::Error::new(Interrupted(message))
+}
+
+/// Runs a short helper in its own process group with its output captured: a Ctrl-C meant for
+/// this command neither kills it half-way nor prints its traceback (the caller checks for the
+/// interrupt afterwards).
+pub fn run_detached(command: xshell::Cmd) -> anyhow::Result<std::process::Output> {
+    use anyhow::Context;
+    use std::os::unix::process::CommandExt;
+    let mut command = std::process::Command::from(command);
+    let shown = format!("`{}`", command.get_program().to_string_lossy());
+    let output = command
+        .stdin(std::process::Stdio::null())
+        .process_group(0)
+        .output()
+        .with_context(|| format!("cannot run {shown}"))?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let last: Vec<&str> = stderr.lines().rev().take(3).collect();
+        anyhow::bail!(
+            "{shown} failed ({}): {}",
+            output.status,
+            last.into_iter().rev().collect::<Vec<_>>().join(" / ")
+        );
+    }
+    Ok(output)
 }

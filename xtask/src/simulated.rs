@@ -103,7 +103,7 @@ impl World {
             copy_tree(&fixtures.join(tools), &named)?;
             let zip = self.downloads.join(format!("{tools}-{version}.zip"));
             // Detached from Ctrl-C: no Python traceback; the build checks for it after.
-            crate::standin::run_detached(cmd!(sh, "{python} -m zipfile -c {zip} {named}"))
+            crate::interrupt::run_detached(cmd!(sh, "{python} -m zipfile -c {zip} {named}"))
                 .with_context(|| format!("cannot zip the fixture `{}`", zip.display()))?;
         }
         Ok(())

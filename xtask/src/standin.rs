@@ -210,14 +210,14 @@ impl Standin {
 
         let key = dir.join("id_rsa");
         let host_key = dir.join("host_key");
-        run_detached(cmd!(
+        crate::interrupt::run_detached(cmd!(
             sh,
             "ssh-keygen -q -t rsa -b 2048 -N '' -C xtask-standin -f {key}"
         ))
         .context(
             "cannot make the stand-in's SSH key: is `ssh-keygen` (openssh-client) installed?",
         )?;
-        run_detached(cmd!(sh, "ssh-keygen -q -t ed25519 -N '' -f {host_key}"))
+        crate::interrupt::run_detached(cmd!(sh, "ssh-keygen -q -t ed25519 -N '' -f {host_key}"))
             .context("cannot make the stand-in's SSH host key")?;
         std::fs::copy(dir.join("id_rsa.pub"), dir.join("authorized_keys"))
             .context("cannot write the stand-in's authorized_keys")?;
@@ -321,7 +321,7 @@ impl Standin {
              key=open(sys.argv[3],'rb').read()\n\
              for r in sys.argv[4:]:\n    \
                boto3.client('ec2',region_name=r,endpoint_url=sys.argv[1],aws_access_key_id='standin',aws_secret_access_key='standin').import_key_pair(KeyName=sys.argv[2],PublicKeyMaterial=key)\n";
-        run_detached(cmd!(
+        crate::interrupt::run_detached(cmd!(
             sh,
             "{python} -c {script} {endpoint} {KEY_PAIR} {public_key} {regions...}"
         ))
@@ -419,29 +419,6 @@ fn ensure_venv(sh: &Shell, root: &Path) -> Result<PathBuf> {
     })();
     let _ = std::fs::remove_dir(&lock);
     result.map(|()| venv)
-}
-
-/// Runs a short helper in its own process group with its output captured: a Ctrl-C meant for
-/// this command neither kills it half-way nor prints its traceback (the caller checks for the
-/// interrupt afterwards).
-pub fn run_detached(command: xshell::Cmd) -> Result<std::process::Output> {
-    let mut command = std::process::Command::from(command);
-    let shown = format!("`{}`", command.get_program().to_string_lossy());
-    let output = command
-        .stdin(std::process::Stdio::null())
-        .process_group(0)
-        .output()
-        .with_context(|| format!("cannot run {shown}"))?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let last: Vec<&str> = stderr.lines().rev().take(3).collect();
-        bail!(
-            "{shown} failed ({}): {}",
-            output.status,
-            last.into_iter().rev().collect::<Vec<_>>().join(" / ")
-        );
-    }
-    Ok(output)
 }
 
 pub fn find_sshd() -> Result<PathBuf> {

@@ -724,15 +724,20 @@ fn the_standin_refuses_what_the_archive_and_downloads_would() {
     // The summary says why, in apt's words, before Packer's exit status.
     for (builder, cause) in [
         ("us-east-1-1404-pv", "E: Unable to locate package mdamd"),
-        ("us-east-1-1204-pv", "E: Some index files failed to download."),
+        (
+            "us-east-1-1204-pv",
+            "E: Some index files failed to download.",
+        ),
     ] {
         assert!(
-            run.stdout.contains(&format!("{builder}  FAILED       {cause}")),
+            run.stdout
+                .contains(&format!("{builder}  FAILED       {cause}")),
             "{}",
             run.stdout
         );
         assert!(
-            run.stdout.contains("(Script exited with non-zero exit status: 100"),
+            run.stdout
+                .contains("(Script exited with non-zero exit status: 100"),
             "{}",
             run.stdout
         );

@@ -436,7 +436,11 @@ fn published_images_survive_cleanup_retire_in_stages_and_audit_names_mismatches(
     // Released images carry deregistration protection with AWS's 24-hour cooldown: the first
     // try lifts it and says until when; the stand-in's clock then moves a day on.
     let cooling = repo.xtask(&deregister).fails(1, &["24-hour"]);
-    assert!(cooling.all().contains("run the same command after"), "{}", cooling.all());
+    assert!(
+        cooling.all().contains("run the same command after"),
+        "{}",
+        cooling.all()
+    );
     repo.write("target/standin/clock-offset", "90000");
     let gone = repo.xtask(&deregister).ok();
     let world = World::all(&repo, &REGIONS);

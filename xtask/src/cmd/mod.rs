@@ -125,6 +125,7 @@ impl Command {
         let cx = Context { sh, root, caller };
         let lock = each!(&self, c => c.lock());
         if let Some(busy) = lock {
+            interrupt::on_early_exit(lock::stop_children_for_exit);
             interrupt::install();
             lock::acquire(&cx.root, self.name(), busy)?;
         }

@@ -134,9 +134,10 @@ fn verify(
             let (bucket, key) = location(matrix, record, name, &ami.id)
                 .with_context(|| format!("builder `{name}` is not a row of the matrix"))?;
             let body = sh.current_dir().join(&path);
-            aws.put_object(sh, &ami.region, (&bucket, &key), &body).with_context(|| {
-                format!("cannot store its image report as `s3://{bucket}/{key}`")
-            })?;
+            aws.put_object(sh, &ami.region, (&bucket, &key), &body)
+                .with_context(|| {
+                    format!("cannot store its image report as `s3://{bucket}/{key}`")
+                })?;
         }
         tag(sh, aws, ami, &verdict, ebs)?;
     }
