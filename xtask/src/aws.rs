@@ -2,11 +2,11 @@
 //! tool keeps compiling in seconds. Credentials travel in the child's environment, never on its
 //! command line, and every error it prints is masked.
 
-use crate::core::cleanup::{self, Tagged};
-use crate::core::ec2::{self, Image, ImageQuery};
-use crate::core::mask::Masker;
 use crate::credentials;
 use crate::error::FixContext;
+use crate::pure::cleanup::{self, Tagged};
+use crate::pure::ec2::{self, Image, ImageQuery};
+use crate::pure::mask::Masker;
 use crate::standin::{self, Standin};
 use anyhow::{bail, Result};
 use std::collections::BTreeMap;

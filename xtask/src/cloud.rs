@@ -1,13 +1,13 @@
 //! The cloud preflight's questions, asked through the `aws` CLI before anything is launched:
 //! every region at once (a bounded number of `aws` processes at a time), every answer kept, so
-//! `core::preflight` can report every failure together.
+//! `pure::preflight` can report every failure together.
 
 use crate::aws::{self, Aws};
-use crate::core::ec2::{self, ImageQuery};
-use crate::core::preflight::{self, Adopted, Bucket, Facts, Hints, Outcome, Ownership};
-use crate::core::release;
-use crate::core::template::PlannedBuilder;
 use crate::error::FixContext;
+use crate::pure::ec2::{self, ImageQuery};
+use crate::pure::preflight::{self, Adopted, Bucket, Facts, Hints, Outcome, Ownership};
+use crate::pure::release;
+use crate::pure::template::PlannedBuilder;
 use crate::standin::{self, Standin};
 use anyhow::Result;
 use std::path::Path;

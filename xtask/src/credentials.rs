@@ -2,10 +2,10 @@
 //! launched. Secret values stay in memory: they reach Packer only through the var-file path
 //! (never a command line) and only leave this module inside a [`Masker`].
 
-use crate::core::json;
-use crate::core::mask::Masker;
-use crate::core::refusal::Refusal;
-use crate::core::template::CREDENTIAL_VARIABLES;
+use crate::pure::json;
+use crate::pure::mask::Masker;
+use crate::pure::refusal::Refusal;
+use crate::pure::template::CREDENTIAL_VARIABLES;
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 use std::collections::BTreeMap;

@@ -94,7 +94,7 @@ fn parts(error: &anyhow::Error) -> Parts {
             fixes.push(fixable.fix.clone());
         }
         // The core's refusals carry their fix too.
-        if let Some(refused) = cause.downcast_ref::<crate::core::refusal::Refusal>() {
+        if let Some(refused) = cause.downcast_ref::<crate::pure::refusal::Refusal>() {
             fixes.push(refused.fix.clone());
         }
         // Markers such as `BuildsFailed` only carry the exit code when a message says more.
@@ -120,7 +120,7 @@ pub fn error_document(
     command: &str,
     error: &anyhow::Error,
     exit_code: u8,
-    masker: &crate::core::mask::Masker,
+    masker: &crate::pure::mask::Masker,
 ) -> serde_json::Value {
     let parts = parts(error);
     let masked = |texts: &[String]| -> Vec<String> {

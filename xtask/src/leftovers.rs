@@ -1,10 +1,10 @@
 //! Finding and removing what a run's Packer launched and could not delete because it died with
-//! its command (see `core::leftovers`): instances first, then their security groups and key
+//! its command (see `pure::leftovers`): instances first, then their security groups and key
 //! pairs, which AWS refuses to delete while an instance uses them.
 
 use crate::aws::{self, Aws};
-use crate::core::leftovers::{self, Launched, Named};
 use crate::output;
+use crate::pure::leftovers::{self, Launched, Named};
 use crate::runs::RunRecord;
 use anyhow::{Context, Result};
 use std::collections::{BTreeMap, BTreeSet};

@@ -191,7 +191,7 @@ pub fn acquire(root: &Path, command: &str, busy: Busy) -> Result<()> {
     let previous = {
         let mut text = String::new();
         let _ = file.read_to_string(&mut text);
-        crate::core::json::parse::<Holder>(&text).ok()
+        crate::pure::json::parse::<Holder>(&text).ok()
     };
     let me = std::process::id();
     let holder = Holder {
@@ -402,7 +402,7 @@ fn write_holder(file: &mut File, holder: &Holder) -> Result<()> {
 
 /// The holder a lock file names, if it can be read.
 pub fn read_holder(path: &Path) -> Option<Holder> {
-    crate::core::json::parse(&std::fs::read_to_string(path).ok()?).ok()
+    crate::pure::json::parse(&std::fs::read_to_string(path).ok()?).ok()
 }
 
 /// Whether a command holds the lock now (checked without taking it), and who.
@@ -475,7 +475,7 @@ fn now() -> u64 {
 
 /// `HH:MM:SS` of an epoch time, UTC.
 fn clock(epoch: u64) -> String {
-    let stamp = crate::core::time::stamp(epoch);
+    let stamp = crate::pure::time::stamp(epoch);
     let time = &stamp[9..];
     format!("{}:{}:{}", &time[0..2], &time[2..4], &time[4..6])
 }

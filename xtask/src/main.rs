@@ -22,7 +22,6 @@ macro_rules! eprint {
 mod aws;
 mod cloud;
 mod cmd;
-mod core;
 mod credentials;
 mod error;
 mod git;
@@ -32,6 +31,7 @@ mod lock;
 mod output;
 mod packer;
 mod project;
+mod pure;
 mod runs;
 mod signing;
 mod simulated;

@@ -1,8 +1,8 @@
 //! Running Packer: finding it, translating options between its versions, and relaying a build's
 //! output through the masker into the run folder, which the live view follows.
 
-use crate::core::mask::Masker;
-use crate::core::packer_log::{self, Tracker};
+use crate::pure::mask::Masker;
+use crate::pure::packer_log::{self, Tracker};
 use crate::view::View;
 use crate::{interrupt, lock};
 use anyhow::{bail, Context, Result};
@@ -169,7 +169,7 @@ pub fn relay_main() -> std::process::ExitCode {
     };
     let needles: Vec<String> = std::env::var(RELAY_MASK)
         .ok()
-        .and_then(|text| crate::core::json::parse(&text).ok())
+        .and_then(|text| crate::pure::json::parse(&text).ok())
         .unwrap_or_default();
     let masker = Masker::new(needles.iter().map(String::as_str));
     let file = std::fs::OpenOptions::new()

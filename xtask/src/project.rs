@@ -1,6 +1,6 @@
 //! The repository on disk: finding its root, reading its inputs, writing files atomically.
 
-use crate::core::{ds0, matrix::Matrix, registry};
+use crate::pure::{ds0, matrix::Matrix, registry};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use xshell::Shell;
@@ -43,7 +43,7 @@ pub fn read(sh: &Shell, path: &str) -> Result<String> {
 }
 
 pub fn matrix(sh: &Shell) -> Result<Matrix> {
-    let text = read(sh, crate::core::matrix::MATRIX_PATH)?;
+    let text = read(sh, crate::pure::matrix::MATRIX_PATH)?;
     Matrix::parse(&text).map_err(anyhow::Error::msg)
 }
 
@@ -189,7 +189,7 @@ mod tests {
         assert_eq!(at("/r", "."), "/r");
     }
 
-    /// Every JSON reader goes through `core::json::parse`, which refuses duplicate keys that
+    /// Every JSON reader goes through `pure::json::parse`, which refuses duplicate keys that
     /// serde_json alone would silently drop.
     #[test]
     fn json_is_read_only_through_the_strict_parser() {
@@ -202,7 +202,7 @@ mod tests {
                 if path.is_dir() {
                     stack.push(path);
                 } else if path.extension().is_some_and(|e| e == "rs")
-                    && !path.ends_with("core/json.rs")
+                    && !path.ends_with("pure/json.rs")
                 {
                     let text = std::fs::read_to_string(&path).unwrap();
                     for (index, line) in text.lines().enumerate() {
@@ -227,7 +227,7 @@ mod tests {
         }
         assert!(
             offenders.is_empty(),
-            "read JSON with `crate::core::json::parse` (it refuses duplicate keys), not serde_json \
+            "read JSON with `crate::pure::json::parse` (it refuses duplicate keys), not serde_json \
              directly: {offenders:?}"
         );
     }

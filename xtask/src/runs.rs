@@ -1,9 +1,9 @@
 //! Run folders (`build/runs/<run-id>/`) and their records (`run.json`): what was built, from
 //! which inputs, and every builder's outcome, so a run can be resumed and cleaned up.
 
-pub use crate::core::run::{Attempt, BuilderState, RunRecord, RUNS_DIR};
-use crate::core::template::Kind;
 use crate::project;
+pub use crate::pure::run::{Attempt, BuilderState, RunRecord, RUNS_DIR};
+use crate::pure::template::Kind;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use xshell::Shell;
@@ -20,7 +20,7 @@ impl RunRecord {
         let text = sh.read_file(&path).with_context(|| {
             format!("no run `{run_id}`: `{path}` cannot be read (runs are the folders of `{RUNS_DIR}/`)")
         })?;
-        crate::core::json::parse(&text).map_err(|e| anyhow::anyhow!("`{path}` is damaged: {e}"))
+        crate::pure::json::parse(&text).map_err(|e| anyhow::anyhow!("`{path}` is damaged: {e}"))
     }
 }
 
@@ -66,7 +66,7 @@ pub fn list(root: &Path) -> Vec<RunRecord> {
     let mut records: Vec<RunRecord> = entries
         .filter_map(|e| e.ok())
         .filter_map(|e| std::fs::read_to_string(e.path().join("run.json")).ok())
-        .filter_map(|text| crate::core::json::parse(&text).ok())
+        .filter_map(|text| crate::pure::json::parse(&text).ok())
         .collect();
     records.sort_by(|a, b| (a.spec.epoch, &a.run_id).cmp(&(b.spec.epoch, &b.run_id)));
     records
@@ -78,7 +78,7 @@ pub fn new_run_id(root: &Path, kind: Kind, local: bool, epoch: u64) -> Result<St
     let base = format!(
         "{kind}{}-{}",
         if local { "-local" } else { "" },
-        crate::core::time::stamp(epoch)
+        crate::pure::time::stamp(epoch)
     );
     let runs = root.join(RUNS_DIR);
     std::fs::create_dir_all(&runs)

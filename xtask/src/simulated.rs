@@ -6,8 +6,8 @@
 //! (`build/local/fixtures/`). Nothing needs the network. What each builder's provisioning left is kept in the run folder:
 //! `image-root/BUILDER/` and `image-root/BUILDER.commands`.
 
-use crate::core::image_root::{self, Entry};
-use crate::core::matrix::{Image, Matrix};
+use crate::pure::image_root::{self, Entry};
+use crate::pure::matrix::{Image, Matrix};
 use anyhow::{Context, Result};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -5,10 +5,10 @@
 //! command is stopped when that command ends (the `Drop` of [`Standin`]), also on errors and
 //! Ctrl-C; a stand-in started by `local up` lives until `local down`.
 
-use crate::core::base_images;
-use crate::core::matrix::Matrix;
-use crate::core::template;
 use crate::lock;
+use crate::pure::base_images;
+use crate::pure::matrix::Matrix;
+use crate::pure::template;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::net::{TcpListener, TcpStream};
@@ -164,7 +164,7 @@ impl Standin {
     /// The stand-in that `local up` keeps running, if there is one.
     pub fn running(root: &Path) -> Option<Standin> {
         let text = std::fs::read_to_string(state_file(root)).ok()?;
-        let standin: Standin = crate::core::json::parse(&text).ok()?;
+        let standin: Standin = crate::pure::json::parse(&text).ok()?;
         standin.is_alive().then_some(standin)
     }
 
@@ -358,7 +358,7 @@ pub fn stop_running(root: &Path) -> Result<bool> {
     let Ok(text) = std::fs::read_to_string(&file) else {
         return Ok(false);
     };
-    let standin: Standin = crate::core::json::parse(&text)
+    let standin: Standin = crate::pure::json::parse(&text)
         .map_err(|e| anyhow::anyhow!("`{}` is damaged ({e}): delete it", file.display()))?;
     let was_running = pid_alive(standin.moto_pid) || pid_alive(standin.sshd_pid);
     standin.stop();
@@ -482,7 +482,7 @@ fn extra_seed() -> Result<Vec<serde_json::Value>> {
     let path = PathBuf::from(path);
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read `{}` (`XTASK_LOCAL_SEED_AMIS`)", path.display()))?;
-    crate::core::json::parse(&text).map_err(anyhow::Error::msg).with_context(|| {
+    crate::pure::json::parse(&text).map_err(anyhow::Error::msg).with_context(|| {
         format!(
             "`{}` (`XTASK_LOCAL_SEED_AMIS`) is not a JSON array of images in moto's `MOTO_AMIS_PATH` format",
             path.display()

@@ -5,7 +5,7 @@
 //! failed builder shows its provisioning's cause first. Packer's full output is in the run
 //! folder either way.
 
-use crate::core::packer_log::{Event, Outcome, Record, Tracker};
+use crate::pure::packer_log::{Event, Outcome, Record, Tracker};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -485,7 +485,7 @@ mod tests {
             &format!("1,,ui,error,Build 'us-east-1-1404-hvm' errored after 1 second: {error}"),
         ] {
             tracker
-                .feed(&crate::core::packer_log::parse_line(line).unwrap())
+                .feed(&crate::pure::packer_log::parse_line(line).unwrap())
                 .unwrap();
         }
         let mut view = View::new(vec!["us-east-1-1404-hvm".into()], true);
@@ -506,7 +506,7 @@ mod tests {
             "1,,ui,say,Build 'b-1404-hvm' finished after 3 seconds.",
         ] {
             tracker
-                .feed(&crate::core::packer_log::parse_line(line).unwrap())
+                .feed(&crate::pure::packer_log::parse_line(line).unwrap())
                 .unwrap();
         }
         let mut view = View::new(vec!["b-1404-hvm".into()], true);

@@ -1,12 +1,12 @@
 //! `cargo xtask ami-ids`: merge the AMIs of Packer output files into `ami_ids.json`.
 
 use crate::cmd::Cmd;
-use crate::core::matrix::Matrix;
-use crate::core::packer_log::{self, Ami, OutcomeScanner, Tracker};
-use crate::core::registry::{self, Change};
 use crate::error::BuildsFailed;
 use crate::lock::Busy;
 use crate::project;
+use crate::pure::matrix::Matrix;
+use crate::pure::packer_log::{self, Ami, OutcomeScanner, Tracker};
+use crate::pure::registry::{self, Change};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use std::io::{BufRead, BufReader, Read};
@@ -40,7 +40,7 @@ impl Cmd for AmiIds {
         let registry = self
             .registry
             .as_deref()
-            .map_or(crate::core::registry::REGISTRY_PATH.into(), |r| cx.path(r));
+            .map_or(crate::pure::registry::REGISTRY_PATH.into(), |r| cx.path(r));
         merge_files(cx.sh, &files, &registry)?;
         Ok(ExitCode::SUCCESS)
     }
@@ -290,7 +290,7 @@ fn read_manifest(file: &str, mut reader: impl Read) -> Result<Found> {
     reader
         .read_to_string(&mut text)
         .with_context(|| format!("cannot read `{file}`"))?;
-    let manifest: Manifest = crate::core::json::parse(&text).map_err(|e| {
+    let manifest: Manifest = crate::pure::json::parse(&text).map_err(|e| {
         anyhow::anyhow!(
             "`{file}` is not a Packer manifest: {e}; expected {{\"builds\": [{{\"name\", \"artifact_id\", ...}}]}}"
         )

@@ -6,15 +6,15 @@
 
 use crate::aws::{self, Aws};
 use crate::cmd::lifecycle;
-use crate::core::audit::{self, Seen, TagRef};
-use crate::core::cleanup;
-use crate::core::ec2::{Image, ImageQuery};
-use crate::core::protect;
-use crate::core::registry::REGISTRY_PATH;
-use crate::core::retire::RETIRED_PATH;
 use crate::error::{FixContext, PartlyFailed};
 use crate::git::Git;
 use crate::project;
+use crate::pure::audit::{self, Seen, TagRef};
+use crate::pure::cleanup;
+use crate::pure::ec2::{Image, ImageQuery};
+use crate::pure::protect;
+use crate::pure::registry::REGISTRY_PATH;
+use crate::pure::retire::RETIRED_PATH;
 use crate::runs;
 use anyhow::Result;
 use std::collections::{BTreeMap, BTreeSet};

@@ -4,11 +4,11 @@
 //! `build/images.json`; `--add-region R` proposes the rows of a new region.
 
 use crate::aws::Aws;
-use crate::core::base_images::{self, CANONICAL};
-use crate::core::ec2::{Image, ImageQuery};
-use crate::core::matrix::{Matrix, MATRIX_PATH};
 use crate::credentials;
 use crate::project;
+use crate::pure::base_images::{self, CANONICAL};
+use crate::pure::ec2::{Image, ImageQuery};
+use crate::pure::matrix::{Matrix, MATRIX_PATH};
 use crate::standin::Standin;
 use anyhow::{bail, Result};
 use std::collections::{BTreeMap, BTreeSet};
@@ -140,7 +140,7 @@ fn look_up(
 fn report(
     text: &str,
     matrix: &Matrix,
-    rows: &[(usize, &crate::core::matrix::Image)],
+    rows: &[(usize, &crate::pure::matrix::Image)],
     found: &BTreeMap<String, Vec<Image>>,
     sh: &Shell,
     options: &BaseImages,

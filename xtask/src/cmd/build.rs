@@ -4,13 +4,13 @@
 
 use crate::aws::Aws;
 use crate::cmd::proof;
-use crate::core::registry::REGISTRY_PATH;
-use crate::core::render::{self, PlanNotes, SummaryNotes};
-use crate::core::template::{self, Kind, Spec};
-use crate::core::{ds0, matrix, preflight, report};
 use crate::credentials::{self, Credentials};
 use crate::error::{BuildsFailed, FixContext};
 use crate::packer::{BuildRequest, Packer};
+use crate::pure::registry::REGISTRY_PATH;
+use crate::pure::render::{self, PlanNotes, SummaryNotes};
+use crate::pure::template::{self, Kind, Spec};
+use crate::pure::{ds0, matrix, preflight, report};
 use crate::runs::{self, Attempt, BuilderState, RunRecord};
 use crate::simulated::World;
 use crate::standin::Standin;
@@ -629,7 +629,7 @@ fn remove_killed_attempts_leftovers(
     eprintln!(
         "run `{}`: its killed attempt left these (its Packer died before it could delete them):\n{}",
         record.run_id,
-        crate::core::leftovers::render(&launched).trim_end()
+        crate::pure::leftovers::render(&launched).trim_end()
     );
     if !record.spec.local {
         cmd::confirm(launch.yes, "removing them", "remove")?;
@@ -853,7 +853,7 @@ fn attempt(
 /// the line that starts the build ("" when no such run finished here yet).
 fn expect_duration(sh: &Shell, record: &RunRecord, view: &mut View) -> String {
     let records = runs::list(&sh.current_dir());
-    let Some(seconds) = crate::core::run::expected_seconds(&records, &record.spec) else {
+    let Some(seconds) = crate::pure::run::expected_seconds(&records, &record.spec) else {
         return String::new();
     };
     view.expect(std::time::Duration::from_secs(seconds));
@@ -956,7 +956,7 @@ fn package_changes(sh: &Shell, record: &RunRecord) -> Vec<String> {
         let text = sh
             .read_file(format!("{}/{builder}.json", run.report_dir()))
             .ok()?;
-        let report: report::ImageReport = crate::core::json::parse(&text).ok()?;
+        let report: report::ImageReport = crate::pure::json::parse(&text).ok()?;
         Some(report.packages)
     };
     let previous = runs::list(&sh.current_dir())
@@ -1176,7 +1176,7 @@ pub fn scratch_registry(run_id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::matrix::Matrix;
+    use crate::pure::matrix::Matrix;
 
     fn record(kind: Kind, only: &[&str]) -> RunRecord {
         let matrix = Matrix::parse(include_str!("../../../build/images.json")).unwrap();
@@ -1239,7 +1239,7 @@ mod tests {
             resume_command(&run, &yes),
             "cargo xtask publish --resume run-1 --local --yes"
         );
-        run.release = Some(crate::core::release::Steps {
+        run.release = Some(crate::pure::release::Steps {
             command: "cargo xtask release 2.6.3 --local".into(),
             ..Default::default()
         });

@@ -1,10 +1,10 @@
 //! The checks `release` and `tag` share, each one line of a preflight report: the version, the
 //! tag, the order of releases, the working tree, the branch, the git identity and the remote.
 
-use crate::core::ds0;
-use crate::core::release::{self, Check};
-use crate::core::version;
 use crate::git::{self, Git};
+use crate::pure::ds0;
+use crate::pure::release::{self, Check};
+use crate::pure::version;
 use crate::signing;
 use semver::Version;
 use std::path::Path;

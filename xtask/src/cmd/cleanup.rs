@@ -10,11 +10,11 @@
 
 use crate::aws::{self, Aws, Unconfigured};
 use crate::cmd::lifecycle;
-use crate::core::cleanup::{self, Bundle, Filter, Found, RegionPlan, Rules};
-use crate::core::ec2::ImageQuery;
-use crate::core::registry::REGISTRY_PATH;
-use crate::core::time;
 use crate::error::{FixContext, PartlyFailed};
+use crate::pure::cleanup::{self, Bundle, Filter, Found, RegionPlan, Rules};
+use crate::pure::ec2::ImageQuery;
+use crate::pure::registry::REGISTRY_PATH;
+use crate::pure::time;
 use crate::runs::{self, RunRecord};
 use crate::{output, project};
 use anyhow::Result;
@@ -36,7 +36,7 @@ pub struct Cleanup {
     version: Option<String>,
     /// Only test images of this kind: test-ebs or test-instance.
     #[arg(long, value_name = "KIND")]
-    kind: Option<crate::core::template::Kind>,
+    kind: Option<crate::pure::template::Kind>,
     /// Only these regions (comma-separated or repeated).
     #[arg(long, value_name = "REGION", num_args = 1..)]
     region: Vec<String>,
@@ -121,7 +121,7 @@ fn run(sh: &Shell, root: &Path, options: &Cleanup) -> Result<()> {
         even_if_used: options.even_if_used,
     };
     let found = aws::each_region(&regions, |sh, region| discover(sh, &aws, region, &search));
-    let images: Vec<crate::core::ec2::Image> = found
+    let images: Vec<crate::pure::ec2::Image> = found
         .iter()
         .flatten()
         .flat_map(|f| f.images.iter().cloned())
@@ -167,7 +167,7 @@ fn launched_by_run(
     records: &[RunRecord],
     regions: &[String],
     options: &Cleanup,
-) -> Result<Vec<crate::core::leftovers::Launched>> {
+) -> Result<Vec<crate::pure::leftovers::Launched>> {
     let Some(run) = &options.run else {
         return Ok(Vec::new());
     };
@@ -175,7 +175,7 @@ fn launched_by_run(
     if !launched.is_empty() {
         output::say(format!(
             "\nlaunched by run `{run}` and not deleted by its Packer:\n{}",
-            crate::core::leftovers::render(&launched).trim_end()
+            crate::pure::leftovers::render(&launched).trim_end()
         ));
         if !options.execute {
             output::say(
@@ -325,7 +325,7 @@ fn finish(
 /// `--region` when given; else the regions of matching records, plus the test region for test
 /// kinds, or every region of the matrix otherwise (tags may be anywhere the matrix builds).
 fn regions(
-    matrix: &crate::core::matrix::Matrix,
+    matrix: &crate::pure::matrix::Matrix,
     records: &[RunRecord],
     options: &Cleanup,
 ) -> BTreeSet<String> {

@@ -1,9 +1,9 @@
 //! `cargo xtask config`: print or write the Packer template a build would use.
 
 use crate::cmd::{Cmd, Context};
-use crate::core::template::{self, Kind, Spec, Target};
 use crate::lock::Busy;
 use crate::project;
+use crate::pure::template::{self, Kind, Spec, Target};
 use anyhow::{Context as _, Result};
 use std::process::ExitCode;
 

@@ -3,13 +3,13 @@
 //! what uses an image.
 
 use crate::aws::Aws;
-use crate::core::matrix::Matrix;
-use crate::core::protect::Protection;
-use crate::core::registry::{self, Registry, REGISTRY_PATH};
-use crate::core::retire::{self, Retired, RETIRED_PATH};
-use crate::core::{ds0, guard, legacy};
 use crate::error::FixContext;
 use crate::git::{Git, TagInfo};
+use crate::pure::matrix::Matrix;
+use crate::pure::protect::Protection;
+use crate::pure::registry::{self, Registry, REGISTRY_PATH};
+use crate::pure::retire::{self, Retired, RETIRED_PATH};
+use crate::pure::{ds0, guard, legacy};
 use crate::runs::RunRecord;
 use crate::standin::Standin;
 use anyhow::Result;
@@ -58,7 +58,7 @@ pub fn protection(root: &Path, current: &Registry) -> Result<(Protection, Option
             Err(_) => {
                 for word in text
                     .split('"')
-                    .filter(|w| crate::core::protect::is_ami_id(w))
+                    .filter(|w| crate::pure::protect::is_ami_id(w))
                 {
                     protection.add(
                         word,
@@ -125,7 +125,7 @@ impl Bundles {
     }
 
     /// The image's bundle: its manifest location, else what the records say.
-    pub fn of(&self, image: &crate::core::ec2::Image) -> Option<String> {
+    pub fn of(&self, image: &crate::pure::ec2::Image) -> Option<String> {
         image
             .bundle
             .clone()
@@ -166,7 +166,7 @@ pub struct RemoteAsk {
 pub fn guard_sources(
     sh: &Shell,
     root: &Path,
-    images: &[crate::core::ec2::Image],
+    images: &[crate::pure::ec2::Image],
     local: bool,
     ask: RemoteAsk,
 ) -> Result<guard::Sources> {
@@ -242,7 +242,7 @@ pub fn named_tags(git: &Git, remote: &[guard::RemoteTag]) -> Result<Vec<(String,
 }
 
 /// Every commit's `ami_ids.json` (newest first) and the commit of every plain version tag, with
-/// its message and the version `ds0_utils.py` held there: what `core::legacy` reads.
+/// its message and the version `ds0_utils.py` held there: what `pure::legacy` reads.
 pub fn legacy_snapshots(git: &Git, tags: &[(String, String)]) -> Result<Vec<legacy::Snapshot>> {
     let mut commits: Vec<(String, String)> = git.file_history(REGISTRY_PATH)?;
     for (name, commit) in tags {

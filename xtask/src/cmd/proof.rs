@@ -5,12 +5,12 @@
 //! permission `all` and deregistration protection), all at once.
 
 use crate::aws::Aws;
-use crate::core::ec2::{Image, ImageQuery};
-use crate::core::matrix::Matrix;
-use crate::core::preflight::Adopted;
-use crate::core::template;
-use crate::core::verdict::{self, Adoption, Verdict};
-use crate::core::{report, sha256};
+use crate::pure::ec2::{Image, ImageQuery};
+use crate::pure::matrix::Matrix;
+use crate::pure::preflight::Adopted;
+use crate::pure::template;
+use crate::pure::verdict::{self, Adoption, Verdict};
+use crate::pure::{report, sha256};
 use crate::runs::{BuilderState, RunRecord};
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
@@ -115,7 +115,7 @@ fn verify(
     matrix: &Matrix,
     record: &RunRecord,
     name: &str,
-    amis: &[crate::core::packer_log::Ami],
+    amis: &[crate::pure::packer_log::Ami],
 ) -> Result<()> {
     let path = report_path(record, name);
     let text = sh
@@ -148,7 +148,7 @@ fn verify(
 fn tag(
     sh: &Shell,
     aws: &Aws,
-    ami: &crate::core::packer_log::Ami,
+    ami: &crate::pure::packer_log::Ami,
     verdict: &Verdict,
     ebs: bool,
 ) -> Result<()> {
@@ -382,7 +382,7 @@ pub fn make_public(
 
 /// Every image at once (a pool of `aws` calls): public, then protected. Both are idempotent,
 /// so a resume after a failure here simply asks again.
-fn publish_all(sh: &Shell, aws: &Aws, amis: &[crate::core::packer_log::Ami]) -> Result<()> {
+fn publish_all(sh: &Shell, aws: &Aws, amis: &[crate::pure::packer_log::Ami]) -> Result<()> {
     for args in [&PUBLIC[..], &PROTECTED[..]] {
         let asks: Vec<(String, Vec<String>)> = amis
             .iter()

@@ -9,13 +9,13 @@ use crate::cmd::checks::{
     check_remote_branch, check_signing, check_tag_free, check_version, short, signing_summary,
 };
 use crate::cmd::{build, set_version};
-use crate::core::release::{self, Check, Step, Steps};
-use crate::core::template::{self, Kind, Spec};
-use crate::core::{ds0, matrix, registry::REGISTRY_PATH, version};
 use crate::credentials;
 use crate::error::FixContext;
 use crate::git::{self, Git};
 use crate::packer::Packer;
+use crate::pure::release::{self, Check, Step, Steps};
+use crate::pure::template::{self, Kind, Spec};
+use crate::pure::{ds0, matrix, registry::REGISTRY_PATH, version};
 use crate::runs::{self, RunRecord};
 use crate::standin::Standin;
 use crate::{cloud, interrupt, output, project, signing};
@@ -1191,7 +1191,7 @@ fn check_cloud(
             "cargo xtask publish{} --resume",
             if options.local { " --local" } else { "" }
         ),
-        same_base_for_both: crate::core::preflight::same_base_for_both(&matrix),
+        same_base_for_both: crate::pure::preflight::same_base_for_both(&matrix),
     };
     match cloud::ask(sh, root, gate) {
         Ok(outcome) => (outcome.checks, true),

@@ -7,15 +7,15 @@
 
 use crate::aws::{self, Aws};
 use crate::cmd::lifecycle;
-use crate::core::ec2::ImageQuery;
-use crate::core::protect;
-use crate::core::registry::{self, REGISTRY_PATH};
-use crate::core::retire::{self, Action, ImageResult, Retirement, Stage, State, Step, Target};
-use crate::core::{guard, legacy};
-use crate::core::{time, version};
 use crate::error::{FixContext, PartlyFailed};
 use crate::git::Git;
 use crate::project;
+use crate::pure::ec2::ImageQuery;
+use crate::pure::protect;
+use crate::pure::registry::{self, REGISTRY_PATH};
+use crate::pure::retire::{self, Action, ImageResult, Retirement, Stage, State, Step, Target};
+use crate::pure::{guard, legacy};
+use crate::pure::{time, version};
 use crate::runs;
 use anyhow::{Context, Result};
 use std::collections::{BTreeMap, BTreeSet};

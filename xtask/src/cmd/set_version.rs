@@ -1,9 +1,9 @@
 //! `cargo xtask set-version`: edit the version (and branch) literals of `ds0_utils.py`.
 
 use crate::cmd::{Cmd, Context};
-use crate::core::{ds0, matrix, version};
 use crate::lock::Busy;
 use crate::project;
+use crate::pure::{ds0, matrix, version};
 use anyhow::{Context as _, Result};
 use std::process::ExitCode;
 use xshell::Shell;

@@ -6,12 +6,12 @@ use crate::cmd::checks::{
     check_tag_free, check_version, short, signing_summary, SignArgs,
 };
 use crate::cmd::Cmd;
-use crate::core::release::{self, Check};
-use crate::core::{ds0, registry, registry::REGISTRY_PATH};
 use crate::error::FixContext;
 use crate::git::{self, Git};
 use crate::interrupt;
 use crate::lock::Busy;
+use crate::pure::release::{self, Check};
+use crate::pure::{ds0, registry, registry::REGISTRY_PATH};
 use crate::{output, signing};
 use anyhow::{bail, Result};
 use std::path::Path;

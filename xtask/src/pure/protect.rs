@@ -3,7 +3,7 @@
 //! image (nor its snapshots or bundle), whatever its filter; `retire` and `audit` find a
 //! release's images here. Pure: the callers read git and the files.
 
-use crate::core::registry::Registry;
+use crate::pure::registry::Registry;
 use std::collections::BTreeMap;
 
 /// An AMI named by a tag message or a registry, with its region where known.
@@ -125,7 +125,7 @@ impl Protection {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::registry;
+    use crate::pure::registry;
 
     const MESSAGE: &str = "ComboAMI 2.6.3 (branch 2.6)\n\n2 AMIs:\n\
         us-east-1       1404 hvm  ami-0123456789abcdef0\n\

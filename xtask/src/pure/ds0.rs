@@ -2,7 +2,7 @@
 //!
 //! Only the literal's contents change; every other byte of the file stays as it was. Pure.
 
-use crate::core::refname;
+use crate::pure::refname;
 
 pub const DS0_PATH: &str = "ds0_utils.py";
 pub const VERSION_FN: &str = "comboami_version";

@@ -5,8 +5,8 @@
 //! command that adopts it (a `release/VERSION` tag listing its AMIs, which `retire`, `audit`
 //! and cleanup's protection read). Pure: the caller reads git.
 
-use crate::core::protect::{registry_amis, Listed};
-use crate::core::registry;
+use crate::pure::protect::{registry_amis, Listed};
+use crate::pure::registry;
 use std::collections::BTreeSet;
 
 /// One commit's `ami_ids.json` (the caller passes every commit that changed it, newest first,

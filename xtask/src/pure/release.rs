@@ -1,8 +1,8 @@
 //! Release rules that need no I/O: preflight reports, commit and tag messages, the dry-run diff.
 //! Pure.
 
-use crate::core::packer_log::Ami;
-use crate::core::registry;
+use crate::pure::packer_log::Ami;
+use crate::pure::registry;
 
 /// One preflight check: what was checked and either what was found or what is wrong (with the
 /// fix).

@@ -2,10 +2,10 @@
 //! `aws` CLI's JSON), and the checks that come out of both — every failure with its fix, and the
 //! images a resume adopts. Pure: the answers are gathered by `cloud.rs`.
 
-use crate::core::ec2::{parse_answer, Image, NotJson};
-use crate::core::json;
-use crate::core::release::Check;
-use crate::core::template::{Plan, PlannedBuilder};
+use crate::pure::ec2::{parse_answer, Image, NotJson};
+use crate::pure::json;
+use crate::pure::release::Check;
+use crate::pure::template::{Plan, PlannedBuilder};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -25,7 +25,7 @@ fn bucket(builder: &PlannedBuilder) -> Option<String> {
 }
 
 /// Builders whose row names one image as both its instance-store and its EBS base image.
-pub fn same_base_for_both(matrix: &crate::core::matrix::Matrix) -> Vec<(String, String)> {
+pub fn same_base_for_both(matrix: &crate::pure::matrix::Matrix) -> Vec<(String, String)> {
     matrix
         .images
         .iter()
@@ -494,7 +494,7 @@ fn public_check(planned: &[PlannedBuilder], facts: &Facts) -> Check {
     }
 }
 
-/// A report (`core::release::report`) with every line wrapped at word boundaries to `cols`
+/// A report (`pure::release::report`) with every line wrapped at word boundaries to `cols`
 /// columns, continuation lines under the text they continue, so it reads in an 80-column
 /// terminal.
 pub fn wrap_report(report: &str, cols: usize) -> String {
@@ -575,9 +575,9 @@ mod tests {
     /// template.
     #[test]
     fn the_plan_holds_what_the_template_asks_of_aws() {
-        use crate::core::template::{self, Kind, Spec, Target};
+        use crate::pure::template::{self, Kind, Spec, Target};
         let matrix =
-            crate::core::matrix::Matrix::parse(include_str!("../../../build/images.json")).unwrap();
+            crate::pure::matrix::Matrix::parse(include_str!("../../../build/images.json")).unwrap();
         for kind in [Kind::Official, Kind::TestEbs, Kind::TestInstance] {
             let spec = Spec {
                 kind,
@@ -678,7 +678,7 @@ mod tests {
             "base AMIs",
             "`eu-west-1-1204-pv`: base AMI ami-7beb9d0c (field `instance_store_ami`) does not exist in eu-west-1 (deregistered upstream?): find the current one with `cargo xtask base-images --region eu-west-1`",
         ));
-        let report = crate::core::release::report(&checks);
+        let report = crate::pure::release::report(&checks);
         let wrapped = wrap_report(&report, 80);
         assert!(
             wrapped.lines().all(|l| l.chars().count() <= 80),
@@ -739,12 +739,12 @@ mod tests {
         let mut facts = good_facts();
         facts.identity = Some(Err(offline.into()));
         let text =
-            crate::core::release::report(&evaluate(&plan(), &facts, true, None, &HINTS).checks);
+            crate::pure::release::report(&evaluate(&plan(), &facts, true, None, &HINTS).checks);
         assert!(text.contains("the network, not the keys"), "{text}");
         assert!(!text.contains("credentials do not work"), "{text}");
         facts.identity = Some(Err(refused.into()));
         let text =
-            crate::core::release::report(&evaluate(&plan(), &facts, true, None, &HINTS).checks);
+            crate::pure::release::report(&evaluate(&plan(), &facts, true, None, &HINTS).checks);
         assert!(text.contains("the credentials do not work"), "{text}");
     }
 
@@ -775,7 +775,7 @@ mod tests {
             .into();
         facts.named.insert("us-east-1".into(), Ok(vec![taken]));
         let outcome = evaluate(&plan(), &facts, true, None, &HINTS);
-        let text = crate::core::release::report(&outcome.checks);
+        let text = crate::pure::release::report(&outcome.checks);
         for needle in [
             "belong to account 999999999999, not to account 123456789012",
             "is `paravirtual`, but the row says `hvm`",
@@ -790,7 +790,7 @@ mod tests {
         ] {
             assert!(text.contains(needle), "lacks {needle:?}:\n{text}");
         }
-        assert_eq!(crate::core::release::failures(&outcome.checks), 5);
+        assert_eq!(crate::pure::release::failures(&outcome.checks), 5);
     }
 
     #[test]
@@ -830,7 +830,7 @@ mod tests {
                 ami: "ami-33333333".into()
             }]
         );
-        let text = crate::core::release::report(&outcome.checks);
+        let text = crate::pure::release::report(&outcome.checks);
         assert!(text.contains("by ami-44444444 (made by run `official-2`, version 2.6.9); its tags are not this run's, so it is not adopted"), "{text}");
     }
 }

@@ -7,7 +7,7 @@
 // Wired in by the issue-18 integration.
 #![allow(dead_code)]
 
-use crate::core::{json, sha256, time};
+use crate::pure::{json, sha256, time};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -156,7 +156,7 @@ pub enum Adoption {
 
 /// Decides what a run does with an image it finds: `report` is the image report kept for it
 /// (run folder, or the copy stored beside the image), `check` the run's check of a report
-/// (`core::report::check` with the run's expectations).
+/// (`pure::report::check` with the run's expectations).
 pub fn adoption(
     found: &Found,
     report: Option<&str>,

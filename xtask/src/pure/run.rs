@@ -1,9 +1,9 @@
 //! The record of one run (`run.json`): what it builds (the spec), every builder's state, its
 //! attempts, and for a release the release's steps. Pure: reading and writing it is `runs.rs`'s.
 
-use crate::core::packer_log::{Ami, Outcome, Tracker};
-use crate::core::release::Steps;
-use crate::core::template::{Plan, PlannedBuilder, Spec};
+use crate::pure::packer_log::{Ami, Outcome, Tracker};
+use crate::pure::release::Steps;
+use crate::pure::template::{Plan, PlannedBuilder, Spec};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -290,9 +290,9 @@ impl RunRecord {
 mod tests {
     use super::*;
 
-    use crate::core::matrix::Matrix;
-    use crate::core::packer_log::parse_line;
-    use crate::core::template::{self, Kind};
+    use crate::pure::matrix::Matrix;
+    use crate::pure::packer_log::parse_line;
+    use crate::pure::template::{self, Kind};
 
     /// A test-ebs run of the first `n` builders of the test region, all pending.
     fn record(n: usize) -> RunRecord {
@@ -463,7 +463,7 @@ mod tests {
         let old = r#"{"run_id": "publish-20260101-000000", "kind": "official", "local": true,
             "version": "2.6.3", "branch": "2.6", "commit": "abc", "epoch": 1700000000,
             "registry": null, "builders": {}, "attempts": []}"#;
-        let record: RunRecord = crate::core::json::parse(old).unwrap();
+        let record: RunRecord = crate::pure::json::parse(old).unwrap();
         assert_eq!(record.spec.kind, Kind::Official);
         assert!(record.spec.local && !record.spec.private && record.spec.only.is_empty());
         let written = serde_json::to_value(&record).unwrap();
@@ -473,7 +473,7 @@ mod tests {
         // The flattened spec does not hide a key written twice, at either level.
         for twice in [r#""run_id": "x", "#, r#""version": "2.6.4", "#] {
             let damaged = old.replacen('{', &format!("{{{twice}"), 1);
-            let error = crate::core::json::parse::<RunRecord>(&damaged).unwrap_err();
+            let error = crate::pure::json::parse::<RunRecord>(&damaged).unwrap_err();
             assert!(error.to_string().contains("duplicate key"), "{error}");
         }
     }

@@ -3,8 +3,8 @@
 //! `Kind` and verdict tags in the cloud, and the versions `build/retired.json` retired. Cleanup
 //! and retire ask here before they touch anything. Pure: the callers ask git and the cloud.
 
-use crate::core::retire::Retired;
-use crate::core::verdict::{Tags, REJECTED};
+use crate::pure::retire::Retired;
+use crate::pure::verdict::{Tags, REJECTED};
 use semver::Version;
 use std::collections::BTreeSet;
 use std::fmt;
@@ -109,8 +109,8 @@ pub struct Image {
     pub tags: Tags,
 }
 
-impl From<&crate::core::ec2::Image> for Image {
-    fn from(image: &crate::core::ec2::Image) -> Image {
+impl From<&crate::pure::ec2::Image> for Image {
+    fn from(image: &crate::pure::ec2::Image) -> Image {
         Image {
             id: image.id.clone(),
             tags: image.tags.clone(),
@@ -242,7 +242,7 @@ impl Keep {
             "version {} {what} ({}) and not retired in `{}`",
             self.version,
             self.seen,
-            crate::core::retire::RETIRED_PATH
+            crate::pure::retire::RETIRED_PATH
         )
     }
 }
@@ -329,7 +329,7 @@ pub fn may_retire(version: &Version, sources: &Sources) -> Result<(), Refusal> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::verdict;
+    use crate::pure::verdict;
 
     const LS_REMOTE: &str = "\
 1111111111111111111111111111111111111111\trefs/heads/2.6
@@ -498,7 +498,7 @@ mod tests {
 
     #[test]
     fn retired_versions_count_only_done_stages_of_the_same_cloud() {
-        let retired = crate::core::retire::parse_retired(
+        let retired = crate::pure::retire::parse_retired(
             r#"{"retirements": [
                 {"version": "2.6.4", "stage": "deprecate", "time": "t", "images": [{"region": "us-east-1", "id": "ami-1", "result": "done", "detail": ""}]},
                 {"version": "2.6.5", "stage": "deprecate", "time": "t", "images": [{"region": "us-east-1", "id": "ami-2", "result": "failed", "detail": ""}]},

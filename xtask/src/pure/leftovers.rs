@@ -7,7 +7,7 @@
 //! run_config.go in v1.6.6). They are known from the run's output ("Creating temporary security
 //! group for this instance: packer_…") and from the run's instances.
 
-use crate::core::ec2::{parse_answer, tags, NotJson};
+use crate::pure::ec2::{parse_answer, tags, NotJson};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Packer's names for what it made, from the run's machine-readable output, by region.

@@ -4,9 +4,9 @@
 //! virtualization type. Existing entries keep their place, so a release diff shows only what
 //! changed; new entries go at the end of their region, in a stable order.
 
-use crate::core::json;
-use crate::core::packer_log::Ami;
-use crate::core::refusal::Refusal;
+use crate::pure::json;
+use crate::pure::packer_log::Ami;
+use crate::pure::refusal::Refusal;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -49,7 +49,7 @@ pub fn check(registry: &Registry, regions: &[String], path: &str) -> Result<(), 
         if !regions.contains(region) {
             problems.push(format!(
                 "key `{region}` is not one of the regions of `settings.regions` in `{}` ({})",
-                crate::core::matrix::MATRIX_PATH,
+                crate::pure::matrix::MATRIX_PATH,
                 regions.join(", ")
             ));
         }
@@ -92,7 +92,7 @@ pub fn check(registry: &Registry, regions: &[String], path: &str) -> Result<(), 
 /// What is wrong with one entry, whatever its region.
 fn entry_problems(entry: &Entry) -> Vec<String> {
     let mut problems = Vec::new();
-    if !crate::core::matrix::is_ami_id(&entry.id) {
+    if !crate::pure::matrix::is_ami_id(&entry.id) {
         problems.push(format!(
             "`id` `{}` is not an AMI id (`ami-` and 8 or 17 lowercase hex digits)",
             entry.id
@@ -174,7 +174,7 @@ impl std::fmt::Display for Change {
 
 /// Merges AMIs into the registry and says what changed; unchanged entries are not reported.
 pub fn merge(registry: &mut Registry, amis: &[Ami]) -> Result<Vec<Change>, String> {
-    if let Some(bad) = amis.iter().find(|a| !crate::core::matrix::is_ami_id(&a.id)) {
+    if let Some(bad) = amis.iter().find(|a| !crate::pure::matrix::is_ami_id(&a.id)) {
         return Err(format!(
             "builder `{}` reported `{}`, which is not an AMI id; nothing was merged",
             bad.builder, bad.id
@@ -315,7 +315,7 @@ mod tests {
 
     fn regions() -> Vec<String> {
         let matrix = include_str!("../../../build/images.json");
-        crate::core::matrix::Matrix::parse(matrix)
+        crate::pure::matrix::Matrix::parse(matrix)
             .unwrap()
             .settings
             .regions

@@ -71,7 +71,7 @@ pub enum Outcome {
 }
 
 /// What Packer's log has said of one builder so far (the run record keeps its outcome as a
-/// [`crate::core::run::BuilderState`]).
+/// [`crate::pure::run::BuilderState`]).
 #[derive(Debug, Clone)]
 pub struct Progress {
     pub step: String,
@@ -215,7 +215,7 @@ impl Tracker {
     fn output(&mut self, builder: &str, level: &str, line: &str) {
         let state = self.state(builder);
         if let Some(id) = line.strip_prefix("AMI: ") {
-            if crate::core::matrix::is_ami_id(id.trim()) {
+            if crate::pure::matrix::is_ami_id(id.trim()) {
                 state.announced_ami = Some(id.trim().to_string());
             }
         } else if let Some(id) = line.strip_prefix("Deregistered AMI id: ") {
@@ -425,7 +425,7 @@ pub fn parse_pair(builder: &str, pair: &str) -> Result<Ami, BadArtifact> {
         pair: pair.to_string(),
     };
     let (region, id) = pair.trim().split_once(':').ok_or_else(bad)?;
-    if !crate::core::matrix::is_region(region) || !crate::core::matrix::is_ami_id(id) {
+    if !crate::pure::matrix::is_region(region) || !crate::pure::matrix::is_ami_id(id) {
         return Err(bad());
     }
     Ok(Ami {
@@ -442,7 +442,7 @@ pub fn existing_ami(error: &str) -> Option<String> {
         .chars()
         .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
         .collect();
-    crate::core::matrix::is_ami_id(&id).then_some(id)
+    crate::pure::matrix::is_ami_id(&id).then_some(id)
 }
 
 /// Finds, in a chunk of a machine-readable log, the lines that can change a builder's outcome or

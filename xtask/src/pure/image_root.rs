@@ -2,7 +2,7 @@
 //! that `build/provision.sh` touches, so the real script runs against it on the stand-in
 //! instance. Pure: the caller writes the entries below `build/runs/<run>/image-root/<builder>/`.
 
-use crate::core::matrix::Image;
+use crate::pure::matrix::Image;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Entry {
@@ -154,7 +154,7 @@ fn host_key_paths(key: &str) -> (&'static str, &'static str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::matrix::Matrix;
+    use crate::pure::matrix::Matrix;
 
     fn image(name: &str) -> Image {
         let matrix = Matrix::parse(include_str!("../../../build/images.json")).unwrap();

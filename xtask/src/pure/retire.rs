@@ -2,10 +2,10 @@
 //! of it, `build/retired.json`. The plan per image from its present state, with every refusal
 //! named; the record's format. Pure.
 
-use crate::core::ec2::Image;
-use crate::core::protect::{self, Listed};
-use crate::core::registry::REGISTRY_PATH;
-use crate::core::time;
+use crate::pure::ec2::Image;
+use crate::pure::protect::{self, Listed};
+use crate::pure::registry::REGISTRY_PATH;
+use crate::pure::time;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -467,7 +467,7 @@ pub struct ImageResult {
 pub struct BadRecord(String);
 
 pub fn parse_retired(text: &str) -> Result<Retired, BadRecord> {
-    crate::core::json::parse(text).map_err(|e| BadRecord(e.to_string()))
+    crate::pure::json::parse(text).map_err(|e| BadRecord(e.to_string()))
 }
 
 pub fn render_retired(retired: &Retired) -> String {

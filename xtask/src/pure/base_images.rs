@@ -2,8 +2,8 @@
 //! root device), the newest one found, the proposals of `cargo xtask base-images`, and the edit
 //! of `build/images.json` that changes only the ids. Pure.
 
-use crate::core::ec2::Image;
-use crate::core::matrix::{Image as Row, Matrix};
+use crate::pure::ec2::Image;
+use crate::pure::matrix::{Image as Row, Matrix};
 use std::collections::BTreeSet;
 
 /// The account Canonical publishes official Ubuntu images from.
@@ -351,7 +351,7 @@ pub fn append_rows(text: &str, rows: &[String]) -> Option<String> {
     if rows.is_empty() {
         return Some(text.to_string());
     }
-    let count = crate::core::json::parse::<serde_json::Value>(text).ok()?["images"]
+    let count = crate::pure::json::parse::<serde_json::Value>(text).ok()?["images"]
         .as_array()?
         .len();
     let last = if count == 0 {
@@ -434,7 +434,7 @@ mod tests {
 
     #[test]
     fn apply_changes_only_the_ids_of_the_right_row() {
-        let matrix = crate::core::matrix::Matrix {
+        let matrix = crate::pure::matrix::Matrix {
             settings: serde_json::from_value(serde_json::json!({
                 "project": "p", "ami_name": "n {version}-{os_version}-{virt}", "ami_description": "d",
                 "bucket": "b-{version}-{region}", "test_bucket": "t-{version}-{region}", "public": true,
@@ -442,7 +442,7 @@ mod tests {
                 "ec2_api_tools_version": "1", "test_region": "us-east-1", "regions": ["us-east-1"]
             }))
             .unwrap(),
-            images: serde_json::from_value::<serde_json::Value>(crate::core::json::parse(TEXT).unwrap())
+            images: serde_json::from_value::<serde_json::Value>(crate::pure::json::parse(TEXT).unwrap())
                 .map(|v| serde_json::from_value(v["images"].clone()).unwrap())
                 .unwrap(),
         };

@@ -2,7 +2,7 @@
 //!
 //! Pure: parses a string, validates, and answers questions about rows. No I/O.
 
-use crate::core::json;
+use crate::pure::json;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 

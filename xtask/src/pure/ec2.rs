@@ -2,7 +2,7 @@
 //! `ImageQuery`, the question that finds images (which owners, which filters). Cleanup, retire,
 //! audit, base-images and the cloud preflight all ask and read images through these. Pure.
 
-use crate::core::time;
+use crate::pure::time;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -66,7 +66,7 @@ pub struct NotJson {
 
 /// The answer of `aws WHAT` as JSON.
 pub fn parse_answer(text: &str, what: &'static str) -> Result<Value, NotJson> {
-    crate::core::json::parse(text).map_err(|e| NotJson {
+    crate::pure::json::parse(text).map_err(|e| NotJson {
         what,
         detail: e.to_string(),
     })

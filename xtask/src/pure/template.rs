@@ -3,8 +3,8 @@
 //! Official and test templates come from the same rows and the same naming code, so they cannot
 //! drift apart the way the hand-kept templates of the seed did. Pure: no I/O.
 
-use crate::core::matrix::{self, Image, Matrix};
-use crate::core::report;
+use crate::pure::matrix::{self, Image, Matrix};
+use crate::pure::report;
 use serde_json::{json, Map, Value};
 use std::fmt;
 

@@ -1,11 +1,11 @@
 //! What `audit` expects of every image git and the registry name, and the mismatches with what
 //! AWS holds. Pure.
 
-use crate::core::ec2::Image;
-use crate::core::legacy::Legacy;
-use crate::core::protect::{self, Listed};
-use crate::core::registry::REGISTRY_PATH;
-use crate::core::retire::{DeregistrationProtection, Retired};
+use crate::pure::ec2::Image;
+use crate::pure::legacy::Legacy;
+use crate::pure::protect::{self, Listed};
+use crate::pure::registry::REGISTRY_PATH;
+use crate::pure::retire::{DeregistrationProtection, Retired};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// An image as git and the registry know it.
@@ -361,9 +361,9 @@ mod tests {
                 &BTreeSet::new(),
             );
             assert_eq!(out.git_problems.len(), 1);
-            let legacy = crate::core::legacy::Legacy {
+            let legacy = crate::pure::legacy::Legacy {
                 version: "2.6.3".into(),
-                source: crate::core::legacy::Source::Ds0,
+                source: crate::pure::legacy::Source::Ds0,
                 commit: Some("a50c342".into()),
                 amis: listed.clone(),
                 missing: vec![],

@@ -2,11 +2,11 @@
 //! per region (published, used and retained images held back with their snapshots and bundles)
 //! and its table. Pure.
 
-use crate::core::ec2::{self, parse_answer, Image, ImageQuery, NotJson};
-use crate::core::guard;
-use crate::core::protect::Protection;
-use crate::core::template::Kind;
-use crate::core::time;
+use crate::pure::ec2::{self, parse_answer, Image, ImageQuery, NotJson};
+use crate::pure::guard;
+use crate::pure::protect::Protection;
+use crate::pure::template::Kind;
+use crate::pure::time;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -124,7 +124,7 @@ pub struct Rules<'a> {
     pub protection: Option<&'a Protection>,
     /// The tags of this clone, the remote and the images: an image of a release or candidate
     /// that is not retired stays, even when this clone lacks its tag.
-    pub guard: Option<&'a crate::core::guard::Sources>,
+    pub guard: Option<&'a crate::pure::guard::Sources>,
     pub even_if_used: bool,
     /// The newest N runs per kind and region survive.
     pub keep: Option<usize>,
@@ -671,7 +671,7 @@ mod tests {
     fn images_of_a_release_only_the_remote_knows_stay_with_their_snapshots() {
         let mut image = test_image("ami-26900001", "official-1", 0);
         image.kind = "official".into();
-        image.tags = crate::core::verdict::tags([("Version", "2.6.9"), ("Kind", "official")]);
+        image.tags = crate::pure::verdict::tags([("Version", "2.6.9"), ("Kind", "official")]);
         let found = || Found {
             region: "us-east-1".into(),
             images: vec![image.clone()],

@@ -1,9 +1,9 @@
 //! The text a user reads before and after a build: the plan (from the spec and its plan) and the
 //! end-of-run summary (from the run record). Pure: the edges print it.
 
-use crate::core::registry::REGISTRY_PATH;
-use crate::core::run::{BuilderRecord, BuilderState, RunRecord, RUNS_DIR};
-use crate::core::template::{Kind, Plan, Spec};
+use crate::pure::registry::REGISTRY_PATH;
+use crate::pure::run::{BuilderRecord, BuilderState, RunRecord, RUNS_DIR};
+use crate::pure::template::{Kind, Plan, Spec};
 
 /// What the plan says besides the plan itself.
 #[derive(Debug, Clone, Copy)]
@@ -291,10 +291,10 @@ fn test_amis(record: &RunRecord, standin_kept: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::matrix::Matrix;
-    use crate::core::packer_log::Ami;
-    use crate::core::run::Attempt;
-    use crate::core::template;
+    use crate::pure::matrix::Matrix;
+    use crate::pure::packer_log::Ami;
+    use crate::pure::run::Attempt;
+    use crate::pure::template;
 
     /// Compares with `xtask/tests/data/NAME`; `UPDATE_GOLDEN=1` rewrites it.
     fn golden(name: &str, actual: &str) {
