@@ -133,6 +133,33 @@ fn has_file_keys(root: &Path) -> bool {
     })
 }
 
+/// The static keys of a profile, through AWS CLI v1's `aws configure get`.
+fn profile_static_keys(
+    sh: &Shell,
+    program: &str,
+    profile: &str,
+) -> Result<(String, String, String)> {
+    let get = |key: &str| -> String {
+        cmd!(sh, "{program} configure get {key} --profile {profile}")
+            .quiet()
+            .ignore_status()
+            .ignore_stderr()
+            .read()
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    let (access, secret) = (get("aws_access_key_id"), get("aws_secret_access_key"));
+    if access.is_empty() || secret.is_empty() {
+        bail!(
+            "`AWS_PROFILE={profile}` has no static keys, and this `aws` (version 1) cannot resolve \
+             SSO or role profiles (`aws configure export-credentials` needs AWS CLI v2.9 or \
+             newer): install AWS CLI v2, or run `aws sso login --profile {profile}` with it"
+        );
+    }
+    Ok((access, secret, get("aws_session_token")))
+}
+
 /// Named profiles and SSO: when `AWS_PROFILE` is set and neither `build/local.json` nor the
 /// environment holds keys, the profile is resolved once, through
 /// `aws configure export-credentials`, into the shell's environment (`AWS_ACCESS_KEY_ID`,
@@ -185,26 +212,11 @@ pub fn resolve_profile(sh: &Shell, root: &Path, program: &str) -> Result<Option<
         )
     } else if stderr.contains("Invalid choice") || stderr.contains("invalid choice") {
         // AWS CLI v1 has no `export-credentials`: static keys of the profile still work.
-        let get = |key: &str| -> String {
-            cmd!(sh, "{program} configure get {key} --profile {profile}")
-                .quiet()
-                .ignore_status()
-                .ignore_stderr()
-                .read()
-                .unwrap_or_default()
-                .trim()
-                .to_string()
-        };
-        let (access, secret) = (get("aws_access_key_id"), get("aws_secret_access_key"));
-        if access.is_empty() || secret.is_empty() {
-            bail!(
-                "`AWS_PROFILE={profile}` has no static keys, and this `aws` (version 1) cannot resolve                  SSO or role profiles (`aws configure export-credentials` needs AWS CLI v2.9 or newer):                  install AWS CLI v2, or run `aws sso login --profile {profile}` with it"
-            );
-        }
+        let (access, secret, token) = profile_static_keys(sh, program, &profile)?;
         (
             access,
             secret,
-            get("aws_session_token"),
+            token,
             "the profile's keys (`aws configure get`)",
         )
     } else {
@@ -212,7 +224,8 @@ pub fn resolve_profile(sh: &Shell, root: &Path, program: &str) -> Result<Option<
             .mask(stderr.trim())
             .into_owned();
         bail!(
-            "cannot resolve `AWS_PROFILE={profile}` through `aws configure export-credentials`: {message}              (for SSO run `aws sso login --profile {profile}` first)"
+            "cannot resolve `AWS_PROFILE={profile}` through `aws configure export-credentials`: \
+             {message} (for SSO run `aws sso login --profile {profile}` first)"
         );
     };
     sh.set_var("AWS_ACCESS_KEY_ID", &access);

@@ -195,6 +195,32 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
     }
 }
 
+/// The end of a command: its `--json` document, and its error printed, masked; the exit code.
+pub fn report(
+    name: &str,
+    result: Result<ExitCode>,
+    masker: &crate::pure::mask::Masker,
+) -> ExitCode {
+    match result {
+        Ok(code) => {
+            output::document(serde_json::json!({"command": name, "ok": true}));
+            match output::stdout_failure() {
+                None => code,
+                Some(failure) => {
+                    eprintln!("error: cannot write the output: {}", masker.mask(&failure));
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Err(e) => {
+            let code = exit_code(&e);
+            eprint!("{}", masker.mask(&render_error(&e)));
+            output::document(error_document(name, &e, code, masker));
+            ExitCode::from(code)
+        }
+    }
+}
+
 /// A command line clap refused (or `--help`): clap's message, then the fix, and with `--json`
 /// the error document on stdout, like every other failure.
 pub fn usage(error: clap::Error) -> ExitCode {

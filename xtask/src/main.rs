@@ -84,22 +84,5 @@ fn main() -> ExitCode {
     let result = command.run(&sh);
     // Errors may quote files and answers: mask every secret the tool knows of before printing.
     let masker = credentials::masker_for_messages(&sh.current_dir());
-    match result {
-        Ok(code) => {
-            output::document(serde_json::json!({"command": name, "ok": true}));
-            match output::stdout_failure() {
-                None => code,
-                Some(failure) => {
-                    eprintln!("error: cannot write the output: {}", masker.mask(&failure));
-                    ExitCode::from(1)
-                }
-            }
-        }
-        Err(e) => {
-            let code = error::exit_code(&e);
-            eprint!("{}", masker.mask(&error::render_error(&e)));
-            output::document(error::error_document(name, &e, code, &masker));
-            ExitCode::from(code)
-        }
-    }
+    error::report(name, result, &masker)
 }

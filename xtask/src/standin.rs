@@ -202,68 +202,11 @@ impl Standin {
         sh.create_dir(&dir)
             .with_context(|| format!("cannot create `{}`", dir.display()))?;
         let user = current_user(sh)?;
-
-        // Seed moto with the matrix's upstream AMIs, so templates keep their real source AMIs.
-        let seed = dir.join("amis.json");
-        std::fs::write(&seed, seed_amis(matrix, extra_seed()?))
-            .with_context(|| format!("cannot write `{}`", seed.display()))?;
-
-        let key = dir.join("id_rsa");
-        let host_key = dir.join("host_key");
-        crate::interrupt::run_detached(cmd!(
-            sh,
-            "ssh-keygen -q -t rsa -b 2048 -N '' -C xtask-standin -f {key}"
-        ))
-        .context(
-            "cannot make the stand-in's SSH key: is `ssh-keygen` (openssh-client) installed?",
-        )?;
-        crate::interrupt::run_detached(cmd!(sh, "ssh-keygen -q -t ed25519 -N '' -f {host_key}"))
-            .context("cannot make the stand-in's SSH host key")?;
-        std::fs::copy(dir.join("id_rsa.pub"), dir.join("authorized_keys"))
-            .context("cannot write the stand-in's authorized_keys")?;
-
+        make_keys(sh, &dir)?;
         let moto_port = free_port()?;
         let ssh_port = free_port()?;
-        let moto_log = std::fs::File::create(dir.join("moto.log"))?;
-        // moto's server through the repository's launcher, which patches in what moto lacks.
-        let python = venv.join("bin/python");
-        let launcher = root.join(LAUNCHER);
-        let moto_port_arg = moto_port.to_string();
-        let mut moto = std::process::Command::from(
-            cmd!(sh, "{python} {launcher} -H 127.0.0.1 -p {moto_port_arg}")
-                .env("MOTO_AMIS_PATH", &seed)
-                .env("XTASK_STANDIN_DIR", &dir),
-        );
-        let moto = moto
-            .stdin(std::process::Stdio::null())
-            .stdout(moto_log.try_clone()?)
-            .stderr(moto_log)
-            // Its own process group: a Ctrl-C meant for Packer must not kill the stand-in
-            // before Packer has cleaned up through it.
-            .process_group(0);
-        // Recorded even when kept: until `local up` has written its state, a kill would
-        // leave it unknown.
-        let moto =
-            lock::spawn_recorded(moto, "moto", LAUNCHER).context("cannot start the moto server")?;
-
-        let config = sshd_config(&dir, ssh_port, &user);
-        std::fs::write(dir.join("sshd_config"), config)?;
-        if is_root() {
-            // sshd started as root insists on its privilege separation folder, which Debian
-            // creates only when its service starts.
-            let _ = std::fs::create_dir_all("/run/sshd");
-        }
-        let sshd_config = dir.join("sshd_config");
-        let sshd_log = dir.join("sshd.log");
-        let mut sshd =
-            std::process::Command::from(cmd!(sh, "{sshd} -D -e -f {sshd_config} -E {sshd_log}"));
-        sshd.stdin(std::process::Stdio::null())
-            // Inherited output would keep the caller's pipes open after `local up` returns.
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .process_group(0);
-        let sshd = lock::spawn_recorded(&mut sshd, "sshd", "sshd").context("cannot start sshd")?;
-
+        let moto = start_moto(sh, root, matrix, &dir, &venv, moto_port)?;
+        let sshd = start_sshd(sh, &dir, &sshd, ssh_port, &user)?;
         let mut standin = Standin {
             dir: dir.clone(),
             venv,
@@ -274,31 +217,7 @@ impl Standin {
             owned: !keep,
         };
         // From here on, a failure must stop what was started.
-        let ready = (|| -> Result<()> {
-            wait_for_port(moto_port, "moto", standin.moto_pid, &dir.join("moto.log"))?;
-            wait_for_port(ssh_port, "sshd", standin.sshd_pid, &sshd_log)?;
-            standin.import_key_pair(sh, matrix)?;
-            let vars = serde_json::json!({
-                "aws_account_id": ACCOUNT_ID,
-                "aws_access_key": ACCESS_KEY,
-                "aws_secret_key": SECRET_KEY,
-                "aws_signing_cert": dir.join("cert.pem"),
-                "aws_signing_key": dir.join("signing-key.pem"),
-                "ssh_user": user,
-                "launch_size": "m3.medium",
-            });
-            std::fs::write(dir.join("cert.pem"), "stand-in X.509 certificate\n")?;
-            std::fs::write(dir.join("signing-key.pem"), "stand-in X.509 key\n")?;
-            std::fs::write(standin.var_file(), vars.to_string())?;
-            if keep {
-                std::fs::write(state_file(root), serde_json::to_string_pretty(&standin)?)?;
-                // Handed over to `local down`.
-                lock::remove_child(standin.moto_pid);
-                lock::remove_child(standin.sshd_pid);
-            }
-            Ok(())
-        })();
-        if let Err(e) = ready {
+        if let Err(e) = standin.get_ready(sh, root, matrix, &user, keep) {
             standin.owned = true;
             drop(standin);
             return Err(e);
@@ -307,6 +226,41 @@ impl Standin {
         std::mem::forget(moto);
         std::mem::forget(sshd);
         Ok(standin)
+    }
+
+    /// Waits for moto and sshd, imports the key pair, writes the var file (and, kept, the
+    /// state `local down` reads).
+    fn get_ready(
+        &self,
+        sh: &Shell,
+        root: &Path,
+        matrix: &Matrix,
+        user: &str,
+        keep: bool,
+    ) -> Result<()> {
+        let dir = &self.dir;
+        wait_for_port(self.moto_port, "moto", self.moto_pid, &dir.join("moto.log"))?;
+        wait_for_port(self.ssh_port, "sshd", self.sshd_pid, &dir.join("sshd.log"))?;
+        self.import_key_pair(sh, matrix)?;
+        let vars = serde_json::json!({
+            "aws_account_id": ACCOUNT_ID,
+            "aws_access_key": ACCESS_KEY,
+            "aws_secret_key": SECRET_KEY,
+            "aws_signing_cert": dir.join("cert.pem"),
+            "aws_signing_key": dir.join("signing-key.pem"),
+            "ssh_user": user,
+            "launch_size": "m3.medium",
+        });
+        std::fs::write(dir.join("cert.pem"), "stand-in X.509 certificate\n")?;
+        std::fs::write(dir.join("signing-key.pem"), "stand-in X.509 key\n")?;
+        std::fs::write(self.var_file(), vars.to_string())?;
+        if keep {
+            std::fs::write(state_file(root), serde_json::to_string_pretty(self)?)?;
+            // Handed over to `local down`.
+            lock::remove_child(self.moto_pid);
+            lock::remove_child(self.sshd_pid);
+        }
+        Ok(())
     }
 
     /// Key pairs are per region: import the stand-in's key wherever the matrix builds.
@@ -342,6 +296,82 @@ impl Standin {
         lock::remove_child(self.moto_pid);
         lock::remove_child(self.sshd_pid);
     }
+}
+
+/// The stand-in's SSH key (what Packer logs in with) and its sshd's host key.
+fn make_keys(sh: &Shell, dir: &Path) -> Result<()> {
+    let key = dir.join("id_rsa");
+    let host_key = dir.join("host_key");
+    crate::interrupt::run_detached(cmd!(
+        sh,
+        "ssh-keygen -q -t rsa -b 2048 -N '' -C xtask-standin -f {key}"
+    ))
+    .context("cannot make the stand-in's SSH key: is `ssh-keygen` (openssh-client) installed?")?;
+    crate::interrupt::run_detached(cmd!(sh, "ssh-keygen -q -t ed25519 -N '' -f {host_key}"))
+        .context("cannot make the stand-in's SSH host key")?;
+    std::fs::copy(dir.join("id_rsa.pub"), dir.join("authorized_keys"))
+        .context("cannot write the stand-in's authorized_keys")?;
+    Ok(())
+}
+
+/// moto's server through the repository's launcher (which patches in what moto lacks), seeded
+/// with the matrix's upstream AMIs so templates keep their real source AMIs.
+fn start_moto(
+    sh: &Shell,
+    root: &Path,
+    matrix: &Matrix,
+    dir: &Path,
+    venv: &Path,
+    port: u16,
+) -> Result<std::process::Child> {
+    let seed = dir.join("amis.json");
+    std::fs::write(&seed, seed_amis(matrix, extra_seed()?))
+        .with_context(|| format!("cannot write `{}`", seed.display()))?;
+    let moto_log = std::fs::File::create(dir.join("moto.log"))?;
+    let python = venv.join("bin/python");
+    let launcher = root.join(LAUNCHER);
+    let port = port.to_string();
+    let mut moto = std::process::Command::from(
+        cmd!(sh, "{python} {launcher} -H 127.0.0.1 -p {port}")
+            .env("MOTO_AMIS_PATH", &seed)
+            .env("XTASK_STANDIN_DIR", dir),
+    );
+    let moto = moto
+        .stdin(std::process::Stdio::null())
+        .stdout(moto_log.try_clone()?)
+        .stderr(moto_log)
+        // Its own process group: a Ctrl-C meant for Packer must not kill the stand-in
+        // before Packer has cleaned up through it.
+        .process_group(0);
+    // Recorded even when kept: until `local up` has written its state, a kill would
+    // leave it unknown.
+    lock::spawn_recorded(moto, "moto", LAUNCHER).context("cannot start the moto server")
+}
+
+/// The unprivileged sshd on loopback that plays the launched instance.
+fn start_sshd(
+    sh: &Shell,
+    dir: &Path,
+    sshd: &Path,
+    port: u16,
+    user: &str,
+) -> Result<std::process::Child> {
+    std::fs::write(dir.join("sshd_config"), sshd_config(dir, port, user))?;
+    if is_root() {
+        // sshd started as root insists on its privilege separation folder, which Debian
+        // creates only when its service starts.
+        let _ = std::fs::create_dir_all("/run/sshd");
+    }
+    let sshd_config = dir.join("sshd_config");
+    let sshd_log = dir.join("sshd.log");
+    let mut sshd =
+        std::process::Command::from(cmd!(sh, "{sshd} -D -e -f {sshd_config} -E {sshd_log}"));
+    sshd.stdin(std::process::Stdio::null())
+        // Inherited output would keep the caller's pipes open after `local up` returns.
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0);
+    lock::spawn_recorded(&mut sshd, "sshd", "sshd").context("cannot start sshd")
 }
 
 impl Drop for Standin {

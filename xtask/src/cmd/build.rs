@@ -977,6 +977,23 @@ fn package_changes(sh: &Shell, record: &RunRecord) -> Vec<String> {
 }
 
 /// Merges (publish), prints the summary, and turns failures into exit status 1.
+/// The end-of-run summary, paths as the user can use them.
+fn print_summary(sh: &Shell, record: &RunRecord, launch: &Launch, retry: Option<&str>) {
+    let standin_kept = record.spec.local && Standin::running(&launch.standin_root).is_some();
+    // A rehearsal runs in its scratch clone: its paths are printed from there.
+    let here = sh.current_dir();
+    let base = here
+        .starts_with(launch.standin_root.join("target/rehearsal"))
+        .then(|| here.display().to_string());
+    let notes = SummaryNotes {
+        standin_kept,
+        retry,
+        width: summary_width(),
+        base: base.as_deref(),
+    };
+    output::say(render::summary(record, notes).trim_end());
+}
+
 /// Merges only what was made public: a run meant to be public whose images are still private
 /// (some builder is not proven) merges nothing, and says so.
 fn finish(sh: &Shell, record: RunRecord, launch: &Launch, public: bool) -> Result<Finished> {
@@ -996,20 +1013,8 @@ fn finish(sh: &Shell, record: RunRecord, launch: &Launch, public: bool) -> Resul
             output::say(format!("  {change}"));
         }
     }
-    let standin_kept = record.spec.local && Standin::running(&launch.standin_root).is_some();
     let retry = retry_command(&record, launch);
-    // A rehearsal runs in its scratch clone: its paths are printed from there.
-    let here = sh.current_dir();
-    let base = here
-        .starts_with(launch.standin_root.join("target/rehearsal"))
-        .then(|| here.display().to_string());
-    let notes = SummaryNotes {
-        standin_kept,
-        retry: retry.as_deref(),
-        width: summary_width(),
-        base: base.as_deref(),
-    };
-    output::say(render::summary(&record, notes).trim_end());
+    print_summary(sh, &record, launch, retry.as_deref());
     if held_back {
         output::say(format!(
             "not public: none of the {} image(s) was made public{} because {} of {} builder(s) \

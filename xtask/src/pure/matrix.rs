@@ -188,51 +188,7 @@ impl Matrix {
         }
         for (index, image) in self.images.iter().enumerate() {
             let row = index + 1;
-            let at = |field: &str| format!("image {row} ({}): field `{field}`", describe(image));
-            if !is_region(&image.region) {
-                problems.push(format!(
-                    "{}: `{}` is not a region name like `us-east-1`",
-                    at("region"),
-                    image.region
-                ));
-            } else if let Err(e) = self.check_region(&image.region) {
-                problems.push(format!("{}: {e}", at("region")));
-            }
-            if !is_os_version(&image.os_version) {
-                problems.push(format!(
-                    "{}: `{}` is not an Ubuntu release like `1404`",
-                    at("os_version"),
-                    image.os_version
-                ));
-            }
-            if !matches!(image.virtualization.as_str(), "paravirtual" | "hvm") {
-                problems.push(format!(
-                    "{}: unknown virtualization type `{}` (use `paravirtual` or `hvm`)",
-                    at("virtualization"),
-                    image.virtualization
-                ));
-            }
-            if !is_ami_id(&image.instance_store_ami) {
-                problems.push(format!(
-                    "{}: `{}` is not an AMI id (`ami-` and 8 or 17 hex digits)",
-                    at("instance_store_ami"),
-                    image.instance_store_ami
-                ));
-            }
-            if let Some(ebs) = &image.ebs_ami {
-                if !is_ami_id(ebs) {
-                    problems.push(format!(
-                        "{}: `{ebs}` is not an AMI id (`ami-` and 8 or 17 hex digits)",
-                        at("ebs_ami")
-                    ));
-                }
-            }
-            if !image.enabled && image.disabled_because.is_none() {
-                problems.push(format!(
-                    "{}: a disabled row needs a reason, so nobody re-enables it blindly",
-                    at("disabled_because")
-                ));
-            }
+            problems.extend(self.row_problems(row, image));
             let name = image.builder_name();
             if let Some(first) = seen.insert(name.clone(), row) {
                 problems.push(format!(
@@ -240,6 +196,57 @@ impl Matrix {
                     describe(image)
                 ));
             }
+        }
+        problems
+    }
+
+    /// What is wrong with one row (number `row`, counted from 1).
+    fn row_problems(&self, row: usize, image: &Image) -> Vec<String> {
+        let mut problems = Vec::new();
+        let at = |field: &str| format!("image {row} ({}): field `{field}`", describe(image));
+        if !is_region(&image.region) {
+            problems.push(format!(
+                "{}: `{}` is not a region name like `us-east-1`",
+                at("region"),
+                image.region
+            ));
+        } else if let Err(e) = self.check_region(&image.region) {
+            problems.push(format!("{}: {e}", at("region")));
+        }
+        if !is_os_version(&image.os_version) {
+            problems.push(format!(
+                "{}: `{}` is not an Ubuntu release like `1404`",
+                at("os_version"),
+                image.os_version
+            ));
+        }
+        if !matches!(image.virtualization.as_str(), "paravirtual" | "hvm") {
+            problems.push(format!(
+                "{}: unknown virtualization type `{}` (use `paravirtual` or `hvm`)",
+                at("virtualization"),
+                image.virtualization
+            ));
+        }
+        if !is_ami_id(&image.instance_store_ami) {
+            problems.push(format!(
+                "{}: `{}` is not an AMI id (`ami-` and 8 or 17 hex digits)",
+                at("instance_store_ami"),
+                image.instance_store_ami
+            ));
+        }
+        if let Some(ebs) = &image.ebs_ami {
+            if !is_ami_id(ebs) {
+                problems.push(format!(
+                    "{}: `{ebs}` is not an AMI id (`ami-` and 8 or 17 hex digits)",
+                    at("ebs_ami")
+                ));
+            }
+        }
+        if !image.enabled && image.disabled_because.is_none() {
+            problems.push(format!(
+                "{}: a disabled row needs a reason, so nobody re-enables it blindly",
+                at("disabled_because")
+            ));
         }
         problems
     }
