@@ -616,6 +616,7 @@ mod tests {
             kind: Kind::Official,
             public: true,
             builders: plan(),
+            disabled: Vec::new(),
         };
         assert_eq!(builders(&plan, &only), [plan.builders[0].clone()]);
         assert_eq!(builders(&plan, &[]).len(), 2);

@@ -17,6 +17,48 @@ pub struct PlanNotes<'a> {
     pub cloud_skipped: Option<&'a str>,
 }
 
+/// `text` in lines of at most `width` columns, each starting with `indent`.
+fn wrap_words(text: &str, width: usize, indent: &str) -> String {
+    let mut out = String::new();
+    let mut line = String::from(indent);
+    for word in text.split_whitespace() {
+        if line.len() > indent.len() && line.len() + 1 + word.len() > width {
+            out.push_str(&line);
+            out.push('\n');
+            line = String::from(indent);
+        }
+        if line.len() > indent.len() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    out.push_str(&line);
+    out.push('\n');
+    out
+}
+
+/// `not built: ...` lines for the disabled rows, grouped by their reason.
+fn disabled_lines(disabled: &[(String, String)]) -> String {
+    let mut by_reason: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+    for (name, why) in disabled {
+        by_reason
+            .entry(why.as_str())
+            .or_default()
+            .push(name.clone());
+    }
+    by_reason
+        .into_iter()
+        .map(|(why, names)| {
+            format!(
+                "  not built: {} row(s) disabled in `build/images.json`, because\n{}{}",
+                names.len(),
+                wrap_words(why, 72, "    "),
+                wrap_list(&names, 60, "    ")
+            )
+        })
+        .collect()
+}
+
 /// The plan of a build: where, how many, public or not, where the AMIs go. `spec.registry` of
 /// `Some("")` stands for the scratch copy of a local publish, named once the run exists.
 pub fn plan(plan: &Plan, spec: &Spec, notes: PlanNotes) -> String {
@@ -49,6 +91,7 @@ pub fn plan(plan: &Plan, spec: &Spec, notes: PlanNotes) -> String {
             (false, _) => "private",
         },
     );
+    out.push_str(&disabled_lines(&plan.disabled));
     if let Some(skipped) = notes.cloud_skipped {
         out.push_str(&format!("  {skipped}\n"));
     }

@@ -100,6 +100,9 @@ pub struct Plan {
     /// private, whatever this says).
     pub public: bool,
     pub builders: Vec<PlannedBuilder>,
+    /// Rows of the kind the matrix disables, with why (a release whose archive no longer
+    /// serves, a region Packer cannot build in): the plan says they are not built.
+    pub disabled: Vec<(String, String)>,
 }
 
 impl Plan {
@@ -311,7 +314,22 @@ pub fn plan(matrix: &Matrix, spec: &Spec) -> Result<Plan, TemplateError> {
                 os_version: image.os_version.clone(),
             })
             .collect(),
+        disabled: disabled_rows(matrix, spec.kind),
     })
+}
+
+/// The rows of `kind` the matrix disables, by builder name, with their reason.
+fn disabled_rows(matrix: &Matrix, kind: Kind) -> Vec<(String, String)> {
+    matrix
+        .images
+        .iter()
+        .filter(|image| !image.enabled)
+        .filter(|image| kind == Kind::Official || image.region == matrix.settings.test_region)
+        .map(|image| {
+            let why = image.disabled_because.clone().unwrap_or_default();
+            (image.builder_name(), why)
+        })
+        .collect()
 }
 
 /// The rows of the kind that `--only` keeps, checked.
