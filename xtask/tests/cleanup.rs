@@ -142,8 +142,18 @@ fn cleanup_lists_exactly_what_test_builds_made_and_execute_removes_it() {
     assert!(
         run.stdout
             .contains("deleted empty bucket comboami-test-2.6.3-us-east-1"),
-        "{}",
-        run.stdout
+        "{}\nstderr: {}\nleft in the bucket: {}",
+        run.stdout,
+        run.stderr,
+        aws(
+            &repo,
+            &[
+                "s3api",
+                "list-objects-v2",
+                "--bucket",
+                "comboami-test-2.6.3-us-east-1"
+            ]
+        )
     );
     assert_eq!(image_ids(&repo), std::slice::from_ref(&published));
     let buckets = aws(&repo, &["s3api", "list-buckets"]);
