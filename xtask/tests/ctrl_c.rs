@@ -4,52 +4,26 @@
 
 mod common;
 
+use common::tmux::Tmux;
 use common::Repo;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// A tmux server of the test's own (its own socket), killed when the test ends.
-struct Tmux {
-    socket: String,
+/// Everything the pane showed, as one text.
+fn history(tmux: &Tmux) -> String {
+    tmux.history().join("\n")
 }
 
-impl Tmux {
-    fn run(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .unwrap_or_else(|e| {
-                common::require(&["tmux"]);
-                panic!("tmux does not run: {e}")
-            });
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn history(&self) -> String {
-        self.run(&["capture-pane", "-p", "-J", "-S", "-", "-t", "ctrl-c"])
-    }
-
-    /// Waits until the pane shows `text`; panics with the screen after `limit`.
-    fn wait_for(&self, text: &str, limit: Duration) {
-        let start = Instant::now();
-        while !self.history().contains(text) {
-            assert!(
-                start.elapsed() < limit,
-                "no `{text}` after {limit:?}:\n{}",
-                self.history()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .output();
+/// Waits until the pane shows `text`; panics with the screen after `limit`.
+fn wait_for(tmux: &Tmux, text: &str, limit: Duration) {
+    let start = Instant::now();
+    while !history(tmux).contains(text) {
+        assert!(
+            start.elapsed() < limit,
+            "no `{text}` after {limit:?}:\n{}",
+            history(tmux)
+        );
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
 
@@ -124,20 +98,18 @@ fn start(tmux: &Tmux, repo: &Repo, args: &str, first: bool) {
 fn ctrl_c_in_a_terminal_leaves_nothing_running_and_resume_finishes() {
     common::require(&["tmux", "packer", "sshd"]);
     let repo = Repo::new("ctrl-c");
-    let tmux = Tmux {
-        socket: format!("xtask-test-ctrl-c-{}", std::process::id()),
-    };
+    let tmux = Tmux::new("ctrl-c");
 
     // 1. While the cloud is asked: the stand-in this command started is stopped with it.
     start(&tmux, &repo, "publish --local --yes", true);
-    tmux.wait_for("cloud checks:", Duration::from_secs(180));
+    wait_for(&tmux, "cloud checks:", Duration::from_secs(180));
     assert!(
         !running_in(&repo).is_empty(),
         "the stand-in runs while the cloud is asked"
     );
     tmux.run(&["send-keys", "-t", "ctrl-c", "C-c"]);
-    tmux.wait_for("EXIT=", Duration::from_secs(60));
-    let screen = tmux.history();
+    wait_for(&tmux, "EXIT=", Duration::from_secs(60));
+    let screen = history(&tmux);
     assert!(screen.contains("EXIT=130"), "{screen}");
     assert!(
         screen.contains("interrupted: stopped before anything started"),
@@ -153,11 +125,11 @@ fn ctrl_c_in_a_terminal_leaves_nothing_running_and_resume_finishes() {
 
     // 2. Once builders run: Packer cancels and cleans up, nothing is left running.
     start(&tmux, &repo, "publish --local --yes", false);
-    tmux.wait_for("running,", Duration::from_secs(240));
+    wait_for(&tmux, "running,", Duration::from_secs(240));
     std::thread::sleep(Duration::from_secs(3));
     tmux.run(&["send-keys", "-t", "ctrl-c", "C-c"]);
-    tmux.wait_for("EXIT=", Duration::from_secs(180));
-    let screen = tmux.history();
+    wait_for(&tmux, "EXIT=", Duration::from_secs(180));
+    let screen = history(&tmux);
     assert!(screen.contains("EXIT=130"), "{screen}");
     assert!(screen.contains("--resume"), "the resume is named: {screen}");
     assert_nothing_left(

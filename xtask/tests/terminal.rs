@@ -3,54 +3,10 @@
 
 mod common;
 
+use common::tmux::Tmux;
 use common::Repo;
 use serde_json::Value;
-use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// A tmux server of the test's own (its own socket), killed when the test ends.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn run(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .unwrap_or_else(|e| {
-                common::require(&["tmux"]);
-                panic!("tmux does not run: {e}")
-            });
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// The visible screen, wrapped lines joined (so a line wider than the pane shows as one).
-    fn screen(&self) -> Vec<String> {
-        self.run(&["capture-pane", "-p", "-J", "-t", "view"])
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
-
-    /// Everything the pane showed, scrollback included.
-    fn history(&self) -> Vec<String> {
-        self.run(&["capture-pane", "-p", "-J", "-S", "-", "-t", "view"])
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .output();
-    }
-}
 
 /// `3 done, 0 failed, 29 running, 0 waiting  [0:12]`
 fn is_header(line: &str) -> bool {
@@ -111,9 +67,7 @@ fn publish_fits_an_80x24_terminal_and_json_lists_every_builder() {
         bin = env!("CARGO_BIN_EXE_xtask"),
     );
     repo.write("run.sh", &script);
-    let tmux = Tmux {
-        socket: format!("xtask-test-{}", std::process::id()),
-    };
+    let tmux = Tmux::new("view");
     let run_sh = repo.path("run.sh").display().to_string();
     tmux.run(&[
         "new-session",

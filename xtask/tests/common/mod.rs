@@ -2,6 +2,8 @@
 //! user would run `cargo xtask` there.
 #![allow(dead_code)]
 
+pub mod tmux;
+
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
