@@ -472,8 +472,20 @@ fn published_images_survive_cleanup_retire_in_stages_and_audit_names_mismatches(
         ["deprecate", "make-private", "deregister", "deregister"]
     );
     assert_eq!(record["retirements"][3]["version"], "2.6.3");
-    let results = record["retirements"][3]["images"].as_array().unwrap();
-    assert_eq!(results.iter().filter(|r| r["result"] == "done").count(), 3);
+    // Images without a running cooldown go at the first try, the one in its cooldown at the
+    // second: three in all.
+    let done: usize = [2, 3]
+        .iter()
+        .map(|i| {
+            record["retirements"][*i]["images"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|r| r["result"] == "done")
+                .count()
+        })
+        .sum();
+    assert_eq!(done, 3, "{record:#}");
 
     // Retired images are what audit expects; then three mismatches, each named.
     repo.xtask(&["audit", "--local"]).ok();
