@@ -27,6 +27,9 @@ pub const ACCOUNT_ID: &str = "123456789012";
 const KEY_PAIR: &str = "xtask-standin";
 /// Starts moto's server with the AWS calls moto lacks patched in (see `build/README.md`).
 const LAUNCHER: &str = "build/local/standin_server.py";
+/// Keeps the virtualenv's AWS CLI loaded and forks it per call: a local rehearsal makes
+/// hundreds of `aws` calls, each half a second of CPU when started cold.
+const AWS_SERVER: &str = "build/local/aws_warm.py";
 
 /// The stand-in's state, kept in `target/standin/state.json` while it runs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -37,6 +40,9 @@ pub struct Standin {
     pub ssh_port: u16,
     pub moto_pid: u32,
     pub sshd_pid: u32,
+    /// The warm `aws` server ([`AWS_SERVER`]); 0 in the state of a stand-in started before it.
+    #[serde(default)]
+    pub aws_pid: u32,
     /// Whether this process started it (and so stops it on drop).
     #[serde(skip)]
     owned: bool,
@@ -64,8 +70,10 @@ impl Standin {
         format!("http://127.0.0.1:{}", self.moto_port)
     }
 
+    /// The stand-in's `aws`: the virtualenv's AWS CLI, served warm (a script in the stand-in's
+    /// folder that runs a call through [`AWS_SERVER`]).
     pub fn aws_cli(&self) -> PathBuf {
-        self.venv.join("bin/aws")
+        self.dir.join("aws")
     }
 
     pub fn var_file(&self) -> PathBuf {
@@ -157,6 +165,7 @@ impl Standin {
     pub fn is_alive(&self) -> bool {
         pid_alive(self.moto_pid)
             && pid_alive(self.sshd_pid)
+            && pid_alive(self.aws_pid)
             && TcpStream::connect(("127.0.0.1", self.moto_port)).is_ok()
             && TcpStream::connect(("127.0.0.1", self.ssh_port)).is_ok()
     }
@@ -197,6 +206,9 @@ impl Standin {
         let venv = ensure_venv(sh, root)?;
         let sshd = find_sshd()?;
         let dir = standin_dir(root);
+        // One recorded but no longer whole (a server died, or it predates the `aws` server)
+        // is stopped first: its folder is about to go.
+        stop_running(root)?;
         // A fresh folder every start: keys, seeds and logs of an earlier stand-in are stale.
         let _ = std::fs::remove_dir_all(&dir);
         sh.create_dir(&dir)
@@ -207,6 +219,7 @@ impl Standin {
         let ssh_port = free_port()?;
         let moto = start_moto(sh, root, matrix, &dir, &venv, moto_port)?;
         let sshd = start_sshd(sh, &dir, &sshd, ssh_port, &user)?;
+        let aws = start_aws_server(sh, root, &dir, &venv)?;
         let mut standin = Standin {
             dir: dir.clone(),
             venv,
@@ -214,6 +227,7 @@ impl Standin {
             ssh_port,
             moto_pid: moto.id(),
             sshd_pid: sshd.id(),
+            aws_pid: aws.id(),
             owned: !keep,
         };
         // From here on, a failure must stop what was started.
@@ -225,6 +239,7 @@ impl Standin {
         // The children are reaped by `stop`; forget the handles without killing.
         std::mem::forget(moto);
         std::mem::forget(sshd);
+        std::mem::forget(aws);
         Ok(standin)
     }
 
@@ -241,6 +256,7 @@ impl Standin {
         let dir = &self.dir;
         wait_for_port(self.moto_port, "moto", self.moto_pid, &dir.join("moto.log"))?;
         wait_for_port(self.ssh_port, "sshd", self.sshd_pid, &dir.join("sshd.log"))?;
+        wait_for_file(&dir.join("aws.sock"), self.aws_pid, &dir.join("aws.log"))?;
         self.import_key_pair(sh, matrix)?;
         let vars = serde_json::json!({
             "aws_account_id": ACCOUNT_ID,
@@ -259,6 +275,7 @@ impl Standin {
             // Handed over to `local down`.
             lock::remove_child(self.moto_pid);
             lock::remove_child(self.sshd_pid);
+            lock::remove_child(self.aws_pid);
         }
         Ok(())
     }
@@ -283,18 +300,27 @@ impl Standin {
         Ok(())
     }
 
-    /// Stops both servers and waits until nothing listens any more.
+    /// The servers' process ids (0: none, in the state of an older stand-in).
+    fn pids(&self) -> impl Iterator<Item = u32> {
+        [self.moto_pid, self.sshd_pid, self.aws_pid]
+            .into_iter()
+            .filter(|&pid| pid != 0)
+    }
+
+    /// Stops the servers and waits until nothing listens any more.
     pub fn stop(&self) {
-        for pid in [self.moto_pid, self.sshd_pid] {
-            // SIGTERM to the whole process group: moto's server may have workers.
+        for pid in self.pids() {
+            // SIGTERM to the whole process group: moto's server may have workers, and the
+            // `aws` server children that still answer a call.
             terminate(pid);
         }
         let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline && (pid_alive(self.moto_pid) || pid_alive(self.sshd_pid)) {
+        while Instant::now() < deadline && self.pids().any(pid_alive) {
             std::thread::sleep(Duration::from_millis(50));
         }
-        lock::remove_child(self.moto_pid);
-        lock::remove_child(self.sshd_pid);
+        for pid in self.pids() {
+            lock::remove_child(pid);
+        }
     }
 }
 
@@ -348,6 +374,54 @@ fn start_moto(
     lock::spawn_recorded(moto, "moto", LAUNCHER).context("cannot start the moto server")
 }
 
+/// The warm `aws` server ([`AWS_SERVER`]) on a socket in the stand-in's folder, and the
+/// `aws` script that calls through it. It serves whatever endpoint a call names; it reads the
+/// AWS configuration of no user (every call brings its own environment).
+fn start_aws_server(
+    sh: &Shell,
+    root: &Path,
+    dir: &Path,
+    venv: &Path,
+) -> Result<std::process::Child> {
+    let python = venv.join("bin/python");
+    let server = root.join(AWS_SERVER);
+    let socket = dir.join("aws.sock");
+    let script = format!(
+        "#!/bin/sh\n# The stand-in's `aws`: the AWS CLI of {venv}, kept loaded by {AWS_SERVER}.\n\
+         exec {python} -I -S {server} call {socket} \"$@\"\n",
+        venv = venv.display(),
+        python = shell_quote(&python),
+        server = shell_quote(&server),
+        socket = shell_quote(&socket),
+    );
+    let script_file = dir.join("aws");
+    std::fs::write(&script_file, script)
+        .and_then(|()| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&script_file, std::fs::Permissions::from_mode(0o755))
+        })
+        .with_context(|| format!("cannot write `{}`", script_file.display()))?;
+    let log = std::fs::File::create(dir.join("aws.log"))?;
+    let mut command = std::process::Command::from(
+        cmd!(sh, "{python} {server} serve {socket}")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env_remove("AWS_PROFILE"),
+    );
+    command
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0);
+    lock::spawn_recorded(&mut command, "aws server", AWS_SERVER)
+        .context("cannot start the stand-in's `aws` server")
+}
+
+/// `path` in single quotes for `sh`.
+fn shell_quote(path: &Path) -> String {
+    format!("'{}'", path.display().to_string().replace('\'', "'\\''"))
+}
+
 /// The unprivileged sshd on loopback that plays the launched instance.
 fn start_sshd(
     sh: &Shell,
@@ -390,7 +464,7 @@ pub fn stop_running(root: &Path) -> Result<bool> {
     };
     let standin: Standin = crate::pure::json::parse(&text)
         .map_err(|e| anyhow::anyhow!("`{}` is damaged ({e}): delete it", file.display()))?;
-    let was_running = pid_alive(standin.moto_pid) || pid_alive(standin.sshd_pid);
+    let was_running = standin.pids().any(pid_alive);
     standin.stop();
     std::fs::remove_file(&file).with_context(|| format!("cannot remove `{}`", file.display()))?;
     Ok(was_running)
@@ -587,6 +661,28 @@ fn wait_for_port(port: u16, what: &str, pid: u32, log: &Path) -> Result<()> {
         "{what} did not listen on 127.0.0.1:{port} within 60 s; its log `{}` ends with:\n  {}",
         log.display(),
         tail()
+    )
+}
+
+/// Waits until a server made `file` (its socket), or says why it could not.
+fn wait_for_file(file: &Path, pid: u32, log: &Path) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if file.exists() {
+            return Ok(());
+        }
+        if !pid_alive(pid) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let tail: Vec<&str> = text.lines().rev().take(5).collect();
+    bail!(
+        "the stand-in's `aws` server did not make `{}` within 60 s; its log `{}` ends with:\n  {}",
+        file.display(),
+        log.display(),
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n  ")
     )
 }
 

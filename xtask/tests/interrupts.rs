@@ -122,14 +122,19 @@ fn assert_nothing_left(root: &Path, within: Duration) {
     }
 }
 
-/// As [`assert_nothing_left`], but the stand-in kept by `local up` (its server and sshd).
+/// As [`assert_nothing_left`], but the stand-in kept by `local up` (its server, sshd and `aws`
+/// server).
 #[track_caller]
 fn assert_only_standin_left(root: &Path, within: Duration) {
     let deadline = Instant::now() + within;
     loop {
         let left: Vec<String> = processes_of(root)
             .into_iter()
-            .filter(|p| !p.contains("standin_server.py") && !p.contains("sshd"))
+            .filter(|p| {
+                !p.contains("standin_server.py")
+                    && !p.contains("sshd")
+                    && !p.contains("aws_warm.py")
+            })
             .collect();
         if left.is_empty() {
             return;

@@ -15,7 +15,8 @@ fn aws(repo: &Repo, args: &[&str]) -> (i32, String, String) {
     let state: serde_json::Value =
         serde_json::from_str(&repo.read("target/standin/state.json")).unwrap();
     let endpoint = format!("http://127.0.0.1:{}", state["moto_port"]);
-    let output = Command::new(common::standin_venv().join("bin/aws"))
+    // The stand-in's own `aws` (its virtualenv's AWS CLI, kept warm), as `local status` shows it.
+    let output = Command::new(repo.path("target/standin/aws"))
         .args(["--endpoint-url", &endpoint, "--region", "us-east-1"])
         .args(["--output", "text"])
         .args(args)

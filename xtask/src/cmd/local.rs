@@ -116,9 +116,16 @@ fn describe(standin: &Standin) {
         "  instance (sshd)    127.0.0.1:{}  (pid {})",
         standin.ssh_port, standin.sshd_pid
     );
+    if standin.aws_pid != 0 {
+        println!(
+            "  aws CLI, warm      {}  (pid {})",
+            standin.aws_cli().display(),
+            standin.aws_pid
+        );
+    }
     println!("  files              {}", standin.dir.display());
     println!(
-        "  aws CLI            AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x {} --endpoint-url {} --region us-east-1 ec2 describe-images --owners self",
+        "  ask it             AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x {} --endpoint-url {} --region us-east-1 ec2 describe-images --owners self",
         standin.aws_cli().display(),
         standin.endpoint()
     );

@@ -380,7 +380,8 @@ pub fn standin_aws(repo: &Repo, region: &str, args: &[&str]) -> serde_json::Valu
     let state: serde_json::Value =
         serde_json::from_str(&repo.read("target/standin/state.json")).unwrap();
     let endpoint = format!("http://127.0.0.1:{}", state["moto_port"]);
-    let output = Command::new(standin_venv().join("bin/aws"))
+    // The stand-in's own `aws` (its virtualenv's AWS CLI, kept warm), as `local status` shows it.
+    let output = Command::new(repo.path("target/standin/aws"))
         .args([
             "--endpoint-url",
             &endpoint,
