@@ -1,7 +1,7 @@
 //! Issue 10: a run survives Ctrl-C, kill -9 and a second command. Real Packer against the local
 //! stand-in; interrupts are sent to the command's process group, as a terminal sends them.
 
-mod common;
+use crate::common;
 
 use common::{git_in, run_ids as runs, Repo, RunRecord};
 use serde_json::Value;

@@ -1,7 +1,7 @@
 //! Issue 10, item 8: odd input is refused with a clear message, changes nothing (byte for byte)
 //! and never echoes a secret. Driven through the built binary in temporary copies of the repo.
 
-mod common;
+use crate::common;
 
 use common::{Repo, Run, RunExt};
 use std::process::Stdio;

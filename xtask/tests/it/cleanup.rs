@@ -2,7 +2,7 @@
 //! is listed exactly, `--execute` removes it, a second run finds nothing, and an image listed in
 //! `ami_ids.json` survives every filter.
 
-mod common;
+use crate::common;
 
 use common::{BuildDoc, Repo};
 use serde_json::Value;

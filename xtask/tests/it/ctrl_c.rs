@@ -2,7 +2,7 @@
 //! foreground process group) while the stand-in starts and the cloud is asked, and again once
 //! builders run: nothing of the repository is left running, and a resume finishes the run.
 
-mod common;
+use crate::common;
 
 use common::tmux::Tmux;
 use common::Repo;

@@ -1,7 +1,7 @@
 //! Issue 13: the live view in a real terminal (tmux at 80x24, resized while it runs), and
 //! `--json`: one local publish of all 32 builders serves both.
 
-mod common;
+use crate::common;
 
 use common::tmux::Tmux;
 use common::Repo;

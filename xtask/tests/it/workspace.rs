@@ -1,6 +1,6 @@
 //! Issue 2: matrix, templates, `set-version` and `ami-ids`, driven through the built binary.
 
-mod common;
+use crate::common;
 
 use common::{Repo, RunExt};
 use serde_json::Value;

@@ -11,7 +11,7 @@
 //! line, or a comment line starting with `# needs AWS` that marks the rest of its block. Any other
 //! example this test cannot run fails it, so a new example cannot go untested unnoticed.
 
-mod common;
+use crate::common;
 
 use common::{git_in, Repo};
 use std::path::{Path, PathBuf};
@@ -143,7 +143,7 @@ fn plan(example: &Example) -> Result<Option<&'static str>, String> {
         _ => Err(format!(
             "{}: `{command}` is not an example this test can run (it runs `cargo xtask`, `git` \
              and `bash` lines): mark it `{NEEDS_AWS}` if it needs AWS, or teach \
-             `xtask/tests/readme.rs` to run it",
+             `xtask/tests/it/readme.rs` to run it",
             example.place
         )),
     }

@@ -3,7 +3,7 @@
 //! with SIGINT and Packer deletes its instance and its `packer_*` security group. A `local up`
 //! stand-in outlives the killed command, so what is left in it can be looked at.
 
-mod common;
+use crate::common;
 
 use common::{run_ids, standin_aws, Repo};
 use serde_json::Value;

@@ -1,7 +1,7 @@
 //! Issue 19's edge fixes, each as the user meets it: a `local.json` without keys, stand-in
 //! buckets in the right region, a repository path with a space, a validated `ami_ids.json`.
 
-mod common;
+use crate::common;
 
 use common::{Repo, RunExt};
 

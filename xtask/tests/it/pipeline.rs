@@ -2,7 +2,7 @@
 //! every builder is proven, then all are made public and protected at once; every image carries
 //! its verdict, its report is stored in S3, and a rejected or unproven image is never adopted.
 
-mod common;
+use crate::common;
 
 use common::{standin_aws, BuildDoc, Repo, RunExt, RunRecord};
 use serde_json::Value;

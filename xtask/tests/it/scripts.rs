@@ -1,7 +1,7 @@
 //! Issue 9: every shell script under `build/` passes `shellcheck` (and `bash -n`), and the
 //! provisioning makes a 2.6 image (no `presetup/`, which the 2.6 branch does not have).
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

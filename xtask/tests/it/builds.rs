@@ -1,7 +1,7 @@
 //! Issue 3: real Packer builds against the local AWS stand-in (moto + a loopback sshd), the
 //! secret masking, resume, and the preflight refusals.
 
-mod common;
+use crate::common;
 
 use common::{BuildDoc, Repo, RunExt, RunRecord};
 use serde_json::Value;

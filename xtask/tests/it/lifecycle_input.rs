@@ -1,7 +1,7 @@
 //! What `audit` and `cleanup` refuse before they ask AWS anything: quick checks of their input,
 //! no stand-in.
 
-mod common;
+use crate::common;
 use common::Repo;
 
 #[test]

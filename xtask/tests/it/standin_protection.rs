@@ -4,7 +4,7 @@
 //! `DeregistrationProtection` field of `DescribeImages`, and `DeregisterImage` refused while an
 //! image is protected. Asked through the `aws` CLI of the stand-in's virtualenv, as a user would.
 
-mod common;
+use crate::common;
 
 use common::Repo;
 use std::process::Command;

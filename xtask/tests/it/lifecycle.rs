@@ -2,7 +2,7 @@
 //! retained by count and age, used images are skipped, and `audit` ties tags, `ami_ids.json`
 //! and the cloud together — all against one stand-in kept by `local up` per test.
 
-mod common;
+use crate::common;
 
 use common::{standin_aws, BuildDoc, Repo};
 use serde_json::{json, Value};

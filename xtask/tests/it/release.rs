@@ -1,7 +1,7 @@
 //! Issue 4: `release` and `tag` in real git repositories (temporary copies, a bare repository as
 //! remote), with git isolated from the user's configuration and a fixed identity.
 
-mod common;
+use crate::common;
 
 use common::{git_in, ReleaseDoc, Repo};
 

@@ -4,7 +4,7 @@
 //! refuses them unless `--offline-ok`, and then only this clone's tags and the images' own
 //! tags protect (which proves the remote's tags were what kept the candidate).
 
-mod common;
+use crate::common;
 
 use common::{standin_aws, Repo};
 

@@ -1,7 +1,7 @@
 //! How many `aws` processes a command starts: each costs about half a second of CPU, so the
 //! cloud preflight batches its questions. `XTASK_AWS_LOG` makes every call append a line.
 
-mod common;
+use crate::common;
 use common::{Repo, RunExt};
 use std::collections::BTreeMap;
 

@@ -1,6 +1,6 @@
 //! Issue 12: signed release tags, the remote check, and the cloud preflight against the stand-in.
 
-mod common;
+use crate::common;
 
 use common::{git_in, BuildDoc, Repo, RunRecord};
 use std::path::Path;
