@@ -355,9 +355,27 @@ def sts_rehearse_account():
     STSBackend.get_caller_identity = get_caller_identity
 
 
+def import_key_pair():
+    """`XTASK_STANDIN_KEY_PAIR=NAME:PUBLIC_KEY_FILE` and `XTASK_STANDIN_REGIONS=R1,R2`: the
+    stand-in's SSH key, imported into each region (key pairs are regional) before the server
+    answers, as `ImportKeyPair` would, without a client process of its own."""
+    pair, regions = os.environ.get("XTASK_STANDIN_KEY_PAIR"), os.environ.get("XTASK_STANDIN_REGIONS")
+    if not pair or not regions:
+        return
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ec2.models import ec2_backends
+
+    name, path = pair.split(":", 1)
+    with open(path) as key:
+        material = key.read()
+    for region in regions.split(","):
+        ec2_backends[DEFAULT_ACCOUNT_ID][region].import_key_pair(name, material)
+
+
 def main():
     for patch in EXTENSIONS:
         patch()
+    import_key_pair()
     from moto.server import main as moto_main
 
     moto_main(sys.argv[1:])

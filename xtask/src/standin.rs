@@ -231,7 +231,7 @@ impl Standin {
             owned: !keep,
         };
         // From here on, a failure must stop what was started.
-        if let Err(e) = standin.get_ready(sh, root, matrix, &user, keep) {
+        if let Err(e) = standin.get_ready(root, &user, keep) {
             standin.owned = true;
             drop(standin);
             return Err(e);
@@ -243,21 +243,13 @@ impl Standin {
         Ok(standin)
     }
 
-    /// Waits for moto and sshd, imports the key pair, writes the var file (and, kept, the
-    /// state `local down` reads).
-    fn get_ready(
-        &self,
-        sh: &Shell,
-        root: &Path,
-        matrix: &Matrix,
-        user: &str,
-        keep: bool,
-    ) -> Result<()> {
+    /// Waits for moto (which imports the key pair as it starts), sshd and the `aws` server,
+    /// writes the var file (and, kept, the state `local down` reads).
+    fn get_ready(&self, root: &Path, user: &str, keep: bool) -> Result<()> {
         let dir = &self.dir;
         wait_for_port(self.moto_port, "moto", self.moto_pid, &dir.join("moto.log"))?;
         wait_for_port(self.ssh_port, "sshd", self.sshd_pid, &dir.join("sshd.log"))?;
         wait_for_file(&dir.join("aws.sock"), self.aws_pid, &dir.join("aws.log"))?;
-        self.import_key_pair(sh, matrix)?;
         let vars = serde_json::json!({
             "aws_account_id": ACCOUNT_ID,
             "aws_access_key": ACCESS_KEY,
@@ -277,26 +269,6 @@ impl Standin {
             lock::remove_child(self.sshd_pid);
             lock::remove_child(self.aws_pid);
         }
-        Ok(())
-    }
-
-    /// Key pairs are per region: import the stand-in's key wherever the matrix builds.
-    fn import_key_pair(&self, sh: &Shell, matrix: &Matrix) -> Result<()> {
-        let mut regions: Vec<&str> = matrix.images.iter().map(|i| i.region.as_str()).collect();
-        regions.sort();
-        regions.dedup();
-        let python = self.venv.join("bin/python");
-        let endpoint = self.endpoint();
-        let public_key = self.dir.join("id_rsa.pub");
-        let script = "import boto3,sys\n\
-             key=open(sys.argv[3],'rb').read()\n\
-             for r in sys.argv[4:]:\n    \
-               boto3.client('ec2',region_name=r,endpoint_url=sys.argv[1],aws_access_key_id='standin',aws_secret_access_key='standin').import_key_pair(KeyName=sys.argv[2],PublicKeyMaterial=key)\n";
-        crate::interrupt::run_detached(cmd!(
-            sh,
-            "{python} -c {script} {endpoint} {KEY_PAIR} {public_key} {regions...}"
-        ))
-        .context("cannot import the stand-in's key pair into moto")?;
         Ok(())
     }
 
@@ -360,6 +332,12 @@ fn start_moto(
     let mut moto = std::process::Command::from(
         cmd!(sh, "{python} {launcher} -H 127.0.0.1 -p {port}")
             .env("MOTO_AMIS_PATH", &seed)
+            // Key pairs are per region: the stand-in's key, wherever the matrix builds.
+            .env(
+                "XTASK_STANDIN_KEY_PAIR",
+                format!("{KEY_PAIR}:{}", dir.join("id_rsa.pub").display()),
+            )
+            .env("XTASK_STANDIN_REGIONS", matrix_regions(matrix).join(","))
             .env("XTASK_STANDIN_DIR", dir),
     );
     let moto = moto
@@ -372,6 +350,14 @@ fn start_moto(
     // Recorded even when kept: until `local up` has written its state, a kill would
     // leave it unknown.
     lock::spawn_recorded(moto, "moto", LAUNCHER).context("cannot start the moto server")
+}
+
+/// The matrix's regions, each once.
+fn matrix_regions(matrix: &Matrix) -> Vec<&str> {
+    let mut regions: Vec<&str> = matrix.images.iter().map(|i| i.region.as_str()).collect();
+    regions.sort();
+    regions.dedup();
+    regions
 }
 
 /// The warm `aws` server ([`AWS_SERVER`]) on a socket in the stand-in's folder, and the
