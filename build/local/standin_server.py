@@ -366,10 +366,10 @@ def import_key_pair():
     from moto.ec2.models import ec2_backends
 
     name, path = pair.split(":", 1)
-    with open(path) as key:
+    with open(path, "rb") as key:
         material = key.read()
     for region in regions.split(","):
-        ec2_backends[DEFAULT_ACCOUNT_ID][region].import_key_pair(name, material)
+        ec2_backends[DEFAULT_ACCOUNT_ID][region].import_key_pair(name, material, tags={})
 
 
 def main():
