@@ -153,8 +153,11 @@ impl Repo {
                     files.push((entry.path(), target.into_os_string().into_encoded_bytes()));
                 } else if kind.is_dir() {
                     stack.push(entry.path());
-                } else {
+                } else if kind.is_file() {
                     files.push((entry.path(), std::fs::read(entry.path()).unwrap()));
+                } else {
+                    // A socket (the stand-in's `aws` server) or a FIFO: there, not readable.
+                    files.push((entry.path(), b"<special file>".to_vec()));
                 }
             }
         }
