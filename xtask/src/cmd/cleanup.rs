@@ -222,6 +222,9 @@ fn refuse_bad_input(filter: &Filter, options: &Cleanup) -> Result<Option<u64>> {
             "add `--run RUN`, `--version VERSION` or `--kind test-ebs|test-instance` (`cargo xtask cleanup --kind test-ebs` lists what test builds left)",
         ));
     }
+    if let Some(version) = &filter.version {
+        crate::pure::version::parse(version)?;
+    }
     if let Some(kind) = filter.kind.filter(|k| !k.is_test()) {
         return Err(crate::error::refused(
             format!("`--kind {kind}` is not a test kind"),

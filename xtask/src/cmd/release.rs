@@ -140,9 +140,8 @@ fn rehearse(sh: &Shell, root: &Path, options: &Release) -> Result<()> {
     if release::failures(&checks) > 0 {
         eprint!("{}", release::report(&checks));
         output::document(preflight_document(&checks, None, false));
-        bail!(
-            "{} preflight check(s) failed in the real repository (listed on top); nothing was changed: fix them and run the same command again",
-            release::failures(&checks)
+        return Err(
+            release::refusal(&checks, "preflight check(s)", " in the real repository").into(),
         );
     }
     let branch = &facts
@@ -304,11 +303,7 @@ fn release_in(
         standin_root,
     );
     let failed = release::failures(&checks);
-    let refused = || {
-        anyhow::anyhow!(
-            "{failed} preflight check(s) failed (listed on top); nothing was changed: fix them and run the same command again"
-        )
-    };
+    let refused = || anyhow::Error::new(release::refusal(&checks, "preflight check(s)", ""));
     if failed > 0 && !options.dry_run {
         output::document(preflight_document(&checks, None, false));
         return Err(refused());
