@@ -156,7 +156,7 @@ fn run(sh: &Shell, root: &Path, options: &Cleanup) -> Result<()> {
     if options.execute {
         failures.extend(crate::leftovers::remove(&aws, &launched));
     }
-    finish(&filter, &plans, failures, options.execute)
+    finish(&filter, &plans, &launched, failures, options.execute)
 }
 
 /// With `--run`: the instances, security groups and key pairs the run's Packer launched and did
@@ -292,10 +292,12 @@ fn execute(aws: &Aws, plans: &[RegionPlan], options: &Cleanup) -> Vec<String> {
         .collect()
 }
 
-/// The closing line, the `--json` document, and the error when something failed.
+/// The closing line, the `--json` document (with what a run's Packer left running:
+/// `launched`), and the error when something failed.
 fn finish(
     filter: &Filter,
     plans: &[RegionPlan],
+    launched: &[crate::pure::leftovers::Launched],
     failures: Vec<String>,
     executed: bool,
 ) -> Result<()> {
@@ -311,6 +313,7 @@ fn finish(
         "filter": filter.describe(),
         "execute": executed,
         "regions": plans,
+        "launched": launched,
         "failures": failures,
     }));
     if failures.is_empty() {
