@@ -27,7 +27,12 @@ use xshell::{cmd, Shell};
 /// The whole official release: check, set the version, publish, merge, commit, tag, push.
 #[derive(clap::Args, Clone)]
 #[command(
-    after_help = "Examples:\n  cargo xtask release 2.6.4 --dry-run\n  cargo xtask release 2.6.4 --local --yes\n  cargo xtask release 2.6.4 --push"
+    after_help = "Examples:\n  cargo xtask release 2.6.4 --dry-run\n  cargo xtask release 2.6.4 --local --yes\n  cargo xtask release 2.6.4 --push\n\n\
+        No `--partial` (unlike `publish`): a release's commit and tag list its images once and are \
+        never moved, so a release of part of the matrix could never take the rest. When a row \
+        cannot be built (its region or archive is gone), disable it in `build/images.json` \
+        (`\"enabled\": false` with `\"disabled_because\"`), commit that, and release the rest; \
+        `cargo xtask publish --partial` publishes the proven part of a run outside a release."
 )]
 pub struct Release {
     /// The version to release, like `2.6.4` (or `2.6.4-beta1` for a candidate).
