@@ -97,6 +97,10 @@ fn parts(error: &anyhow::Error) -> Parts {
         if let Some(refused) = cause.downcast_ref::<crate::pure::refusal::Refusal>() {
             fixes.push(refused.fix.clone());
         }
+        // A version any command was given: the same rule, the same fix.
+        if cause.is::<crate::pure::version::NotSemver>() {
+            fixes.push(crate::pure::version::NotSemver::FIX.to_string());
+        }
         // Markers such as `BuildsFailed` only carry the exit code when a message says more.
         if index > 0
             && (cause.is::<BuildsFailed>()

@@ -294,7 +294,9 @@ impl Git {
     }
 
     /// Every committed version of `path`, newest first, each once, with the short id of the
-    /// newest commit holding it: the history of every branch, tag and remote-tracking branch.
+    /// oldest commit holding it (the one that made it, not a later commit that changed other
+    /// files and whose message may name another version): the history of every branch, tag
+    /// and remote-tracking branch.
     pub fn file_history(&self, path: &str) -> Result<Vec<(String, String)>> {
         let mut walk = self.repo.revwalk().context("cannot walk the git history")?;
         walk.set_sorting(git2::Sort::TIME)?;
@@ -303,21 +305,26 @@ impl Git {
         for glob in ["refs/heads/*", "refs/tags/*", "refs/remotes/*"] {
             let _ = walk.push_glob(glob);
         }
-        let mut seen = std::collections::HashSet::new();
-        let mut versions = Vec::new();
+        // Each version's place in `versions`: the walk goes from newest to oldest, so an older
+        // commit holding a version seen already takes its place.
+        let mut seen: std::collections::HashMap<git2::Oid, usize> =
+            std::collections::HashMap::new();
+        let mut versions: Vec<(String, String)> = Vec::new();
         for id in walk {
             let id = id.context("cannot walk the git history")?;
             let commit = self.repo.find_commit(id)?;
             let Ok(entry) = commit.tree()?.get_path(Path::new(path)) else {
                 continue;
             };
-            if !seen.insert(entry.id()) {
+            let short = id.to_string()[..7].to_string();
+            if let Some(&index) = seen.get(&entry.id()) {
+                versions[index].0 = short;
                 continue;
             }
             let Ok(blob) = self.repo.find_blob(entry.id()) else {
                 continue;
             };
-            let short = id.to_string()[..7].to_string();
+            seen.insert(entry.id(), versions.len());
             versions.push((short, String::from_utf8_lossy(blob.content()).into_owned()));
         }
         Ok(versions)

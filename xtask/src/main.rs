@@ -58,6 +58,8 @@ fn cli() -> clap::Command {
 }
 
 fn main() -> ExitCode {
+    // Every time a command prints counts from here.
+    view::start_clock();
     // Not a command: the helper that masks Packer's output into the run folder.
     if std::env::args().nth(1).as_deref() == Some(packer::RELAY) {
         return packer::relay_main();

@@ -8,12 +8,26 @@
 use crate::pure::packer_log::{Event, Outcome, Record, Tracker};
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+/// When the command started: the one clock every printed time counts from.
+static COMMAND_STARTED: OnceLock<Instant> = OnceLock::new();
+
+/// Starts the command's clock (`main`, first thing).
+pub fn start_clock() {
+    COMMAND_STARTED.get_or_init(Instant::now);
+}
+
+/// Time since the command started: the live view's header, its lines without a terminal and
+/// the summary all show this one clock.
+pub fn since_start() -> Duration {
+    COMMAND_STARTED.get_or_init(Instant::now).elapsed()
+}
 
 pub struct View {
     terminal: bool,
     order: Vec<String>,
-    started: Instant,
     /// How long the last complete run of the same kind took: the header shows it.
     expected: Option<Duration>,
     /// When Packer first said something about a builder: the others are still waiting.
@@ -57,7 +71,6 @@ impl View {
         View {
             terminal,
             order: builders,
-            started: Instant::now(),
             expected: None,
             seen: BTreeMap::new(),
             ended: BTreeMap::new(),
@@ -85,7 +98,7 @@ impl View {
     }
 
     pub fn update(&mut self, tracker: &Tracker, events: &[Event], record: &Record) {
-        let now = self.started.elapsed();
+        let now = since_start();
         let mut changed = false;
         for event in events {
             match event {
@@ -156,7 +169,7 @@ impl View {
     }
 
     fn rows(&self, tracker: &Tracker) -> Vec<Row> {
-        let now = self.started.elapsed();
+        let now = since_start();
         self.order
             .iter()
             .map(|name| {
@@ -196,7 +209,7 @@ impl View {
     fn draw(&mut self, tracker: &Tracker) {
         let size = terminal_size();
         let clock = Clock {
-            elapsed: self.started.elapsed(),
+            elapsed: since_start(),
             expected: self.expected,
         };
         let lines = frame(&self.rows(tracker), clock, size);
@@ -226,8 +239,8 @@ impl View {
     }
 }
 
-/// The view's one clock: time since the build started, and how long the last complete run of
-/// the same kind took.
+/// The view's header clock: time since the command started, and how long the last complete run
+/// of the same kind took (from its command's start until its Packer ended).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Clock {
     pub elapsed: Duration,
@@ -322,11 +335,12 @@ fn cut(text: &str, width: usize) -> String {
 }
 
 fn clock(elapsed: Duration) -> String {
-    format!("{}:{:02}", elapsed.as_secs() / 60, elapsed.as_secs() % 60)
+    crate::pure::time::clock(elapsed.as_secs())
 }
 
+/// A line's time stamp without a terminal: the header's clock, `[M:SS]`.
 fn stamp(elapsed: Duration) -> String {
-    format!("[{:>4}s]", elapsed.as_secs())
+    format!("[{:>5}]", clock(elapsed))
 }
 
 /// How a builder ended, for the one-line-per-change form.
@@ -431,6 +445,20 @@ mod tests {
             "{lines:#?}"
         );
         assert_eq!(lines[22], "     ... 11 more: 1 waiting, 10 done");
+    }
+
+    /// One clock: the lines without a terminal stamp the time as the header shows it.
+    #[test]
+    fn lines_without_a_terminal_and_the_header_show_one_clock() {
+        let elapsed = Duration::from_secs(62);
+        assert_eq!(stamp(elapsed), "[ 1:02]");
+        let size = Size { cols: 80, rows: 24 };
+        let clock = Clock {
+            elapsed,
+            expected: None,
+        };
+        let header = frame(&rows(&[(Group::Done, 1)]), clock, size).remove(0);
+        assert!(header.ends_with("[1:02]"), "{header}");
     }
 
     #[test]

@@ -800,9 +800,14 @@ fn attempt(
     interrupt::check("launching Packer")?;
     // Recorded before Packer starts: if this command is killed, the next attempt gets the next
     // number (its logs stay) and the resume says that this one never finished.
+    // The attempt starts with its command, so the next run's expected time is on the clock the
+    // view shows: from the command's start.
+    let started = project::epoch()
+        .map(|now| now.saturating_sub(crate::view::since_start().as_secs()))
+        .unwrap_or(record.spec.epoch);
     record.attempts.push(Attempt {
         number,
-        started: project::epoch().unwrap_or(record.spec.epoch),
+        started,
         builders: attempted.clone(),
         output_log: output_log.clone(),
         packer_log: packer_log.clone(),
@@ -858,10 +863,9 @@ fn expect_duration(sh: &Shell, record: &RunRecord, view: &mut View) -> String {
     };
     view.expect(std::time::Duration::from_secs(seconds));
     format!(
-        " (the last complete {} run here took {}:{:02})",
+        " (the last complete {} run here took {})",
         record.spec.kind,
-        seconds / 60,
-        seconds % 60
+        crate::pure::time::clock(seconds)
     )
 }
 
@@ -990,6 +994,7 @@ fn print_summary(sh: &Shell, record: &RunRecord, launch: &Launch, retry: Option<
         retry,
         width: summary_width(),
         base: base.as_deref(),
+        elapsed: Some(crate::view::since_start().as_secs()),
     };
     output::say(render::summary(record, notes).trim_end());
 }

@@ -24,7 +24,10 @@ pub fn check_version(text: &str) -> (Check, Option<(Version, String)>) {
                 Some((v, tag)),
             )
         }
-        Err(e) => (Check::fail("version", e.to_string()), None),
+        Err(e) => (
+            Check::fail("version", format!("{e}: {}", version::NotSemver::FIX)),
+            None,
+        ),
     }
 }
 

@@ -156,7 +156,7 @@ fn run(sh: &Shell, root: &Path, options: &Cleanup) -> Result<()> {
     if options.execute {
         failures.extend(crate::leftovers::remove(&aws, &launched));
     }
-    finish(&filter, &plans, failures, options.execute)
+    finish(&filter, &plans, &launched, failures, options.execute)
 }
 
 /// With `--run`: the instances, security groups and key pairs the run's Packer launched and did
@@ -221,6 +221,9 @@ fn refuse_bad_input(filter: &Filter, options: &Cleanup) -> Result<Option<u64>> {
             "cleanup needs a filter: without one it would delete everything the project ever built",
             "add `--run RUN`, `--version VERSION` or `--kind test-ebs|test-instance` (`cargo xtask cleanup --kind test-ebs` lists what test builds left)",
         ));
+    }
+    if let Some(version) = &filter.version {
+        crate::pure::version::parse(version)?;
     }
     if let Some(kind) = filter.kind.filter(|k| !k.is_test()) {
         return Err(crate::error::refused(
@@ -289,10 +292,12 @@ fn execute(aws: &Aws, plans: &[RegionPlan], options: &Cleanup) -> Vec<String> {
         .collect()
 }
 
-/// The closing line, the `--json` document, and the error when something failed.
+/// The closing line, the `--json` document (with what a run's Packer left running:
+/// `launched`), and the error when something failed.
 fn finish(
     filter: &Filter,
     plans: &[RegionPlan],
+    launched: &[crate::pure::leftovers::Launched],
     failures: Vec<String>,
     executed: bool,
 ) -> Result<()> {
@@ -308,6 +313,7 @@ fn finish(
         "filter": filter.describe(),
         "execute": executed,
         "regions": plans,
+        "launched": launched,
         "failures": failures,
     }));
     if failures.is_empty() {

@@ -238,4 +238,32 @@ mod tests {
         }
         assert!(missing.is_empty(), "without help text: {missing:#?}");
     }
+
+    /// `publish --partial` exists; `release` has no such flag, and its help says why and what
+    /// to do instead.
+    #[test]
+    fn release_help_says_why_it_has_no_partial() {
+        let cli = crate::cli();
+        let flags = |name: &str| -> Vec<String> {
+            let command = cli.find_subcommand(name).unwrap();
+            command
+                .get_arguments()
+                .filter_map(|a| a.get_long().map(str::to_string))
+                .collect()
+        };
+        assert!(flags("publish").contains(&"partial".to_string()));
+        assert!(!flags("release").contains(&"partial".to_string()));
+        let help = cli
+            .find_subcommand("release")
+            .and_then(|c| c.get_after_help())
+            .map(|h| h.to_string())
+            .unwrap_or_default();
+        for said in [
+            "No `--partial` (unlike `publish`)",
+            "disable it in `build/images.json`",
+            "`cargo xtask publish --partial`",
+        ] {
+            assert!(help.contains(said), "`{said}` not in:\n{help}");
+        }
+    }
 }

@@ -27,7 +27,12 @@ use xshell::{cmd, Shell};
 /// The whole official release: check, set the version, publish, merge, commit, tag, push.
 #[derive(clap::Args, Clone)]
 #[command(
-    after_help = "Examples:\n  cargo xtask release 2.6.4 --dry-run\n  cargo xtask release 2.6.4 --local --yes\n  cargo xtask release 2.6.4 --push"
+    after_help = "Examples:\n  cargo xtask release 2.6.4 --dry-run\n  cargo xtask release 2.6.4 --local --yes\n  cargo xtask release 2.6.4 --push\n\n\
+        No `--partial` (unlike `publish`): a release's commit and tag list its images once and are \
+        never moved, so a release of part of the matrix could never take the rest. When a row \
+        cannot be built (its region or archive is gone), disable it in `build/images.json` \
+        (`\"enabled\": false` with `\"disabled_because\"`), commit that, and release the rest; \
+        `cargo xtask publish --partial` publishes the proven part of a run outside a release."
 )]
 pub struct Release {
     /// The version to release, like `2.6.4` (or `2.6.4-beta1` for a candidate).
@@ -140,9 +145,8 @@ fn rehearse(sh: &Shell, root: &Path, options: &Release) -> Result<()> {
     if release::failures(&checks) > 0 {
         eprint!("{}", release::report(&checks));
         output::document(preflight_document(&checks, None, false));
-        bail!(
-            "{} preflight check(s) failed in the real repository (listed on top); nothing was changed: fix them and run the same command again",
-            release::failures(&checks)
+        return Err(
+            release::refusal(&checks, "preflight check(s)", " in the real repository").into(),
         );
     }
     let branch = &facts
@@ -304,11 +308,7 @@ fn release_in(
         standin_root,
     );
     let failed = release::failures(&checks);
-    let refused = || {
-        anyhow::anyhow!(
-            "{failed} preflight check(s) failed (listed on top); nothing was changed: fix them and run the same command again"
-        )
-    };
+    let refused = || anyhow::Error::new(release::refusal(&checks, "preflight check(s)", ""));
     if failed > 0 && !options.dry_run {
         output::document(preflight_document(&checks, None, false));
         return Err(refused());

@@ -73,7 +73,7 @@ impl crate::cmd::Cmd for Retire {
 }
 
 fn run(sh: &Shell, root: &Path, options: &Retire) -> Result<()> {
-    let parsed = version::parse(&options.version).map_err(anyhow::Error::msg)?;
+    let parsed = version::parse(&options.version)?;
     let tag_name = version::tag_name(&parsed);
     let git = Git::open(root)?;
     let tags = lifecycle::release_tags(&git)?;
@@ -175,7 +175,7 @@ fn legacy_listing(git: &Git, version: &str, local: bool) -> Result<retire::Listi
     let Some(commit) = found.commit.as_deref().filter(|_| !found.amis.is_empty()) else {
         eprintln!(
             "note: there is no tag `{}`: looking for the images by their `Version` tag only",
-            version::tag_name(&version::parse(version).map_err(anyhow::Error::msg)?)
+            version::tag_name(&version::parse(version)?)
         );
         return Ok(listed);
     };

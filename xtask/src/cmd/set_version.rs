@@ -41,7 +41,7 @@ impl Cmd for SetVersion {
 
 /// Validates and writes; returns the old version and branch. Nothing is written on any error.
 pub fn apply(sh: &Shell, new_version: &str, new_branch: Option<&str>) -> Result<(String, String)> {
-    version::parse(new_version).map_err(anyhow::Error::msg)?;
+    version::parse(new_version)?;
     let matrix = project::matrix(sh)?;
     matrix::check_names(&matrix, new_version).map_err(anyhow::Error::msg)?;
     let text = project::read(sh, ds0::DS0_PATH)?;

@@ -13,7 +13,7 @@ use crate::lock::Busy;
 use crate::pure::release::{self, Check};
 use crate::pure::{ds0, registry, registry::REGISTRY_PATH};
 use crate::{output, signing};
-use anyhow::{bail, Result};
+use anyhow::Result;
 use std::path::Path;
 use std::process::ExitCode;
 use xshell::Shell;
@@ -88,7 +88,7 @@ fn tag(sh: &Shell, root: &Path, options: &Tag) -> Result<()> {
     eprint!("{}", release::report(&checks));
     let failed = release::failures(&checks);
     if failed > 0 {
-        bail!("{failed} check(s) failed; nothing was changed: fix them and run the same command again");
+        return Err(release::refusal(&checks, "check(s)", "").into());
     }
     let tag = tag.expect("the version parsed");
     let head = target(&git, options)?;

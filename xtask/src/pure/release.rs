@@ -2,6 +2,7 @@
 //! Pure.
 
 use crate::pure::packer_log::Ami;
+use crate::pure::refusal::Refusal;
 use crate::pure::registry;
 
 /// One preflight check: what was checked and either what was found or what is wrong (with the
@@ -46,6 +47,28 @@ pub fn report(checks: &[Check]) -> String {
 
 pub fn failures(checks: &[Check]) -> usize {
     checks.iter().filter(|c| c.result.is_err()).count()
+}
+
+/// The refusal when `checks` failed (`kind`: "preflight check(s)"; `place`: where, or empty):
+/// its fix names each failed check, whose own line says how to fix it.
+pub fn refusal(checks: &[Check], kind: &str, place: &str) -> Refusal {
+    let failed: Vec<String> = checks
+        .iter()
+        .filter(|c| c.result.is_err())
+        .map(|c| format!("`{}`", c.what))
+        .collect();
+    let (names, lines) = match failed.split_last() {
+        Some((last, [])) => (last.clone(), "its line says"),
+        Some((last, rest)) => (format!("{} and {last}", rest.join(", ")), "their lines say"),
+        None => (String::new(), ""),
+    };
+    Refusal {
+        what: format!(
+            "{} {kind} failed{place} (listed on top); nothing was changed",
+            failed.len()
+        ),
+        fix: format!("fix {names} as {lines} above, then run the same command again"),
+    }
 }
 
 /// One step of a release, in the order they run.
@@ -305,6 +328,34 @@ mod tests {
             region: region.into(),
             id: id.into(),
         }
+    }
+
+    #[test]
+    fn a_refusal_names_each_failed_check_in_its_fix() {
+        let checks = [
+            Check::fail("version", "`2.6` is not a semantic version"),
+            Check::ok("working tree", "clean"),
+            Check::fail("credentials", "`build/local.json` not found"),
+            Check::fail("packer", "not found"),
+        ];
+        let refused = refusal(&checks, "preflight check(s)", " in the real repository");
+        assert_eq!(
+            refused.what,
+            "3 preflight check(s) failed in the real repository (listed on top); nothing was changed"
+        );
+        assert_eq!(
+            refused.fix,
+            "fix `version`, `credentials` and `packer` as their lines say above, then run the same \
+             command again"
+        );
+        let one = refusal(&checks[..2], "check(s)", "");
+        assert_eq!(
+            (one.what.as_str(), one.fix.as_str()),
+            (
+                "1 check(s) failed (listed on top); nothing was changed",
+                "fix `version` as its line says above, then run the same command again"
+            )
+        );
     }
 
     #[test]

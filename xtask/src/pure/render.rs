@@ -141,6 +141,8 @@ pub struct SummaryNotes<'a> {
     /// Where the run's paths start, when not where the user typed the command (a rehearsal's
     /// scratch clone): the summary prints its paths from there, so they can be used.
     pub base: Option<&'a str>,
+    /// Seconds since the command started (`None` in golden tests): the view's clock, `[M:SS]`.
+    pub elapsed: Option<u64>,
 }
 
 /// `BASE/` when the run's paths start elsewhere than where the user is, else nothing.
@@ -270,7 +272,7 @@ fn footer(record: &RunRecord, notes: SummaryNotes) -> String {
     let failed = record.unfinished();
     // Short lines: the summary stays readable in an 80-column terminal.
     let mut out = format!(
-        "\n{} run `{}`: {} of {} builders succeeded\n  version {}, branch {}{}\n",
+        "\n{} run `{}`: {} of {} builders succeeded\n  version {}, branch {}{}{}\n",
         spec.kind,
         record.run_id,
         record.builders.len() - failed.len(),
@@ -278,6 +280,10 @@ fn footer(record: &RunRecord, notes: SummaryNotes) -> String {
         spec.version,
         spec.branch,
         if spec.local { ", local stand-in" } else { "" },
+        notes.elapsed.map_or(String::new(), |s| format!(
+            "  [{}]",
+            crate::pure::time::clock(s)
+        )),
     );
     if let Some(skipped) = record
         .cloud_checks
@@ -450,6 +456,7 @@ mod tests {
             retry: Some("cargo xtask test-ebs --only a,b --local"),
             width: None,
             base: None,
+            elapsed: None,
         };
         golden("summary-unwrapped.txt", &summary(&record(), notes));
         let narrow = SummaryNotes {
@@ -468,6 +475,7 @@ mod tests {
                 retry: None,
                 width: None,
                 base: None,
+                elapsed: None,
             },
         );
         let row = |state: &str| text.find(&format!("  {state} ")).unwrap();
@@ -486,6 +494,7 @@ mod tests {
                     retry: None,
                     width: Some(width),
                     base: None,
+                    elapsed: None,
                 },
             );
             // Every line fits, but for a command line or one word longer than a line.
@@ -497,6 +506,21 @@ mod tests {
         }
     }
 
+    /// The summary shows the command's clock as the live view's header does.
+    #[test]
+    fn the_summary_shows_the_views_clock() {
+        let notes = SummaryNotes {
+            standin_kept: false,
+            retry: None,
+            width: None,
+            base: None,
+            elapsed: Some(75),
+        };
+        let text = summary(&record(), notes);
+        let line = text.lines().find(|l| l.starts_with("  version ")).unwrap();
+        assert!(line.ends_with("  [1:15]"), "{text}");
+    }
+
     #[test]
     fn a_rehearsals_summary_prints_paths_from_where_the_user_is() {
         let notes = SummaryNotes {
@@ -504,6 +528,7 @@ mod tests {
             retry: None,
             width: None,
             base: Some("/home/me/repo/target/rehearsal/release-2.6.4/repo/"),
+            elapsed: None,
         };
         let text = summary(&record(), notes);
         assert!(

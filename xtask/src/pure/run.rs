@@ -105,6 +105,8 @@ impl BuilderRecord {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Attempt {
     pub number: usize,
+    /// When the command that made this attempt started (seconds since the epoch): with `ended`,
+    /// the time the view's clock showed when Packer exited.
     pub started: u64,
     pub builders: Vec<String>,
     pub output_log: String,

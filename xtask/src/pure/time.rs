@@ -14,6 +14,12 @@ pub enum BadTime {
     Time(String),
 }
 
+/// The command's one clock as every line prints it (the live view's header and rows, the lines
+/// without a terminal, the summary): `M:SS` of `seconds` since the command started.
+pub fn clock(seconds: u64) -> String {
+    format!("{}:{:02}", seconds / 60, seconds % 60)
+}
+
 /// `7d`, `12h` (days or hours; a whole number of them).
 pub fn parse_duration(text: &str) -> Result<u64, BadTime> {
     let bad = || BadTime::Duration(text.to_string());
@@ -105,6 +111,13 @@ pub fn age(seconds: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_clock_is_minutes_and_seconds() {
+        assert_eq!(super::clock(0), "0:00");
+        assert_eq!(super::clock(62), "1:02");
+        assert_eq!(super::clock(3725), "62:05");
+    }
+
     use super::*;
 
     #[test]

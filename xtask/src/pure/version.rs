@@ -2,15 +2,18 @@
 
 use semver::Version;
 
-/// A version the release rules refuse.
+/// A version the release rules refuse. `main` prints its [`NotSemver::FIX`] as the error's
+/// `fix:` line, whichever command was given the version.
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "`{text}` is not a semantic version ({reason}): use MAJOR.MINOR.PATCH like `2.6.1`, \
-     or `2.6.1-beta1` for a candidate"
-)]
+#[error("`{text}` is not a semantic version ({reason})")]
 pub struct NotSemver {
     pub text: String,
     pub reason: semver::Error,
+}
+
+impl NotSemver {
+    pub const FIX: &'static str = "give the version as MAJOR.MINOR.PATCH, like `2.6.1` (or \
+        `2.6.1-beta1` for a candidate); `git tag -l 'release/*'` lists the released versions";
 }
 
 /// Parses a release version, saying why a bad one is refused.
@@ -62,10 +65,11 @@ mod tests {
 
     #[test]
     fn refusals_say_why() {
-        assert!(parse("2.6")
-            .unwrap_err()
-            .to_string()
-            .contains("not a semantic version"));
+        assert_eq!(
+            parse("2.6").unwrap_err().to_string(),
+            "`2.6` is not a semantic version (unexpected end of input while parsing minor version \
+             number)"
+        );
     }
 
     #[test]

@@ -75,12 +75,12 @@ fn test_ebs_local_runs_the_real_provisioning_and_checks_its_reports() {
     assert_eq!(changes.len(), 8, "{}", run.stderr);
     for name in builders.keys() {
         assert!(
-            run.stderr.contains(&format!("s] {name}: started")),
+            run.stderr.contains(&format!("] {name}: started")),
             "{}",
             run.stderr
         );
         assert!(
-            run.stderr.contains(&format!("s] {name}: finished\n")),
+            run.stderr.contains(&format!("] {name}: finished\n")),
             "{}",
             run.stderr
         );

@@ -4,7 +4,7 @@
 
 use crate::common;
 
-use common::{BuildDoc, Repo};
+use common::{BuildDoc, CleanupDoc, Repo};
 use serde_json::Value;
 
 /// The AMIs a build made, from its `--json` document.
@@ -200,4 +200,92 @@ fn cleanup_lists_exactly_what_test_builds_made_and_execute_removes_it() {
         );
     }
     assert_eq!(image_ids(&repo), [published]);
+}
+
+/// Issue 19: what a killed run's Packer left running (an instance of the run, its `packer_…`
+/// security group and key pair) is in `cleanup --run RUN --json`'s document, typed, and
+/// `--execute` removes it. Made here with three `aws` calls instead of a build and a kill -9.
+#[test]
+fn cleanup_json_lists_the_instances_groups_and_key_pairs_a_killed_run_left() {
+    let repo = Repo::new("cleanup-launched");
+    repo.xtask(&["local", "up"]).ok();
+    let run = "official-local-20261129-120000";
+    let name = "packer_6b0e2a4c-1f7e-4d8e-9c3a-0f2b4d6e8a1c";
+    let group = aws(
+        &repo,
+        &[
+            "ec2",
+            "create-security-group",
+            "--group-name",
+            name,
+            "--description",
+            "Temporary group for Packer",
+        ],
+    )["GroupId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    aws(&repo, &["ec2", "create-key-pair", "--key-name", name]);
+    let tags = format!(
+        "ResourceType=instance,Tags=[{{Key=RunId,Value={run}}},{{Key=Name,Value=us-east-1-1204-pv}}]"
+    );
+    let launched = aws(
+        &repo,
+        &[
+            "ec2",
+            "run-instances",
+            "--image-id",
+            "ami-2aa0ba42",
+            "--count",
+            "1",
+            "--instance-type",
+            "m3.medium",
+            "--security-group-ids",
+            &group,
+            "--key-name",
+            name,
+            "--tag-specifications",
+            &tags,
+        ],
+    );
+    let instance = launched["Instances"][0]["InstanceId"].as_str().unwrap();
+    let listing = [
+        "cleanup",
+        "--run",
+        run,
+        "--region",
+        "us-east-1",
+        "--local",
+        "--json",
+    ];
+    let doc: CleanupDoc = repo.xtask(&listing).ok().doc();
+    assert!(doc.ok && !doc.execute, "{doc:#?}");
+    let [region] = doc.launched.as_slice() else {
+        panic!("not one region of leftovers: {doc:#?}");
+    };
+    assert_eq!(region.region, "us-east-1");
+    let ids: Vec<(&str, &str, &str)> = region
+        .instances
+        .iter()
+        .map(|i| (i.id.as_str(), i.state.as_str(), i.builder.as_str()))
+        .collect();
+    assert_eq!(ids, [(instance, "running", "us-east-1-1204-pv")]);
+    assert_eq!(
+        region.security_groups.get(&group).map(String::as_str),
+        Some(name)
+    );
+    assert_eq!(region.key_pairs, [name]);
+
+    let removed = [&listing[..], &["--execute"]].concat();
+    let doc: CleanupDoc = repo.xtask(&removed).ok().doc();
+    assert!(doc.ok && doc.execute && doc.launched.len() == 1, "{doc:#?}");
+    // What `--execute` removed is gone: the same listing finds nothing left.
+    let doc: CleanupDoc = repo.xtask(&listing).ok().doc();
+    assert!(
+        doc.launched.iter().all(|l| l.instances.is_empty()
+            && l.security_groups.is_empty()
+            && l.key_pairs.is_empty()),
+        "{doc:#?}"
+    );
+    repo.xtask(&["local", "down"]).ok();
 }

@@ -485,3 +485,51 @@ fn an_error_that_quotes_a_known_secret_masks_it() {
         .fails(2, &["`<sensitive>` is not a semantic version"]);
     assert_no_secret(&run);
 }
+
+/// Issue 19: every command that takes a version refuses one that is not semver with the same
+/// `fix:` line (the typed error's, added by `main`), exit 2, changing nothing.
+#[test]
+fn every_command_that_takes_a_version_refuses_a_bad_one_with_its_fix() {
+    let repo = Repo::new("bad-version-fix");
+    repo.git_init("2.6");
+    let before = repo.snapshot_without_target();
+    let fix = "fix: give the version as MAJOR.MINOR.PATCH, like `2.6.1` (or `2.6.1-beta1` for a \
+               candidate); `git tag -l 'release/*'` lists the released versions";
+    for args in [
+        &["set-version", "x"][..],
+        &["retire", "nope"],
+        &["retire", "nope", "--local"],
+        &["cleanup", "--version", "2.6"],
+    ] {
+        let run = repo
+            .xtask(args)
+            .fails(2, &["is not a semantic version", fix]);
+        // The fix is the last line, once.
+        assert!(run.stderr.trim_end().ends_with(fix), "{args:?}: {run:#?}");
+    }
+    // `release` and `tag` list the version among their checks, and their fix names it.
+    for args in [
+        &["release", "2.6"][..],
+        &["release", "2.6", "--dry-run"],
+        &["release", "2.6", "--local", "--yes"],
+        &["tag", "x"],
+    ] {
+        let run = repo.xtask(args).fails(
+            2,
+            &[
+                "FAIL  version",
+                "is not a semantic version",
+                "give the version as MAJOR.MINOR.PATCH",
+                "nothing was changed",
+                "fix: fix `version`",
+            ],
+        );
+        let last = run.stderr.trim_end().lines().last().unwrap_or_default();
+        assert!(
+            last.starts_with("fix: fix `version`")
+                && last.ends_with("then run the same command again"),
+            "{args:?}: {run:#?}"
+        );
+    }
+    assert_eq!(repo.snapshot_without_target(), before);
+}

@@ -9,7 +9,14 @@
 //! line that is not a `#` comment is a command. An example that needs a real AWS account is
 //! skipped only when the README says so where readers see it: `# needs AWS` at the end of its
 //! line, or a comment line starting with `# needs AWS` that marks the rest of its block. Any other
-//! example this test cannot run fails it, so a new example cannot go untested unnoticed.
+//! example this test cannot run fails it, so a new example cannot go untested unnoticed. An
+//! example that exits with another code than 0 says so where readers see it: `# exit 1: why`
+//! at the start of its comment.
+//!
+//! The clones keep only the matrix rows of the test region (`us-east-1`): a local publish or
+//! release builds 4 images instead of 32, and what the READMEs show is the same. The lifecycle
+//! section (test build to retirement) runs in a test of its own, on a clone of its own: its two
+//! releases and four retire steps would otherwise lengthen the one walkthrough.
 
 use crate::common;
 
@@ -27,28 +34,42 @@ const RECURSIVE: [&str; 2] = ["bash .ci/run", "cargo test --workspace"];
 /// The mark of an example that needs a real AWS account (and so is not run here).
 const NEEDS_AWS: &str = "# needs AWS";
 
+/// The mark of an example's exit code when it is not 0: `# exit 1: why`.
+const EXIT_MARK: &str = "# exit ";
+
+/// The `## ` heading of the section `lifecycle_section_runs_on_a_fresh_clone_in_order` runs.
+const LIFECYCLE: &str = "An image's life";
+
 #[derive(Debug)]
 struct Example {
     /// `FILE:LINE`, for messages.
     place: String,
     command: String,
     needs_aws: bool,
+    /// The exit code the text gives it (`# exit 1: ...`), else 0.
+    exit_code: i32,
+    /// The `## ` heading it is under.
+    section: String,
     /// The output the text shows below a `$ ` prompt (empty when none).
     shown: Vec<String>,
 }
 
-/// Every fenced block of `markdown`: the number of its first line and its lines.
-fn fenced_blocks(file: &str, markdown: &str) -> Vec<(usize, Vec<String>)> {
+/// Every fenced block of `markdown`: the `## ` heading it is under, the number of its first
+/// line and its lines.
+fn fenced_blocks(file: &str, markdown: &str) -> Vec<(String, usize, Vec<String>)> {
     let mut blocks = Vec::new();
-    let mut open: Option<(usize, Vec<String>)> = None;
+    let mut section = String::new();
+    let mut open: Option<(String, usize, Vec<String>)> = None;
     for (index, line) in markdown.lines().enumerate() {
         if line.trim_start().starts_with("```") {
             match open.take() {
                 Some(block) => blocks.push(block),
-                None => open = Some((index + 2, Vec::new())),
+                None => open = Some((section.clone(), index + 2, Vec::new())),
             }
-        } else if let Some((_, lines)) = &mut open {
+        } else if let Some((_, _, lines)) = &mut open {
             lines.push(line.to_string());
+        } else if let Some(heading) = line.strip_prefix("## ") {
+            section = heading.to_string();
         }
     }
     assert!(open.is_none(), "`{file}`: a fenced block is never closed");
@@ -58,7 +79,7 @@ fn fenced_blocks(file: &str, markdown: &str) -> Vec<(usize, Vec<String>)> {
 /// The examples of `markdown`, in order.
 fn examples(file: &str, markdown: &str) -> Vec<Example> {
     let mut examples: Vec<Example> = Vec::new();
-    for (first_line, lines) in fenced_blocks(file, markdown) {
+    for (section, first_line, lines) in fenced_blocks(file, markdown) {
         let transcript = lines.iter().any(|l| l.starts_with("$ "));
         let mut block_needs_aws = false;
         for (offset, line) in lines.iter().enumerate() {
@@ -85,6 +106,8 @@ fn examples(file: &str, markdown: &str) -> Vec<Example> {
                 place: format!("{file}:{}", first_line + offset),
                 command: command.to_string(),
                 needs_aws: block_needs_aws || comment.contains(NEEDS_AWS),
+                exit_code: exit_mark(comment),
+                section: section.clone(),
                 shown: Vec::new(),
             });
         }
@@ -95,6 +118,15 @@ fn examples(file: &str, markdown: &str) -> Vec<Example> {
         }
     }
     examples
+}
+
+/// The exit code a comment gives (`# exit 1: why`), else 0.
+fn exit_mark(comment: &str) -> i32 {
+    comment
+        .strip_prefix(EXIT_MARK)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0)
 }
 
 /// A command line and its trailing `# comment` (as `sh` reads it: a `#` that starts a word,
@@ -139,10 +171,10 @@ fn plan(example: &Example) -> Result<Option<&'static str>, String> {
             .is_some_and(|(name, _)| is_env_name(name))
     });
     match (words.next(), words.next()) {
-        (Some("cargo"), Some("xtask")) | (Some("git"), _) | (Some("bash"), _) => Ok(None),
+        (Some("cargo"), Some("xtask")) | (Some("git" | "bash" | "echo"), _) => Ok(None),
         _ => Err(format!(
-            "{}: `{command}` is not an example this test can run (it runs `cargo xtask`, `git` \
-             and `bash` lines): mark it `{NEEDS_AWS}` if it needs AWS, or teach \
+            "{}: `{command}` is not an example this test can run (it runs `cargo xtask`, `git`, \
+             `bash` and `echo` lines): mark it `{NEEDS_AWS}` if it needs AWS, or teach \
              `xtask/tests/it/readme.rs` to run it",
             example.place
         )),
@@ -193,11 +225,20 @@ fn normalize(line: &str) -> String {
         let after_pid = index > 0 && words[index - 1].trim_start_matches('(') == "pid";
         masked.push(if after_pid {
             mask_leading_digits(word)
+        } else if is_commit_id(word) {
+            "COMMIT".to_string()
         } else {
             mask_word(word)
         });
     }
     masked.join(" ")
+}
+
+/// A commit id as git and the tool abbreviate it (7 to 40 hex digits, a digit among them).
+fn is_commit_id(word: &str) -> bool {
+    (7..=40).contains(&word.len())
+        && word.chars().all(|c| c.is_ascii_hexdigit())
+        && word.chars().any(|c| c.is_ascii_digit())
 }
 
 fn mask_leading_digits(word: &str) -> String {
@@ -247,6 +288,15 @@ fn mask_word(word: &str) -> String {
                 .take_while(|c| c.is_ascii_alphabetic())
                 .collect();
             if number.contains([':', '-']) {
+                // An ISO time (`2026-11-30T21:54:08.000Z`) is one time, its hour included.
+                let mut end = end;
+                if chars.get(end) == Some(&'T')
+                    && chars.get(end + 1).is_some_and(|c| c.is_ascii_digit())
+                {
+                    end = (end + 1..chars.len())
+                        .find(|&j| !(chars[j].is_ascii_digit() || ":.".contains(chars[j])))
+                        .unwrap_or(chars.len());
+                }
                 out.push('T');
                 i = end;
                 continue;
@@ -273,8 +323,9 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 /// A repository of the tracked files of this one (as they are in the worktree) with one commit on
-/// `main`, and a `git clone` of it: what a newcomer starts from.
-fn fresh_clone() -> (Repo, Repo) {
+/// `main`, and a `git clone` of it: what a newcomer starts from. `adapt` may change the files
+/// before they are committed.
+fn fresh_clone(adapt: impl FnOnce(&Repo)) -> (Repo, Repo) {
     let source = common::source_root();
     let origin = Repo {
         root: scratch("origin"),
@@ -289,6 +340,7 @@ fn fresh_clone() -> (Repo, Repo) {
             std::fs::copy(&from, &to).unwrap();
         }
     }
+    adapt(&origin);
     origin.git_init("main");
     let clone = Repo {
         root: origin
@@ -365,17 +417,18 @@ fn run(clone: &Repo, shim: &Path, command: &str) -> (i32, String) {
     (output.status.code().unwrap_or(-1), text)
 }
 
-/// Runs `example` in the clone and checks it exited 0 and printed what it shows.
+/// Runs `example` in the clone and checks it exited as the text says and printed what it shows.
 fn follow(clone: &Repo, shim: &Path, example: &Example) -> Duration {
     let started = Instant::now();
     let (code, output) = run(clone, shim, &example.command);
     let took = started.elapsed();
     assert!(
-        code == 0,
-        "{}: `{}` exited with {code} on a fresh clone (if it needs a real AWS account, mark it \
-         `{NEEDS_AWS}` in the README):\n{output}",
+        code == example.exit_code,
+        "{}: `{}` exited with {code} on a fresh clone, not {} (if it needs a real AWS account, \
+         mark it `{NEEDS_AWS}` in the README; another exit code, `{EXIT_MARK}N: why`):\n{output}",
         example.place,
-        example.command
+        example.command,
+        example.exit_code
     );
     if let Some(line) = missing_shown_line(&example.shown, &output) {
         panic!(
@@ -387,24 +440,29 @@ fn follow(clone: &Repo, shim: &Path, example: &Example) -> Duration {
     took
 }
 
-#[test]
-fn every_readme_example_runs_on_a_fresh_clone_in_order() {
-    common::require(&common::PREREQUISITES);
-    common::require(&["jq"]);
+/// Every example of the READMEs, in order.
+fn all_examples() -> Vec<Example> {
     let source = common::source_root();
-    let all: Vec<Example> = FILES
+    FILES
         .iter()
         .flat_map(|file| examples(file, &std::fs::read_to_string(source.join(file)).unwrap()))
-        .collect();
-    let plans: Vec<Option<&str>> = all
+        .collect()
+}
+
+/// Runs `examples` in order in a fresh clone (`adapt` changes its files first) and prints the
+/// time each took.
+fn walk(examples: &[&Example], adapt: impl FnOnce(&Repo)) {
+    common::require(&common::PREREQUISITES);
+    common::require(&["jq"]);
+    let plans: Vec<Option<&str>> = examples
         .iter()
         .map(|example| plan(example).unwrap_or_else(|why| panic!("{why}")))
         .collect();
-    let (_origin, clone) = fresh_clone();
+    let (_origin, clone) = fresh_clone(adapt);
     let shim = cargo_shim(&clone);
     let started = Instant::now();
     let mut report = Vec::new();
-    for (example, skip) in all.iter().zip(&plans) {
+    for (example, skip) in examples.iter().zip(&plans) {
         let line = match skip {
             Some(why) => format!("skipped ({why})"),
             None => format!("{:.1} s", follow(&clone, &shim, example).as_secs_f64()),
@@ -417,11 +475,53 @@ fn every_readme_example_runs_on_a_fresh_clone_in_order() {
     let ran = plans.iter().filter(|p| p.is_none()).count();
     eprintln!(
         "ran {ran} of {} README examples in {:.1} s:\n{}",
-        all.len(),
+        examples.len(),
         started.elapsed().as_secs_f64(),
         report.join("\n")
     );
     assert!(ran > 0, "no runnable example found in {FILES:?}");
+}
+
+/// The matrix of the clones: only the rows of `us-east-1`, the test region (4 builders a
+/// publish or release instead of 32, one region to search). No example shows a count that
+/// depends on it: the test region's 4 builders are the same either way.
+fn us_east_1_only(origin: &Repo) {
+    let mut matrix: serde_json::Value =
+        serde_json::from_str(&origin.read("build/images.json")).unwrap();
+    matrix["images"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|row| row["region"] == "us-east-1");
+    origin.write(
+        "build/images.json",
+        &(serde_json::to_string_pretty(&matrix).unwrap() + "\n"),
+    );
+}
+
+#[test]
+fn every_readme_example_runs_on_a_fresh_clone_in_order() {
+    let all = all_examples();
+    let outside: Vec<&Example> = all
+        .iter()
+        .filter(|e| !e.section.starts_with(LIFECYCLE))
+        .collect();
+    walk(&outside, us_east_1_only);
+}
+
+/// The lifecycle section, from `local up` to `local down`, on a clone of its own.
+#[test]
+fn lifecycle_section_runs_on_a_fresh_clone_in_order() {
+    let all = all_examples();
+    let section: Vec<&Example> = all
+        .iter()
+        .filter(|e| e.section.starts_with(LIFECYCLE))
+        .collect();
+    assert!(
+        section.first().is_some_and(|e| e.command == "cargo xtask local up")
+            && section.last().is_some_and(|e| e.command == "cargo xtask local down"),
+        "the section `{LIFECYCLE}` starts with `cargo xtask local up` and ends with `cargo xtask local down`: {section:#?}"
+    );
+    walk(&section, us_east_1_only);
 }
 
 /// The parsing and matching rules, each shown able to fail.
@@ -478,8 +578,30 @@ mod rules {
             place: "R.md:1".into(),
             command: command.into(),
             needs_aws,
+            exit_code: 0,
+            section: String::new(),
             shown: Vec::new(),
         }
+    }
+
+    #[test]
+    fn examples_know_their_section_and_the_exit_code_their_comment_gives() {
+        let markdown = "## Start\n```\ncargo xtask doctor\n```\n## An image's life: x\n\
+            ```\n$ cargo xtask retire 2.6.5 --local   # exit 1: the cooldown\nerror: wait\n\
+            $ cargo xtask audit --local   # exit code below\n```\n";
+        let read = examples("R.md", markdown);
+        let found: Vec<(&str, i32, &str)> = read
+            .iter()
+            .map(|e| (e.section.as_str(), e.exit_code, e.command.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("Start", 0, "cargo xtask doctor"),
+                ("An image's life: x", 1, "cargo xtask retire 2.6.5 --local"),
+                ("An image's life: x", 0, "cargo xtask audit --local"),
+            ]
+        );
     }
 
     #[test]
@@ -534,6 +656,25 @@ mod rules {
         assert_eq!(
             missing_shown_line(&absent, output),
             Some("\"ok\": false".into())
+        );
+        // ISO times, the hour included.
+        let iso = shown(&["kept until 2026-11-30T21:54:08.000Z (24-hour cooldown)"]);
+        assert_eq!(
+            missing_shown_line(
+                &iso,
+                "kept until 2026-12-01T09:07:06.000Z (24-hour cooldown)\n"
+            ),
+            None
+        );
+        // Commit ids differ from clone to clone; a count of 7 digits would too.
+        let commit = shown(&["committed 0123456789 \"Retire\""]);
+        assert_eq!(
+            missing_shown_line(&commit, "committed fa8f6d9484 \"Retire\"\n"),
+            None
+        );
+        assert_eq!(
+            missing_shown_line(&commit, "committed fa8f6d9484 \"Release\"\n"),
+            Some("committed COMMIT \"Retire\"".into())
         );
         // Counts are what the text claims: they are not masked.
         let count = shown(&["found 4 AMI(s)"]);

@@ -457,6 +457,32 @@ pub struct ReleaseDoc {
     pub publish_run: RunRecord,
 }
 
+/// The `--json` document of `cleanup`: what the tests read of it, typed.
+#[derive(Debug, Deserialize)]
+pub struct CleanupDoc {
+    pub ok: bool,
+    pub execute: bool,
+    /// With `--run`: by region, what the run's Packer launched and did not delete.
+    pub launched: Vec<LaunchedDoc>,
+}
+
+/// One region's leftovers of a run in a `cleanup` document.
+#[derive(Debug, Deserialize)]
+pub struct LaunchedDoc {
+    pub region: String,
+    pub instances: Vec<InstanceDoc>,
+    /// Security group ids, with their `packer_…` names.
+    pub security_groups: BTreeMap<String, String>,
+    pub key_pairs: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct InstanceDoc {
+    pub id: String,
+    pub state: String,
+    pub builder: String,
+}
+
 /// A run's record, `build/runs/ID/run.json` (and the `run` of a build's `--json` document).
 #[derive(Debug, Deserialize)]
 pub struct RunRecord {
