@@ -315,8 +315,13 @@ fn mask_word(word: &str) -> String {
 
 /// A folder under the temporary folder for this test run, empty.
 fn scratch(name: &str) -> PathBuf {
-    let root =
-        std::env::temp_dir().join(format!("xtask-test-readme-{name}-{}", std::process::id()));
+    // Two walkthroughs run at once in one test process: each its own folders.
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let nth = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let root = std::env::temp_dir().join(format!(
+        "xtask-test-readme-{name}-{}-{nth}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).unwrap();
     root
@@ -343,9 +348,7 @@ fn fresh_clone(adapt: impl FnOnce(&Repo)) -> (Repo, Repo) {
     adapt(&origin);
     origin.git_init("main");
     let clone = Repo {
-        root: origin
-            .root
-            .with_file_name(format!("xtask-test-readme-clone-{}", std::process::id())),
+        root: scratch("clone"),
     };
     let _ = std::fs::remove_dir_all(&clone.root);
     git_in(
