@@ -237,3 +237,40 @@ fn a_refused_bucket_fails_the_upload_loudly() {
     );
     assert!(!repo.read("record.txt").contains("secret"));
 }
+
+/// Issue 19: `base-images --local` while a `publish --local` builds must not take the build's
+/// stand-in away (it once deleted `target/standin` and failed all 32 builders): it waits its turn
+/// or is refused, and the publish finishes.
+#[test]
+fn base_images_during_a_local_publish_leaves_the_publish_alone() {
+    let repo = Repo::new("base-during-publish");
+    let logs = repo.root.with_extension("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let mut publish = repo
+        .command_in(
+            ".",
+            &["publish", "--local", "--yes", "--only", "us-east-1-1404-hvm"],
+        )
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(logs.join("publish.out")).unwrap())
+        .stderr(std::fs::File::create(logs.join("publish.err")).unwrap())
+        .spawn()
+        .unwrap();
+    // Once Packer runs against the publish's stand-in.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    while !std::fs::read_to_string(logs.join("publish.err"))
+        .unwrap_or_default()
+        .contains("building 1 image")
+    {
+        assert!(std::time::Instant::now() < deadline, "the publish never started building");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let base = repo.xtask(&["base-images", "--local"]);
+    assert_ne!(base.code, 0, "it ran beside the publish: {base:#?}");
+    assert!(base.stderr.contains("fix:"), "{base:#?}");
+    let status = publish.wait().unwrap();
+    let err = std::fs::read_to_string(logs.join("publish.err")).unwrap();
+    assert!(status.success(), "the publish failed:\n{err}");
+    let out = std::fs::read_to_string(logs.join("publish.out")).unwrap();
+    assert!(out.contains("1 of 1 builders succeeded"), "{out}\n{err}");
+}
