@@ -427,7 +427,7 @@ fn all_checks(
     // adopts, itself).
     let mut found = None;
     if record.is_none_or(|r| r.attempts.is_empty()) {
-        let (cloud, images) = check_cloud(sh, root, options, standin_root, profile);
+        let (cloud, images) = check_cloud(sh, (root, git), options, standin_root, profile);
         checks.extend(cloud);
         found = images;
     }
@@ -1169,7 +1169,7 @@ fn preflight_document(checks: &[Check], plan: Option<&str>, dry_run: bool) -> se
 /// (a release stopped here or on another machine): the publish adopts or rebuilds them.
 fn check_cloud(
     sh: &Shell,
-    root: &Path,
+    (root, git): (&Path, &Git),
     options: &Release,
     standin_root: Option<&Path>,
     profile: Result<Option<String>>,
@@ -1203,11 +1203,12 @@ fn check_cloud(
             Ok(answerer) => answerer,
             Err(checks) => return (checks, None),
         };
-    // Before its prepare commit exists, a release reviews every image of its version.
+    // Before its prepare commit exists, a release reviews every image of its version; when
+    // HEAD is the prepare commit already (pushed by a run elsewhere), only that commit's.
     let owner = Ownership {
         project: matrix.settings.project.clone(),
         version: spec.version.clone(),
-        commit: None,
+        commit: prepared_head(git, &spec.version, &spec.branch),
         run_id: None,
     };
     let gate = cloud::Gate {
@@ -1227,6 +1228,14 @@ fn check_cloud(
         Ok(outcome) => (outcome.checks, Some(outcome.adopted)),
         Err(e) => (vec![Check::fail("aws identity", format!("{e:#}"))], None),
     }
+}
+
+/// HEAD, when `ds0_utils.py` there holds `version` and `branch` already: then it is the commit
+/// the release's images bake (the prepare step makes no commit of its own).
+fn prepared_head(git: &Git, version: &str, branch: &str) -> Option<String> {
+    let text = git.file_at_head(ds0::DS0_PATH).ok()?;
+    let prepared = ds0::edit(&text, version, Some(branch)).is_ok_and(|edited| edited == text);
+    prepared.then(|| git.head_commit().ok()).flatten()
 }
 
 /// Who answers the cloud checks: the running stand-in, or AWS with the user's credentials (the
