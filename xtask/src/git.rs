@@ -200,7 +200,18 @@ impl Git {
 
     /// Commits `paths` as they are in the working tree on top of HEAD; returns the new commit.
     pub fn commit(&self, paths: &[&str], message: &str) -> Result<String> {
-        let signature = self.signature()?;
+        self.commit_dated(paths, message, false)
+    }
+
+    /// As [`Git::commit`], dated with its parent's commit time: the same change of the same
+    /// commit by the same identity is then the same commit on any machine, so a release
+    /// rehearsal whose scratch remote is gone makes its prepare commit again, identical.
+    pub fn commit_reproducibly(&self, paths: &[&str], message: &str) -> Result<String> {
+        self.commit_dated(paths, message, true)
+    }
+
+    fn commit_dated(&self, paths: &[&str], message: &str, parent_time: bool) -> Result<String> {
+        let mut signature = self.signature()?;
         let mut index = self.repo.index().context("cannot open the git index")?;
         for path in paths {
             index
@@ -215,6 +226,12 @@ impl Git {
             .head()
             .and_then(|h| h.peel_to_commit())
             .context("cannot read the commit at HEAD")?;
+        if parent_time {
+            let (name, email) = (signature.name(), signature.email());
+            let (name, email) = (name.unwrap_or_default(), email.unwrap_or_default());
+            signature = git2::Signature::new(name, email, &parent.time())
+                .context("cannot make the commit's signature")?;
+        }
         let id = self
             .repo
             .commit(

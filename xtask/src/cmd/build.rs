@@ -697,7 +697,7 @@ fn adopt_built(
     }
     if record.attempts.is_empty() && record.cloud_checks.is_some() {
         // Nothing launched yet, and the cloud was asked about this very plan (the release's
-        // preflight): nothing can have been made since.
+        // preflight) and found none of its names taken: nothing can have been made since.
         return Ok(remaining);
     }
     let plan = template::plan(&kit.matrix, &record.spec)?;
@@ -710,21 +710,32 @@ fn adopt_built(
             standin: kit.standin.as_ref(),
             expected_account: kit.credentials.account_id.clone(),
             credentials_source,
-            owner: Some(preflight::Ownership {
-                project: kit.matrix.settings.project.clone(),
-                version: record.spec.version.clone(),
-                commit: record.spec.commit.clone(),
-                run_id: record.run_id.clone(),
-            }),
+            owner: Some(ownership(&kit.matrix, record)),
             resume: resume_hint(record.spec.kind, record.spec.local),
             same_base_for_both: preflight::same_base_for_both(&kit.matrix),
         },
     )?;
+    // The release's preflight left the question to this moment, when the commit is known.
+    if record.cloud_checks.is_none() {
+        record.cloud_checks = Some("passed".to_string());
+    }
     // Found with this run's tags: adopted only with a verdict that holds.
     if !adopted.is_empty() {
         proof::review_found(sh, &kit.aws, &kit.matrix, record, &adopted)?;
     }
     Ok(record.unfinished())
+}
+
+/// The images `record` may adopt: a publish's are its run's own; a release's are every image
+/// of its version and prepare commit, whichever run made them, so a release stopped on one
+/// machine is finished on another (issue 18).
+fn ownership(matrix: &matrix::Matrix, record: &RunRecord) -> preflight::Ownership {
+    preflight::Ownership {
+        project: matrix.settings.project.clone(),
+        version: record.spec.version.clone(),
+        commit: Some(record.spec.commit.clone()),
+        run_id: record.release.is_none().then(|| record.run_id.clone()),
+    }
 }
 
 /// Generates the run's template from the recorded inputs: the same epoch, commit and run id give
@@ -1215,7 +1226,7 @@ mod tests {
             "cargo xtask test-ebs --local"
         );
         let first = whole.builders.keys().next().unwrap().clone();
-        whole.adopt(&first, "us-east-1", "ami-1");
+        whole.adopt(&first, "us-east-1", "ami-1", None);
         let retry = resume_command(&whole, &launch);
         assert!(retry.starts_with("cargo xtask test-ebs --only "), "{retry}");
         assert!(!retry.contains(&first), "{retry}");

@@ -279,11 +279,18 @@ pub fn review_found(
         );
         match decision {
             Adoption::Adopt => {
+                let whose = match adopted.run.as_deref().filter(|r| *r != record.run_id) {
+                    Some(run) => {
+                        format!("this release's version and prepare commit (made by run `{run}`)")
+                    }
+                    None => "this run's tags".to_string(),
+                };
                 eprintln!(
-                    "adopted {}: its image {} in {} carries this run's tags and a `Verified` verdict whose report passes again",
+                    "adopted {}: its image {} in {} carries {whose} and a `Verified` verdict whose report passes again",
                     adopted.builder, adopted.ami, adopted.region
                 );
-                record.adopt(&adopted.builder, &adopted.region, &adopted.ami);
+                let made_by = adopted.run.as_deref();
+                record.adopt(&adopted.builder, &adopted.region, &adopted.ami, made_by);
                 if let Some(b) = record.builders.get_mut(&adopted.builder) {
                     b.comboami_commit = commit;
                 }

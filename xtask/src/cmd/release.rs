@@ -13,6 +13,7 @@ use crate::credentials;
 use crate::error::FixContext;
 use crate::git::{self, Git};
 use crate::packer::Packer;
+use crate::pure::preflight::{Adopted, Ownership};
 use crate::pure::release::{self, Check, Step, Steps};
 use crate::pure::template::{self, Kind, Spec};
 use crate::pure::{ds0, matrix, registry::REGISTRY_PATH, version};
@@ -298,7 +299,7 @@ fn release_in(
             return Ok(());
         }
     }
-    let (checks, facts, cloud_checked) = all_checks(
+    let (checks, facts, found) = all_checks(
         sh,
         root,
         &git,
@@ -319,7 +320,15 @@ fn release_in(
         return Err(refused());
     };
     let spec = publish_spec(&facts, options)?;
-    let plan = plan_text(sh, options, &facts, &spec, record.as_ref(), &signing_repo)?;
+    let plan = plan_text(
+        sh,
+        options,
+        &facts,
+        &spec,
+        record.as_ref(),
+        &signing_repo,
+        found.as_deref().unwrap_or_default(),
+    )?;
     eprint!("{plan}");
     if options.dry_run {
         output::document(preflight_document(&checks, Some(&plan), true));
@@ -333,7 +342,7 @@ fn release_in(
     crate::cmd::confirm(options.yes, "releasing", &format!("release {version_text}"))?;
     interrupt::check("anything started")?;
     interrupt::mark_started();
-    let mut record = start(sh, root, options, record, spec, &facts, cloud_checked)?;
+    let mut record = start(sh, root, options, record, spec, &facts, found.as_deref())?;
     run_steps(
         sh,
         root,
@@ -349,7 +358,8 @@ fn release_in(
 }
 
 /// The release's record, saved before the first step: found or new, with the command that
-/// resumes it and the verdict of the preflight's cloud checks.
+/// resumes it and the verdict of the preflight's cloud checks (`cloud`: the images of this
+/// version it found, when it asked).
 fn start(
     sh: &Shell,
     root: &Path,
@@ -357,7 +367,7 @@ fn start(
     found: Option<RunRecord>,
     spec: Spec,
     facts: &Facts,
-    cloud_checked: bool,
+    cloud: Option<&[Adopted]>,
 ) -> Result<RunRecord> {
     let mut record = match found {
         Some(record) => record,
@@ -365,6 +375,9 @@ fn start(
     };
     let command = resume_command(options);
     steps(&mut record).command = command.clone();
+    // Images found under the planned names are judged by the publish, once the prepare commit
+    // they must bake is known: the cloud is asked again then.
+    let cloud_checked = cloud.is_some_and(|found| found.is_empty());
     if cloud_checked && record.attempts.is_empty() {
         record.cloud_checks = Some("passed in the release preflight".to_string());
     }
@@ -390,7 +403,8 @@ fn carry_on(sh: &Shell, git: &Git, options: &Release, record: &mut RunRecord) ->
     Ok(false)
 }
 
-/// Every check, the failing ones on top (printed); and whether the cloud was asked.
+/// Every check, the failing ones on top (printed); and, when the cloud was asked, the images of
+/// this version it already holds under the planned names.
 fn all_checks(
     sh: &Shell,
     root: &Path,
@@ -399,7 +413,7 @@ fn all_checks(
     options: &Release,
     record: Option<&RunRecord>,
     standin_root: Option<&Path>,
-) -> (Vec<Check>, Option<Facts>, bool) {
+) -> (Vec<Check>, Option<Facts>, Option<Vec<Adopted>>) {
     // Named profiles resolve once, before the credentials are checked.
     let profile = match options.local {
         true => Ok(None),
@@ -411,16 +425,16 @@ fn all_checks(
         preflight(sh, root, git, signing_repo, options, record, contact_remote);
     // The cloud, for a release whose publish has not started (a resumed publish checks, and
     // adopts, itself).
-    let mut cloud_checked = false;
+    let mut found = None;
     if record.is_none_or(|r| r.attempts.is_empty()) {
-        let (cloud, asked) = check_cloud(sh, root, options, standin_root, profile);
+        let (cloud, images) = check_cloud(sh, (root, git), options, standin_root, profile);
         checks.extend(cloud);
-        cloud_checked = asked;
+        found = images;
     }
     // Failing checks on top, where they are read first.
     checks.sort_by_key(|c| c.result.is_ok());
     eprint!("{}", release::report(&checks));
-    (checks, facts, cloud_checked)
+    (checks, facts, found)
 }
 
 /// What the release's publish builds: every enabled row, at the commit the release starts from.
@@ -487,6 +501,7 @@ fn plan_text(
     spec: &Spec,
     record: Option<&RunRecord>,
     signing_repo: &Git,
+    found: &[Adopted],
 ) -> Result<String> {
     let version_text = facts.version.to_string();
     let candidate = facts.candidate();
@@ -546,6 +561,7 @@ fn plan_text(
             Err(e) => return Err(e),
         },
     ));
+    plan.push_str(&indent(&found_text(found)));
     plan.push_str(&later_steps(options, facts, signing_repo, done));
     Ok(plan)
 }
@@ -710,7 +726,13 @@ fn prepare(
     let changed = git.file_at_head(ds0_file).ok() != project::read(sh, ds0_file).ok();
     let commit = if changed {
         let message = release::prepare_message(&version_text, &facts.branch);
-        let commit = git.commit(&[ds0_file], &message)?;
+        // A rehearsal's scratch remote may be gone when it is run again (`rm -rf
+        // target/rehearsal` on another machine): its prepare commit is made again, identical,
+        // so the images that baked it are found through their `Commit` tag.
+        let commit = match rehearsal {
+            true => git.commit_reproducibly(&[ds0_file], &message)?,
+            false => git.commit(&[ds0_file], &message)?,
+        };
         eprintln!(
             "committed {} \"Prepare ComboAMI {version_text}\"",
             short(&commit)
@@ -1142,24 +1164,25 @@ fn preflight_document(checks: &[Check], plan: Option<&str>, dry_run: bool) -> se
     })
 }
 
-/// The cloud preflight of the release's publish, as checks of the release's report; and
-/// whether the cloud was asked (then the publish need not ask again).
+/// The cloud preflight of the release's publish, as checks of the release's report; and, when
+/// the cloud was asked, the images of this release's version already under the planned names
+/// (a release stopped here or on another machine): the publish adopts or rebuilds them.
 fn check_cloud(
     sh: &Shell,
-    root: &Path,
+    (root, git): (&Path, &Git),
     options: &Release,
     standin_root: Option<&Path>,
     profile: Result<Option<String>>,
-) -> (Vec<Check>, bool) {
+) -> (Vec<Check>, Option<Vec<Adopted>>) {
     if options.skip_cloud_checks {
-        return (vec![Check::ok("cloud", cloud::SKIPPED)], false);
+        return (vec![Check::ok("cloud", cloud::SKIPPED)], None);
     }
     let Ok(parsed) = version::parse(&options.version) else {
-        return (Vec::new(), false);
+        return (Vec::new(), None);
     };
     // Errors of the matrix are the image-names check's to report.
     let Ok(matrix) = project::matrix(sh) else {
-        return (Vec::new(), false);
+        return (Vec::new(), None);
     };
     let spec = Spec {
         kind: Kind::Official,
@@ -1173,20 +1196,28 @@ fn check_cloud(
         only: Vec::new(),
     };
     let Ok(plan) = template::plan(&matrix, &spec) else {
-        return (Vec::new(), false);
+        return (Vec::new(), None);
     };
     let (standin, expected_account, credentials_source) =
         match who_answers(sh, root, options.local, standin_root, profile) {
             Ok(answerer) => answerer,
-            Err(checks) => return (checks, false),
+            Err(checks) => return (checks, None),
         };
+    // Before its prepare commit exists, a release reviews every image of its version; when
+    // HEAD is the prepare commit already (pushed by a run elsewhere), only that commit's.
+    let owner = Ownership {
+        project: matrix.settings.project.clone(),
+        version: spec.version.clone(),
+        commit: prepared_head(git, &spec.version, &spec.branch),
+        run_id: None,
+    };
     let gate = cloud::Gate {
         planned: plan.builders,
         public: template::is_public(&matrix, &spec),
         standin: standin.as_ref(),
         expected_account,
         credentials_source,
-        owner: None,
+        owner: Some(owner),
         resume: format!(
             "cargo xtask publish{} --resume",
             if options.local { " --local" } else { "" }
@@ -1194,9 +1225,17 @@ fn check_cloud(
         same_base_for_both: crate::pure::preflight::same_base_for_both(&matrix),
     };
     match cloud::ask(sh, root, gate) {
-        Ok(outcome) => (outcome.checks, true),
-        Err(e) => (vec![Check::fail("aws identity", format!("{e:#}"))], false),
+        Ok(outcome) => (outcome.checks, Some(outcome.adopted)),
+        Err(e) => (vec![Check::fail("aws identity", format!("{e:#}"))], None),
     }
+}
+
+/// HEAD, when `ds0_utils.py` there holds `version` and `branch` already: then it is the commit
+/// the release's images bake (the prepare step makes no commit of its own).
+fn prepared_head(git: &Git, version: &str, branch: &str) -> Option<String> {
+    let text = git.file_at_head(ds0::DS0_PATH).ok()?;
+    let prepared = ds0::edit(&text, version, Some(branch)).is_ok_and(|edited| edited == text);
+    prepared.then(|| git.head_commit().ok()).flatten()
 }
 
 /// Who answers the cloud checks: the running stand-in, or AWS with the user's credentials (the
@@ -1295,6 +1334,29 @@ fn adopt_own_work(git: &Git, record: &mut RunRecord) -> bool {
         }
     }
     changed
+}
+
+/// The plan's lines for the images of this version the cloud already holds: what the publish
+/// does with each.
+fn found_text(found: &[Adopted]) -> String {
+    if found.is_empty() {
+        return String::new();
+    }
+    let mut text = format!(
+        "{} image(s) of this version already exist (a release stopped here or elsewhere); each is adopted only if its `Commit` tag is the prepare commit and its `Verified` verdict and stored report pass again, else a private one is deregistered with its snapshots and its builder rebuilt (a public one stops the release):\n",
+        found.len()
+    );
+    for image in found {
+        text.push_str(&format!(
+            "  {} {} in {} (run `{}`): {}\n",
+            image.builder,
+            image.ami,
+            image.region,
+            image.run.as_deref().unwrap_or("?"),
+            image.state
+        ));
+    }
+    text
 }
 
 fn indent(text: &str) -> String {

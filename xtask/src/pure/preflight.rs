@@ -6,6 +6,7 @@ use crate::pure::ec2::{parse_answer, Image, NotJson};
 use crate::pure::json;
 use crate::pure::release::Check;
 use crate::pure::template::{Plan, PlannedBuilder};
+use crate::pure::verdict::Verdict;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -136,30 +137,53 @@ pub struct Facts {
     pub same_base_for_both: Vec<(String, String)>,
 }
 
-/// The run a resume continues: an existing image with exactly these tags is its own.
+/// Whose images a build may adopt: an existing image with these tags is its own. A publish
+/// resumes its run (`run_id` set); a release owns every image of its version and prepare commit,
+/// whichever run (and machine) made it (`run_id` unset), and before its prepare commit exists it
+/// reviews every image of its version (`commit` unset).
 #[derive(Debug, Clone)]
 pub struct Ownership {
     pub project: String,
     pub version: String,
-    pub commit: String,
-    pub run_id: String,
+    pub commit: Option<String>,
+    pub run_id: Option<String>,
 }
 
 impl Ownership {
     fn owns(&self, image: &Image) -> bool {
+        let matches =
+            |key: &str, want: Option<&String>| want.is_none_or(|w| image.tag(key) == Some(w));
         image.tag("Project") == Some(&self.project)
             && image.tag("Version") == Some(&self.version)
-            && image.tag("Commit") == Some(&self.commit)
-            && image.tag("RunId") == Some(&self.run_id)
+            && matches("Commit", self.commit.as_ref())
+            && matches("RunId", self.run_id.as_ref())
     }
 }
 
-/// A builder whose image already exists with this run's tags: it counts as built.
+/// A builder whose image already exists with the owner's tags: it is reviewed (adopted only
+/// when its verdict holds).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Adopted {
     pub builder: String,
     pub region: String,
     pub ami: String,
+    /// The run that made it (its `RunId` tag).
+    pub run: Option<String>,
+    /// What its tags say of it, for the plan: its verdict and whether it is public.
+    pub state: String,
+}
+
+/// An image's verdict tag and visibility in words: `verified, private`, `rejected (REASON),
+/// private`, `no verdict, public`.
+fn described(image: &Image) -> String {
+    let verdict = match Verdict::from_tags(&image.tags) {
+        Ok(Some(Verdict::Verified { .. })) => "verified".to_string(),
+        Ok(Some(Verdict::Rejected { reason })) => format!("rejected ({reason})"),
+        Ok(None) => "no verdict".to_string(),
+        Err(why) => format!("unreadable verdict ({why})"),
+    };
+    let public = if image.public { "public" } else { "private" };
+    format!("{verdict}, {public}")
 }
 
 #[derive(Debug, Clone, Default)]
@@ -364,6 +388,8 @@ fn names_check(
                 builder: p.name.clone(),
                 region: p.region.clone(),
                 ami: image.id.clone(),
+                run: image.tag("RunId").map(String::from),
+                state: described(image),
             });
             continue;
         }
@@ -387,6 +413,11 @@ fn names_check(
     let check = if problems.is_empty() {
         let detail = match adopted.len() {
             0 => format!("{} planned name(s) are free", planned.len()),
+            n if owner.is_some_and(|o| o.run_id.is_none()) => format!(
+                "{} planned name(s) are free; {n} image(s) of this release already exist (made by {}): each is adopted only if its `Verified` verdict, its stored report and its `Commit` tag (the prepare commit) hold, else a private one is deregistered and its builder rebuilt",
+                planned.len() - n,
+                made_by(&adopted)
+            ),
             n => format!(
                 "{} planned name(s) are free; {n} image(s) of this run already exist and are adopted",
                 planned.len() - n
@@ -398,6 +429,18 @@ fn names_check(
         Check::fail(WHAT, problems.join("\n"))
     };
     (check, adopted)
+}
+
+/// The runs that made `found`, for a report line: "run `a`, run `b`".
+fn made_by(found: &[Adopted]) -> String {
+    let runs: BTreeSet<String> = found
+        .iter()
+        .map(|a| match &a.run {
+            Some(run) => format!("run `{run}`"),
+            None => "no recorded run".to_string(),
+        })
+        .collect();
+    runs.into_iter().collect::<Vec<_>>().join(", ")
 }
 
 /// What to do about taken names: resume the runs that made them (unless this is a resume),
@@ -799,8 +842,8 @@ mod tests {
         let owner = Ownership {
             project: "comboami".into(),
             version: "2.6.9".into(),
-            commit: "abc".into(),
-            run_id: "official-1".into(),
+            commit: Some("abc".into()),
+            run_id: Some("official-1".into()),
         };
         let tags = |run: &str| {
             [
@@ -828,10 +871,104 @@ mod tests {
             vec![Adopted {
                 builder: "us-east-1-1404-hvm".into(),
                 region: "us-east-1".into(),
-                ami: "ami-33333333".into()
+                ami: "ami-33333333".into(),
+                run: Some("official-1".into()),
+                state: "no verdict, private".into(),
             }]
         );
         let text = crate::pure::release::report(&outcome.checks);
         assert!(text.contains("by ami-44444444 (made by run `official-2`, version 2.6.9); its tags are not this run's, so it is not adopted"), "{text}");
+    }
+
+    /// An image named `name` with the tags this tool gives: project, version, commit, run.
+    fn tagged(id: &str, name: &str, version: &str, commit: &str, run: &str) -> Image {
+        let mut found = image(id, "hvm", "instance-store");
+        found.name = name.into();
+        found.tags = [
+            ("Project", "comboami"),
+            ("Version", version),
+            ("Commit", commit),
+            ("RunId", run),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .into();
+        found
+    }
+
+    /// Issue 18: a release finished on another machine owns the images of its version and
+    /// prepare commit whichever run made them; before the prepare commit exists it reviews
+    /// every image of its version; an image of another commit or version is never its own.
+    #[test]
+    fn a_release_owns_its_version_and_commit_from_any_run() {
+        let release = |commit: Option<&str>| Ownership {
+            project: "comboami".into(),
+            version: "2.6.9".into(),
+            commit: commit.map(String::from),
+            run_id: None,
+        };
+        let mut facts = good_facts();
+        let mut earlier = tagged(
+            "ami-33333333",
+            "X 2.6.9-1404-hvm",
+            "2.6.9",
+            "abc",
+            "official-elsewhere",
+        );
+        earlier.tags.insert("Verified".into(), "a".repeat(64));
+        let mut other_commit = tagged(
+            "ami-44444444",
+            "X 2.6.9-1404-pv",
+            "2.6.9",
+            "def",
+            "official-2",
+        );
+        other_commit
+            .tags
+            .insert("Rejected".into(), "apt failed".into());
+        other_commit.public = true;
+        facts.named.insert("us-east-1".into(), Ok(vec![earlier]));
+        facts
+            .named
+            .insert("eu-west-1".into(), Ok(vec![other_commit]));
+        let adopted = |outcome: &Outcome| -> Vec<String> {
+            outcome.adopted.iter().map(|a| a.ami.clone()).collect()
+        };
+
+        // After the prepare commit: only that commit's image is the release's own.
+        let outcome = evaluate(&plan(), &facts, true, Some(&release(Some("abc"))), &HINTS);
+        assert_eq!(adopted(&outcome), ["ami-33333333"]);
+        assert_eq!(
+            outcome.adopted[0].run.as_deref(),
+            Some("official-elsewhere")
+        );
+        let text = crate::pure::release::report(&outcome.checks);
+        assert!(text.contains("`X 2.6.9-1404-pv` is taken in eu-west-1 by ami-44444444 (made by run `official-2`, version 2.6.9); its tags are not this run's"), "{text}");
+
+        // Before it (the release's preflight): both are reviewed, and the report says how; the
+        // plan shows what each one's tags say.
+        let outcome = evaluate(&plan(), &facts, true, Some(&release(None)), &HINTS);
+        assert_eq!(adopted(&outcome), ["ami-33333333", "ami-44444444"]);
+        let states: Vec<&str> = outcome.adopted.iter().map(|a| a.state.as_str()).collect();
+        assert_eq!(
+            states,
+            ["verified, private", "rejected (apt failed), public"]
+        );
+        let text = crate::pure::release::report(&outcome.checks);
+        assert_eq!(crate::pure::release::failures(&outcome.checks), 0, "{text}");
+        assert!(text.contains("2 image(s) of this release already exist (made by run `official-2`, run `official-elsewhere`): each is adopted only if its `Verified` verdict"), "{text}");
+
+        // Another version under a planned name is taken, whoever asks.
+        let mut facts = good_facts();
+        let older = tagged(
+            "ami-55555555",
+            "X 2.6.9-1404-hvm",
+            "2.6.8",
+            "abc",
+            "official-3",
+        );
+        facts.named.insert("us-east-1".into(), Ok(vec![older]));
+        let outcome = evaluate(&plan(), &facts, true, Some(&release(None)), &HINTS);
+        assert!(outcome.adopted.is_empty());
+        assert_eq!(crate::pure::release::failures(&outcome.checks), 1);
     }
 }

@@ -201,8 +201,17 @@ impl RunRecord {
     }
 
     /// Counts a builder as built by an image that exists with this run's tags (a resume found
-    /// it: Packer finished it, but the run did not record it).
-    pub fn adopt(&mut self, builder: &str, region: &str, ami: &str) {
+    /// it: Packer finished it, but the run did not record it), or, for a release, by an image
+    /// of its version and prepare commit that run `made_by` made (on this machine or another).
+    pub fn adopt(&mut self, builder: &str, region: &str, ami: &str, made_by: Option<&str>) {
+        let note = match made_by.filter(|run| *run != self.run_id) {
+            Some(run) => format!(
+                "adopted: {ami} already existed with this release's Project, Version and Commit tags, made by run `{run}`"
+            ),
+            None => format!(
+                "adopted on resume: {ami} already existed with this run's Project, Version, Commit and RunId tags"
+            ),
+        };
         if let Some(b) = self.builders.get_mut(builder) {
             b.state = BuilderState::Succeeded;
             b.amis = vec![Ami {
@@ -212,9 +221,7 @@ impl RunRecord {
             }];
             b.error = None;
             b.existing_ami = None;
-            b.note = Some(format!(
-                "adopted on resume: {ami} already existed with this run's Project, Version, Commit and RunId tags"
-            ));
+            b.note = Some(note);
         }
     }
 
@@ -448,7 +455,7 @@ mod tests {
         let t = tracker(&[&format!("1,{second},error,boom")]);
         record.apply(&t, std::slice::from_ref(&first), false, "out.log");
         assert_eq!(record.builders[&second].state, BuilderState::Pending);
-        record.adopt(&second, "us-east-1", "ami-33333333");
+        record.adopt(&second, "us-east-1", "ami-33333333", None);
         assert_eq!(record.builders[&second].state, BuilderState::Succeeded);
         assert!(record.builders[&second]
             .note

@@ -3,8 +3,9 @@
 
 use crate::common;
 
-use common::{git_in, run_ids as runs, Repo, RunRecord};
+use common::{git_in, run_ids as runs, ReleaseDoc, Repo, RunRecord};
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -617,6 +618,112 @@ fn ctrl_c_at_every_phase_of_a_release_leaves_nothing_half_done() {
         "{}",
         done.stderr
     );
+    assert_nothing_left(&root, Duration::from_secs(10));
+    let _ = std::fs::remove_dir_all(&logs);
+}
+
+/// `Build 'NAME' finished` lines Packer has printed in a run's first attempt so far: with
+/// `--no-parallel`, the builders done before the one that is running.
+fn builders_done(root: &Path, id: &str) -> usize {
+    std::fs::read_to_string(root.join(format!("build/runs/{id}/output-1.log")))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("ui,say,Build '") && l.contains("' finished after"))
+        .count()
+}
+
+/// Issue 18 item 2: a release stopped on one machine is finished on another. The first
+/// rehearsal is interrupted after 2 of its 4 builders; its run folder and its whole scratch
+/// clone and remote are removed (what a fresh machine lacks); the same command then finds the
+/// 2 images through their tags in the stand-in (which `local up` keeps, as AWS would), adopts
+/// them, builds the other 2 and completes: 4 images, each listed once.
+#[test]
+fn a_release_stopped_on_one_machine_is_finished_on_another() {
+    let repo = Repo::new("anywhere");
+    common::small_matrix(&repo);
+    repo.git_init("2.6");
+    let root = repo.root.clone();
+    let logs = root.with_extension("logs");
+    let clone = repo.path("target/rehearsal/release-2.6.9/repo");
+    let release = [
+        "release",
+        "2.6.9",
+        "--local",
+        "--yes",
+        "--no-parallel",
+        "--json",
+    ];
+    repo.xtask(&["local", "up"]).ok();
+
+    let first = Background::start(repo.command_in(".", &release), &logs, "first");
+    let official = || {
+        runs(&clone)
+            .into_iter()
+            .find(|id| id.starts_with("official"))
+    };
+    wait_for(Duration::from_secs(300), "2 builders done", || {
+        official().is_some_and(|id| builders_done(&clone, &id) >= 2)
+    });
+    first.interrupt();
+    let first = first.wait(Duration::from_secs(120));
+    assert_eq!(first.code, 130, "{first:#?}");
+    let first_run = RunRecord::read(&clone, &official().unwrap());
+    let built: BTreeMap<String, String> = first_run
+        .builders
+        .iter()
+        .filter(|(_, b)| b.state == "succeeded")
+        .map(|(name, b)| (name.clone(), b.ami().to_string()))
+        .collect();
+    assert!(built.len() >= 2, "{first_run:#?}");
+    assert!(
+        built.len() < 4,
+        "the interrupt came too late: {first_run:#?}"
+    );
+    let prepare = first_run.commit.clone();
+
+    // A fresh machine: no run folder, no scratch clone, no scratch remote.
+    for gone in ["build/runs", "target/rehearsal"] {
+        let _ = std::fs::remove_dir_all(repo.path(gone));
+    }
+    let second = repo.xtask(&release).ok();
+    let doc: ReleaseDoc = second.doc();
+    assert!(doc.ok, "{second:#?}");
+    // The prepare commit is made again, identical: the images' `Commit` tag names it.
+    assert_eq!(doc.publish_run.commit, prepare, "{}", second.stderr);
+    let released: Vec<&str> = doc.amis.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(released.len(), 4, "{doc:#?}");
+    for (builder, ami) in &built {
+        assert_eq!(doc.publish_run.builders[builder].ami(), ami, "{builder}");
+        assert!(
+            second
+                .stderr
+                .contains(&format!("adopted {builder}: its image {ami}")),
+            "{}",
+            second.stderr
+        );
+    }
+    // Each image once: in the tag, in the release commit's registry, and in the stand-in.
+    let git = |args: &[&str]| git_in(&clone, &repo.home(), args);
+    let tag = git(&["tag", "--list", "--format=%(contents)", "release/2.6.9"]);
+    let registry = git(&["show", "release/2.6.9:ami_ids.json"]);
+    for ami in &released {
+        assert_eq!(tag.matches(ami).count(), 1, "{ami} in the tag:\n{tag}");
+        assert_eq!(registry.matches(ami).count(), 1, "{ami} in the registry");
+    }
+    let images = common::own_images_tagged(&repo, "us-east-1", ("Version", "2.6.9"));
+    let mut in_cloud: Vec<&str> = images
+        .iter()
+        .map(|i| i["ImageId"].as_str().unwrap())
+        .collect();
+    in_cloud.sort();
+    let mut expected = released.clone();
+    expected.sort();
+    assert_eq!(
+        in_cloud, expected,
+        "the stand-in holds exactly the released images"
+    );
+    assert!(images.iter().all(|i| i["Public"] == true), "{images:#?}");
+    repo.xtask(&["local", "down"]).ok();
     assert_nothing_left(&root, Duration::from_secs(10));
     let _ = std::fs::remove_dir_all(&logs);
 }

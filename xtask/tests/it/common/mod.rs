@@ -409,6 +409,27 @@ pub fn standin_aws(repo: &Repo, region: &str, args: &[&str]) -> serde_json::Valu
     }
 }
 
+/// The images of the account in `region` of the stand-in kept by `local up` whose tag `key`
+/// is `value` (`describe-images --owners self`), as the stand-in describes them.
+#[track_caller]
+pub fn own_images_tagged(
+    repo: &Repo,
+    region: &str,
+    (key, value): (&str, &str),
+) -> Vec<serde_json::Value> {
+    let filter = format!("Name=tag:{key},Values={value}");
+    let args = [
+        "ec2",
+        "describe-images",
+        "--owners",
+        "self",
+        "--filters",
+        &filter,
+    ];
+    let answer = standin_aws(repo, region, &args);
+    answer["Images"].as_array().cloned().unwrap_or_default()
+}
+
 /// Only the test region's rows stay enabled: a release rehearsal of 4 builders.
 pub fn small_matrix(repo: &Repo) {
     matrix_of(repo, &["us-east-1"]);
