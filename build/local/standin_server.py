@@ -338,6 +338,47 @@ def ec2_image_block_public_access():
 
 
 @extension
+def s3_list_buckets_region():
+    """S3 `ListBuckets` names each bucket's `BucketRegion`, as AWS does when the request has at
+    least one parameter (`prefix`, `bucket-region`, `max-buckets`, `continuation-token`);
+    moto 5.2.5 never names it."""
+    from moto.core.responses import ActionResult
+    from moto.s3.responses import S3Response
+
+    listed = S3Response.all_buckets
+
+    def all_buckets(self):
+        response = listed(self)
+        if not any(
+            self._get_param(p) for p in ("prefix", "bucket-region", "max-buckets", "continuation-token")
+        ):
+            return response
+        prefix = self._get_param("prefix")
+        bucket_region = self._get_param("bucket-region")
+        max_buckets = self._get_param("max-buckets")
+        buckets = self.backend.list_buckets(
+            prefix=prefix, bucket_region=bucket_region, max_buckets=max_buckets
+        )
+        return self.serialized(
+            ActionResult(
+                {
+                    "Owner": {"ID": "bcaf1ffd86f41161ca5fb16fd081034f", "DisplayName": "webfile"},
+                    "Buckets": [
+                        {
+                            "Name": bucket.name,
+                            "CreationDate": bucket.creation_date_ISO8601,
+                            "BucketRegion": bucket.region_name,
+                        }
+                        for bucket in buckets
+                    ],
+                }
+            )
+        )
+
+    S3Response.all_buckets = all_buckets
+
+
+@extension
 def sts_rehearse_account():
     """`XTASK_LOCAL_ACCOUNT=123456789012`: `GetCallerIdentity` says the credentials belong to
     that account, to rehearse credentials of the wrong account."""

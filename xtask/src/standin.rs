@@ -520,8 +520,8 @@ fn extra_seed() -> Result<Vec<serde_json::Value>> {
     })
 }
 
-/// moto's `MOTO_AMIS_PATH` format, for every upstream AMI of the matrix: Canonical's names and
-/// owner, each in its own region only (`region_name`, see `standin_server.py`).
+/// moto's `MOTO_AMIS_PATH` format, for every upstream AMI of the matrix: its recorded name (or
+/// one in Canonical's style) and Canonical's owner, each in its own region only (`region_name`, see `standin_server.py`).
 fn seed_amis(matrix: &Matrix, extra: Vec<serde_json::Value>) -> String {
     let mut amis = Vec::new();
     for image in &matrix.images {
@@ -531,9 +531,21 @@ fn seed_amis(matrix: &Matrix, extra: Vec<serde_json::Value>) -> String {
         ];
         for (id, root_device_type) in sources {
             let Some(id) = id else { continue };
+            // The name the matrix records, as AWS would answer it; else one in Canonical's style.
+            let name = image
+                .base_name(root_device_type)
+                .map(String::from)
+                .unwrap_or_else(|| {
+                    base_images::canonical_name(
+                        &image.os_version,
+                        &image.virtualization,
+                        root_device_type,
+                        "20150701",
+                    )
+                });
             amis.push(serde_json::json!({
                 "ami_id": id,
-                "name": base_images::canonical_name(&image.os_version, &image.virtualization, root_device_type, "20150701"),
+                "name": name,
                 "description": "upstream Ubuntu image (stand-in)",
                 "owner_id": base_images::CANONICAL,
                 "public": true,
