@@ -62,7 +62,9 @@ pub enum ImageAsk {
 
 /// The `describe-images` questions of one region. AWS joins filters with AND, so the base AMIs
 /// by id and our images by name are two questions; when the matrix records the name of every
-/// base image the region's builders start from, both are one question by name.
+/// base image the region's builders start from, both are one question by name. Base images
+/// are asked with deprecated ones included: Canonical deprecates its images after a while, and
+/// a deprecated image still launches.
 pub fn image_questions(planned: &[PlannedBuilder], region: &str) -> Vec<(ImageAsk, ImageQuery)> {
     let here: Vec<&PlannedBuilder> = planned.iter().filter(|p| p.region == region).collect();
     let planned_names = here.iter().map(|p| p.ami_name.as_str());
@@ -70,13 +72,16 @@ pub fn image_questions(planned: &[PlannedBuilder], region: &str) -> Vec<(ImageAs
     if let Some(base_names) = base_names {
         let names: BTreeSet<&str> = planned_names.chain(base_names).collect();
         let names: Vec<&str> = names.into_iter().collect();
-        return vec![(ImageAsk::Both, ImageQuery::default().filter("name", &names))];
+        let query = ImageQuery::default()
+            .filter("name", &names)
+            .with_deprecated();
+        return vec![(ImageAsk::Both, query)];
     }
     let ids: BTreeSet<&str> = here.iter().map(|p| p.source_ami.as_str()).collect();
     let ids: Vec<&str> = ids.into_iter().collect();
     let names: Vec<&str> = planned_names.collect();
     vec![
-        (ImageAsk::Base, ImageQuery::ids(&ids)),
+        (ImageAsk::Base, ImageQuery::ids(&ids).with_deprecated()),
         (ImageAsk::Named, ImageQuery::own().filter("name", &names)),
     ]
 }
@@ -989,20 +994,30 @@ mod tests {
         assert_eq!(named[0].0, ImageAsk::Both);
         assert_eq!(
             named[0].1,
-            ImageQuery::default().filter(
-                "name",
-                &[
-                    "X 2.6.9-1404-hvm",
-                    "ubuntu/images/ubuntu-trusty-14.04-amd64-server-1"
-                ]
-            ),
+            ImageQuery::default()
+                .filter(
+                    "name",
+                    &[
+                        "X 2.6.9-1404-hvm",
+                        "ubuntu/images/ubuntu-trusty-14.04-amd64-server-1"
+                    ]
+                )
+                .with_deprecated(),
             "no owners: the base images are Canonical's, the taken names ours"
+        );
+        let args = named[0].1.args();
+        assert!(
+            args.contains(&"--include-deprecated".to_string()),
+            "{args:?}"
         );
         let unnamed = image_questions(&planned, "eu-west-1");
         assert_eq!(
             unnamed,
             [
-                (ImageAsk::Base, ImageQuery::ids(&["ami-22222222"])),
+                (
+                    ImageAsk::Base,
+                    ImageQuery::ids(&["ami-22222222"]).with_deprecated()
+                ),
                 (
                     ImageAsk::Named,
                     ImageQuery::own().filter("name", &["X 2.6.9-1404-pv"])
