@@ -288,6 +288,45 @@ def ec2_rehearse_missing_images():
 
 
 @extension
+def ec2_deprecated_images_hidden():
+    """As AWS: `DescribeImages` leaves out other accounts' deprecated images unless the request
+    sets `IncludeDeprecated` or names them in `ImageIds`; an owner always sees its own (moto
+    5.2.5 shows every image). `XTASK_LOCAL_DEPRECATED_AMI=ami-...,...` deprecates those images
+    (since 2017-07-01), as Canonical deprecates its old ones."""
+    from moto.core.responses import ActionResult
+    from moto.ec2.responses.amis import AmisResponse
+
+    since = "2017-07-01T00:00:00.000Z"
+
+    def describe_images(self):
+        self.error_on_dryrun()
+        ami_ids = self._get_param("ImageIds", [])
+        images = self.ec2_backend.describe_images(
+            ami_ids=ami_ids,
+            filters=self._filters_from_querystring(),
+            exec_users=self._get_param("ExecutableUsers", []),
+            owners=self._get_param("Owners", []),
+        )
+        rehearsed = set(_rehearsal().get("deprecated_amis", []))
+        for image in images:
+            if image.id in rehearsed and not getattr(image, "deprecation_time", None):
+                image.deprecation_time = since
+        if not (ami_ids or self._get_bool_param("IncludeDeprecated", False)):
+            now = _utc_timestamp(datetime.now(timezone.utc).timestamp())
+            account = self.ec2_backend.account_id
+            images = [
+                image
+                for image in images
+                if image.owner_id == account
+                or not getattr(image, "deprecation_time", None)
+                or image.deprecation_time > now
+            ]
+        return ActionResult({"Images": images})
+
+    AmisResponse.describe_images = describe_images
+
+
+@extension
 def ec2_image_block_public_access():
     """EC2 `GetImageBlockPublicAccessState`, `EnableImageBlockPublicAccess` and
     `DisableImageBlockPublicAccess` (moto 5.2.5 has none), per region, `unblocked` at first;

@@ -104,7 +104,8 @@ impl Standin {
     }
 
     /// Tells the stand-in which cloud failures to rehearse, from this command's variables
-    /// (`XTASK_LOCAL_MISSING_AMI`, `XTASK_LOCAL_BLOCK_PUBLIC`, `XTASK_LOCAL_ACCOUNT`): the
+    /// (`XTASK_LOCAL_MISSING_AMI`, `XTASK_LOCAL_DEPRECATED_AMI`, `XTASK_LOCAL_BLOCK_PUBLIC`,
+    /// `XTASK_LOCAL_ACCOUNT`): the
     /// launcher reads `rehearsal.json` on every call, so a kept stand-in follows each command.
     /// Returns what is rehearsed, for the user.
     pub fn rehearse(&self, sh: &Shell) -> Result<Vec<String>> {
@@ -118,6 +119,7 @@ impl Standin {
                 .collect::<Vec<_>>()
         };
         let missing = list("XTASK_LOCAL_MISSING_AMI");
+        let deprecated = list("XTASK_LOCAL_DEPRECATED_AMI");
         let blocked = list("XTASK_LOCAL_BLOCK_PUBLIC");
         let account = sh.var("XTASK_LOCAL_ACCOUNT").unwrap_or_default();
         let mut said = Vec::new();
@@ -125,6 +127,12 @@ impl Standin {
             said.push(format!(
                 "deregistered base images (`XTASK_LOCAL_MISSING_AMI`): {}",
                 missing.join(", ")
+            ));
+        }
+        if !deprecated.is_empty() {
+            said.push(format!(
+                "deprecated base images (`XTASK_LOCAL_DEPRECATED_AMI`): {}",
+                deprecated.join(", ")
             ));
         }
         if !blocked.is_empty() {
@@ -140,6 +148,7 @@ impl Standin {
         }
         let text = serde_json::json!({
             "missing_amis": missing,
+            "deprecated_amis": deprecated,
             "block_public": blocked,
             "account": account,
         })
