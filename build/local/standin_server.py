@@ -288,6 +288,45 @@ def ec2_rehearse_missing_images():
 
 
 @extension
+def ec2_deprecated_images_hidden():
+    """As AWS: `DescribeImages` leaves out other accounts' deprecated images unless the request
+    sets `IncludeDeprecated` or names them in `ImageIds`; an owner always sees its own (moto
+    5.2.5 shows every image). `XTASK_LOCAL_DEPRECATED_AMI=ami-...,...` deprecates those images
+    (since 2017-07-01), as Canonical deprecates its old ones."""
+    from moto.core.responses import ActionResult
+    from moto.ec2.responses.amis import AmisResponse
+
+    since = "2017-07-01T00:00:00.000Z"
+
+    def describe_images(self):
+        self.error_on_dryrun()
+        ami_ids = self._get_param("ImageIds", [])
+        images = self.ec2_backend.describe_images(
+            ami_ids=ami_ids,
+            filters=self._filters_from_querystring(),
+            exec_users=self._get_param("ExecutableUsers", []),
+            owners=self._get_param("Owners", []),
+        )
+        rehearsed = set(_rehearsal().get("deprecated_amis", []))
+        for image in images:
+            if image.id in rehearsed and not getattr(image, "deprecation_time", None):
+                image.deprecation_time = since
+        if not (ami_ids or self._get_bool_param("IncludeDeprecated", False)):
+            now = _utc_timestamp(datetime.now(timezone.utc).timestamp())
+            account = self.ec2_backend.account_id
+            images = [
+                image
+                for image in images
+                if image.owner_id == account
+                or not getattr(image, "deprecation_time", None)
+                or image.deprecation_time > now
+            ]
+        return ActionResult({"Images": images})
+
+    AmisResponse.describe_images = describe_images
+
+
+@extension
 def ec2_image_block_public_access():
     """EC2 `GetImageBlockPublicAccessState`, `EnableImageBlockPublicAccess` and
     `DisableImageBlockPublicAccess` (moto 5.2.5 has none), per region, `unblocked` at first;
@@ -335,6 +374,47 @@ def ec2_image_block_public_access():
         return modify(self, ami_id, launch_permissions_to_add, *args, **kwargs)
 
     AmiBackend.modify_image_attribute = modify_image_attribute
+
+
+@extension
+def s3_list_buckets_region():
+    """S3 `ListBuckets` names each bucket's `BucketRegion`, as AWS does when the request has at
+    least one parameter (`prefix`, `bucket-region`, `max-buckets`, `continuation-token`);
+    moto 5.2.5 never names it."""
+    from moto.core.responses import ActionResult
+    from moto.s3.responses import S3Response
+
+    listed = S3Response.all_buckets
+
+    def all_buckets(self):
+        response = listed(self)
+        if not any(
+            self._get_param(p) for p in ("prefix", "bucket-region", "max-buckets", "continuation-token")
+        ):
+            return response
+        prefix = self._get_param("prefix")
+        bucket_region = self._get_param("bucket-region")
+        max_buckets = self._get_param("max-buckets")
+        buckets = self.backend.list_buckets(
+            prefix=prefix, bucket_region=bucket_region, max_buckets=max_buckets
+        )
+        return self.serialized(
+            ActionResult(
+                {
+                    "Owner": {"ID": "bcaf1ffd86f41161ca5fb16fd081034f", "DisplayName": "webfile"},
+                    "Buckets": [
+                        {
+                            "Name": bucket.name,
+                            "CreationDate": bucket.creation_date_ISO8601,
+                            "BucketRegion": bucket.region_name,
+                        }
+                        for bucket in buckets
+                    ],
+                }
+            )
+        )
+
+    S3Response.all_buckets = all_buckets
 
 
 @extension

@@ -425,14 +425,21 @@ pub mod ask {
         words(&["ec2", "get-image-block-public-access-state"])
     }
 
-    /// Whether a bucket exists and is ours (403: someone else's; 404: free), and its region.
-    pub fn head_bucket(bucket: &str) -> Vec<String> {
-        words(&["s3api", "head-bucket", "--bucket", bucket])
-    }
-
-    /// A bucket's object ownership (whether it takes ACLs).
+    /// A bucket's object ownership (whether it takes ACLs); refused as `NoSuchBucket` for a
+    /// free name and `AccessDenied` for another account's bucket.
     pub fn bucket_ownership(bucket: &str) -> Vec<String> {
         words(&["s3api", "get-bucket-ownership-controls", "--bucket", bucket])
+    }
+
+    /// The account's buckets whose names start with `prefix`, each with its region (S3 names
+    /// `BucketRegion` only when the request has a parameter: `--prefix`, or `--max-buckets`
+    /// for an empty prefix).
+    pub fn list_buckets(prefix: &str) -> Vec<String> {
+        if prefix.is_empty() {
+            words(&["s3api", "list-buckets", "--max-buckets", "10000"])
+        } else {
+            words(&["s3api", "list-buckets", "--prefix", prefix])
+        }
     }
 }
 

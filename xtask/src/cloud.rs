@@ -4,8 +4,8 @@
 
 use crate::aws::{self, Aws};
 use crate::error::FixContext;
-use crate::pure::ec2::{self, ImageQuery};
-use crate::pure::preflight::{self, Adopted, Bucket, Facts, Hints, Outcome, Ownership};
+use crate::pure::ec2;
+use crate::pure::preflight::{self, Adopted, Facts, Hints, ImageAsk, Outcome, Ownership};
 use crate::pure::release;
 use crate::pure::template::PlannedBuilder;
 use crate::standin::{self, Standin};
@@ -28,11 +28,9 @@ pub struct Request<'a> {
 #[derive(Debug, Clone)]
 enum Ask {
     Identity,
-    Base(String),
-    Named(String),
+    Images(ImageAsk),
     BlockPublic(String),
-    HeadBucket(String),
-    Ownership(String),
+    Bucket(String),
 }
 
 /// A question with the region it is asked in and the `aws` arguments that ask it.
@@ -47,23 +45,21 @@ pub fn check(sh: &Shell, aws: &Aws, request: &Request) -> Outcome {
     };
     let asks = questions(request);
     let answers = aws.run_all_with(sh, &arguments(&asks), &progress(&asks));
-    let mut follow_up = Vec::new();
     for ((ask, region, _), answer) in asks.iter().zip(answers) {
-        if let Some(next) = record(&mut facts, ask, region, answer) {
-            follow_up.push(next);
-        }
+        record(&mut facts, ask, region, answer);
     }
-    // Only a bucket that exists has ownership controls to ask about.
-    let answers = aws.run_all(sh, &arguments(&follow_up));
-    for ((ask, _, _), answer) in follow_up.iter().zip(answers) {
-        if let (Ask::Ownership(bucket), Ok(text)) = (ask, answer) {
-            if let Some(Bucket::Ours {
-                object_ownership, ..
-            }) = facts.buckets.get_mut(bucket)
-            {
-                *object_ownership = preflight::parse_ownership(&text);
-            }
-        }
+    // Only when a bucket exists: the account's bucket list names its region, and tells a
+    // bucket of another account that lets this one read it from one of ours.
+    if preflight::any_bucket_exists(&facts.buckets) {
+        let names = facts.buckets.keys().map(String::as_str);
+        let args = aws::ask::list_buckets(&preflight::common_prefix(names));
+        let region = asks.last().map(|(_, r, _)| r.clone()).unwrap_or_default();
+        let answer = aws
+            .run_all(sh, &[(region, args)])
+            .pop()
+            .expect("one answer");
+        let list = answer.and_then(|t| preflight::parse_bucket_list(&t).map_err(|e| e.to_string()));
+        preflight::apply_bucket_list(&mut facts.buckets, list);
     }
     preflight::evaluate(
         request.planned,
@@ -74,9 +70,10 @@ pub fn check(sh: &Shell, aws: &Aws, request: &Request) -> Outcome {
     )
 }
 
-/// Every question of the first round: identity once; per region the base AMIs (by id) and our
-/// images with a planned name, and for a public build the block-public-access state; per
-/// bundle bucket whether it exists.
+/// Every question of the first round: identity once; per region its images (the base AMIs and
+/// our images with a planned name: one question by name, or two, see
+/// `preflight::image_questions`) and, for a public build, the block-public-access state; per
+/// bundle bucket whether it exists and whose it is (its ownership controls answer all three).
 fn questions(request: &Request) -> Vec<Question> {
     let planned = request.planned;
     let any_region = planned
@@ -85,36 +82,23 @@ fn questions(request: &Request) -> Vec<Question> {
         .unwrap_or_else(|| "us-east-1".into());
     let mut asks = vec![(Ask::Identity, any_region, aws::ask::identity())];
     for region in preflight::regions(planned) {
-        let in_region: Vec<&PlannedBuilder> =
-            planned.iter().filter(|p| p.region == region).collect();
-        let mut ids: Vec<&str> = in_region.iter().map(|p| p.source_ami.as_str()).collect();
-        ids.sort();
-        ids.dedup();
-        let names: Vec<&str> = in_region.iter().map(|p| p.ami_name.as_str()).collect();
-        let base = ImageQuery::ids(&ids).args();
-        let named = ImageQuery::own().filter("name", &names).args();
-        asks.push((Ask::Base(region.clone()), region.clone(), base));
-        asks.push((Ask::Named(region.clone()), region.clone(), named));
+        for (ask, query) in preflight::image_questions(planned, &region) {
+            asks.push((Ask::Images(ask), region.clone(), query.args()));
+        }
         if request.public {
             let args = aws::ask::block_public_state();
             asks.push((Ask::BlockPublic(region.clone()), region.clone(), args));
         }
     }
     for (bucket, region) in preflight::buckets(planned) {
-        let args = aws::ask::head_bucket(&bucket);
-        asks.push((Ask::HeadBucket(bucket), region, args));
+        let args = aws::ask::bucket_ownership(&bucket);
+        asks.push((Ask::Bucket(bucket), region, args));
     }
     asks
 }
 
-/// Keeps one answer in `facts`; returns the question it leads to (an existing bucket's
-/// ownership controls).
-fn record(
-    facts: &mut Facts,
-    ask: &Ask,
-    region: &str,
-    answer: Result<String, String>,
-) -> Option<Question> {
+/// Keeps one answer in `facts`.
+fn record(facts: &mut Facts, ask: &Ask, region: &str, answer: Result<String, String>) {
     let images = |answer: Result<String, String>| {
         answer.and_then(|t| ec2::parse_images(&t).map_err(|e| e.to_string()))
     };
@@ -123,37 +107,30 @@ fn record(
             facts.identity =
                 Some(answer.and_then(|t| preflight::parse_identity(&t).map_err(|e| e.to_string())));
         }
-        Ask::Base(r) => {
-            facts.base.insert(r.clone(), images(answer));
-        }
-        Ask::Named(r) => {
-            facts.named.insert(r.clone(), images(answer));
+        Ask::Images(ask) => {
+            let images = images(answer);
+            let region = region.to_string();
+            if matches!(ask, ImageAsk::Both | ImageAsk::Base) {
+                facts.base.insert(region.clone(), images.clone());
+            }
+            if matches!(ask, ImageAsk::Both | ImageAsk::Named) {
+                facts.named.insert(region.clone(), images);
+            }
+            if *ask == ImageAsk::Both {
+                facts.by_name.insert(region);
+            }
         }
         Ask::BlockPublic(r) => {
             let state =
                 answer.and_then(|t| preflight::parse_block_state(&t).map_err(|e| e.to_string()));
             facts.block_public.insert(r.clone(), state);
         }
-        Ask::HeadBucket(bucket) => {
-            let fact = match answer {
-                Ok(text) => Bucket::Ours {
-                    region: preflight::parse_bucket_region(&text),
-                    object_ownership: None,
-                },
-                Err(e) if e.contains("(404)") || e.contains("Not Found") => Bucket::Free,
-                Err(e) if e.contains("(403)") || e.contains("Forbidden") => Bucket::Foreign,
-                Err(e) => Bucket::Error(e),
-            };
-            let exists = matches!(fact, Bucket::Ours { .. });
-            facts.buckets.insert(bucket.clone(), fact);
-            if exists {
-                let args = aws::ask::bucket_ownership(bucket);
-                return Some((Ask::Ownership(bucket.clone()), region.to_string(), args));
-            }
+        Ask::Bucket(bucket) => {
+            facts
+                .buckets
+                .insert(bucket.clone(), preflight::parse_bucket(answer));
         }
-        Ask::Ownership(_) => {}
     }
-    None
 }
 
 /// Says each region as its last answer comes in (`  us-east-1 answered (3 of 8 regions)`), so

@@ -112,7 +112,8 @@ impl Standin {
     }
 
     /// Tells the stand-in which cloud failures to rehearse, from this command's variables
-    /// (`XTASK_LOCAL_MISSING_AMI`, `XTASK_LOCAL_BLOCK_PUBLIC`, `XTASK_LOCAL_ACCOUNT`): the
+    /// (`XTASK_LOCAL_MISSING_AMI`, `XTASK_LOCAL_DEPRECATED_AMI`, `XTASK_LOCAL_BLOCK_PUBLIC`,
+    /// `XTASK_LOCAL_ACCOUNT`): the
     /// launcher reads `rehearsal.json` on every call, so a kept stand-in follows each command.
     /// Returns what is rehearsed, for the user.
     pub fn rehearse(&self, sh: &Shell) -> Result<Vec<String>> {
@@ -126,6 +127,7 @@ impl Standin {
                 .collect::<Vec<_>>()
         };
         let missing = list("XTASK_LOCAL_MISSING_AMI");
+        let deprecated = list("XTASK_LOCAL_DEPRECATED_AMI");
         let blocked = list("XTASK_LOCAL_BLOCK_PUBLIC");
         let account = sh.var("XTASK_LOCAL_ACCOUNT").unwrap_or_default();
         let mut said = Vec::new();
@@ -133,6 +135,12 @@ impl Standin {
             said.push(format!(
                 "deregistered base images (`XTASK_LOCAL_MISSING_AMI`): {}",
                 missing.join(", ")
+            ));
+        }
+        if !deprecated.is_empty() {
+            said.push(format!(
+                "deprecated base images (`XTASK_LOCAL_DEPRECATED_AMI`): {}",
+                deprecated.join(", ")
             ));
         }
         if !blocked.is_empty() {
@@ -148,6 +156,7 @@ impl Standin {
         }
         let text = serde_json::json!({
             "missing_amis": missing,
+            "deprecated_amis": deprecated,
             "block_public": blocked,
             "account": account,
         })
@@ -580,8 +589,8 @@ fn extra_seed() -> Result<Vec<serde_json::Value>> {
     })
 }
 
-/// moto's `MOTO_AMIS_PATH` format, for every upstream AMI of the matrix: Canonical's names and
-/// owner, each in its own region only (`region_name`, see `standin_server.py`).
+/// moto's `MOTO_AMIS_PATH` format, for every upstream AMI of the matrix: its recorded name (or
+/// one in Canonical's style) and Canonical's owner, each in its own region only (`region_name`, see `standin_server.py`).
 fn seed_amis(matrix: &Matrix, extra: Vec<serde_json::Value>) -> String {
     let mut amis = Vec::new();
     for image in &matrix.images {
@@ -591,9 +600,21 @@ fn seed_amis(matrix: &Matrix, extra: Vec<serde_json::Value>) -> String {
         ];
         for (id, root_device_type) in sources {
             let Some(id) = id else { continue };
+            // The name the matrix records, as AWS would answer it; else one in Canonical's style.
+            let name = image
+                .base_name(root_device_type)
+                .map(String::from)
+                .unwrap_or_else(|| {
+                    base_images::canonical_name(
+                        &image.os_version,
+                        &image.virtualization,
+                        root_device_type,
+                        "20150701",
+                    )
+                });
             amis.push(serde_json::json!({
                 "ami_id": id,
-                "name": base_images::canonical_name(&image.os_version, &image.virtualization, root_device_type, "20150701"),
+                "name": name,
                 "description": "upstream Ubuntu image (stand-in)",
                 "owner_id": base_images::CANONICAL,
                 "public": true,

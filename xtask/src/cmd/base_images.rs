@@ -148,7 +148,8 @@ fn report(
     let findings = base_images::findings(rows, &|region| {
         found.get(region).cloned().unwrap_or_default()
     });
-    let changes = findings.iter().filter(|f| f.changes()).count();
+    let changes = findings.iter().filter(|f| f.newer()).count();
+    let names = findings.iter().filter(|f| f.renames()).count();
     let nothing: Vec<&str> = findings
         .iter()
         .filter(|f| f.new.is_none())
@@ -201,7 +202,7 @@ fn report(
     })?;
     project::write_atomic(sh, MATRIX_PATH, &updated)?;
     println!(
-        "updated `{MATRIX_PATH}`: {changes} id(s) changed{}",
+        "updated `{MATRIX_PATH}`: {changes} id(s) changed, {names} name(s) recorded{}",
         if new_rows.is_empty() {
             String::new()
         } else {

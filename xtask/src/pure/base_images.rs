@@ -98,15 +98,36 @@ pub struct Finding {
     pub region: String,
     pub field: &'static str,
     pub old: Option<String>,
+    /// The name the row records for it (`FIELD_name`), if any.
+    pub old_name: Option<String>,
     /// The old image as AWS describes it, when it still exists.
     pub old_image: Option<Image>,
     pub new: Option<Image>,
 }
 
 impl Finding {
-    pub fn changes(&self) -> bool {
+    /// Whether a newer image replaces the row's id.
+    pub fn newer(&self) -> bool {
         matches!((&self.old, &self.new), (Some(old), Some(new)) if *old != new.id)
             || (self.old.is_none() && self.new.is_some())
+    }
+
+    /// Whether the row's recorded name is not the name of the image it is to hold (the cloud
+    /// preflight asks for base images by these names).
+    pub fn renames(&self) -> bool {
+        self.new
+            .as_ref()
+            .is_some_and(|new| self.old_name.as_deref() != Some(new.name.as_str()))
+    }
+
+    /// Whether `--update` changes the row: a newer id, or the name recorded.
+    pub fn changes(&self) -> bool {
+        self.newer() || self.renames()
+    }
+
+    /// The field that records the name of the image in `field`.
+    pub fn name_field(&self) -> String {
+        format!("{}_name", self.field)
     }
 }
 
@@ -134,6 +155,7 @@ pub fn findings(
                 _ => Some(row.instance_store_ami.clone()),
             };
             let new = newest(&images, &row.os_version, &row.virtualization, root).cloned();
+            let old_name = row.base_name(root).map(String::from);
             // An EBS base image is optional: only proposed where one exists.
             if old.is_none() && new.is_none() {
                 continue;
@@ -147,6 +169,7 @@ pub fn findings(
                     .as_ref()
                     .and_then(|id| images.iter().find(|i| &i.id == id).cloned()),
                 old,
+                old_name,
                 new,
             });
         }
@@ -172,12 +195,16 @@ pub fn report(findings: &[Finding]) -> String {
     for f in findings {
         let old = f.old.as_deref().unwrap_or("(none)");
         let line = match &f.new {
-            Some(new) if f.changes() => format!(
+            Some(new) if f.newer() => format!(
                 "{}\n{:width$}  {:<18}   -> {}",
                 describe(f.old_image.as_ref(), old),
                 "",
                 "",
                 describe(Some(new), &new.id),
+            ),
+            Some(_) if f.renames() => format!(
+                "{} up to date; its name is to be recorded",
+                describe(f.old_image.as_ref(), old)
             ),
             Some(_) => format!("{} up to date", describe(f.old_image.as_ref(), old)),
             None => format!(
@@ -201,48 +228,77 @@ pub enum EditError {
     Unterminated(usize),
 }
 
-/// `build/images.json` with only the changed ids replaced; the rest of the text stays byte for
-/// byte. A row without `ebs_ami` gets the field after `instance_store_ami`.
+/// `build/images.json` with only the changed ids and names replaced; the rest of the text stays
+/// byte for byte. A row without `ebs_ami` gets the field after `instance_store_ami`, a row
+/// without a name field gets it after its id.
 pub fn apply(text: &str, findings: &[Finding]) -> Result<String, EditError> {
     let mut out = text.to_string();
     for f in findings.iter().filter(|f| f.changes()) {
-        let new = &f.new.as_ref().expect("a change has a new image").id;
+        let new = f.new.as_ref().expect("a change has a new image");
         let span = row_span(&out, f.row).ok_or(EditError::NoRow(f.row + 1))?;
-        let row_text = &out[span.0..span.1];
-        let edited = match &f.old {
-            Some(old) => {
-                let from = format!("\"{}\": \"{old}\"", f.field);
-                if !row_text.contains(&from) {
-                    return Err(EditError::NoField(f.row + 1, from));
-                }
-                row_text.replacen(&from, &format!("\"{}\": \"{new}\"", f.field), 1)
-            }
-            None => {
-                let anchor = "\"instance_store_ami\": \"";
-                let start = row_text
-                    .find(anchor)
-                    .ok_or_else(|| EditError::NoField(f.row + 1, anchor.to_string()))?;
-                let end = row_text[start + anchor.len()..]
-                    .find('"')
-                    .map(|e| start + anchor.len() + e + 1)
-                    .ok_or(EditError::Unterminated(f.row + 1))?;
-                let indent: String = row_text[..start]
-                    .rsplit('\n')
-                    .next()
-                    .unwrap_or("")
-                    .chars()
-                    .take_while(|c| c.is_whitespace())
-                    .collect();
-                format!(
-                    "{},\n{indent}\"ebs_ami\": \"{new}\"{}",
-                    &row_text[..end],
-                    &row_text[end..]
-                )
-            }
-        };
+        let row = f.row + 1;
+        let mut edited = out[span.0..span.1].to_string();
+        if f.newer() {
+            // A new `ebs_ami` goes after the instance-store image and its name.
+            let after = if edited.contains("\"instance_store_ami_name\": ") {
+                "instance_store_ami_name"
+            } else {
+                "instance_store_ami"
+            };
+            edited = set_field(&edited, row, f.field, f.old.as_deref(), &new.id, after)?;
+        }
+        let name_field = f.name_field();
+        edited = set_field(
+            &edited,
+            row,
+            &name_field,
+            f.old_name.as_deref(),
+            &new.name,
+            f.field,
+        )?;
         out.replace_range(span.0..span.1, &edited);
     }
     Ok(out)
+}
+
+/// One row's text with `"field": "old"` made `"field": "new"`, or, when the row has no such
+/// field (`old` is `None`), the field added on its own line after the field `after`.
+fn set_field(
+    row_text: &str,
+    row: usize,
+    field: &str,
+    old: Option<&str>,
+    new: &str,
+    after: &str,
+) -> Result<String, EditError> {
+    let new = serde_json::Value::from(new).to_string();
+    if let Some(old) = old {
+        let from = format!("\"{field}\": {}", serde_json::Value::from(old));
+        if !row_text.contains(&from) {
+            return Err(EditError::NoField(row, from));
+        }
+        return Ok(row_text.replacen(&from, &format!("\"{field}\": {new}"), 1));
+    }
+    let anchor = format!("\"{after}\": \"");
+    let start = row_text
+        .find(&anchor)
+        .ok_or_else(|| EditError::NoField(row, anchor.clone()))?;
+    let end = row_text[start + anchor.len()..]
+        .find('"')
+        .map(|e| start + anchor.len() + e + 1)
+        .ok_or(EditError::Unterminated(row))?;
+    let indent: String = row_text[..start]
+        .rsplit('\n')
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take_while(|c| c.is_whitespace())
+        .collect();
+    Ok(format!(
+        "{},\n{indent}\"{field}\": {new}{}",
+        &row_text[..end],
+        &row_text[end..]
+    ))
 }
 
 /// The byte range of the `index`th object of the `images` array.
@@ -310,8 +366,14 @@ pub fn new_region_rows(
                     "        {{\n            \"region\": \"{region}\",\n            \"os_version\": \"{os}\",\n            \"virtualization\": \"{virt}\",\n            \"instance_store_ami\": \"{}\",\n",
                     store.id
                 );
+                let name = |image: &Image| serde_json::Value::from(image.name.as_str());
+                row.push_str(&format!(
+                    "            \"instance_store_ami_name\": {},\n",
+                    name(store)
+                ));
                 if let Some(ebs) = newest(images, os, virt, "ebs") {
                     row.push_str(&format!("            \"ebs_ami\": \"{}\",\n", ebs.id));
+                    row.push_str(&format!("            \"ebs_ami_name\": {},\n", name(ebs)));
                 }
                 row.push_str("            \"enabled\": true\n        }");
                 rows.push(row);
@@ -433,7 +495,7 @@ mod tests {
     }
 
     #[test]
-    fn apply_changes_only_the_ids_of_the_right_row() {
+    fn apply_changes_only_the_ids_and_names_of_the_right_row() {
         let matrix = crate::pure::matrix::Matrix {
             settings: serde_json::from_value(serde_json::json!({
                 "project": "p", "ami_name": "n {version}-{os_version}-{virt}", "ami_description": "d",
@@ -446,7 +508,30 @@ mod tests {
                 .map(|v| serde_json::from_value(v["images"].clone()).unwrap())
                 .unwrap(),
         };
-        let newer = vec![
+        let newer = newer_images();
+        let rows: Vec<(usize, &Row)> = matrix.images.iter().enumerate().skip(1).collect();
+        let found = findings(&rows, &|_| newer.clone());
+        let text = apply(TEXT, &found).unwrap();
+        // The ids change, and the names the preflight asks by are recorded after them.
+        let expected = TEXT.replacen(
+            "\"instance_store_ami\": \"ami-11111111\",\n            \"ebs_ami\": \"ami-22222222\"",
+            "\"instance_store_ami\": \"ami-33333333\",\n            \"instance_store_ami_name\": \"ubuntu/images/hvm-instance/ubuntu-trusty-14.04-amd64-server-20160101\",\n            \"ebs_ami\": \"ami-44444444\",\n            \"ebs_ami_name\": \"ubuntu/images/hvm-ssd/ubuntu-trusty-14.04-amd64-server-20160101\"",
+            1,
+        );
+        assert_eq!(text, expected);
+        assert!(report(&found).contains("-> ami-33333333 (ubuntu/images/hvm-instance/ubuntu-trusty-14.04-amd64-server-20160101, 2016-01-01)"), "{}", report(&found));
+
+        // The first row has no `ebs_ami`: it gets one.
+        let rows: Vec<(usize, &Row)> = matrix.images.iter().enumerate().take(1).collect();
+        let found = findings(&rows, &|_| newer.clone());
+        let text = apply(TEXT, &found).unwrap();
+        assert!(text.contains("\"instance_store_ami\": \"ami-33333333\",\n            \"instance_store_ami_name\": \"ubuntu/images/hvm-instance/ubuntu-trusty-14.04-amd64-server-20160101\",\n            \"ebs_ami\": \"ami-44444444\",\n            \"ebs_ami_name\": \"ubuntu/images/hvm-ssd/ubuntu-trusty-14.04-amd64-server-20160101\",\n            \"enabled\": true"), "{text}");
+        assert!(text.contains("\"ebs_ami\": \"ami-22222222\""), "{text}");
+    }
+
+    /// An old and a newer instance-store image, and a newer EBS image, of 14.04 HVM.
+    fn newer_images() -> Vec<Image> {
+        vec![
             image(
                 "ami-11111111",
                 "hvm",
@@ -462,24 +547,42 @@ mod tests {
                 "2016-01-01",
             ),
             image("ami-44444444", "hvm", "ebs", "1404", "2016-01-01"),
-        ];
-        let rows: Vec<(usize, &Row)> = matrix.images.iter().enumerate().skip(1).collect();
-        let found = findings(&rows, &|_| newer.clone());
-        let text = apply(TEXT, &found).unwrap();
-        let expected = TEXT.replacen(
-            "\"instance_store_ami\": \"ami-11111111\",\n            \"ebs_ami\": \"ami-22222222\"",
-            "\"instance_store_ami\": \"ami-33333333\",\n            \"ebs_ami\": \"ami-44444444\"",
-            1,
-        );
-        assert_eq!(text, expected);
-        assert!(report(&found).contains("-> ami-33333333 (ubuntu/images/hvm-instance/ubuntu-trusty-14.04-amd64-server-20160101, 2016-01-01)"), "{}", report(&found));
+        ]
+    }
 
-        // The first row has no `ebs_ami`: it gets one.
-        let rows: Vec<(usize, &Row)> = matrix.images.iter().enumerate().take(1).collect();
-        let found = findings(&rows, &|_| newer.clone());
-        let text = apply(TEXT, &found).unwrap();
-        assert!(text.contains("\"instance_store_ami\": \"ami-33333333\",\n            \"ebs_ami\": \"ami-44444444\",\n            \"enabled\": true"), "{text}");
-        assert!(text.contains("\"ebs_ami\": \"ami-22222222\""), "{text}");
+    /// The rows of a matrix text, as `findings` reads them.
+    fn rows_of(text: &str) -> Vec<Row> {
+        let value: serde_json::Value = crate::pure::json::parse(text).unwrap();
+        serde_json::from_value(value["images"].clone()).unwrap()
+    }
+
+    /// With the names recorded, `--update` changes nothing; a stale name alone is replaced, the
+    /// id staying.
+    #[test]
+    fn a_recorded_name_is_kept_and_a_stale_one_replaced() {
+        let newer = newer_images();
+        let first = rows_of(TEXT);
+        let rows: Vec<(usize, &Row)> = first.iter().enumerate().skip(1).collect();
+        let text = apply(TEXT, &findings(&rows, &|_| newer.clone())).unwrap();
+        let recorded = rows_of(&text);
+        let rows: Vec<(usize, &Row)> = recorded.iter().enumerate().skip(1).collect();
+        let again = findings(&rows, &|_| newer.clone());
+        assert!(again.iter().all(|f| !f.changes()), "{again:#?}");
+        assert_eq!(apply(&text, &again).unwrap(), text);
+
+        let stale = text.replacen("server-20160101\"", "server-20150101\"", 1);
+        assert_ne!(stale, text);
+        let stale_rows = rows_of(&stale);
+        let rows: Vec<(usize, &Row)> = stale_rows.iter().enumerate().skip(1).collect();
+        let renamed = findings(&rows, &|_| newer.clone());
+        let only_names = renamed.iter().filter(|f| f.renames() && !f.newer()).count();
+        assert_eq!(only_names, 1, "{renamed:#?}");
+        let report = report(&renamed);
+        assert!(
+            report.contains("up to date; its name is to be recorded"),
+            "{report}"
+        );
+        assert_eq!(apply(&stale, &renamed).unwrap(), text);
     }
 
     #[test]

@@ -141,6 +141,9 @@ fn image(image: &Value) -> Option<Image> {
 pub struct ImageQuery {
     pub owners: Vec<String>,
     pub filters: Vec<(String, Vec<String>)>,
+    /// Deprecated images of other accounts too (AWS leaves them out otherwise, though they
+    /// still launch; an owner always sees its own).
+    pub include_deprecated: bool,
 }
 
 impl ImageQuery {
@@ -171,6 +174,14 @@ impl ImageQuery {
         self
     }
 
+    /// With deprecated images of other accounts, as `include_deprecated` says.
+    pub fn with_deprecated(self) -> ImageQuery {
+        ImageQuery {
+            include_deprecated: true,
+            ..self
+        }
+    }
+
     /// Images tagged `KEY=VALUE`.
     pub fn tagged(self, key: &str, value: &str) -> ImageQuery {
         self.filter(&format!("tag:{key}"), &[value])
@@ -182,6 +193,9 @@ impl ImageQuery {
         if !self.owners.is_empty() {
             args.push("--owners".into());
             args.extend(self.owners.iter().cloned());
+        }
+        if self.include_deprecated {
+            args.push("--include-deprecated".into());
         }
         if !self.filters.is_empty() {
             let filters: Vec<Value> = self

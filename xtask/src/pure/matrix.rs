@@ -58,6 +58,14 @@ pub struct Image {
     /// The upstream EBS-backed Ubuntu AMI, where known (EBS test builds need one).
     #[serde(default)]
     pub ebs_ami: Option<String>,
+    /// The names of those base images, as `cargo xtask base-images --update` records them: with
+    /// every row of a region named, the cloud preflight asks one `describe-images` there, by name,
+    /// for the base images and the planned names together (AWS joins filters with AND, so by id
+    /// it takes two).
+    #[serde(default)]
+    pub instance_store_ami_name: Option<String>,
+    #[serde(default)]
+    pub ebs_ami_name: Option<String>,
     pub enabled: bool,
     #[serde(default)]
     pub disabled_because: Option<String>,
@@ -75,6 +83,15 @@ impl Image {
     /// `REGION-OSVERSION-pv|hvm`, the builder name every template uses.
     pub fn builder_name(&self) -> String {
         format!("{}-{}-{}", self.region, self.os_version, self.virt_short())
+    }
+
+    /// The recorded name of the row's base image for builds with this root device (`ebs` or
+    /// `instance-store`), if `base-images` recorded one.
+    pub fn base_name(&self, root_device: &str) -> Option<&str> {
+        match root_device {
+            "ebs" => self.ebs_ami_name.as_deref(),
+            _ => self.instance_store_ami_name.as_deref(),
+        }
     }
 
     /// HVM images of every release after 12.04 need an MBR partition table in the bundle.
@@ -241,6 +258,20 @@ impl Matrix {
                     at("ebs_ami")
                 ));
             }
+        }
+        for (field, name) in [
+            ("instance_store_ami_name", &image.instance_store_ami_name),
+            ("ebs_ami_name", &image.ebs_ami_name),
+        ] {
+            if let Some(Err(e)) = name.as_deref().map(check_ami_name) {
+                problems.push(format!("{}: the name {e}", at(field)));
+            }
+        }
+        if image.ebs_ami_name.is_some() && image.ebs_ami.is_none() {
+            problems.push(format!(
+                "{}: names an EBS base image, but the row has no `ebs_ami`: remove the name or                  run `cargo xtask base-images --update`",
+                at("ebs_ami_name")
+            ));
         }
         if !image.enabled && image.disabled_because.is_none() {
             problems.push(format!(
@@ -520,5 +551,35 @@ mod tests {
             .map(Image::builder_name)
             .collect();
         assert_eq!(mbr, ["us-east-1-1404-hvm"]);
+    }
+
+    /// Base image names are AMI names; an EBS name needs the EBS image it names.
+    #[test]
+    fn base_image_names_are_checked() {
+        let named = SHIPPED.replacen(
+            "\"instance_store_ami\": \"ami-f0f82ff0\",",
+            "\"instance_store_ami\": \"ami-f0f82ff0\", \"instance_store_ami_name\": \"ubuntu/images/ubuntu-precise-12.04-amd64-server-20150701\",",
+            1,
+        );
+        assert_ne!(named, SHIPPED);
+        let matrix = Matrix::parse(&named).unwrap();
+        assert_eq!(
+            matrix.images[0].base_name("instance-store"),
+            Some("ubuntu/images/ubuntu-precise-12.04-amd64-server-20150701")
+        );
+        assert_eq!(matrix.images[0].base_name("ebs"), None);
+        let bad = named.replacen("server-20150701", "server-2015*", 1);
+        let err = Matrix::parse(&bad).unwrap_err();
+        assert!(
+            err.contains("field `instance_store_ami_name`: the name contains `*`"),
+            "{err}"
+        );
+        let orphan = named.replacen(
+            "\"instance_store_ami_name\"",
+            "\"ebs_ami_name\": \"ubuntu/x\", \"instance_store_ami_name\"",
+            1,
+        );
+        let err = Matrix::parse(&orphan).unwrap_err();
+        assert!(err.contains("but the row has no `ebs_ami`"), "{err}");
     }
 }

@@ -2,7 +2,7 @@
 //! `aws` CLI's JSON), and the checks that come out of both — every failure with its fix, and the
 //! images a resume adopts. Pure: the answers are gathered by `cloud.rs`.
 
-use crate::pure::ec2::{parse_answer, Image, NotJson};
+use crate::pure::ec2::{parse_answer, Image, ImageQuery, NotJson};
 use crate::pure::json;
 use crate::pure::release::Check;
 use crate::pure::template::{Plan, PlannedBuilder};
@@ -47,6 +47,44 @@ pub fn buckets(planned: &[PlannedBuilder]) -> BTreeMap<String, String> {
         .iter()
         .filter_map(|p| bucket(p).map(|b| (b, p.region.clone())))
         .collect()
+}
+
+/// What one `describe-images` question of the preflight asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageAsk {
+    /// By name alone: the base images (by the names the matrix records) and the planned names,
+    /// in one question. Anyone's images come back; only the account's own take a name.
+    Both,
+    /// The base AMIs by id, whoever owns them.
+    Base,
+    /// The account's own images with a planned name.
+    Named,
+}
+
+/// The `describe-images` questions of one region. AWS joins filters with AND, so the base AMIs
+/// by id and our images by name are two questions; when the matrix records the name of every
+/// base image the region's builders start from, both are one question by name. Base images
+/// are asked with deprecated ones included: Canonical deprecates its images after a while, and
+/// a deprecated image still launches.
+pub fn image_questions(planned: &[PlannedBuilder], region: &str) -> Vec<(ImageAsk, ImageQuery)> {
+    let here: Vec<&PlannedBuilder> = planned.iter().filter(|p| p.region == region).collect();
+    let planned_names = here.iter().map(|p| p.ami_name.as_str());
+    let base_names: Option<Vec<&str>> = here.iter().map(|p| p.source_name.as_deref()).collect();
+    if let Some(base_names) = base_names {
+        let names: BTreeSet<&str> = planned_names.chain(base_names).collect();
+        let names: Vec<&str> = names.into_iter().collect();
+        let query = ImageQuery::default()
+            .filter("name", &names)
+            .with_deprecated();
+        return vec![(ImageAsk::Both, query)];
+    }
+    let ids: BTreeSet<&str> = here.iter().map(|p| p.source_ami.as_str()).collect();
+    let ids: Vec<&str> = ids.into_iter().collect();
+    let names: Vec<&str> = planned_names.collect();
+    vec![
+        (ImageAsk::Base, ImageQuery::ids(&ids).with_deprecated()),
+        (ImageAsk::Named, ImageQuery::own().filter("name", &names)),
+    ]
 }
 
 /// An answer of the `aws` CLI the preflight cannot use.
@@ -98,19 +136,98 @@ pub enum Bucket {
     },
     /// No such bucket: the bundle upload creates it.
     Free,
-    /// Someone else's (S3 answered 403).
+    /// Someone else's (S3 refused it, or it is not among the account's buckets).
     Foreign,
     Error(String),
 }
 
-/// The bucket's region from `aws s3api head-bucket` (newer S3 answers name it).
-pub fn parse_bucket_region(text: &str) -> Option<String> {
-    let value: Value = json::parse(text).ok()?;
-    value["BucketRegion"].as_str().map(String::from)
+/// What `aws s3api get-bucket-ownership-controls` says of a bundle bucket: it answers for a
+/// bucket of this account (its rules, or `OwnershipControlsNotFoundError` when it has none),
+/// `NoSuchBucket` for a free name and `AccessDenied` for another account's bucket. Its region
+/// comes from the bucket list ([`apply_bucket_list`]).
+pub fn parse_bucket(answer: Result<String, String>) -> Bucket {
+    match answer {
+        Ok(text) => Bucket::Ours {
+            region: None,
+            object_ownership: parse_ownership(&text),
+        },
+        Err(e) if e.contains("(OwnershipControlsNotFoundError)") => Bucket::Ours {
+            region: None,
+            object_ownership: None,
+        },
+        Err(e) if e.contains("(NoSuchBucket)") => Bucket::Free,
+        Err(e) if e.contains("(AccessDenied)") || e.contains("(403)") => Bucket::Foreign,
+        Err(e) => Bucket::Error(e),
+    }
+}
+
+/// Whether any bucket exists, so the account's bucket list is worth asking for.
+pub fn any_bucket_exists(buckets: &BTreeMap<String, Bucket>) -> bool {
+    buckets
+        .values()
+        .any(|b| matches!(b, Bucket::Ours { .. } | Bucket::Foreign))
+}
+
+/// The longest prefix the names share: `list-buckets --prefix` then lists only these (and,
+/// given a parameter, S3 names each bucket's region).
+pub fn common_prefix<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
+    let mut names = names.into_iter();
+    let Some(first) = names.next() else {
+        return String::new();
+    };
+    let mut len = first.len();
+    for name in names {
+        len = first
+            .bytes()
+            .zip(name.bytes())
+            .take(len)
+            .take_while(|(a, b)| a == b)
+            .count();
+    }
+    first[..len].to_string()
+}
+
+/// The buckets of `aws s3api list-buckets` (this account's), each with its `BucketRegion`.
+pub fn parse_bucket_list(text: &str) -> Result<BTreeMap<String, Option<String>>, Unexpected> {
+    let value = parse_answer(text, "s3api list-buckets")?;
+    Ok(value["Buckets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|b| {
+            let name = b["Name"].as_str()?.to_string();
+            Some((name, b["BucketRegion"].as_str().map(String::from)))
+        })
+        .collect())
+}
+
+/// The account's bucket list checked against what each bucket answered: a bucket that answered
+/// as ours gets its region, or, missing from the list, is another account's that lets this
+/// one read it; one that refused but is listed is ours without the right to read its controls.
+pub fn apply_bucket_list(
+    buckets: &mut BTreeMap<String, Bucket>,
+    list: Result<BTreeMap<String, Option<String>>, String>,
+) {
+    for (name, bucket) in buckets.iter_mut() {
+        let listed = list.as_ref().map(|l| l.get(name));
+        let checked = match (&*bucket, listed) {
+            (Bucket::Ours { object_ownership, .. }, Ok(Some(region))) => Bucket::Ours {
+                region: region.clone(),
+                object_ownership: object_ownership.clone(),
+            },
+            (Bucket::Ours { .. }, Ok(None)) => Bucket::Foreign,
+            (Bucket::Foreign, Ok(Some(_))) => Bucket::Error(format!(
+                "this account's bucket, but reading its ownership controls was refused: allow `s3:GetBucketOwnershipControls` on `{name}`"
+            )),
+            (Bucket::Ours { .. }, Err(e)) => Bucket::Error(e.clone()),
+            _ => continue,
+        };
+        *bucket = checked;
+    }
 }
 
 /// The object ownership of `aws s3api get-bucket-ownership-controls`.
-pub fn parse_ownership(text: &str) -> Option<String> {
+fn parse_ownership(text: &str) -> Option<String> {
     let value: Value = json::parse(text).ok()?;
     value["OwnershipControls"]["Rules"][0]["ObjectOwnership"]
         .as_str()
@@ -128,8 +245,11 @@ pub struct Facts {
     pub credentials_source: Option<String>,
     /// The base AMIs found in each region.
     pub base: BTreeMap<String, Result<Vec<Image>, String>>,
-    /// Our images that carry a planned name, in each region.
+    /// Images that carry a planned name, in each region: the account's own, or, in the regions
+    /// of `by_name`, anyone's (only the account's own count).
     pub named: BTreeMap<String, Result<Vec<Image>, String>>,
+    /// The regions asked by name alone ([`ImageAsk::Both`]).
+    pub by_name: BTreeSet<String>,
     /// Image block-public-access state of each region (public builds only).
     pub block_public: BTreeMap<String, Result<String, String>>,
     pub buckets: BTreeMap<String, Bucket>,
@@ -309,10 +429,7 @@ fn base_check(planned: &[PlannedBuilder], facts: &Facts) -> Check {
             None => continue,
         };
         let Some(image) = images.iter().find(|i| i.id == p.source_ami) else {
-            problems.push(format!(
-                "`{}`: base AMI {} (field `{field}`) does not exist in {} (deregistered upstream?): {refresh}",
-                p.name, p.source_ami, p.region
-            ));
+            problems.push(missing_base(p, field, facts, &refresh));
             continue;
         };
         if image.state != "available" {
@@ -358,6 +475,20 @@ fn base_check(planned: &[PlannedBuilder], facts: &Facts) -> Check {
     }
 }
 
+/// Why a builder's base AMI was not in its region's answer.
+fn missing_base(p: &PlannedBuilder, field: &str, facts: &Facts, refresh: &str) -> String {
+    let asked = match (&p.source_name, facts.by_name.contains(&p.region)) {
+        (Some(name), true) => format!(
+            "; asked by its recorded name `{name}` (field `{field}_name`), which a wrong name misses too"
+        ),
+        _ => String::new(),
+    };
+    format!(
+        "`{}`: base AMI {} (field `{field}`) does not exist in {} (deregistered upstream?{asked}): {refresh}",
+        p.name, p.source_ami, p.region
+    )
+}
+
 fn names_check(
     planned: &[PlannedBuilder],
     facts: &Facts,
@@ -380,7 +511,10 @@ fn names_check(
             }
             None => continue,
         };
-        let Some(image) = images.iter().find(|i| i.name == p.ami_name) else {
+        let Some(image) = images
+            .iter()
+            .find(|i| i.name == p.ami_name && takes_names(facts, &p.region, i))
+        else {
             continue;
         };
         if owner.is_some_and(|o| o.owns(image)) {
@@ -443,6 +577,19 @@ fn made_by(found: &[Adopted]) -> String {
     runs.into_iter().collect::<Vec<_>>().join(", ")
 }
 
+/// Whether `image` takes its name from this account's builds: an image name is unique per
+/// account and region, so in a region asked by name alone another account's image of the same
+/// name does not. Without a known account every image counts (the identity check fails then).
+fn takes_names(facts: &Facts, region: &str, image: &Image) -> bool {
+    if !facts.by_name.contains(region) {
+        return true;
+    }
+    match &facts.identity {
+        Some(Ok((account, _))) => image.owner_id == *account,
+        _ => true,
+    }
+}
+
 /// What to do about taken names: resume the runs that made them (unless this is a resume),
 /// or deregister them, or build a new version.
 fn names_fix(runs: &BTreeSet<String>, resuming: bool, hints: &Hints) -> String {
@@ -494,7 +641,7 @@ fn buckets_check(planned: &[PlannedBuilder], facts: &Facts) -> Option<Check> {
             }
             Some(Bucket::Free) => free += 1,
             Some(Bucket::Foreign) => problems.push(format!(
-                "bucket `{bucket}` exists but belongs to another account (S3 answered 403): choose another name with `bucket` (or `test_bucket`) in `build/images.json` settings"
+                "bucket `{bucket}` exists but belongs to another account (S3 refused it, or it is not among this account's buckets): choose another name with `bucket` (or `test_bucket`) in `build/images.json` settings"
             )),
             Some(Bucket::Error(e)) => problems.push(format!("bucket `{bucket}`: {e}")),
             None => {}
@@ -601,6 +748,7 @@ mod tests {
             bundle: Some(format!("b-{region}/123-{suffix}")),
             region,
             source_ami: source_ami.into(),
+            source_name: None,
             virtualization: virtualization.into(),
             root_device: "instance-store",
             os_version: "14.04".into(),
@@ -970,5 +1118,157 @@ mod tests {
         let outcome = evaluate(&plan(), &facts, true, Some(&release(None)), &HINTS);
         assert!(outcome.adopted.is_empty());
         assert_eq!(crate::pure::release::failures(&outcome.checks), 1);
+    }
+
+    /// With every base image of a region named in the matrix, the region is asked once, by name
+    /// alone; a region with an unnamed base image is asked twice, as before.
+    #[test]
+    fn a_region_whose_base_images_are_named_is_asked_once() {
+        let mut planned = plan();
+        planned[0].source_name = Some("ubuntu/images/ubuntu-trusty-14.04-amd64-server-1".into());
+        let named = image_questions(&planned, "us-east-1");
+        assert_eq!(named.len(), 1, "{named:?}");
+        assert_eq!(named[0].0, ImageAsk::Both);
+        assert_eq!(
+            named[0].1,
+            ImageQuery::default()
+                .filter(
+                    "name",
+                    &[
+                        "X 2.6.9-1404-hvm",
+                        "ubuntu/images/ubuntu-trusty-14.04-amd64-server-1"
+                    ]
+                )
+                .with_deprecated(),
+            "no owners: the base images are Canonical's, the taken names ours"
+        );
+        let args = named[0].1.args();
+        assert!(
+            args.contains(&"--include-deprecated".to_string()),
+            "{args:?}"
+        );
+        let unnamed = image_questions(&planned, "eu-west-1");
+        assert_eq!(
+            unnamed,
+            [
+                (
+                    ImageAsk::Base,
+                    ImageQuery::ids(&["ami-22222222"]).with_deprecated()
+                ),
+                (
+                    ImageAsk::Named,
+                    ImageQuery::own().filter("name", &["X 2.6.9-1404-pv"])
+                ),
+            ]
+        );
+    }
+
+    /// Asked by name alone, an image of another account with a planned name does not take it
+    /// (names are unique per account), one of ours does; a base image the name misses is named
+    /// with the name that was asked.
+    #[test]
+    fn asked_by_name_only_the_accounts_own_images_take_a_name() {
+        let mut planned = plan();
+        planned[0].source_name = Some("ubuntu/base-hvm".into());
+        let mut facts = good_facts();
+        facts.by_name.insert("us-east-1".into());
+        let mut theirs = image("ami-55555555", "hvm", "ebs");
+        theirs.name = "X 2.6.9-1404-hvm".into();
+        theirs.owner_id = "999999999999".into();
+        let mut base = image("ami-11111111", "hvm", "instance-store");
+        base.owner_id = crate::pure::base_images::CANONICAL.into();
+        let answer = vec![base, theirs.clone()];
+        facts.base.insert("us-east-1".into(), Ok(answer.clone()));
+        facts.named.insert("us-east-1".into(), Ok(answer));
+        let outcome = evaluate(&planned, &facts, true, None, &HINTS);
+        let text = crate::pure::release::report(&outcome.checks);
+        assert_eq!(crate::pure::release::failures(&outcome.checks), 0, "{text}");
+
+        let mut ours = theirs;
+        ours.owner_id = "123456789012".into();
+        facts.named.insert("us-east-1".into(), Ok(vec![ours]));
+        facts.base.insert("us-east-1".into(), Ok(vec![]));
+        let outcome = evaluate(&planned, &facts, true, None, &HINTS);
+        let text = crate::pure::release::report(&outcome.checks);
+        for needle in [
+            "`X 2.6.9-1404-hvm` is taken in us-east-1 by ami-55555555",
+            "ami-11111111 (field `instance_store_ami`) does not exist in us-east-1 (deregistered upstream?; asked by its recorded name `ubuntu/base-hvm` (field `instance_store_ami_name`)",
+        ] {
+            assert!(text.contains(needle), "lacks {needle:?}:\n{text}");
+        }
+        assert_eq!(crate::pure::release::failures(&outcome.checks), 2, "{text}");
+    }
+
+    /// One question per bucket tells free, ours (with its ownership) and someone else's apart;
+    /// the bucket list, asked only when one exists, adds the region and catches a readable
+    /// bucket of another account.
+    #[test]
+    fn a_buckets_ownership_controls_and_the_bucket_list_say_whose_it_is() {
+        let error = |code: &str| {
+            Err(format!("`aws s3api get-bucket-ownership-controls` failed in eu-west-1: An error occurred ({code}) when calling the GetBucketOwnershipControls operation: ..."))
+        };
+        let rules =
+            r#"{"OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}}"#;
+        let mut buckets: BTreeMap<String, Bucket> = [
+            ("b-free", parse_bucket(error("NoSuchBucket"))),
+            ("b-theirs", parse_bucket(error("AccessDenied"))),
+            ("b-ours", parse_bucket(Ok(rules.into()))),
+            (
+                "b-plain",
+                parse_bucket(error("OwnershipControlsNotFoundError")),
+            ),
+            (
+                "b-readable",
+                parse_bucket(error("OwnershipControlsNotFoundError")),
+            ),
+            ("b-ours-refused", parse_bucket(error("AccessDenied"))),
+            ("b-odd", parse_bucket(error("SlowDown"))),
+        ]
+        .map(|(n, b)| (n.to_string(), b))
+        .into();
+        assert_eq!(buckets["b-free"], Bucket::Free);
+        assert_eq!(buckets["b-theirs"], Bucket::Foreign);
+        assert!(matches!(&buckets["b-odd"], Bucket::Error(e) if e.contains("SlowDown")));
+        assert!(any_bucket_exists(&buckets));
+        assert!(!any_bucket_exists(
+            &[("b".to_string(), Bucket::Free)].into()
+        ));
+        assert_eq!(common_prefix(buckets.keys().map(String::as_str)), "b-");
+        assert_eq!(
+            common_prefix(["comboami-2.6.9-us-east-1", "comboami-2.6.9-eu-west-1"]),
+            "comboami-2.6.9-"
+        );
+        assert_eq!(common_prefix(["a", "b"]), "");
+
+        let list = parse_bucket_list(
+            r#"{"Buckets": [
+            {"Name": "b-ours", "BucketRegion": "eu-west-1"},
+            {"Name": "b-plain", "BucketRegion": "us-west-2"},
+            {"Name": "b-ours-refused", "BucketRegion": "eu-west-1"}]}"#,
+        );
+        apply_bucket_list(&mut buckets, list.map_err(|e| e.to_string()));
+        let ours = |region: &str, ownership: Option<&str>| Bucket::Ours {
+            region: Some(region.into()),
+            object_ownership: ownership.map(String::from),
+        };
+        assert_eq!(
+            buckets["b-ours"],
+            ours("eu-west-1", Some("BucketOwnerEnforced"))
+        );
+        assert_eq!(buckets["b-plain"], ours("us-west-2", None));
+        assert_eq!(
+            buckets["b-readable"],
+            Bucket::Foreign,
+            "not in the account's list"
+        );
+        assert!(
+            matches!(&buckets["b-ours-refused"], Bucket::Error(e) if e.contains("s3:GetBucketOwnershipControls"))
+        );
+        assert_eq!(buckets["b-free"], Bucket::Free);
+        assert_eq!(buckets["b-theirs"], Bucket::Foreign);
+        assert!(matches!(
+            parse_bucket_list("<xml/>"),
+            Err(Unexpected::NotJson(_))
+        ));
     }
 }

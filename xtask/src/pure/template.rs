@@ -84,6 +84,8 @@ pub struct PlannedBuilder {
     pub bundle: Option<String>,
     /// The Ubuntu image it starts from.
     pub source_ami: String,
+    /// That image's name, when the matrix records it (`base-images --update`).
+    pub source_name: Option<String>,
     /// `paravirtual` or `hvm`, as AWS spells it.
     pub virtualization: String,
     /// `ebs` or `instance-store`: what the new image is backed by.
@@ -284,6 +286,14 @@ pub fn report_location(matrix: &Matrix, spec: &Spec, image: &Image, ami: &str) -
     )
 }
 
+/// What the images of a kind are backed by: `ebs` or `instance-store`.
+fn root_device(kind: Kind) -> &'static str {
+    match kind {
+        Kind::TestEbs => "ebs",
+        _ => "instance-store",
+    }
+}
+
 /// The builders of the template [`generate`] would make, typed. Same errors as [`generate`].
 pub fn plan(matrix: &Matrix, spec: &Spec) -> Result<Plan, TemplateError> {
     let chosen = chosen(matrix, spec)?;
@@ -306,11 +316,9 @@ pub fn plan(matrix: &Matrix, spec: &Spec) -> Result<Plan, TemplateError> {
                     Kind::TestEbs => image.ebs_ami.clone().unwrap_or_default(),
                     _ => image.instance_store_ami.clone(),
                 },
+                source_name: image.base_name(root_device(spec.kind)).map(String::from),
                 virtualization: image.virtualization.clone(),
-                root_device: match spec.kind {
-                    Kind::TestEbs => "ebs",
-                    _ => "instance-store",
-                },
+                root_device: root_device(spec.kind),
                 os_version: image.os_version.clone(),
             })
             .collect(),

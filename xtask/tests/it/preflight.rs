@@ -584,13 +584,30 @@ fn cloud_preflight_against_a_kept_standin() {
         "without --update nothing is written"
     );
     repo.xtask(&["base-images", "--local", "--update"]).ok();
+    // That one id changes, and every base image's name is recorded after its id (the cloud
+    // preflight asks for base images by these names).
+    let updated = repo.read("build/images.json");
+    let without_names: String = updated
+        .lines()
+        .filter(|l| !l.contains("_ami_name\": "))
+        .map(|l| format!("{l}\n"))
+        .collect();
     assert_eq!(
-        repo.read("build/images.json"),
+        without_names,
         matrix.replacen(
             "\"instance_store_ami\": \"ami-eb6b8480\"",
             "\"instance_store_ami\": \"ami-0abc1404de0f12345\"",
             1
         )
     );
+    // Every base image found gets its name: all but the instance-store one of
+    // `us-east-1-1204-pv`, whose row names one image as both bases (the stand-in holds it as
+    // EBS, so no instance-store image fits and that row keeps its id without a name).
+    for (field, unnamed) in [("instance_store_ami", 1), ("ebs_ami", 0)] {
+        let ids = matrix.matches(&format!("\"{field}\": ")).count();
+        let names = updated.matches(&format!("\"{field}_name\": ")).count();
+        assert_eq!(names, ids - unnamed, "{field}: {updated}");
+    }
+    assert!(updated.contains("\"instance_store_ami\": \"ami-0abc1404de0f12345\",\n            \"instance_store_ami_name\": \"ubuntu/images/hvm-instance/ubuntu-trusty-14.04-amd64-server-20160101\""), "{updated}");
     repo.xtask(&["local", "down"]).ok();
 }
