@@ -249,7 +249,13 @@ fn base_images_during_a_local_publish_leaves_the_publish_alone() {
     let mut publish = repo
         .command_in(
             ".",
-            &["publish", "--local", "--yes", "--only", "us-east-1-1404-hvm"],
+            &[
+                "publish",
+                "--local",
+                "--yes",
+                "--only",
+                "us-east-1-1404-hvm",
+            ],
         )
         .stdin(std::process::Stdio::null())
         .stdout(std::fs::File::create(logs.join("publish.out")).unwrap())
@@ -262,7 +268,10 @@ fn base_images_during_a_local_publish_leaves_the_publish_alone() {
         .unwrap_or_default()
         .contains("building 1 image")
     {
-        assert!(std::time::Instant::now() < deadline, "the publish never started building");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the publish never started building"
+        );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     let base = repo.xtask(&["base-images", "--local"]);
