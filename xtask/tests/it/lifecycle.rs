@@ -655,21 +655,8 @@ fn retention_keeps_the_newest_runs_and_used_images_are_skipped() {
         "--execute",
     ])
     .ok();
-    let left = standin_aws(
-        &repo,
-        "us-east-1",
-        &[
-            "ec2",
-            "describe-images",
-            "--owners",
-            "self",
-            "--filters",
-            "Name=tag:Kind,Values=test-ebs",
-        ],
-    );
-    let ids: Vec<&str> = left["Images"]
-        .as_array()
-        .unwrap()
+    let left = common::own_images_tagged(&repo, "us-east-1", ("Kind", "test-ebs"));
+    let ids: Vec<&str> = left
         .iter()
         .map(|i| i["ImageId"].as_str().unwrap())
         .collect();

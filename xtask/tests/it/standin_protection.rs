@@ -12,20 +12,7 @@ use std::process::Command;
 /// An `aws` call against the stand-in kept by `local up`, failing or not: (exit code, stdout,
 /// stderr). `common::standin_aws` asserts success; a refusal is what these tests look at.
 fn aws(repo: &Repo, args: &[&str]) -> (i32, String, String) {
-    let state: serde_json::Value =
-        serde_json::from_str(&repo.read("target/standin/state.json")).unwrap();
-    let endpoint = format!("http://127.0.0.1:{}", state["moto_port"]);
-    // The stand-in's own `aws` (its virtualenv's AWS CLI, kept warm), as `local status` shows it.
-    let output = Command::new(repo.path("target/standin/aws"))
-        .args(["--endpoint-url", &endpoint, "--region", "us-east-1"])
-        .args(["--output", "text"])
-        .args(args)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .output()
-        .unwrap();
+    let output = common::standin_aws_output(repo, "us-east-1", "text", args);
     (
         output.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&output.stdout).trim().to_string(),

@@ -376,30 +376,35 @@ pub fn golden(name: &str, actual: &str) {
     }
 }
 
-/// Asks the stand-in kept by `local up` in `repo` directly, with the `aws` CLI of its
-/// virtualenv, in `region`; returns the JSON answer (`Null` when there is none).
-#[track_caller]
-pub fn standin_aws(repo: &Repo, region: &str, args: &[&str]) -> serde_json::Value {
+/// Runs `aws --output OUTPUT ARGS` against the stand-in kept by `local up` in `repo`, in
+/// `region`, with the stand-in's own `aws` (its virtualenv's AWS CLI, kept warm), as `local
+/// status` shows it; succeeding or not.
+pub fn standin_aws_output(
+    repo: &Repo,
+    region: &str,
+    output: &str,
+    args: &[&str],
+) -> std::process::Output {
     let state: serde_json::Value =
         serde_json::from_str(&repo.read("target/standin/state.json")).unwrap();
     let endpoint = format!("http://127.0.0.1:{}", state["moto_port"]);
-    // The stand-in's own `aws` (its virtualenv's AWS CLI, kept warm), as `local status` shows it.
-    let output = Command::new(repo.path("target/standin/aws"))
-        .args([
-            "--endpoint-url",
-            &endpoint,
-            "--region",
-            region,
-            "--output",
-            "json",
-        ])
+    Command::new(repo.path("target/standin/aws"))
+        .args(["--endpoint-url", &endpoint, "--region", region])
+        .args(["--output", output])
         .args(args)
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
         .env("AWS_CONFIG_FILE", "/dev/null")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// Asks the stand-in kept by `local up` in `repo` directly (see [`standin_aws_output`]), in
+/// `region`; returns the JSON answer (`Null` when there is none).
+#[track_caller]
+pub fn standin_aws(repo: &Repo, region: &str, args: &[&str]) -> serde_json::Value {
+    let output = standin_aws_output(repo, region, "json", args);
     assert!(output.status.success(), "aws {args:?}: {output:?}");
     let text = String::from_utf8_lossy(&output.stdout);
     if text.trim().is_empty() {
