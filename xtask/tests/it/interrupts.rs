@@ -108,34 +108,26 @@ fn processes_of(root: &Path) -> Vec<String> {
 
 #[track_caller]
 fn assert_nothing_left(root: &Path, within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
-        let left = processes_of(root);
-        if left.is_empty() {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "processes of the repository still run after {within:?}:\n{}",
-            left.join("\n")
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    assert_none_left_but(root, within, |_| false);
 }
 
 /// As [`assert_nothing_left`], but the stand-in kept by `local up` (its server, sshd and `aws`
 /// server).
 #[track_caller]
 fn assert_only_standin_left(root: &Path, within: Duration) {
+    assert_none_left_but(root, within, |p| {
+        p.contains("standin_server.py") || p.contains("sshd") || p.contains("aws_warm.py")
+    });
+}
+
+/// Waits (at most `within`) until no process of the repository runs but those `kept` names.
+#[track_caller]
+fn assert_none_left_but(root: &Path, within: Duration, kept: impl Fn(&str) -> bool) {
     let deadline = Instant::now() + within;
     loop {
         let left: Vec<String> = processes_of(root)
             .into_iter()
-            .filter(|p| {
-                !p.contains("standin_server.py")
-                    && !p.contains("sshd")
-                    && !p.contains("aws_warm.py")
-            })
+            .filter(|p| !kept(p))
             .collect();
         if left.is_empty() {
             return;
