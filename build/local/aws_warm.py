@@ -13,6 +13,7 @@ It serves only the stand-in (xtask/src/standin.rs): against AWS the tool runs th
 """
 
 import array
+import gc
 import json
 import os
 import signal
@@ -31,12 +32,9 @@ def serve(path):
     driver = awscli.clidriver.create_clidriver()
     # What the first call of each kind would load: the command table and the models the tool uses.
     commands = driver._get_command_table()
-    for service in ("ec2", "s3api", "sts", "s3"):
-        try:
-            # Builds (and keeps) the service's operations table, loading its model.
-            commands[service]._get_command_table()
-        except Exception:  # one that fails here fails the same way in the call, and says so
-            pass
+    for service in ("ec2", "s3api", "sts"):
+        # Builds (and keeps) the service's operations table, loading its model.
+        commands[service]._get_command_table()
     # A client of each service, made with throwaway keys so that no credentials are looked up
     # (each call resolves its own): it loads and keeps the models, endpoint rules and partitions.
     for service in ("ec2", "s3", "sts"):
@@ -48,8 +46,6 @@ def serve(path):
             pass
     # Objects made so far are never collected: the children's copies stay shared with this
     # process instead of being copied page by page when the collector touches them.
-    import gc
-
     gc.freeze()
     if os.path.exists(path):
         os.unlink(path)
@@ -107,6 +103,7 @@ def answer(driver, connection):
         os.environ.clear()
         os.environ.update(request["env"])
         os.chdir(request["cwd"])
+        sys.argv = ["aws"] + request["argv"]  # usage errors name the program as `aws` does
         status = driver.main(request["argv"])
     except SystemExit as exit:
         status = exit.code if isinstance(exit.code, int) else 1
@@ -133,8 +130,9 @@ def call(path, argv):
         os.chdir(os.path.dirname(os.path.abspath(path)))
         connection.connect(os.path.basename(path))
     except OSError as error:
-        print(f"aws: the stand-in's aws server at {path} does not answer ({error.strerror}): "
-              "is the stand-in running? (`cargo xtask local status`)", file=sys.stderr)
+        print(f"aws: the stand-in's aws server at {path} does not answer ({error.strerror}), "
+              "so the stand-in is not running (whole)\nfix: start it with `cargo xtask local up`",
+              file=sys.stderr)
         return 255
     fds = array.array("i", [0, 1, 2])
     connection.sendmsg([HEADER.pack(len(body)) + body],

@@ -227,8 +227,13 @@ impl Standin {
         let moto_port = free_port()?;
         let ssh_port = free_port()?;
         let moto = start_moto(sh, root, matrix, &dir, &venv, moto_port)?;
-        let sshd = start_sshd(sh, &dir, &sshd, ssh_port, &user)?;
-        let aws = start_aws_server(sh, root, &dir, &venv)?;
+        // A server that cannot start must not leave the ones started before it running.
+        let sshd =
+            start_sshd(sh, &dir, &sshd, ssh_port, &user).inspect_err(|_| terminate(moto.id()))?;
+        let aws = start_aws_server(sh, root, &dir, &venv).inspect_err(|_| {
+            terminate(moto.id());
+            terminate(sshd.id());
+        })?;
         let mut standin = Standin {
             dir: dir.clone(),
             venv,
@@ -258,7 +263,12 @@ impl Standin {
         let dir = &self.dir;
         wait_for_port(self.moto_port, "moto", self.moto_pid, &dir.join("moto.log"))?;
         wait_for_port(self.ssh_port, "sshd", self.sshd_pid, &dir.join("sshd.log"))?;
-        wait_for_file(&dir.join("aws.sock"), self.aws_pid, &dir.join("aws.log"))?;
+        wait_for_file(
+            &dir.join("aws.sock"),
+            "the `aws` server",
+            self.aws_pid,
+            &dir.join("aws.log"),
+        )?;
         let vars = serde_json::json!({
             "aws_account_id": ACCOUNT_ID,
             "aws_access_key": ACCESS_KEY,
@@ -385,9 +395,9 @@ fn start_aws_server(
         "#!/bin/sh\n# The stand-in's `aws`: the AWS CLI of {venv}, kept loaded by {AWS_SERVER}.\n\
          exec {python} -I -S {server} call {socket} \"$@\"\n",
         venv = venv.display(),
-        python = shell_quote(&python),
-        server = shell_quote(&server),
-        socket = shell_quote(&socket),
+        python = template::shell_quote(&python.display().to_string()),
+        server = template::shell_quote(&server.display().to_string()),
+        socket = template::shell_quote(&socket.display().to_string()),
     );
     let script_file = dir.join("aws");
     std::fs::write(&script_file, script)
@@ -410,11 +420,6 @@ fn start_aws_server(
         .process_group(0);
     lock::spawn_recorded(&mut command, "aws server", AWS_SERVER)
         .context("cannot start the stand-in's `aws` server")
-}
-
-/// `path` in single quotes for `sh`.
-fn shell_quote(path: &Path) -> String {
-    format!("'{}'", path.display().to_string().replace('\'', "'\\''"))
 }
 
 /// The unprivileged sshd on loopback that plays the launched instance.
@@ -645,40 +650,48 @@ fn free_port() -> Result<u16> {
 /// Waits until `what` (process `pid`) listens on `port`; a process that exits first is
 /// reported at once, with the end of its log, rather than after the whole wait.
 fn wait_for_port(port: u16, what: &str, pid: u32, log: &Path) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let tail = || {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        let last: Vec<&str> = text.lines().rev().take(5).collect();
-        last.into_iter().rev().collect::<Vec<_>>().join("\n  ")
-    };
-    while Instant::now() < deadline {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Ok(());
-        }
-        if !pid_alive(pid) {
-            bail!(
-                "{what} exited before it listened on 127.0.0.1:{port}; its log `{}` ends with:\n  {}",
-                log.display(),
-                tail()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    bail!(
-        "{what} did not listen on 127.0.0.1:{port} within 60 s; its log `{}` ends with:\n  {}",
-        log.display(),
-        tail()
+    let at = format!("127.0.0.1:{port}");
+    wait_until(
+        || TcpStream::connect(("127.0.0.1", port)).is_ok(),
+        pid,
+        log,
+        [
+            format!("{what} exited before it listened on {at}"),
+            format!("{what} did not listen on {at} within 60 s"),
+        ],
     )
 }
 
-/// Waits until a server made `file` (its socket), or says why it could not.
-fn wait_for_file(file: &Path, pid: u32, log: &Path) -> Result<()> {
+/// As [`wait_for_port`], for a server whose sign of life is a file it makes (a socket).
+fn wait_for_file(file: &Path, what: &str, pid: u32, log: &Path) -> Result<()> {
+    let name = file.display();
+    wait_until(
+        || file.exists(),
+        pid,
+        log,
+        [
+            format!("{what} exited before it made `{name}`"),
+            format!("{what} did not make `{name}` within 60 s"),
+        ],
+    )
+}
+
+/// Waits (60 s at most) until `ready`, or process `pid` exits; the error is `exited` or `late`,
+/// with the end of the process's log.
+fn wait_until(
+    ready: impl Fn() -> bool,
+    pid: u32,
+    log: &Path,
+    [exited, late]: [String; 2],
+) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
+    let mut message = late;
     while Instant::now() < deadline {
-        if file.exists() {
+        if ready() {
             return Ok(());
         }
         if !pid_alive(pid) {
+            message = exited;
             break;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -686,8 +699,7 @@ fn wait_for_file(file: &Path, pid: u32, log: &Path) -> Result<()> {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let tail: Vec<&str> = text.lines().rev().take(5).collect();
     bail!(
-        "the stand-in's `aws` server did not make `{}` within 60 s; its log `{}` ends with:\n  {}",
-        file.display(),
+        "{message}; its log `{}` ends with:\n  {}",
         log.display(),
         tail.into_iter().rev().collect::<Vec<_>>().join("\n  ")
     )

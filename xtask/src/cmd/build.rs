@@ -1202,15 +1202,10 @@ mod tests {
     fn record(kind: Kind, only: &[&str]) -> RunRecord {
         let matrix = Matrix::parse(include_str!("../../../build/images.json")).unwrap();
         let spec = Spec {
-            kind,
             local: true,
-            version: "2.6.3".into(),
-            branch: "2.6".into(),
             commit: "abc".into(),
-            epoch: 1_700_000_000,
-            private: false,
-            registry: None,
             only: only.iter().map(|s| s.to_string()).collect(),
+            ..template::tests::spec(kind)
         };
         let plan = template::plan(&matrix, &spec).unwrap();
         RunRecord::new("run-1".into(), spec, &plan, None)

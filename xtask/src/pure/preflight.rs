@@ -766,21 +766,11 @@ mod tests {
     /// template.
     #[test]
     fn the_plan_holds_what_the_template_asks_of_aws() {
-        use crate::pure::template::{self, Kind, Spec, Target};
+        use crate::pure::template::{self, Kind, Target};
         let matrix =
             crate::pure::matrix::Matrix::parse(include_str!("../../../build/images.json")).unwrap();
         for kind in [Kind::Official, Kind::TestEbs, Kind::TestInstance] {
-            let spec = Spec {
-                kind,
-                local: false,
-                version: "2.6.3".into(),
-                branch: "2.6".into(),
-                commit: "0123abc".into(),
-                epoch: 1_700_000_000,
-                private: false,
-                registry: None,
-                only: Vec::new(),
-            };
+            let spec = template::tests::spec(kind);
             let json = template::generate(&matrix, &spec, Target::PROBE).unwrap();
             let plan = template::plan(&matrix, &spec).unwrap();
             let builders = json["builders"].as_array().unwrap();

@@ -307,15 +307,9 @@ mod tests {
     fn record(n: usize) -> RunRecord {
         let matrix = Matrix::parse(include_str!("../../../build/images.json")).unwrap();
         let spec = Spec {
-            kind: Kind::TestEbs,
             local: true,
-            version: "2.6.3".into(),
-            branch: "2.6".into(),
             commit: "abc".into(),
-            epoch: 1_700_000_000,
-            private: false,
-            registry: None,
-            only: Vec::new(),
+            ..template::tests::spec(Kind::TestEbs)
         };
         let mut plan = template::plan(&matrix, &spec).unwrap();
         plan.builders.truncate(n);

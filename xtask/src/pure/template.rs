@@ -674,14 +674,15 @@ pub fn render(template: &Value) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn matrix() -> Matrix {
         Matrix::parse(include_str!("../../../build/images.json")).unwrap()
     }
 
-    fn spec(kind: Kind) -> Spec {
+    /// A spec of `kind` for 2.6.3 on 2.6, not local: what template and preflight tests build.
+    pub(crate) fn spec(kind: Kind) -> Spec {
         Spec {
             kind,
             local: false,
