@@ -310,11 +310,26 @@ impl RunExt for Command {
     }
 }
 
-#[derive(Debug)]
 pub struct Run {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
+}
+
+/// Plain lines, not an escaped string: a failure in CI must show the command's own words.
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "exit code: {}", self.code)?;
+        for (name, text) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
+            let lines: Vec<&str> = text.lines().collect();
+            let shown = &lines[lines.len().saturating_sub(80)..];
+            writeln!(f, "--- {name} ({} lines, the last {} shown) ---", lines.len(), shown.len())?;
+            for line in shown {
+                writeln!(f, "| {line}")?;
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Run {
