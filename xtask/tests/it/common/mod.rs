@@ -323,7 +323,12 @@ impl std::fmt::Debug for Run {
         for (name, text) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
             let lines: Vec<&str> = text.lines().collect();
             let shown = &lines[lines.len().saturating_sub(80)..];
-            writeln!(f, "--- {name} ({} lines, the last {} shown) ---", lines.len(), shown.len())?;
+            writeln!(
+                f,
+                "--- {name} ({} lines, the last {} shown) ---",
+                lines.len(),
+                shown.len()
+            )?;
             for line in shown {
                 writeln!(f, "| {line}")?;
             }
