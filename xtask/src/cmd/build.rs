@@ -289,7 +289,7 @@ struct Kit {
 /// build.
 fn new_run(sh: &Shell, root: &Path, mut spec: Spec, launch: &Launch) -> Result<Finished> {
     interrupt::install();
-    let (kit, plan, cloud_checks) = preflight(sh, root, &spec, launch)?;
+    let (kit, plan, found) = preflight(sh, root, &spec, launch)?;
     // Effects from here on.
     confirm_launch(spec.kind, spec.local, launch)?;
     interrupt::check("anything started")?;
@@ -303,7 +303,7 @@ fn new_run(sh: &Shell, root: &Path, mut spec: Spec, launch: &Launch) -> Result<F
         let run_dir = sh.current_dir().join(runs::run_dir(root, &run_id));
         spec.commit = World::new(&run_dir).snapshot(root, &spec.branch)?;
     }
-    let mut record = RunRecord::new(run_id, spec, &plan, Some(cloud_checks));
+    let mut record = RunRecord::new(run_id, spec, &plan, found.recorded());
     runs::keep_inputs(sh, &record)?;
     if let Some(path) = record
         .spec
@@ -325,12 +325,20 @@ fn new_run(sh: &Shell, root: &Path, mut spec: Spec, launch: &Launch) -> Result<F
         record.dir()
     );
     write_template(sh, root, &kit.matrix, &record, kit.standin.as_ref())?;
-    let only = if record.spec.only.is_empty() {
+    let adopted = found.adopted();
+    let only = if !adopted.is_empty() {
+        proof::review_found(sh, &kit.aws, &kit.matrix, &mut record, adopted)?;
+        record.cloud_checks = Some("passed".to_string());
+        record.save(sh)?;
+        record.unfinished()
+    } else if record.spec.only.is_empty() {
         Vec::new()
     } else {
         plan.names()
     };
-    attempt(sh, &kit, &mut record, only, launch)?;
+    if adopted.is_empty() || !only.is_empty() {
+        attempt(sh, &kit, &mut record, only, launch)?;
+    }
     let public = publish_proven(sh, &kit, &mut record, launch)?;
     drop(kit);
     finish(sh, record, launch, public)
@@ -347,14 +355,40 @@ fn publish_proven(sh: &Shell, kit: &Kit, record: &mut RunRecord, launch: &Launch
     Ok(public)
 }
 
+/// What the cloud checks of a new run found: skipped on purpose, or passed with the images of
+/// this version and commit that runs elsewhere made (to review and adopt).
+enum Found {
+    Skipped,
+    Passed(Vec<preflight::Adopted>),
+}
+
+impl Found {
+    /// For the record; none while found images wait for review, so a command killed before
+    /// that asks the cloud again on resume.
+    fn recorded(&self) -> Option<String> {
+        match self {
+            Found::Skipped => Some(cloud::SKIPPED_RECORD.to_string()),
+            Found::Passed(adopted) if adopted.is_empty() => Some("passed".to_string()),
+            Found::Passed(_) => None,
+        }
+    }
+
+    fn adopted(&self) -> &[preflight::Adopted] {
+        match self {
+            Found::Skipped => &[],
+            Found::Passed(adopted) => adopted,
+        }
+    }
+}
+
 /// Everything that can be checked before anything starts: the plan (shown), Packer, the
-/// credentials, the stand-in for `--local`, and the cloud. Returns the cloud checks' verdict.
+/// credentials, the stand-in for `--local`, and the cloud. Returns what the cloud checks found.
 fn preflight(
     sh: &Shell,
     root: &Path,
     spec: &Spec,
     launch: &Launch,
-) -> Result<(Kit, template::Plan, String)> {
+) -> Result<(Kit, template::Plan, Found)> {
     let matrix = project::matrix(sh)?;
     matrix::check_names(&matrix, &spec.version).map_err(anyhow::Error::msg)?;
     let plan = template::plan(&matrix, spec)?;
@@ -376,9 +410,9 @@ fn preflight(
     let (standin, credentials) = start(sh, launch, spec.local, &matrix, credentials)?;
     let aws = aws_of(sh, root, standin.as_ref())?;
     let cloud_checks = if launch.skip_cloud_checks {
-        cloud::SKIPPED_RECORD.to_string()
+        Found::Skipped
     } else {
-        cloud::gate(
+        let adopted = cloud::gate(
             sh,
             root,
             cloud::Gate {
@@ -387,12 +421,12 @@ fn preflight(
                 standin: standin.as_ref(),
                 expected_account: credentials.account_id.clone(),
                 credentials_source,
-                owner: None,
+                owner: new_run_ownership(&matrix, spec),
                 resume: resume_hint(spec.kind, spec.local),
                 same_base_for_both: preflight::same_base_for_both(&matrix),
             },
         )?;
-        "passed".to_string()
+        Found::Passed(adopted)
     };
     let kit = Kit {
         matrix,
@@ -511,6 +545,12 @@ fn resume(
 ) -> Result<Finished> {
     interrupt::install();
     let kind = Kind::Official;
+    // Without the run's folder (another machine made it) there is nothing to resume here, but
+    // a new publish adopts that run's images of this version and commit.
+    let elsewhere = || {
+        let local = if local { " --local" } else { "" };
+        format!("if the run was made on another machine, run `cargo xtask publish{local}` without `--resume`: it adopts the images of this version and commit that any run made (where their verdicts hold) and builds the rest")
+    };
     let run_id = match run {
         Some(id) => id,
         None => runs::list(root)
@@ -518,15 +558,20 @@ fn resume(
             .rev()
             .find(|r| r.spec.kind == kind && r.spec.local == local)
             .map(|r| r.run_id)
-            .with_context(|| {
-                format!(
-                    "no {}{kind} run to resume in `{}/`",
-                    if local { "local " } else { "" },
-                    runs::RUNS_DIR
-                )
-            })?,
+            .ok_or_else(|| anyhow::anyhow!("no such run here"))
+            .fix(
+                || {
+                    format!(
+                        "no {}{kind} run to resume in `{}/`",
+                        if local { "local " } else { "" },
+                        runs::RUNS_DIR
+                    )
+                },
+                elsewhere,
+            )?,
     };
-    let record = RunRecord::load(sh, &run_id)?;
+    let record =
+        RunRecord::load(sh, &run_id).fix(|| format!("cannot resume run `{run_id}`"), elsewhere)?;
     let recorded = &record.spec;
     if recorded.kind != kind {
         anyhow::bail!("run `{run_id}` is a {} run, not {kind}: resume it with `cargo xtask {} --resume {run_id}`", recorded.kind, recorded.kind);
@@ -726,16 +771,29 @@ fn adopt_built(
     Ok(record.unfinished())
 }
 
-/// The images `record` may adopt: a publish's are its run's own; a release's are every image
-/// of its version and prepare commit, whichever run made them, so a release stopped on one
-/// machine is finished on another (issue 18).
+/// The images `record` may adopt: a test build's are its run's own; an official publish's (and
+/// a release's) are every image of its version and the commit it bakes, whichever run made
+/// them, so a publish stopped on one machine is finished on another (issue 18).
 fn ownership(matrix: &matrix::Matrix, record: &RunRecord) -> preflight::Ownership {
+    let any_run = record.release.is_some() || record.spec.kind == Kind::Official;
     preflight::Ownership {
         project: matrix.settings.project.clone(),
         version: record.spec.version.clone(),
         commit: Some(record.spec.commit.clone()),
-        run_id: record.release.is_none().then(|| record.run_id.clone()),
+        run_id: (!any_run).then(|| record.run_id.clone()),
     }
+}
+
+/// Before a new official run: images of its version and commit that a run elsewhere (or one
+/// whose folder is gone) made are reviewed and adopted, not reported as taken names. Unknown
+/// before a non-git copy is committed for the stand-in: then nothing is adopted.
+fn new_run_ownership(matrix: &matrix::Matrix, spec: &Spec) -> Option<preflight::Ownership> {
+    (spec.kind == Kind::Official && spec.commit != "unknown").then(|| preflight::Ownership {
+        project: matrix.settings.project.clone(),
+        version: spec.version.clone(),
+        commit: Some(spec.commit.clone()),
+        run_id: None,
+    })
 }
 
 /// Generates the run's template from the recorded inputs: the same epoch, commit and run id give

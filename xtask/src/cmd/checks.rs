@@ -36,7 +36,7 @@ pub fn check_tag_free(git: &Git, tag: &str, own: Option<&str>) -> Check {
         Some(_) if own == Some(tag) => Check::ok("tag", format!("`{tag}` was made earlier by this command: kept, not made again")),
         Some(target) => Check::fail(
             "tag",
-            format!("`{tag}` already exists (on {}); tags are never moved or overwritten: release a new version", short(&target)),
+            format!("`{tag}` already exists (on {}): that version is made (a run of it that stopped after making its tag has nothing left to do), and tags are never moved or overwritten: release a new version", short(&target)),
         ),
         None => Check::ok("tag", format!("`{tag}` does not exist yet")),
     }

@@ -281,7 +281,7 @@ pub fn review_found(
             Adoption::Adopt => {
                 let whose = match adopted.run.as_deref().filter(|r| *r != record.run_id) {
                     Some(run) => {
-                        format!("this release's version and prepare commit (made by run `{run}`)")
+                        format!("this version and the commit this run bakes (made by run `{run}`)")
                     }
                     None => "this run's tags".to_string(),
                 };

@@ -47,8 +47,9 @@ pub struct Legacy {
     pub adopt: Option<String>,
 }
 
-fn short(commit: &str) -> &str {
-    &commit[..commit.len().min(7)]
+/// A commit as people quote it; a tag read from the cloud may hold anything, so never panics.
+pub fn short(commit: &str) -> &str {
+    commit.get(..7).unwrap_or(commit)
 }
 
 fn names(message: &str, version: &str) -> bool {

@@ -257,10 +257,11 @@ pub struct Facts {
     pub same_base_for_both: Vec<(String, String)>,
 }
 
-/// Whose images a build may adopt: an existing image with these tags is its own. A publish
-/// resumes its run (`run_id` set); a release owns every image of its version and prepare commit,
-/// whichever run (and machine) made it (`run_id` unset), and before its prepare commit exists it
-/// reviews every image of its version (`commit` unset).
+/// Whose images a build may adopt: an existing image with these tags is its own. A test build
+/// resumes its run (`run_id` set); an official publish or a release owns every image of its
+/// version and of the commit it bakes, whichever run (and machine) made it (`run_id` unset), and
+/// before its prepare commit exists a release reviews every image of its version (`commit`
+/// unset).
 #[derive(Debug, Clone)]
 pub struct Ownership {
     pub project: String,
@@ -499,6 +500,7 @@ fn names_check(
     let mut problems = Vec::new();
     let mut adopted = Vec::new();
     let mut runs = BTreeSet::new();
+    let mut commits = BTreeSet::new();
     for p in planned {
         let images = match facts.named.get(&p.region) {
             Some(Ok(images)) => images,
@@ -534,11 +536,10 @@ fn names_check(
             }
             _ => " (not tagged by this tool)".to_string(),
         };
-        let foreign = if owner.is_some() {
-            "; its tags are not this run's, so it is not adopted"
-        } else {
-            ""
-        };
+        let foreign = not_adopted_because(owner, image);
+        if !foreign.is_empty() {
+            commits.extend(image.tag("Commit").map(String::from));
+        }
         problems.push(format!(
             "`{}` is taken in {} by {}{made_by}{foreign}",
             p.ami_name, p.region, image.id
@@ -548,7 +549,7 @@ fn names_check(
         let detail = match adopted.len() {
             0 => format!("{} planned name(s) are free", planned.len()),
             n if owner.is_some_and(|o| o.run_id.is_none()) => format!(
-                "{} planned name(s) are free; {n} image(s) of this release already exist (made by {}): each is adopted only if its `Verified` verdict, its stored report and its `Commit` tag (the prepare commit) hold, else a private one is deregistered and its builder rebuilt",
+                "{} planned name(s) are free; {n} image(s) of this version already exist (made by {}): each is adopted only if its `Verified` verdict, its stored report and its `Commit` tag (the commit this run bakes) hold, else a private one is deregistered and its builder rebuilt",
                 planned.len() - n,
                 made_by(&adopted)
             ),
@@ -559,7 +560,7 @@ fn names_check(
         };
         Check::ok(WHAT, detail)
     } else {
-        problems.push(names_fix(&runs, owner.is_some(), hints));
+        problems.push(names_fix(&runs, &commits, owner.is_some(), hints));
         Check::fail(WHAT, problems.join("\n"))
     };
     (check, adopted)
@@ -590,9 +591,27 @@ fn takes_names(facts: &Facts, region: &str, image: &Image) -> bool {
     }
 }
 
-/// What to do about taken names: resume the runs that made them (unless this is a resume),
-/// or deregister them, or build a new version.
-fn names_fix(runs: &BTreeSet<String>, resuming: bool, hints: &Hints) -> String {
+/// Why an image under a planned name is not adopted by `owner` ("" when nothing adopts).
+fn not_adopted_because(owner: Option<&Ownership>, image: &Image) -> String {
+    match (owner, image.tag("Commit")) {
+        (Some(o), Some(theirs)) if o.commit.as_ref().is_some_and(|c| c != theirs) => format!(
+            "; it bakes commit {}, not this run's {}, so it is not adopted",
+            super::legacy::short(theirs),
+            super::legacy::short(o.commit.as_deref().unwrap_or_default())
+        ),
+        (Some(_), _) => "; its tags are not this run's, so it is not adopted".to_string(),
+        (None, _) => String::new(),
+    }
+}
+
+/// What to do about taken names: resume the runs that made them (unless this is a resume), or
+/// publish from the commit they bake, or deregister them, or build a new version.
+fn names_fix(
+    runs: &BTreeSet<String>,
+    commits: &BTreeSet<String>,
+    resuming: bool,
+    hints: &Hints,
+) -> String {
     let cleanup = if hints.local {
         "cargo xtask cleanup --local"
     } else {
@@ -605,8 +624,18 @@ fn names_fix(runs: &BTreeSet<String>, resuming: bool, hints: &Hints) -> String {
             .map(|r| format!("`{} {r}`", hints.resume))
             .collect();
         fix.push_str(&format!(
-            "if that run did not finish, resume it ({}); ",
+            "if that run did not finish, resume it on the machine that has its folder under `build/runs/` ({}); ",
             resumes.join(", ")
+        ));
+    }
+    if !commits.is_empty() {
+        let commits: Vec<String> = commits
+            .iter()
+            .map(|c| format!("`git checkout {c}`"))
+            .collect();
+        fix.push_str(&format!(
+            "to publish what they bake, run the same command at that commit ({}): its images are adopted where their verdicts hold; ",
+            commits.join(", ")
         ));
     }
     fix.push_str(&format!(
@@ -965,7 +994,7 @@ mod tests {
             "ami-22222222 (field `instance_store_ami`) does not exist in eu-west-1",
             "cargo xtask base-images --region eu-west-1",
             "`X 2.6.9-1404-hvm` is taken in us-east-1 by ami-33333333 (made by run `official-1`, version 2.6.9)",
-            "resume it (`cargo xtask publish --resume official-1`)",
+            "resume it on the machine that has its folder under `build/runs/` (`cargo xtask publish --resume official-1`)",
             "belongs to another account",
             "ObjectOwnership=ObjectWriter",
             "eu-west-1: block public access for AMIs is on",
@@ -1080,7 +1109,11 @@ mod tests {
             Some("official-elsewhere")
         );
         let text = crate::pure::release::report(&outcome.checks);
-        assert!(text.contains("`X 2.6.9-1404-pv` is taken in eu-west-1 by ami-44444444 (made by run `official-2`, version 2.6.9); its tags are not this run's"), "{text}");
+        assert!(text.contains("`X 2.6.9-1404-pv` is taken in eu-west-1 by ami-44444444 (made by run `official-2`, version 2.6.9); it bakes commit def, not this run's abc, so it is not adopted"), "{text}");
+        assert!(
+            text.contains("run the same command at that commit (`git checkout def`)"),
+            "{text}"
+        );
 
         // Before it (the release's preflight): both are reviewed, and the report says how; the
         // plan shows what each one's tags say.
@@ -1093,7 +1126,7 @@ mod tests {
         );
         let text = crate::pure::release::report(&outcome.checks);
         assert_eq!(crate::pure::release::failures(&outcome.checks), 0, "{text}");
-        assert!(text.contains("2 image(s) of this release already exist (made by run `official-2`, run `official-elsewhere`): each is adopted only if its `Verified` verdict"), "{text}");
+        assert!(text.contains("2 image(s) of this version already exist (made by run `official-2`, run `official-elsewhere`): each is adopted only if its `Verified` verdict"), "{text}");
 
         // Another version under a planned name is taken, whoever asks.
         let mut facts = good_facts();

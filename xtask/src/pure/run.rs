@@ -206,7 +206,7 @@ impl RunRecord {
     pub fn adopt(&mut self, builder: &str, region: &str, ami: &str, made_by: Option<&str>) {
         let note = match made_by.filter(|run| *run != self.run_id) {
             Some(run) => format!(
-                "adopted: {ami} already existed with this release's Project, Version and Commit tags, made by run `{run}`"
+                "adopted: {ami} already existed with this version's Project, Version and Commit tags, made by run `{run}`"
             ),
             None => format!(
                 "adopted on resume: {ami} already existed with this run's Project, Version, Commit and RunId tags"

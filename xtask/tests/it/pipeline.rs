@@ -237,3 +237,91 @@ fn a_rejected_image_is_never_adopted_and_an_unproven_one_is_rebuilt() {
     assert_eq!(image(&repo, "us-east-1", &kept)["Public"], false);
     assert_eq!(repo.read(&scratch), repo.read("ami_ids.json"));
 }
+
+/// Issue 18.2 for `publish`: a publish that stopped (one builder failed, its proven images
+/// private) is finished on a machine without its run folder: the images of this version and
+/// commit are found by their tags and adopted once their verdicts hold, the rest is built, and
+/// all are made public. An image of another commit is never adopted, and the refusal says why.
+#[test]
+fn a_publish_stopped_on_one_machine_is_finished_on_another() {
+    let repo = Repo::new("publish-anywhere");
+    repo.git_init("2.6");
+    repo.xtask(&["local", "up"]).ok();
+    let publish = ["publish", "--local", "--yes", "--only", ONLY, "--json"];
+    let first = repo
+        .command_in(".", &publish)
+        .env("XTASK_LOCAL_FAIL", "eu-west-1-1204-pv")
+        .run();
+    assert_eq!(first.code, 1, "{first:#?}");
+    let doc: BuildDoc = first.doc();
+    assert_eq!(doc.failed, ["eu-west-1-1204-pv"]);
+    let built: BTreeMap<String, String> = ["us-east-1-1404-hvm", "us-east-1-1204-pv"]
+        .iter()
+        .map(|b| (b.to_string(), doc.run.builders[*b].ami().to_string()))
+        .collect();
+    let baked = repo.git(&["rev-parse", "HEAD"]).trim().to_string();
+
+    // Another machine, at another commit: the images are not this run's, and nothing starts.
+    std::fs::remove_dir_all(repo.path("build/runs")).unwrap();
+    repo.write("NOTES.txt", "a later change\n");
+    repo.git(&["add", "NOTES.txt"]);
+    repo.git(&["commit", "--quiet", "--message", "Later"]);
+    let later = repo.git(&["rev-parse", "HEAD"]).trim().to_string();
+    let refused = repo
+        .command_in(".", &publish)
+        .run()
+        .fails(2, &["FAIL  AMI names", "nothing was launched"]);
+    let flat = refused
+        .stderr
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    for needle in [
+        format!(
+            "it bakes commit {}, not this run's {}",
+            &baked[..7],
+            &later[..7]
+        ),
+        format!("run the same command at that commit (`git checkout {baked}`)"),
+    ] {
+        assert!(
+            flat.contains(&needle),
+            "lacks {needle:?}:\n{}",
+            refused.stderr
+        );
+    }
+
+    // At the commit the images bake: adopted, the failed builder built, all made public.
+    repo.git(&["reset", "--quiet", "--hard", &baked]);
+    let _ = std::fs::remove_dir_all(repo.path("build/runs"));
+    let second = repo.xtask(&publish).ok();
+    let doc: BuildDoc = second.doc();
+    assert!(doc.ok, "{second:#?}");
+    let flat = second
+        .stderr
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        flat.contains("2 image(s) of this version already exist"),
+        "{}",
+        second.stderr
+    );
+    for (builder, ami) in &built {
+        assert_eq!(doc.run.builders[builder].ami(), ami, "{builder}");
+        let adopted = format!("adopted {builder}: its image {ami}");
+        assert!(second.stderr.contains(&adopted), "{}", second.stderr);
+    }
+    assert!(
+        second
+            .all()
+            .contains("made 3 image(s) public and protected"),
+        "{second:#?}"
+    );
+    for (builder, b) in &doc.run.builders {
+        let shown = image(&repo, region_of(builder), b.ami());
+        assert_eq!(shown["Public"], true, "{builder}: {shown}");
+        assert_eq!(tags(&shown).get("Commit"), Some(&baked), "{builder}");
+    }
+    repo.xtask(&["local", "down"]).ok();
+}

@@ -424,19 +424,28 @@ fn cloud_preflight_against_a_kept_standin() {
     );
     assert_eq!(instances(&repo), launched, "an adoption launched instances");
 
-    // ...but never one whose tags are another run's.
+    // ...but never one that bakes another commit (whichever run made it).
     let foreign = forget("eu-west-1-1204-pv");
+    let other = "0123456789abcdef0123456789abcdef01234567";
     boto(
         &repo,
-        &format!("ec2('eu-west-1').create_tags(Resources=['{foreign}'], Tags=[{{'Key': 'RunId', 'Value': 'someone-else'}}])"),
+        &format!("ec2('eu-west-1').create_tags(Resources=['{foreign}'], Tags=[{{'Key': 'Commit', 'Value': '{other}'}}])"),
     );
-    with_env(&repo, &["publish", "--local", "--yes", "--resume", &id], &[]).fails(
-        2,
-        &[
-            &format!("by {foreign} (made by run `someone-else`, version 2.6.3); its tags are not this run's, so it is not adopted"),
-            "nothing was launched",
-        ],
+    let refused = with_env(
+        &repo,
+        &["publish", "--local", "--yes", "--resume", &id],
+        &[],
+    )
+    .fails(2, &["FAIL  AMI names", "nothing was launched"]);
+    let flat = refused
+        .stderr
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let line = format!(
+        "by {foreign} (made by run `{id}`, version 2.6.3); it bakes commit 0123456, not this run's"
     );
+    assert!(flat.contains(&line), "lacks {line:?}:\n{}", refused.stderr);
     assert_eq!(instances(&repo), launched);
 
     // A session token reaches Packer (its template variable and the bundle upload's `-t`),
