@@ -558,17 +558,16 @@ fn resume(
             .rev()
             .find(|r| r.spec.kind == kind && r.spec.local == local)
             .map(|r| r.run_id)
-            .ok_or_else(|| anyhow::anyhow!("no such run here"))
-            .fix(
-                || {
+            .ok_or_else(|| {
+                crate::error::refused(
                     format!(
                         "no {}{kind} run to resume in `{}/`",
                         if local { "local " } else { "" },
                         runs::RUNS_DIR
-                    )
-                },
-                elsewhere,
-            )?,
+                    ),
+                    elsewhere(),
+                )
+            })?,
     };
     let record =
         RunRecord::load(sh, &run_id).fix(|| format!("cannot resume run `{run_id}`"), elsewhere)?;

@@ -261,8 +261,18 @@ fn a_publish_stopped_on_one_machine_is_finished_on_another() {
         .collect();
     let baked = repo.git(&["rev-parse", "HEAD"]).trim().to_string();
 
-    // Another machine, at another commit: the images are not this run's, and nothing starts.
+    // Another machine: no run folder to resume, and the refusal says what finishes it.
     std::fs::remove_dir_all(repo.path("build/runs")).unwrap();
+    repo.xtask(&["publish", "--local", "--yes", "--resume"])
+        .fails(
+            2,
+            &[
+                "no local official run to resume in `build/runs/`",
+                "run `cargo xtask publish --local` without `--resume`: it adopts the images",
+            ],
+        );
+
+    // At another commit there: the images are not this run's, and nothing starts.
     repo.write("NOTES.txt", "a later change\n");
     repo.git(&["add", "NOTES.txt"]);
     repo.git(&["commit", "--quiet", "--message", "Later"]);
