@@ -21,6 +21,8 @@
 # XTASK_STANDIN_FAIL (from `XTASK_LOCAL_FAIL`) names builders whose apt-get fails on purpose, to
 # rehearse a failure and its resume; standin/wrong-version (from `XTASK_LOCAL_WRONG_VERSION`)
 # names builders whose checkout is edited before the report, to rehearse a wrong image.
+# XTASK_STANDIN_SLOW (from `XTASK_LOCAL_SLOW`) names builders whose `apt-get update` meets a slow
+# mirror (up to two minutes), so an interrupt is certain to find them still building.
 # XTASK_STANDIN_PATH is the PATH without these stand-ins.
 set -eu
 name=$(basename "$0")
@@ -120,6 +122,21 @@ rehearse_wrong_version() {
     fi
 }
 
+# A slow mirror, rehearsed. It says so twice a second: once Packer has gone (cancelled or
+# killed), a write to the closed session ends it, so nothing outlives the build.
+rehearse_slow_mirror() {
+    case ",${XTASK_STANDIN_SLOW:-}," in
+    *",${PACKER_BUILD_NAME:-},"*)
+        for second in $(seq 1 120); do
+            echo "waiting for a slow mirror, ${second} s (rehearsed: XTASK_LOCAL_SLOW)"
+            sleep 0.5
+            echo "waiting for a slow mirror, ${second}.5 s (rehearsed: XTASK_LOCAL_SLOW)"
+            sleep 0.5
+        done
+        ;;
+    esac
+}
+
 case $name in
 apt-get)
     codename=$(sed -n 's/^DISTRIB_CODENAME=//p' "$IMAGE_ROOT/etc/lsb-release")
@@ -132,7 +149,7 @@ apt-get)
     esac
     for arg in "$@"; do
         case $arg in
-        update) apt_update; exit 0 ;;
+        update) rehearse_slow_mirror; apt_update; exit 0 ;;
         install) apt_install "$@"; exit 0 ;;
         clean) rehearse_wrong_version; exit 0 ;;
         dist-upgrade) exit 0 ;;

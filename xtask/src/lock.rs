@@ -249,11 +249,14 @@ fn held_elsewhere(path: &Path, busy: Busy, waiting_said: &mut bool) -> Result<()
 
 /// Stops what a dead command left running, and says what it was.
 fn stop_orphans(previous: &Holder) {
-    let alive: Vec<&Child> = previous
+    let mut alive: Vec<&Child> = previous
         .children
         .iter()
         .filter(|c| c.is_running())
         .collect();
+    // Packer first, while the stand-in it cleans up through still runs: stopped after it, a
+    // Packer would retry its deletions against a server that is gone.
+    alive.sort_by_key(|c| c.what != "packer");
     if alive.is_empty() && previous.run.is_none() {
         return;
     }
@@ -269,7 +272,6 @@ fn stop_orphans(previous: &Holder) {
             clock(previous.since),
             names.join(", ")
         );
-        // Packer first, while the stand-in it cleans up through still runs.
         for child in &alive {
             let patience = if child.what == "packer" { 30 } else { 5 };
             child.stop(Duration::from_secs(patience));

@@ -122,6 +122,8 @@ impl Packer {
         request: &BuildRequest,
         view: &mut View,
     ) -> Result<BuildResult> {
+        let crash_log = sh.current_dir().join(CRASH_LOG);
+        let earlier_crash = modified(&crash_log);
         let mut running = spawn(sh, request)?;
         let mut tracker = Tracker::default();
         for name in view.builders() {
@@ -141,11 +143,38 @@ impl Packer {
         }
         followed?;
         view.finish(&tracker);
+        if modified(&crash_log) != earlier_crash {
+            keep_crash_log(&crash_log, &request.packer_log);
+        }
         Ok(BuildResult {
             tracker,
             interrupted: interrupt::requested(),
             packer_succeeded: status.success(),
         })
+    }
+}
+
+/// Packer writes `crash.log` into its working folder when it or a plugin panics (Packer 1.6.6's
+/// shell provisioner does when a cancel reaches it before it started). Left there it is an
+/// untracked file in the repository, which a release refuses as a dirty tree.
+const CRASH_LOG: &str = "crash.log";
+
+fn modified(path: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// Moves a crash log Packer wrote during this attempt beside the attempt's own logs
+/// (`packer-N.log` gets `packer-N-crash.log`), and says so.
+fn keep_crash_log(crash_log: &Path, packer_log: &Path) {
+    let kept = packer_log.with_extension("").display().to_string() + "-crash.log";
+    match std::fs::rename(crash_log, &kept) {
+        Ok(()) => eprintln!(
+            "note: Packer crashed during this attempt (a fault of Packer's own; the builders' results stand as recorded): its crash log is kept as `{kept}`"
+        ),
+        Err(e) => eprintln!(
+            "warning: Packer crashed and left `{}`, which could not be moved to `{kept}` ({e}): remove it before a release",
+            crash_log.display()
+        ),
     }
 }
 
@@ -384,6 +413,21 @@ fn parse_version(text: &str) -> Option<Version> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Packer's `crash.log` (from a panic during a cancel) leaves the working folder for the
+    /// run folder, named after the attempt's log, so the tree stays clean for a release.
+    #[test]
+    fn a_crash_log_is_moved_beside_the_attempts_logs() {
+        let dir = std::env::temp_dir().join(format!("xtask-crash-log-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("runs")).unwrap();
+        let crash_log = dir.join(CRASH_LOG);
+        std::fs::write(&crash_log, "panic: runtime error\n").unwrap();
+        keep_crash_log(&crash_log, &dir.join("runs/packer-2.log"));
+        assert!(!crash_log.exists(), "crash.log is left in the working folder");
+        let kept = std::fs::read_to_string(dir.join("runs/packer-2-crash.log")).unwrap();
+        assert_eq!(kept, "panic: runtime error\n");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn reads_versions_and_translates_parallel() {

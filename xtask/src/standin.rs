@@ -31,6 +31,15 @@ const LAUNCHER: &str = "build/local/standin_server.py";
 /// hundreds of `aws` calls, each half a second of CPU when started cold.
 const AWS_SERVER: &str = "build/local/aws_warm.py";
 
+/// What a local build rehearses in the stand-in's provisioning, by builder name (from the
+/// `XTASK_LOCAL_FAIL`, `XTASK_LOCAL_WRONG_VERSION` and `XTASK_LOCAL_SLOW` variables).
+#[derive(Debug, Clone, Default)]
+pub struct Rehearsed {
+    pub fail: Vec<String>,
+    pub wrong_version: Vec<String>,
+    pub slow: Vec<String>,
+}
+
 /// The stand-in's state, kept in `target/standin/state.json` while it runs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Standin {
@@ -87,8 +96,7 @@ impl Standin {
         &self,
         root: &Path,
         run_dir: &Path,
-        fail_builders: Vec<String>,
-        wrong_version_builders: Vec<String>,
+        rehearsed: Rehearsed,
     ) -> template::Local {
         let script = |name: &str| root.join("build/local").join(name).display().to_string();
         let work_dir = run_dir.join("standin");
@@ -106,8 +114,9 @@ impl Standin {
             bundle_vol_script: script("bundle-vol.sh"),
             bundle_upload_script: script("bundle-upload.sh"),
             record_file: work_dir.join("standin-record.txt").display().to_string(),
-            fail_builders,
-            wrong_version_builders,
+            fail_builders: rehearsed.fail,
+            wrong_version_builders: rehearsed.wrong_version,
+            slow_builders: rehearsed.slow,
         }
     }
 

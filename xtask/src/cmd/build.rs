@@ -13,7 +13,7 @@ use crate::pure::template::{self, Kind, Spec};
 use crate::pure::{ds0, matrix, preflight, report};
 use crate::runs::{self, Attempt, BuilderState, RunRecord};
 use crate::simulated::World;
-use crate::standin::Standin;
+use crate::standin::{Rehearsed, Standin};
 use crate::view::{self, View};
 use crate::{cloud, cmd, interrupt, lock, output, project};
 use anyhow::{Context, Result};
@@ -805,12 +805,17 @@ fn write_template(
     standin: Option<&Standin>,
 ) -> Result<template::Plan> {
     let run_dir = runs::run_dir(root, &record.run_id);
-    // A rehearsal of failure: builders named in `XTASK_LOCAL_FAIL` fail in the stand-in's
-    // provisioning (local builds only), so a resume can be tried without touching any file.
-    let fail = project::split_names(&[sh.var("XTASK_LOCAL_FAIL").unwrap_or_default()]);
-    // A rehearsal of a wrong image report: these builders bake another version.
-    let wrong = project::split_names(&[sh.var("XTASK_LOCAL_WRONG_VERSION").unwrap_or_default()]);
-    let local = standin.map(|s| s.template_local(root, &run_dir, fail, wrong));
+    let names = |variable: &str| project::split_names(&[sh.var(variable).unwrap_or_default()]);
+    let rehearsed = Rehearsed {
+        // Builders that fail in the stand-in's provisioning (local builds only), so a resume
+        // can be tried without touching any file.
+        fail: names("XTASK_LOCAL_FAIL"),
+        // A wrong image report: these builders bake another version.
+        wrong_version: names("XTASK_LOCAL_WRONG_VERSION"),
+        // A slow mirror: these builders are still building when an interrupt comes.
+        slow: names("XTASK_LOCAL_SLOW"),
+    };
+    let local = standin.map(|s| s.template_local(root, &run_dir, rehearsed));
     // Exactly the builders of the record (older records do not keep `--only`).
     let spec = Spec {
         only: record.builders.keys().cloned().collect(),

@@ -220,6 +220,8 @@ pub struct Local {
     pub fail_builders: Vec<String>,
     /// Builders whose provisioning bakes another version on purpose, to rehearse a wrong report.
     pub wrong_version_builders: Vec<String>,
+    /// Builders whose provisioning meets a slow mirror, so an interrupt finds them building.
+    pub slow_builders: Vec<String>,
 }
 
 /// The version a rehearsal of a wrong image report bakes instead of the run's.
@@ -630,11 +632,13 @@ fn local_provisioners(
             format!("XTASK_STANDIN_COMBOAMI={}", local.comboami_fixture),
             format!("XTASK_STANDIN_DOWNLOADS={}", local.downloads),
         ]);
-        if !local.fail_builders.is_empty() {
-            environment.push(format!(
-                "XTASK_STANDIN_FAIL={}",
-                local.fail_builders.join(",")
-            ));
+        for (variable, builders) in [
+            ("XTASK_STANDIN_FAIL", &local.fail_builders),
+            ("XTASK_STANDIN_SLOW", &local.slow_builders),
+        ] {
+            if !builders.is_empty() {
+                environment.push(format!("{variable}={}", builders.join(",")));
+            }
         }
         json!({
             "type": "shell",
@@ -818,6 +822,7 @@ pub(crate) mod tests {
             record_file: "/r/run/standin/record.txt".into(),
             fail_builders: vec!["us-east-1-1204-pv".into()],
             wrong_version_builders: vec!["us-east-1-1404-pv".into()],
+            slow_builders: Vec::new(),
         }
     }
 
