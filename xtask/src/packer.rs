@@ -423,7 +423,10 @@ mod tests {
         let crash_log = dir.join(CRASH_LOG);
         std::fs::write(&crash_log, "panic: runtime error\n").unwrap();
         keep_crash_log(&crash_log, &dir.join("runs/packer-2.log"));
-        assert!(!crash_log.exists(), "crash.log is left in the working folder");
+        assert!(
+            !crash_log.exists(),
+            "crash.log is left in the working folder"
+        );
         let kept = std::fs::read_to_string(dir.join("runs/packer-2-crash.log")).unwrap();
         assert_eq!(kept, "panic: runtime error\n");
         std::fs::remove_dir_all(&dir).unwrap();
