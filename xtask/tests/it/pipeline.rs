@@ -252,11 +252,7 @@ fn finish_on_another_machine(repo: &Repo, doc: &BuildDoc) {
         .command_in(".", &publish)
         .run()
         .fails(2, &["FAIL  AMI names", "nothing was launched"]);
-    let flat = refused
-        .stderr
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
+    let flat = refused.flat_stderr();
     for needle in [
         format!(
             "it bakes commit {}, not this run's {}",
@@ -278,11 +274,7 @@ fn finish_on_another_machine(repo: &Repo, doc: &BuildDoc) {
     let second = repo.xtask(&publish).ok();
     let doc: BuildDoc = second.doc();
     assert!(doc.ok, "{second:#?}");
-    let flat = second
-        .stderr
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
+    let flat = second.flat_stderr();
     assert!(
         flat.contains("2 image(s) of this version already exist"),
         "{}",

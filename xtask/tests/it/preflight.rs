@@ -437,11 +437,7 @@ fn cloud_preflight_against_a_kept_standin() {
         &[],
     )
     .fails(2, &["FAIL  AMI names", "nothing was launched"]);
-    let flat = refused
-        .stderr
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
+    let flat = refused.flat_stderr();
     let line = format!(
         "by {foreign} (made by run `{id}`, version 2.6.3); it bakes commit 0123456, not this run's"
     );

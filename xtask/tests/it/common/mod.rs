@@ -364,6 +364,12 @@ impl Run {
         self
     }
 
+    /// stderr with every run of whitespace made one space: the preflight report wraps its long
+    /// lines at any word.
+    pub fn flat_stderr(&self) -> String {
+        self.stderr.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
     pub fn all(&self) -> String {
         format!("{}{}", self.stdout, self.stderr)
     }
