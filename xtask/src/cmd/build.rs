@@ -409,7 +409,7 @@ fn preflight(
     // The stand-in answers the cloud checks of a local build, so it starts first.
     let (standin, credentials) = start(sh, launch, spec.local, &matrix, credentials)?;
     let aws = aws_of(sh, root, standin.as_ref())?;
-    let cloud_checks = if launch.skip_cloud_checks {
+    let found = if launch.skip_cloud_checks {
         Found::Skipped
     } else {
         let adopted = cloud::gate(
@@ -435,7 +435,7 @@ fn preflight(
         standin,
         aws,
     };
-    Ok((kit, plan, cloud_checks))
+    Ok((kit, plan, found))
 }
 
 /// The `aws` of the run: the stand-in's for `--local`, else the user's.
