@@ -233,39 +233,27 @@ impl Standin {
             .with_context(|| format!("cannot create `{}`", dir.display()))?;
         let user = current_user(sh)?;
         make_keys(sh, &dir)?;
-        let moto_port = free_port()?;
-        let ssh_port = free_port()?;
-        let moto = start_moto(sh, root, matrix, &dir, &venv, moto_port)?;
-        // A server that cannot start must not leave the ones started before it running.
-        let sshd =
-            start_sshd(sh, &dir, &sshd, ssh_port, &user).inspect_err(|_| terminate(moto.id()))?;
-        let aws = start_aws_server(sh, root, &dir, &venv).inspect_err(|_| {
-            terminate(moto.id());
-            terminate(sshd.id());
-        })?;
-        let mut standin = Standin {
-            dir: dir.clone(),
-            venv,
-            moto_port,
-            ssh_port,
-            moto_pid: moto.id(),
-            sshd_pid: sshd.id(),
-            aws_pid: aws.id(),
-            owned: !keep,
+        let servers = Servers {
+            dir: &dir,
+            venv: &venv,
+            sshd: &sshd,
+            user: &user,
         };
-        // From here on, a failure must stop what was started.
-        if let Err(e) = standin.get_ready(root, &user, keep) {
-            standin.owned = true;
-            drop(standin);
-            return Err(e);
+        // Ports are picked free, but another program (another stand-in) may take one before
+        // the server binds it: that server fails to start, and new ports are tried.
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match servers.launch(sh, root, matrix, keep) {
+                Err(e) if tries < 3 && format!("{e:#}").contains(PORT_TAKEN) => {
+                    eprintln!(
+                        "local: a port was taken before the stand-in bound it; trying others"
+                    );
+                }
+                result => return result,
+            }
         }
-        // The children are reaped by `stop`; forget the handles without killing.
-        std::mem::forget(moto);
-        std::mem::forget(sshd);
-        std::mem::forget(aws);
-        Ok(standin)
     }
-
     /// Waits for moto (which imports the key pair as it starts), sshd and the `aws` server,
     /// writes the var file (and, kept, the state `local down` reads).
     fn get_ready(&self, root: &Path, user: &str, keep: bool) -> Result<()> {
@@ -455,6 +443,56 @@ fn start_sshd(
         .stderr(std::process::Stdio::null())
         .process_group(0);
     lock::spawn_recorded(&mut sshd, "sshd", "sshd").context("cannot start sshd")
+}
+
+/// What starting the stand-in's servers needs; [`Servers::launch`] may be tried again.
+struct Servers<'a> {
+    dir: &'a Path,
+    venv: &'a Path,
+    sshd: &'a Path,
+    user: &'a str,
+}
+
+/// How moto (werkzeug) and sshd say that their port is someone else's.
+const PORT_TAKEN: &str = "Address already in use";
+
+impl Servers<'_> {
+    /// Starts moto, sshd and the `aws` server on free ports and waits until each is ready;
+    /// on any failure, what was started is stopped.
+    fn launch(&self, sh: &Shell, root: &Path, matrix: &Matrix, keep: bool) -> Result<Standin> {
+        let (dir, venv) = (self.dir, self.venv);
+        let moto_port = free_port()?;
+        let ssh_port = free_port()?;
+        let moto = start_moto(sh, root, matrix, dir, venv, moto_port)?;
+        // A server that cannot start must not leave the ones started before it running.
+        let sshd = start_sshd(sh, dir, self.sshd, ssh_port, self.user)
+            .inspect_err(|_| terminate(moto.id()))?;
+        let aws = start_aws_server(sh, root, dir, venv).inspect_err(|_| {
+            terminate(moto.id());
+            terminate(sshd.id());
+        })?;
+        let mut standin = Standin {
+            dir: dir.to_path_buf(),
+            venv: venv.to_path_buf(),
+            moto_port,
+            ssh_port,
+            moto_pid: moto.id(),
+            sshd_pid: sshd.id(),
+            aws_pid: aws.id(),
+            owned: !keep,
+        };
+        // From here on, a failure must stop what was started.
+        if let Err(e) = standin.get_ready(root, self.user, keep) {
+            standin.owned = true;
+            drop(standin);
+            return Err(e);
+        }
+        // The children are reaped by `stop`; forget the handles without killing.
+        std::mem::forget(moto);
+        std::mem::forget(sshd);
+        std::mem::forget(aws);
+        Ok(standin)
+    }
 }
 
 impl Drop for Standin {
@@ -661,7 +699,7 @@ fn free_port() -> Result<u16> {
 fn wait_for_port(port: u16, what: &str, pid: u32, log: &Path) -> Result<()> {
     let at = format!("127.0.0.1:{port}");
     wait_until(
-        || TcpStream::connect(("127.0.0.1", port)).is_ok(),
+        || listens(pid, port),
         pid,
         log,
         [
@@ -669,6 +707,35 @@ fn wait_for_port(port: u16, what: &str, pid: u32, log: &Path) -> Result<()> {
             format!("{what} did not listen on {at} within 60 s"),
         ],
     )
+}
+
+/// Whether process `pid` itself holds a socket listening on 127.0.0.1:`port` (a connection
+/// alone could reach another program that took the port first): the port's listening sockets in
+/// `/proc/net/tcp`, by inode, among the process's open files.
+fn listens(pid: u32, port: u16) -> bool {
+    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
+        return false;
+    };
+    let local = format!("0100007F:{port:04X}");
+    let sockets: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let listening = fields.get(1) == Some(&local.as_str()) && fields.get(3) == Some(&"0A");
+            let inode = fields.get(9).filter(|_| listening)?;
+            Some(format!("socket:[{inode}]"))
+        })
+        .collect();
+    if sockets.is_empty() {
+        return false;
+    }
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .any(|link| sockets.iter().any(|s| link.as_os_str() == s.as_str()))
 }
 
 /// As [`wait_for_port`], for a server whose sign of life is a file it makes (a socket).
@@ -772,6 +839,36 @@ mod tests {
         );
         assert!(error.contains("sshd exited before it listened"), "{error}");
         assert!(error.contains("extra arguments at end of line"), "{error}");
+        let _ = child.wait();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A port another program took before the server bound it is not the server's: the wait
+    /// reports the server's exit with its log's "in use" line (on which the start tries other
+    /// ports) instead of taking the other program for the server.
+    #[test]
+    fn a_port_someone_else_listens_on_is_not_the_servers() {
+        let other = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let port = other.local_addr().unwrap().port();
+        assert!(
+            listens(std::process::id(), port),
+            "this process listens there"
+        );
+        let dir = std::env::temp_dir().join(format!("xtask-standin-taken-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("sshd.log");
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "sleep 0.3; echo \"Bind to port $2 on 127.0.0.1 failed: Address already in use.\" >> \"$1\"; exit 255", "sh"])
+            .arg(&log)
+            .arg(port.to_string())
+            .spawn()
+            .unwrap();
+        assert!(!listens(child.id(), port), "the child does not listen");
+        let error = wait_for_port(port, "sshd", child.id(), &log)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("sshd exited before it listened"), "{error}");
+        assert!(error.contains(PORT_TAKEN), "{error}");
         let _ = child.wait();
         let _ = std::fs::remove_dir_all(&dir);
     }
