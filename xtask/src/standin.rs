@@ -11,7 +11,7 @@ use crate::pure::matrix::Matrix;
 use crate::pure::template;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -184,8 +184,8 @@ impl Standin {
         pid_alive(self.moto_pid)
             && pid_alive(self.sshd_pid)
             && pid_alive(self.aws_pid)
-            && TcpStream::connect(("127.0.0.1", self.moto_port)).is_ok()
-            && TcpStream::connect(("127.0.0.1", self.ssh_port)).is_ok()
+            && listens(self.moto_pid, self.moto_port)
+            && listens(self.sshd_pid, self.ssh_port)
     }
 
     /// The stand-in that `local up` keeps running, if there is one.
