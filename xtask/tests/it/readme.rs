@@ -234,11 +234,13 @@ fn normalize(line: &str) -> String {
     masked.join(" ")
 }
 
-/// A commit id as git and the tool abbreviate it (7 to 40 hex digits, a digit among them).
+/// A commit id as git and the tool abbreviate it: 7 to 40 hex digits with a digit among them
+/// (so English words like `effaced` stay), or of the tool's length, 10, or a whole id, 40, with
+/// or without one (one 10-digit id in 180 has no digit).
 fn is_commit_id(word: &str) -> bool {
     (7..=40).contains(&word.len())
         && word.chars().all(|c| c.is_ascii_hexdigit())
-        && word.chars().any(|c| c.is_ascii_digit())
+        && (word.chars().any(|c| c.is_ascii_digit()) || [10, 40].contains(&word.len()))
 }
 
 fn mask_leading_digits(word: &str) -> String {
@@ -678,6 +680,16 @@ mod rules {
         assert_eq!(
             missing_shown_line(&commit, "committed fa8f6d9484 \"Release\"\n"),
             Some("committed COMMIT \"Retire\"".into())
+        );
+        // One commit id in 180 has no digit among its 10; an English word of hex letters stays.
+        assert_eq!(
+            missing_shown_line(&commit, "committed dbfbbcdccc \"Retire\"\n"),
+            None
+        );
+        let word = shown(&["it was effaced"]);
+        assert_eq!(
+            missing_shown_line(&word, "it was defaced\n"),
+            Some("it was effaced".into())
         );
         // Counts are what the text claims: they are not masked.
         let count = shown(&["found 4 AMI(s)"]);
