@@ -549,7 +549,8 @@ fn resume(
     // a new publish adopts that run's images of this version and commit.
     let elsewhere = || {
         let local = if local { " --local" } else { "" };
-        format!("if the run was made on another machine, run `cargo xtask publish{local}` without `--resume`: it adopts the images of this version and commit that any run made (where their verdicts hold) and builds the rest")
+        let yes = if launch.yes { " --yes" } else { "" };
+        format!("if the run was made on another machine, run `cargo xtask publish{local}{yes}` without `--resume`: it adopts the images of this version and commit that any run made (where their verdicts hold) and builds the rest")
     };
     let run_id = match run {
         Some(id) => id,

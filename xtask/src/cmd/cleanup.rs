@@ -217,9 +217,10 @@ fn matching_records(
 /// The filter must be set (and a kind a test kind), `--older-than` a duration.
 fn refuse_bad_input(filter: &Filter, options: &Cleanup) -> Result<Option<u64>> {
     if filter.is_empty() {
+        let local = if options.local { " --local" } else { "" };
         return Err(crate::error::refused(
             "cleanup needs a filter: without one it would delete everything the project ever built",
-            "add `--run RUN`, `--version VERSION` or `--kind test-ebs|test-instance` (`cargo xtask cleanup --kind test-ebs` lists what test builds left)",
+            format!("add `--run RUN`, `--version VERSION` or `--kind test-ebs|test-instance` (`cargo xtask cleanup --kind test-ebs{local}` lists what test builds left)"),
         ));
     }
     if let Some(version) = &filter.version {

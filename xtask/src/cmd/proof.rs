@@ -372,9 +372,18 @@ pub fn make_public(
     publish_all(sh, aws, &proven)?;
     record.made_public = true;
     record.save(sh)?;
+    // Adopted images of an earlier publish may be public already: said, not counted as made.
+    let already = proven
+        .iter()
+        .filter(|a| images.get(&a.id).is_some_and(|i| i.public))
+        .count();
+    let made = match (proven.len() - already, already) {
+        (0, n) => format!("all {n} image(s) were public already; each is protected from deregistration"),
+        (m, 0) => format!("made {m} image(s) public and protected from deregistration"),
+        (m, n) => format!("made {m} image(s) public ({n} more were already) and protected all {} from deregistration", m + n),
+    };
     eprintln!(
-        "made {} image(s) public and protected from deregistration{}",
-        proven.len(),
+        "{made}{}",
         if partial && !record.unfinished().is_empty() {
             format!(
                 " — A PARTIAL SET (`--partial`): {} builder(s) were not proven and are left out",

@@ -317,8 +317,6 @@ pub struct Outcome {
 pub struct Hints<'a> {
     /// `cargo xtask publish --resume` (with `--local` when local), to which a run id is added.
     pub resume: &'a str,
-    /// `--local` when the stand-in answered, for the cleanup hint.
-    pub local: bool,
 }
 
 /// The checks, every failure listed with its fix; `owner` is set on a resume (adoption).
@@ -499,8 +497,7 @@ fn names_check(
     const WHAT: &str = "AMI names";
     let mut problems = Vec::new();
     let mut adopted = Vec::new();
-    let mut runs = BTreeSet::new();
-    let mut commits = BTreeSet::new();
+    let mut taken = Taken::default();
     for p in planned {
         let images = match facts.named.get(&p.region) {
             Some(Ok(images)) => images,
@@ -529,21 +526,7 @@ fn names_check(
             });
             continue;
         }
-        let made_by = match (image.tag("RunId"), image.tag("Version")) {
-            (Some(run), Some(version)) => {
-                runs.insert(run.to_string());
-                format!(" (made by run `{run}`, version {version})")
-            }
-            _ => " (not tagged by this tool)".to_string(),
-        };
-        let foreign = not_adopted_because(owner, image);
-        if !foreign.is_empty() {
-            commits.extend(image.tag("Commit").map(String::from));
-        }
-        problems.push(format!(
-            "`{}` is taken in {} by {}{made_by}{foreign}",
-            p.ami_name, p.region, image.id
-        ));
+        problems.push(taken.add(p, image, owner));
     }
     let check = if problems.is_empty() {
         let detail = match adopted.len() {
@@ -560,7 +543,7 @@ fn names_check(
         };
         Check::ok(WHAT, detail)
     } else {
-        problems.push(names_fix(&runs, &commits, owner.is_some(), hints));
+        problems.push(names_fix(&taken, owner.is_some(), hints));
         Check::fail(WHAT, problems.join("\n"))
     };
     (check, adopted)
@@ -591,6 +574,38 @@ fn takes_names(facts: &Facts, region: &str, image: &Image) -> bool {
     }
 }
 
+/// What the images under planned names say, for the fix: the runs that made them, the commits
+/// they bake, and whether any is public (a published image is never to be removed for room).
+#[derive(Default)]
+struct Taken {
+    runs: BTreeSet<String>,
+    commits: BTreeSet<String>,
+    public: bool,
+}
+
+impl Taken {
+    /// Notes `image`, which takes the name of `p`, and returns the report's line for it.
+    fn add(&mut self, p: &PlannedBuilder, image: &Image, owner: Option<&Ownership>) -> String {
+        let public = if image.public { ", public" } else { "" };
+        let made_by = match (image.tag("RunId"), image.tag("Version")) {
+            (Some(run), Some(version)) => {
+                self.runs.insert(run.to_string());
+                format!(" (made by run `{run}`, version {version}{public})")
+            }
+            _ => format!(" (not tagged by this tool{public})"),
+        };
+        let foreign = not_adopted_because(owner, image);
+        if !foreign.is_empty() {
+            self.commits.extend(image.tag("Commit").map(String::from));
+        }
+        self.public |= image.public;
+        format!(
+            "`{}` is taken in {} by {}{made_by}{foreign}",
+            p.ami_name, p.region, image.id
+        )
+    }
+}
+
 /// Why an image under a planned name is not adopted by `owner` ("" when nothing adopts).
 fn not_adopted_because(owner: Option<&Ownership>, image: &Image) -> String {
     match (owner, image.tag("Commit")) {
@@ -606,20 +621,11 @@ fn not_adopted_because(owner: Option<&Ownership>, image: &Image) -> String {
 
 /// What to do about taken names: resume the runs that made them (unless this is a resume), or
 /// publish from the commit they bake, or deregister them, or build a new version.
-fn names_fix(
-    runs: &BTreeSet<String>,
-    commits: &BTreeSet<String>,
-    resuming: bool,
-    hints: &Hints,
-) -> String {
-    let cleanup = if hints.local {
-        "cargo xtask cleanup --local"
-    } else {
-        "cargo xtask cleanup"
-    };
+fn names_fix(taken: &Taken, resuming: bool, hints: &Hints) -> String {
     let mut fix = String::from("an image name is unique per account and region: ");
-    if !runs.is_empty() && !resuming && !hints.resume.is_empty() {
-        let resumes: Vec<String> = runs
+    if !taken.runs.is_empty() && !resuming && !hints.resume.is_empty() {
+        let resumes: Vec<String> = taken
+            .runs
             .iter()
             .map(|r| format!("`{} {r}`", hints.resume))
             .collect();
@@ -628,19 +634,22 @@ fn names_fix(
             resumes.join(", ")
         ));
     }
-    if !commits.is_empty() {
-        let commits: Vec<String> = commits
+    if !taken.commits.is_empty() {
+        let commits: Vec<String> = taken
+            .commits
             .iter()
-            .map(|c| format!("`git checkout {c}`"))
+            .map(|c| format!("`git switch --detach {c}`"))
             .collect();
         fix.push_str(&format!(
-            "to publish what they bake, run the same command at that commit ({}): its images are adopted where their verdicts hold; ",
+            "to publish what they bake, run the same command at that commit ({}, and `git switch -` back afterwards): its images are adopted where their verdicts hold; ",
             commits.join(", ")
         ));
     }
-    fix.push_str(&format!(
-        "if the images are unwanted, deregister them (`{cleanup}` lists test leftovers; `aws ec2 deregister-image --region REGION --image-id ID`); otherwise build a new version"
-    ));
+    fix.push_str(if taken.public {
+        "public images are published: keep them and build a new version (`cargo xtask set-version NEW_VERSION`)"
+    } else {
+        "if the images are unwanted, deregister them (`aws ec2 deregister-image --region REGION --image-id ID`); otherwise build a new version"
+    });
     fix
 }
 
@@ -878,7 +887,6 @@ mod tests {
 
     const HINTS: Hints = Hints {
         resume: "cargo xtask publish --resume",
-        local: false,
     };
 
     #[test]
@@ -1109,11 +1117,15 @@ mod tests {
             Some("official-elsewhere")
         );
         let text = crate::pure::release::report(&outcome.checks);
-        assert!(text.contains("`X 2.6.9-1404-pv` is taken in eu-west-1 by ami-44444444 (made by run `official-2`, version 2.6.9); it bakes commit def, not this run's abc, so it is not adopted"), "{text}");
-        assert!(
-            text.contains("run the same command at that commit (`git checkout def`)"),
-            "{text}"
-        );
+        assert!(text.contains("`X 2.6.9-1404-pv` is taken in eu-west-1 by ami-44444444 (made by run `official-2`, version 2.6.9, public); it bakes commit def, not this run's abc, so it is not adopted"), "{text}");
+        for fix in [
+            "run the same command at that commit (`git switch --detach def`, and `git switch -` back afterwards)",
+            // A public image is published: the fix never says to deregister it.
+            "public images are published: keep them and build a new version",
+        ] {
+            assert!(text.contains(fix), "{text}");
+        }
+        assert!(!text.contains("deregister"), "{text}");
 
         // Before it (the release's preflight): both are reviewed, and the report says how; the
         // plan shows what each one's tags say.

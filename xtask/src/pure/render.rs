@@ -300,8 +300,14 @@ fn footer(record: &RunRecord, notes: SummaryNotes) -> String {
         ));
     }
     if let Some(path) = spec.registry.as_ref().filter(|p| p.starts_with(RUNS_DIR)) {
+        // A run's AMIs are merged only once all are public (the summary says when not).
+        let merged = if record.made_public {
+            "AMIs merged into"
+        } else {
+            "its AMIs go, once public, into"
+        };
         out.push_str(&format!(
-            "local run: the real `{REGISTRY_PATH}` was not touched; AMIs merged into\n  {}{path}\n",
+            "local run: the real `{REGISTRY_PATH}` was not touched; {merged}\n  {}{path}\n",
             base(&notes)
         ));
     }

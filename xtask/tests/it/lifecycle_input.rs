@@ -24,6 +24,9 @@ fn a_mistyped_region_is_refused_naming_the_known_ones() {
     // Every refusal ends with what to do.
     repo.xtask(&["cleanup"])
         .fails(2, &["cleanup needs a filter", "fix: add `--run RUN`"]);
+    // The fix's example stays where the command was pointed: the stand-in, not AWS.
+    repo.xtask(&["cleanup", "--local"])
+        .fails(2, &["(`cargo xtask cleanup --kind test-ebs --local` lists"]);
     repo.xtask(&["cleanup", "--kind", "official"])
         .fails(2, &["fix: use `--kind test-ebs` or `--kind test-instance`"]);
     repo.xtask(&["cleanup", "--kind", "test-ebs", "--older-than", "soon"])

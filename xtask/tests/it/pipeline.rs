@@ -239,7 +239,7 @@ fn finish_on_another_machine(repo: &Repo, doc: &BuildDoc) {
             2,
             &[
                 "no local official run to resume in `build/runs/`",
-                "run `cargo xtask publish --local` without `--resume`: it adopts the images",
+                "run `cargo xtask publish --local --yes` without `--resume`: it adopts the images",
             ],
         );
 
@@ -259,7 +259,7 @@ fn finish_on_another_machine(repo: &Repo, doc: &BuildDoc) {
             &baked[..7],
             &later[..7]
         ),
-        format!("run the same command at that commit (`git checkout {baked}`)"),
+        format!("run the same command at that commit (`git switch --detach {baked}`, and `git switch -` back afterwards)"),
     ] {
         assert!(
             flat.contains(&needle),

@@ -357,12 +357,13 @@ fn cloud_preflight_against_a_kept_standin() {
     let launched = instances(&repo);
     assert_eq!(launched, 2);
 
-    // A second publish of the same version is refused, naming every taken name and its id.
+    // In a copy that is not a git repository (its commit is known only once the build commits
+    // it), a second publish of the same version is refused, naming every taken name and its id.
     let second = with_env(&repo, &["publish", "--local", "--yes", "--only", TWO], &[]);
     let second = second.fails(2, &["FAIL  AMI names", "nothing was launched"]);
     for (name, builder) in &record.builders {
         let line = format!(
-            "`{}` is taken in {} by {} (made by run `{id}`, version 2.6.3)",
+            "`{}` is taken in {} by {} (made by run `{id}`, version 2.6.3, public)",
             builder.ami_name,
             builder.region,
             builder.ami()
@@ -439,7 +440,7 @@ fn cloud_preflight_against_a_kept_standin() {
     .fails(2, &["FAIL  AMI names", "nothing was launched"]);
     let flat = refused.flat_stderr();
     let line = format!(
-        "by {foreign} (made by run `{id}`, version 2.6.3); it bakes commit 0123456, not this run's"
+        "by {foreign} (made by run `{id}`, version 2.6.3, public); it bakes commit 0123456, not this run's"
     );
     assert!(flat.contains(&line), "lacks {line:?}:\n{}", refused.stderr);
     assert_eq!(instances(&repo), launched);
