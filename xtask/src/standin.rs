@@ -396,6 +396,8 @@ fn start_aws_server(
         server = template::shell_quote(&server.display().to_string()),
         socket = template::shell_quote(&socket.display().to_string()),
     );
+    // A socket left by an earlier try would pass for this server's before it made its own.
+    let _ = std::fs::remove_file(&socket);
     let script_file = dir.join("aws");
     std::fs::write(&script_file, script)
         .and_then(|()| {
