@@ -60,20 +60,7 @@ fn assert_nothing_left(repo: &Repo, limit: Duration, when: &str) {
 
 /// Runs `args` in the pane through a script that prints the exit status, then waits.
 fn start(tmux: &Tmux, repo: &Repo, args: &str, first: bool) {
-    let script = format!(
-        "cd '{root}'\n\
-         export HOME='{home}' XDG_CONFIG_HOME='{home}/.config' GIT_CONFIG_NOSYSTEM=1\n\
-         export XTASK_STANDIN_VENV='{venv}'\n\
-         unset SOURCE_DATE_EPOCH AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY\n\
-         clear\n\
-         '{bin}' {args}\n\
-         echo \"EXIT=$?\"\n\
-         sleep 600\n",
-        root = repo.root.display(),
-        home = repo.home().display(),
-        venv = common::standin_venv().display(),
-        bin = env!("CARGO_BIN_EXE_xtask"),
-    );
+    let script = common::tmux::script(repo, &format!("clear\nxtask {args}\necho \"EXIT=$?\""));
     repo.write("run.sh", &script);
     let run_sh = format!("bash '{}'", repo.path("run.sh").display());
     if first {

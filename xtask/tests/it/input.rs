@@ -3,20 +3,12 @@
 
 use crate::common;
 
-use common::{Repo, Run, RunExt};
+use common::{data, Repo, Run, RunExt};
 use std::process::Stdio;
 
 /// A secret as a user would have it in `build/local.json`.
 const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYSECRETKEY";
 const ACCESS: &str = "AKIAIOSFODNN7SECRETX";
-
-fn data(name: &str) -> String {
-    common::source_root()
-        .join("xtask/tests/data")
-        .join(name)
-        .display()
-        .to_string()
-}
 
 #[track_caller]
 fn assert_no_secret(run: &Run) {

@@ -549,6 +549,17 @@ fn published_images_survive_cleanup_retire_in_stages_and_audit_names_mismatches(
     );
 }
 
+/// Cleanup keeping the newest test-ebs run per region, in the stand-in.
+const KEEP_NEWEST: [&str; 7] = [
+    "cleanup",
+    "--local",
+    "--keep",
+    "1",
+    "--kind",
+    "test-ebs",
+    "--execute",
+];
+
 #[test]
 fn retention_keeps_the_newest_runs_and_used_images_are_skipped() {
     let repo = Repo::new("retention");
@@ -610,17 +621,7 @@ fn retention_keeps_the_newest_runs_and_used_images_are_skipped() {
         ],
     );
     let instance_id = instance["Instances"][0]["InstanceId"].as_str().unwrap();
-    let used = repo
-        .xtask(&[
-            "cleanup",
-            "--local",
-            "--keep",
-            "1",
-            "--kind",
-            "test-ebs",
-            "--execute",
-        ])
-        .ok();
+    let used = repo.xtask(&KEEP_NEWEST).ok();
     assert!(
         line_with(&used.stdout, &format!("KEEP      {}", runs[0].id))
             .contains(&format!("in use by instance {instance_id} (running)")),
@@ -645,16 +646,7 @@ fn retention_keeps_the_newest_runs_and_used_images_are_skipped() {
         "us-east-1",
         &["ec2", "terminate-instances", "--instance-ids", instance_id],
     );
-    repo.xtask(&[
-        "cleanup",
-        "--local",
-        "--keep",
-        "1",
-        "--kind",
-        "test-ebs",
-        "--execute",
-    ])
-    .ok();
+    repo.xtask(&KEEP_NEWEST).ok();
     let left = common::own_images_tagged(&repo, "us-east-1", ("Kind", "test-ebs"));
     let ids: Vec<&str> = left
         .iter()

@@ -53,18 +53,10 @@ fn publish_fits_an_80x24_terminal_and_json_lists_every_builder() {
     common::require(&["tmux", "jq"]);
     let repo = Repo::new("terminal");
     // The command as a user types it in the terminal, with the test's isolated environment.
-    let script = format!(
-        "cd '{root}'\n\
-         export HOME='{home}' XDG_CONFIG_HOME='{home}/.config' GIT_CONFIG_NOSYSTEM=1\n\
-         export XTASK_STANDIN_VENV='{venv}'\n\
-         unset SOURCE_DATE_EPOCH AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY\n\
-         '{bin}' publish --local --yes --json | jq . > pretty.json\n\
-         echo \"EXIT=${{PIPESTATUS[0]}} JQ=${{PIPESTATUS[1]}}\"\n\
-         sleep 600\n",
-        root = repo.root.display(),
-        home = repo.home().display(),
-        venv = common::standin_venv().display(),
-        bin = env!("CARGO_BIN_EXE_xtask"),
+    let script = common::tmux::script(
+        &repo,
+        "xtask publish --local --yes --json | jq . > pretty.json\n\
+         echo \"EXIT=${PIPESTATUS[0]} JQ=${PIPESTATUS[1]}\"",
     );
     repo.write("run.sh", &script);
     let tmux = Tmux::new("view");

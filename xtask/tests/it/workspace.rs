@@ -2,7 +2,7 @@
 
 use crate::common;
 
-use common::{Repo, RunExt};
+use common::{data, Repo, RunExt};
 use serde_json::Value;
 
 const EPOCH: &str = "1795573423";
@@ -288,14 +288,6 @@ fn set_version_refusals_change_nothing() {
             .fails(2, &["`ds0_utils.py`", message]);
         assert_eq!(before, repo.snapshot(), "{message}");
     }
-}
-
-fn data(name: &str) -> String {
-    common::source_root()
-        .join("xtask/tests/data")
-        .join(name)
-        .display()
-        .to_string()
 }
 
 #[test]

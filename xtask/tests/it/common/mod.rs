@@ -25,6 +25,15 @@ pub fn source_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// A file of `xtask/tests/data/` (Packer output captured from real Packer, and the like).
+pub fn data(name: &str) -> String {
+    source_root()
+        .join("xtask/tests/data")
+        .join(name)
+        .display()
+        .to_string()
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {

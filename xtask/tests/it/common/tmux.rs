@@ -1,7 +1,27 @@
 //! A tmux server of a test's own (its own socket) with one session, killed when the test ends:
 //! the terminal a user types in, for tests of the live view and of Ctrl-C.
 
+use super::Repo;
 use std::process::Command;
+
+/// A script for a pane: `command` typed in the repository with the test's isolated environment
+/// (git, the stand-in's virtualenv, no AWS keys), `xtask` naming the binary under test; then
+/// the pane stays open so its screen can be read.
+pub fn script(repo: &Repo, command: &str) -> String {
+    format!(
+        "cd '{root}'\n\
+         export HOME='{home}' XDG_CONFIG_HOME='{home}/.config' GIT_CONFIG_NOSYSTEM=1\n\
+         export XTASK_STANDIN_VENV='{venv}'\n\
+         unset SOURCE_DATE_EPOCH AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY\n\
+         xtask() {{ '{bin}' \"$@\"; }}\n\
+         {command}\n\
+         sleep 600\n",
+        root = repo.root.display(),
+        home = repo.home().display(),
+        venv = super::standin_venv().display(),
+        bin = env!("CARGO_BIN_EXE_xtask"),
+    )
+}
 
 pub struct Tmux {
     pub socket: String,
