@@ -16,12 +16,24 @@ impl RunRecord {
         project::write_atomic(sh, &format!("{}/run.json", self.dir()), &text)
     }
     pub fn load(sh: &Shell, run_id: &str) -> Result<RunRecord> {
+        check_id(run_id)?;
         let path = format!("{RUNS_DIR}/{run_id}/run.json");
         let text = sh.read_file(&path).with_context(|| {
             format!("no run `{run_id}`: `{path}` cannot be read (runs are the folders of `{RUNS_DIR}/`)")
         })?;
         crate::pure::json::parse(&text).map_err(|e| anyhow::anyhow!("`{path}` is damaged: {e}"))
     }
+}
+
+/// A run is a folder of `build/runs/`, named by its id: never a path out of it.
+pub fn check_id(run_id: &str) -> Result<()> {
+    if run_id.is_empty() || run_id.starts_with('.') || run_id.contains('/') {
+        return Err(crate::error::refused(
+            format!("`{run_id}` is not a run id: runs are the folders of `{RUNS_DIR}/`"),
+            format!("give a run id as `ls {RUNS_DIR}` lists it, e.g. `official-20261130-011749`"),
+        ));
+    }
+    Ok(())
 }
 
 /// Keeps a copy of the run's inputs in its folder the first time (a release's record exists

@@ -570,6 +570,7 @@ fn resume(
                 )
             })?,
     };
+    runs::check_id(&run_id)?;
     let record =
         RunRecord::load(sh, &run_id).fix(|| format!("cannot resume run `{run_id}`"), elsewhere)?;
     let recorded = &record.spec;

@@ -525,3 +525,18 @@ fn every_command_that_takes_a_version_refuses_a_bad_one_with_its_fix() {
     }
     assert_eq!(repo.snapshot_without_target(), before);
 }
+
+/// A run id is a folder name of `build/runs/`, never a path out of it.
+#[test]
+fn a_run_id_that_is_a_path_is_refused() {
+    let repo = Repo::new("run-id-path");
+    let before = repo.snapshot();
+    repo.xtask(&["publish", "--resume", "../../etc"]).fails(
+        2,
+        &[
+            "`../../etc` is not a run id: runs are the folders of `build/runs/`",
+            "fix: give a run id as `ls build/runs` lists it",
+        ],
+    );
+    assert_eq!(before, repo.snapshot());
+}
