@@ -670,7 +670,7 @@ mod tests {
         let error = failed(
             "\nCould not connect to the endpoint URL: \"https://ec2.eu-west-1.amazonaws.com/\"\n",
         );
-        let text = crate::error::render_error(&error);
+        let text = crate::error::render_error(&error, &Default::default());
         assert!(
             text.contains("a network error: `aws` could not reach AWS in eu-west-1"),
             "{text}"
@@ -680,7 +680,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("fix: check the network connection"), "{text}");
-        let other = crate::error::render_error(&failed("An error occurred (AuthFailure): secret"));
+        let other = crate::error::render_error(
+            &failed("An error occurred (AuthFailure): secret"),
+            &Default::default(),
+        );
         assert!(!other.contains("network"), "{other}");
         assert!(!other.contains("secret"), "the masker hides it: {other}");
     }

@@ -1,7 +1,8 @@
 //! The errors every command shares: what failed, its causes, the fix, and the exit code they
 //! mean. `main` renders them; commands and edges raise them.
 
-use crate::{interrupt, lock, output};
+use crate::interrupt::{self, Progress};
+use crate::{lock, output};
 use anyhow::Result;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use std::process::ExitCode;
@@ -124,9 +125,13 @@ pub fn error_document(
     command: &str,
     error: &anyhow::Error,
     exit_code: u8,
+    progress: &Progress,
     masker: &crate::pure::mask::Masker,
 ) -> serde_json::Value {
-    let parts = parts(error);
+    let mut parts = parts(error);
+    if let Some(interrupted) = interruption(error) {
+        parts.what = interrupted.explain(progress);
+    }
     let masked = |texts: &[String]| -> Vec<String> {
         texts.iter().map(|t| masker.mask(t).to_string()).collect()
     };
@@ -140,15 +145,19 @@ pub fn error_document(
     })
 }
 
-/// An error as the user reads it: what failed on the first line, each cause on its own
-/// indented line, the fix (if any) last.
-pub fn render_error(error: &anyhow::Error) -> String {
-    // An interrupt is one line: where it stopped, and how to go on.
-    if let Some(interrupted) = error
+/// The interrupt an error chain carries, if any.
+fn interruption(error: &anyhow::Error) -> Option<&interrupt::Interrupted> {
+    error
         .chain()
         .find_map(|e| e.downcast_ref::<interrupt::Interrupted>())
-    {
-        return format!("interrupted: {interrupted}\n");
+}
+
+/// An error as the user reads it: what failed on the first line, each cause on its own
+/// indented line, the fix (if any) last.
+pub fn render_error(error: &anyhow::Error, progress: &Progress) -> String {
+    // An interrupt is one line: where it stopped, and how to go on.
+    if let Some(interrupted) = interruption(error) {
+        return format!("interrupted: {}\n", interrupted.explain(progress));
     }
     if interrupt::requested() {
         // A step that failed because of the interrupt (a `git push` that got the Ctrl-C).
@@ -156,7 +165,7 @@ pub fn render_error(error: &anyhow::Error) -> String {
         let what = what.lines().next().unwrap_or("");
         return format!(
             "interrupted: stopped ({what}); {}\n",
-            match interrupt::resume_command() {
+            match progress.resume_command() {
                 Some(resume) => format!("what finished is recorded: run `{resume}` to resume"),
                 None => "nothing was started".to_string(),
             }
@@ -186,13 +195,13 @@ pub fn render_error(error: &anyhow::Error) -> String {
 
 /// 0 done; 1 some builders or steps failed, the rest done; 2 refused before anything started;
 /// 130 interrupted.
-pub fn exit_code(error: &anyhow::Error) -> u8 {
+pub fn exit_code(error: &anyhow::Error, progress: &Progress) -> u8 {
     let any = |test: fn(&(dyn std::error::Error + 'static)) -> bool| error.chain().any(test);
     if any(|e| e.is::<interrupt::Interrupted>()) || interrupt::requested() {
         130
     } else if any(|e| e.is::<BuildsFailed>() || e.is::<PartlyFailed>()) {
         1
-    } else if any(|e| e.is::<lock::Locked>()) || !interrupt::started() {
+    } else if any(|e| e.is::<lock::Locked>()) || !progress.started() {
         2
     } else {
         1
@@ -203,6 +212,7 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
 pub fn report(
     name: &str,
     result: Result<ExitCode>,
+    progress: &Progress,
     masker: &crate::pure::mask::Masker,
 ) -> ExitCode {
     match result {
@@ -217,9 +227,9 @@ pub fn report(
             }
         }
         Err(e) => {
-            let code = exit_code(&e);
-            eprint!("{}", masker.mask(&render_error(&e)));
-            output::document(error_document(name, &e, code, masker));
+            let code = exit_code(&e, progress);
+            eprint!("{}", masker.mask(&render_error(&e, progress)));
+            output::document(error_document(name, &e, code, progress, masker));
             ExitCode::from(code)
         }
     }
@@ -285,6 +295,7 @@ mod tests {
 
     #[test]
     fn errors_read_what_then_causes_then_the_fix() {
+        let none = Progress::default();
         let push: Result<()> = Err(anyhow::anyhow!(
             "command exited with non-zero code `git push`: 1"
         ))
@@ -299,20 +310,66 @@ mod tests {
             )
             .unwrap_err();
         assert_eq!(
-            render_error(&error),
+            render_error(&error, &none),
             "error: release 2.6.4 stopped at step 6 (push); the commit and the tag are made\n  \
              caused by: cannot push branch `2.6` and tag `release/2.6.4` to `origin`\n  \
              caused by: command exited with non-zero code `git push`: 1\n\
              fix: resolve the cause above, then run `cargo xtask release 2.6.4 --push origin`\n"
         );
-        assert_eq!(exit_code(&error), 2);
+        assert_eq!(exit_code(&error, &none), 2);
         let failed = Err::<(), _>(anyhow::Error::new(BuildsFailed))
             .context("run `x`: 1 of 4 builders did not succeed")
             .unwrap_err();
         assert_eq!(
-            render_error(&failed),
+            render_error(&failed, &none),
             "error: run `x`: 1 of 4 builders did not succeed\n"
         );
-        assert_eq!(exit_code(&failed), 1);
+        assert_eq!(exit_code(&failed, &none), 1);
+    }
+
+    #[test]
+    fn an_interrupt_says_how_to_go_on_from_what_the_command_recorded() {
+        let progress = Progress::default();
+        let stopped = || interrupt::interrupted("the tag (step 5)").context("step 5");
+        let read = |progress: &Progress| {
+            (
+                render_error(&stopped(), progress),
+                exit_code(&stopped(), progress),
+            )
+        };
+        assert_eq!(
+            read(&progress),
+            (
+                "interrupted: stopped before the tag (step 5); nothing was started\n".into(),
+                130
+            )
+        );
+        progress.mark_started();
+        assert_eq!(
+            read(&progress).0,
+            "interrupted: stopped before the tag (step 5); nothing is left half-done\n"
+        );
+        progress.set_resume("cargo xtask release 2.6.4");
+        assert_eq!(
+            read(&progress).0,
+            "interrupted: stopped before the tag (step 5); what finished is recorded: \
+             run `cargo xtask release 2.6.4` to resume\n"
+        );
+        // The `--json` document says the same.
+        let document = error_document(
+            "release",
+            &stopped(),
+            130,
+            &progress,
+            &crate::pure::mask::Masker::new([]),
+        );
+        assert_eq!(
+            document["error"],
+            "stopped before the tag (step 5); what finished is recorded: run `cargo xtask release 2.6.4` to resume"
+        );
+        // Once started, a plain failure is "some steps failed", not "refused".
+        let failed = anyhow::anyhow!("cannot write `ami_ids.json`");
+        assert_eq!(exit_code(&failed, &Progress::default()), 2);
+        assert_eq!(exit_code(&failed, &progress), 1);
     }
 }

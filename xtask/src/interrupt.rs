@@ -8,25 +8,46 @@
 //! tracebacks or false failures: the command checks [`requested`] after them.
 
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 static REQUESTED: AtomicBool = AtomicBool::new(false);
 static COUNT: AtomicUsize = AtomicUsize::new(0);
 /// The process group of the running `packer build`, 0 when none runs.
 static PACKER_GROUP: AtomicI32 = AtomicI32::new(0);
-/// What the user runs to continue after an interrupt, once the command has started work.
-static RESUME: Mutex<Option<String>> = Mutex::new(None);
-
-/// Set once a command has changed something (a run folder, a file, a ref, a launch): from then
-/// on a failure is "some steps failed" (1), never "refused before anything started" (2).
-static STARTED: AtomicBool = AtomicBool::new(false);
-
-pub fn mark_started() {
-    STARTED.store(true, Ordering::SeqCst);
+/// What the interrupt handler and the error report must know of the running command: whether
+/// it has changed anything yet, and what resumes it. The command owns it (`cmd::Context`) and
+/// hands it to [`install`]; the signal's own state (requested, count, Packer's group) is
+/// process-wide by nature and stays in statics.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Set once the command has changed something (a run folder, a file, a ref, a launch):
+    /// from then on a failure is "some steps failed" (1), never "refused before anything
+    /// started" (2).
+    started: AtomicBool,
+    /// What the user runs to continue after an interrupt, taken from the run's record.
+    resume: Mutex<Option<String>>,
 }
 
-pub fn started() -> bool {
-    STARTED.load(Ordering::SeqCst)
+impl Progress {
+    pub fn mark_started(&self) {
+        self.started.store(true, Ordering::SeqCst);
+    }
+
+    pub fn started(&self) -> bool {
+        self.started.load(Ordering::SeqCst)
+    }
+
+    /// Sets the command that resumes the work, shown when an interrupt stops it.
+    pub fn set_resume(&self, command: impl Into<String>) {
+        *self.resume.lock().unwrap_or_else(|e| e.into_inner()) = Some(command.into());
+    }
+
+    pub fn resume_command(&self) -> Option<String> {
+        self.resume
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
 }
 
 /// What stops the children a command started, for an exit before anything started (their
@@ -39,12 +60,12 @@ pub fn on_early_exit(stop_children: fn()) {
 }
 
 /// Installs the handler (SIGINT, SIGTERM, SIGHUP); every command that may start work calls it.
-pub fn install() {
-    let _ = ctrlc::set_handler(|| {
+pub fn install(progress: Arc<Progress>) {
+    let _ = ctrlc::set_handler(move || {
         REQUESTED.store(true, Ordering::SeqCst);
         let count = COUNT.fetch_add(1, Ordering::SeqCst) + 1;
         let group = PACKER_GROUP.load(Ordering::SeqCst);
-        if !started() {
+        if !progress.started() {
             // Nothing to record yet (checks, a plan, a prompt, a wait for the lock): stop now
             // rather than at the end of a prompt, with the stand-in it may have started.
             if let Some(stop_children) = STOP_CHILDREN.get() {
@@ -105,23 +126,43 @@ pub fn requested() -> bool {
     REQUESTED.load(Ordering::SeqCst)
 }
 
-/// Sets the command that resumes the work, shown when an interrupt stops it.
-pub fn set_resume(command: impl Into<String>) {
-    *RESUME.lock().unwrap_or_else(|e| e.into_inner()) = Some(command.into());
-}
-
-pub fn resume_command() -> Option<String> {
-    RESUME.lock().unwrap_or_else(|e| e.into_inner()).clone()
-}
-
-/// Marks an error as "stopped by Ctrl-C or SIGTERM" (exit 130). Its text is the one line the
-/// user sees.
+/// Marks an error as "stopped by Ctrl-C or SIGTERM" (exit 130). The report says it in one line,
+/// with how to go on ([`Interrupted::explain`]).
 #[derive(Debug)]
-pub struct Interrupted(pub String);
+pub enum Interrupted {
+    /// Stopped at a checkpoint, before `next`.
+    Before(String),
+    /// Stopped, as the command itself explains (a build names its finished builders).
+    Said(String),
+}
+
+impl Interrupted {
+    /// The line the user reads: where it stopped and, once something started, how to resume.
+    pub fn explain(&self, progress: &Progress) -> String {
+        let next = match self {
+            Interrupted::Said(message) => return message.clone(),
+            Interrupted::Before(next) => next,
+        };
+        match progress.resume_command() {
+            Some(resume) => {
+                format!(
+                    "stopped before {next}; what finished is recorded: run `{resume}` to resume"
+                )
+            }
+            None if progress.started() => {
+                format!("stopped before {next}; nothing is left half-done")
+            }
+            None => format!("stopped before {next}; nothing was started"),
+        }
+    }
+}
 
 impl std::fmt::Display for Interrupted {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            Interrupted::Before(next) => write!(f, "stopped before {next}"),
+            Interrupted::Said(message) => f.write_str(message),
+        }
     }
 }
 
@@ -161,16 +202,7 @@ pub fn pause_before(next: &str) {
 
 /// The interrupt error for a command stopped before `next`.
 pub fn interrupted(next: &str) -> anyhow::Error {
-    let message = match resume_command() {
-        Some(resume) => {
-            format!("stopped before {next}; what finished is recorded: run `{resume}` to resume")
-        }
-        None if started() => {
-            format!("stopped before {next}; nothing is left half-done")
-        }
-        None => format!("stopped before {next}; nothing was started"),
-    };
-    anyhow::Error::new(Interrupted(message))
+    anyhow::Error::new(Interrupted::Before(next.to_string()))
 }
 
 /// Runs a short helper in its own process group with its output captured: a Ctrl-C meant for

@@ -41,12 +41,17 @@ impl Cmd for AmiIds {
             .registry
             .as_deref()
             .map_or(crate::pure::registry::REGISTRY_PATH.into(), |r| cx.path(r));
-        merge_files(cx.sh, &files, &registry)?;
+        merge_files(cx.sh, &files, &registry, &cx.progress)?;
         Ok(ExitCode::SUCCESS)
     }
 }
 
-fn merge_files(sh: &Shell, files: &[String], registry_path: &str) -> Result<()> {
+fn merge_files(
+    sh: &Shell,
+    files: &[String],
+    registry_path: &str,
+    progress: &crate::interrupt::Progress,
+) -> Result<()> {
     let matrix = project::matrix(sh)?;
     let mut amis = Vec::new();
     let mut failed = Vec::new();
@@ -90,7 +95,7 @@ fn merge_files(sh: &Shell, files: &[String], registry_path: &str) -> Result<()> 
         );
     }
     crate::interrupt::check("changing the registry")?;
-    let changes = merge_into(sh, registry_path, &amis)?;
+    let changes = merge_into(sh, registry_path, &amis, progress)?;
     if changes.is_empty() {
         println!(
             "`{registry_path}` already lists all {} AMI(s): nothing changed",
@@ -112,14 +117,19 @@ fn merge_files(sh: &Shell, files: &[String], registry_path: &str) -> Result<()> 
 /// Merges AMIs into a registry file, atomically; the file is untouched when nothing changes or
 /// an AMI is in a region the project does not publish to. The caller holds the repository's
 /// lock, so the read, the merge and the write are one step no other merge can interleave with.
-pub fn merge_into(sh: &Shell, registry_path: &str, amis: &[Ami]) -> Result<Vec<Change>> {
+pub fn merge_into(
+    sh: &Shell,
+    registry_path: &str,
+    amis: &[Ami],
+    progress: &crate::interrupt::Progress,
+) -> Result<Vec<Change>> {
     crate::lock::ensure_held()?;
     check_regions(&project::matrix(sh)?, amis)
         .with_context(|| format!("nothing was merged into `{registry_path}`"))?;
     let mut registry = project::registry(sh, registry_path)?;
     let changes = registry::merge(&mut registry, amis).map_err(anyhow::Error::msg)?;
     if !changes.is_empty() {
-        crate::interrupt::mark_started();
+        progress.mark_started();
         project::write_atomic(sh, registry_path, &registry::render(&registry))?;
     }
     Ok(changes)

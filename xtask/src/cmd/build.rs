@@ -6,6 +6,7 @@ use crate::aws::Aws;
 use crate::cmd::proof;
 use crate::credentials::{self, Credentials};
 use crate::error::{BuildsFailed, FixContext};
+use crate::interrupt::{self, Progress};
 use crate::packer::{BuildRequest, Packer};
 use crate::pure::registry::REGISTRY_PATH;
 use crate::pure::render::{self, PlanNotes, SummaryNotes};
@@ -15,10 +16,11 @@ use crate::runs::{self, Attempt, BuilderState, RunRecord};
 use crate::simulated::World;
 use crate::standin::{Rehearsed, Standin};
 use crate::view::{self, View};
-use crate::{cloud, cmd, interrupt, lock, output, project};
+use crate::{cloud, cmd, lock, output, project};
 use anyhow::{Context, Result};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use xshell::Shell;
 
 /// The flags every build shares.
@@ -44,12 +46,13 @@ pub struct BuildArgs {
 
 impl BuildArgs {
     /// How this command launches, before the flags of its own.
-    fn launch(&self, root: &Path) -> Launch {
+    fn launch(&self, cx: &crate::cmd::Context) -> Launch {
         Launch {
             packer_args: self.packer_args.clone(),
             skip_cloud_checks: self.skip_cloud_checks,
             json: self.json,
-            standin_root: root.to_path_buf(),
+            standin_root: cx.root().to_path_buf(),
+            progress: cx.progress.clone(),
             ..Default::default()
         }
     }
@@ -130,7 +133,7 @@ impl TestArgs {
         let launch = Launch {
             yes: self.yes,
             branch: self.branch.clone(),
-            ..self.common.launch(cx.root())
+            ..self.common.launch(cx)
         };
         let spec = self
             .common
@@ -229,7 +232,7 @@ impl crate::cmd::Cmd for Publish {
             debug: self.debug,
             yes: self.yes,
             partial: self.partial,
-            ..self.common.launch(cx.root())
+            ..self.common.launch(cx)
         };
         match self.resume {
             Some(run) => {
@@ -267,6 +270,8 @@ pub struct Launch {
     pub branch: Option<String>,
     /// `--partial`: the proven images are made public even when some builders failed.
     pub partial: bool,
+    /// The command's progress, marked once the run changes something.
+    pub progress: Arc<Progress>,
 }
 
 /// What a finished build reports to its caller (the release command builds on it).
@@ -288,13 +293,13 @@ struct Kit {
 /// A new run of `spec`: preflight, plan, cloud checks, confirmation, then the record and the
 /// build.
 fn new_run(sh: &Shell, root: &Path, mut spec: Spec, launch: &Launch) -> Result<Finished> {
-    interrupt::install();
+    interrupt::install(launch.progress.clone());
     let (kit, plan, found) = preflight(sh, root, &spec, launch)?;
     // Effects from here on.
     confirm_launch(spec.kind, spec.local, launch)?;
     interrupt::check("anything started")?;
     let run_id = runs::new_run_id(root, spec.kind, spec.local, spec.epoch)?;
-    interrupt::mark_started();
+    launch.progress.mark_started();
     if spec.registry.as_deref() == Some("") {
         spec.registry = Some(scratch_registry(&run_id));
     }
@@ -318,7 +323,7 @@ fn new_run(sh: &Shell, root: &Path, mut spec: Spec, launch: &Launch) -> Result<F
     // The record comes first, so an interrupt from here on leaves a run to resume.
     record.save(sh)?;
     lock::set_run(&record.run_id, record.spec.local);
-    interrupt::set_resume(resume_command(&record, launch));
+    launch.progress.set_resume(resume_command(&record, launch));
     eprintln!(
         "run `{}`\n  logs and record in `{}/`",
         record.run_id,
@@ -543,7 +548,7 @@ fn resume(
     run: Option<String>,
     launch: &Launch,
 ) -> Result<Finished> {
-    interrupt::install();
+    interrupt::install(launch.progress.clone());
     let kind = Kind::Official;
     // Without the run's folder (another machine made it) there is nothing to resume here, but
     // a new publish adopts that run's images of this version and commit.
@@ -613,7 +618,7 @@ pub fn continue_run(
             record.builders.len()
         );
         interrupt::check("merging")?;
-        interrupt::mark_started();
+        launch.progress.mark_started();
         return finish(sh, record, launch, public);
     }
     let packer = Packer::detect(sh)?;
@@ -633,16 +638,16 @@ pub fn continue_run(
     remove_killed_attempts_leftovers(sh, root, &record, kit.standin.as_ref(), launch)?;
     let remaining = adopt_built(sh, root, &kit, &mut record, credentials_source, launch)?;
     if remaining.is_empty() {
-        interrupt::mark_started();
+        launch.progress.mark_started();
         let public = publish_proven(sh, &kit, &mut record, launch)?;
         drop(kit);
         return finish(sh, record, launch, public);
     }
     confirm_launch(kind, local, launch)?;
     interrupt::check("anything started")?;
-    interrupt::mark_started();
+    launch.progress.mark_started();
     lock::set_run(&run_id, record.spec.local);
-    interrupt::set_resume(resume_command(&record, launch));
+    launch.progress.set_resume(resume_command(&record, launch));
     attempt(sh, &kit, &mut record, remaining, launch)?;
     let public = publish_proven(sh, &kit, &mut record, launch)?;
     drop(kit);
@@ -680,7 +685,7 @@ fn remove_killed_attempts_leftovers(
     if !record.spec.local {
         cmd::confirm(launch.yes, "removing them", "remove")?;
     }
-    interrupt::mark_started();
+    launch.progress.mark_started();
     let failures = crate::leftovers::remove(&aws, &launched);
     if failures.is_empty() {
         return Ok(());
@@ -1085,7 +1090,7 @@ fn finish(sh: &Shell, record: RunRecord, launch: &Launch, public: bool) -> Resul
     let held_back = public && !record.made_public;
     if let Some(path) = record.spec.registry.as_ref().filter(|_| !held_back) {
         // Every time, resumes included: a merge of the same AMIs changes nothing.
-        changes = cmd::ami_ids::merge_into(sh, path, &record.amis())?;
+        changes = cmd::ami_ids::merge_into(sh, path, &record.amis(), &launch.progress)?;
         if !changes.is_empty() {
             output::say(format!("`{path}`:"));
         }
@@ -1162,7 +1167,7 @@ fn stopped(record: &RunRecord, launch: &Launch) -> anyhow::Error {
         (false, true) => "build the rest and merge",
         (false, false) => "build the rest",
     };
-    anyhow::Error::new(interrupt::Interrupted(format!(
+    anyhow::Error::new(interrupt::Interrupted::Said(format!(
         "run `{}` stopped: {done} of {} builders finished and are recorded{merge}: run `{}` to {rest}",
         record.run_id,
         record.builders.len(),

@@ -38,7 +38,7 @@ impl crate::cmd::Cmd for Local {
     }
     fn run(self, cx: &crate::cmd::Context) -> Result<ExitCode> {
         match self.action {
-            Action::Up => up(cx.sh, cx.root())?,
+            Action::Up => up(cx.sh, cx.root(), &cx.progress)?,
             Action::Down => down(cx.root())?,
             Action::Status => status(cx.root())?,
         }
@@ -46,14 +46,14 @@ impl crate::cmd::Cmd for Local {
     }
 }
 
-fn up(sh: &Shell, root: &Path) -> Result<()> {
+fn up(sh: &Shell, root: &Path, progress: &crate::interrupt::Progress) -> Result<()> {
     if let Some(running) = Standin::running(root) {
         println!("the stand-in is already running:");
         describe(&running);
         return Ok(());
     }
     let matrix = project::matrix(sh)?;
-    crate::interrupt::mark_started();
+    progress.mark_started();
     let standin = Standin::start(sh, root, &matrix, true)?;
     if crate::interrupt::requested() {
         standin::stop_running(root)?;

@@ -18,12 +18,14 @@ pub mod retire;
 pub mod set_version;
 pub mod tag;
 
+use crate::interrupt::Progress;
 use crate::lock::Busy;
 use crate::{interrupt, lock, project};
 use anyhow::{bail, Context as _, Result};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use xshell::Shell;
 
 /// What every command runs with: one shell, at the repository root, and the folder the user
@@ -32,6 +34,9 @@ pub struct Context<'a> {
     pub sh: &'a Shell,
     pub root: PathBuf,
     caller: PathBuf,
+    /// Whether the command changed anything yet and what resumes it: for the interrupt handler
+    /// and the error report.
+    pub progress: Arc<Progress>,
 }
 
 impl Context<'_> {
@@ -115,18 +120,23 @@ impl Command {
     }
 
     /// Runs the command at the repository root, under its lock.
-    pub fn run(self, sh: &Shell) -> Result<ExitCode> {
+    pub fn run(self, sh: &Shell, progress: &Arc<Progress>) -> Result<ExitCode> {
         if let Command::Help(help) = self {
             return help.print();
         }
         // Path arguments are relative to the caller's folder; below, the shell works at the root.
         let caller = sh.current_dir();
         let root = project::enter_root(sh)?;
-        let cx = Context { sh, root, caller };
+        let cx = Context {
+            sh,
+            root,
+            caller,
+            progress: progress.clone(),
+        };
         let lock = each!(&self, c => c.lock());
         if let Some(busy) = lock {
             interrupt::on_early_exit(lock::stop_children_for_exit);
-            interrupt::install();
+            interrupt::install(progress.clone());
             lock::acquire(&cx.root, self.name(), busy)?;
         }
         let result = each!(self, c => c.run(&cx));

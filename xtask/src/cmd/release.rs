@@ -12,6 +12,7 @@ use crate::cmd::{build, set_version};
 use crate::credentials;
 use crate::error::FixContext;
 use crate::git::{self, Git};
+use crate::interrupt::{self, Progress};
 use crate::packer::Packer;
 use crate::pure::preflight::{Adopted, Ownership};
 use crate::pure::release::{self, Check, Step, Steps};
@@ -19,10 +20,11 @@ use crate::pure::template::{self, Kind, Spec};
 use crate::pure::{ds0, matrix, registry::REGISTRY_PATH, version};
 use crate::runs::{self, RunRecord};
 use crate::standin::Standin;
-use crate::{cloud, interrupt, output, project, signing};
+use crate::{cloud, output, project, signing};
 use anyhow::{bail, Context, Result};
 use semver::Version;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use xshell::{cmd, Shell};
 
 /// The whole official release: check, set the version, publish, merge, commit, tag, push.
@@ -85,11 +87,11 @@ impl crate::cmd::Cmd for Release {
         self.json
     }
     fn run(self, cx: &crate::cmd::Context) -> Result<std::process::ExitCode> {
-        interrupt::install();
+        interrupt::install(cx.progress.clone());
         if self.local && !self.dry_run {
-            rehearse(cx.sh, cx.root(), &self)?;
+            rehearse(cx.sh, cx.root(), &self, &cx.progress)?;
         } else {
-            release_in(cx.sh, cx.root(), &self, None)?;
+            release_in(cx.sh, cx.root(), &self, None, &cx.progress)?;
         }
         Ok(std::process::ExitCode::SUCCESS)
     }
@@ -134,7 +136,7 @@ fn find_record(root: &Path, options: &Release) -> Option<RunRecord> {
 /// `--local`: check the real repository, then run the release in a scratch clone (with a
 /// scratch bare repository as its `origin`) against the stand-in. The real repository is only
 /// read.
-fn rehearse(sh: &Shell, root: &Path, options: &Release) -> Result<()> {
+fn rehearse(sh: &Shell, root: &Path, options: &Release, progress: &Arc<Progress>) -> Result<()> {
     let real = Git::open(root)?;
     // The rehearsal pushes to its scratch remote: the real remotes are not consulted.
     let real_options = Release {
@@ -168,7 +170,7 @@ fn rehearse(sh: &Shell, root: &Path, options: &Release) -> Result<()> {
     };
     let result = {
         let _dir = sh.push_dir(&clone);
-        release_in(sh, &clone, &options, Some(root))
+        release_in(sh, &clone, &options, Some(root), progress)
     };
     eprintln!(
         "rehearsal: the scratch clone is `{}`{}; the real repository was not changed",
@@ -286,6 +288,7 @@ fn release_in(
     root: &Path,
     options: &Release,
     standin_root: Option<&Path>,
+    progress: &Arc<Progress>,
 ) -> Result<()> {
     let git = Git::open(root)?;
     // A rehearsal signs as the real repository would: its configuration, not the clone's.
@@ -341,8 +344,9 @@ fn release_in(
     let version_text = facts.version.to_string();
     crate::cmd::confirm(options.yes, "releasing", &format!("release {version_text}"))?;
     interrupt::check("anything started")?;
-    interrupt::mark_started();
+    progress.mark_started();
     let mut record = start(sh, root, options, record, spec, &facts, found.as_deref())?;
+    progress.set_resume(steps(&mut record).command.clone());
     run_steps(
         sh,
         root,
@@ -352,6 +356,7 @@ fn release_in(
         &facts,
         &mut record,
         standin_root,
+        progress,
     )?;
     released(&facts, &record, options);
     Ok(())
@@ -373,8 +378,7 @@ fn start(
         Some(record) => record,
         None => new_record(sh, root, spec, facts)?,
     };
-    let command = resume_command(options);
-    steps(&mut record).command = command.clone();
+    steps(&mut record).command = resume_command(options);
     // Images found under the planned names are judged by the publish, once the prepare commit
     // they must bake is known: the cloud is asked again then.
     let cloud_checked = cloud.is_some_and(|found| found.is_empty());
@@ -382,7 +386,6 @@ fn start(
         record.cloud_checks = Some("passed in the release preflight".to_string());
     }
     record.save(sh)?;
-    interrupt::set_resume(command);
     Ok(record)
 }
 
@@ -634,6 +637,7 @@ fn run_steps(
     facts: &Facts,
     record: &mut RunRecord,
     standin_root: Option<&Path>,
+    progress: &Arc<Progress>,
 ) -> Result<()> {
     let version_text = facts.version.to_string();
     let command = steps(record).command.clone();
@@ -649,7 +653,7 @@ fn run_steps(
         )?;
     }
     if !steps(record).is_done(Step::Publish, None) {
-        publish(sh, root, options, record, standin_root).fix(
+        publish(sh, root, options, record, standin_root, progress).fix(
             || {
                 format!(
                     "release {version_text} stopped at step 2 (publish); what succeeded is kept"
@@ -785,6 +789,7 @@ fn publish(
     options: &Release,
     record: &mut RunRecord,
     standin_root: Option<&Path>,
+    progress: &Arc<Progress>,
 ) -> Result<()> {
     let launch = build::Launch {
         yes: true,
@@ -796,6 +801,7 @@ fn publish(
         standin_root: standin_root.unwrap_or(root).to_path_buf(),
         branch: None,
         partial: false,
+        progress: progress.clone(),
     };
     let finished = build::continue_run(sh, root, record.clone(), &launch)?;
     *record = finished.record;

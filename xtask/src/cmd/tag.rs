@@ -55,12 +55,17 @@ impl Cmd for Tag {
         self.json
     }
     fn run(self, cx: &crate::cmd::Context) -> Result<ExitCode> {
-        tag(cx.sh, cx.root(), &self)?;
+        tag(cx.sh, cx.root(), &self, &cx.progress)?;
         Ok(ExitCode::SUCCESS)
     }
 }
 
-fn tag(sh: &Shell, root: &Path, options: &Tag) -> Result<()> {
+fn tag(
+    sh: &Shell,
+    root: &Path,
+    options: &Tag,
+    progress: &crate::interrupt::Progress,
+) -> Result<()> {
     let git = Git::open(root)?;
     let (check, parsed) = check_version(&options.version);
     let tag = parsed.as_ref().map(|(_, tag)| tag.clone());
@@ -124,10 +129,10 @@ fn tag(sh: &Shell, root: &Path, options: &Tag) -> Result<()> {
     if options.push.is_some() {
         crate::cmd::confirm(options.yes, "pushing", "push")?;
     }
-    crate::interrupt::mark_started();
+    progress.mark_started();
     make_tag(&git, options, &tag, &head, own.is_some())?;
     if let Some(remote) = &options.push {
-        push(sh, root, options, remote, &branch, &tag)?;
+        push(sh, root, options, remote, &branch, &tag, progress)?;
     }
     output::document(document(options.push.as_deref()));
     Ok(())
@@ -252,9 +257,10 @@ fn push(
     remote: &str,
     branch: &str,
     tag: &str,
+    progress: &crate::interrupt::Progress,
 ) -> Result<()> {
     interrupt::check("the push")?;
-    interrupt::set_resume(resume_command(options));
+    progress.set_resume(resume_command(options));
     git::push(sh, root, remote, branch, tag).fix(
         || format!("tag `{tag}` is made locally but not pushed"),
         || {
