@@ -431,6 +431,10 @@ fn preflight(
                 same_base_for_both: preflight::same_base_for_both(&matrix),
             },
         )?;
+        if !adopted.is_empty() {
+            let note = render::launches_after_review(plan.builders.len(), adopted.len());
+            eprintln!("{note}");
+        }
         Found::Passed(adopted)
     };
     let kit = Kit {

@@ -108,6 +108,20 @@ pub fn plan(plan: &Plan, spec: &Spec, notes: PlanNotes) -> String {
     out
 }
 
+/// What the plan's launch count becomes once the cloud preflight found `existing` of the
+/// `planned` images already made (by this version and commit): they are reviewed, not rebuilt.
+pub fn launches_after_review(planned: usize, existing: usize) -> String {
+    let rebuilt = "a private one that fails its review is deregistered and rebuilt";
+    if existing >= planned {
+        format!("so nothing is launched unless a review fails: all {planned} planned image(s) exist and are reviewed first ({rebuilt})")
+    } else {
+        format!(
+            "so {} of the {planned} planned instance(s) are launched: {existing} image(s) exist and are reviewed first ({rebuilt})",
+            planned - existing
+        )
+    }
+}
+
 /// `items` joined with ", " into lines of at most `width` characters (an item longer than that
 /// gets a line of its own), each line indented and ended.
 pub fn wrap_list(items: &[String], width: usize, indent: &str) -> String {
@@ -470,6 +484,38 @@ mod tests {
             ..notes
         };
         golden("summary-80-columns.txt", &summary(&record(), narrow));
+    }
+
+    #[test]
+    fn the_launch_count_after_the_cloud_found_images() {
+        assert_eq!(
+            launches_after_review(4, 1),
+            "so 3 of the 4 planned instance(s) are launched: 1 image(s) exist and are reviewed first (a private one that fails its review is deregistered and rebuilt)"
+        );
+        assert!(launches_after_review(4, 4)
+            .starts_with("so nothing is launched unless a review fails: all 4"));
+    }
+
+    /// An adopted builder's row names its image once, then why it counts.
+    #[test]
+    fn an_adopted_builders_row_names_its_image_once() {
+        let mut record = record();
+        let name = record.builders.keys().nth(1).unwrap().clone();
+        record.adopt(&name, "us-east-1", "ami-33333333", Some("official-1"));
+        let text = summary(
+            &record,
+            SummaryNotes {
+                standin_kept: false,
+                retry: None,
+                width: None,
+                base: None,
+                elapsed: None,
+            },
+        );
+        let row = text.lines().find(|l| l.starts_with(&name)).unwrap();
+        assert_eq!(row.matches("ami-33333333").count(), 1, "{text}");
+        assert!(row.contains("(adopted: it already existed"), "{row}");
+        assert!(row.contains("made by run `official-1`"), "{row}");
     }
 
     #[test]

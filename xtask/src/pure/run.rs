@@ -206,11 +206,9 @@ impl RunRecord {
     pub fn adopt(&mut self, builder: &str, region: &str, ami: &str, made_by: Option<&str>) {
         let note = match made_by.filter(|run| *run != self.run_id) {
             Some(run) => format!(
-                "adopted: {ami} already existed with this version's Project, Version and Commit tags, made by run `{run}`"
+                "adopted: it already existed with this version's Project, Version and Commit tags, made by run `{run}`"
             ),
-            None => format!(
-                "adopted on resume: {ami} already existed with this run's Project, Version, Commit and RunId tags"
-            ),
+            None => "adopted on resume: it already existed with this run's Project, Version, Commit and RunId tags".to_string(),
         };
         if let Some(b) = self.builders.get_mut(builder) {
             b.state = BuilderState::Succeeded;
