@@ -84,17 +84,51 @@ pub fn install(progress: Arc<Progress>) {
         }
         if count == 1 {
             if group != 0 {
-                say("\nstopping: Packer cancels its builds and deletes the instances it launched (this can take a minute)...");
+                tell("stopping: Packer cancels its builds and deletes the instances it launched (this can take a minute)...");
                 signal_group(group, libc::SIGINT);
             } else {
-                say("\nstopping at the next safe point...");
+                tell("stopping at the next safe point...");
             }
         } else if group != 0 {
-            say("\nstill stopping: Packer is deleting what it launched; waiting for it, so nothing is left running (or costing money); killing it now would leave instances behind");
+            tell("still stopping: Packer is deleting what it launched; waiting for it, so nothing is left running (or costing money); killing it now would leave instances behind");
         } else {
-            say("\nstill stopping: finishing the current step, so nothing is left half-done...");
+            tell("still stopping: finishing the current step, so nothing is left half-done...");
         }
     });
+}
+
+/// Set while a live view redraws the terminal's last lines in place: a line printed under it
+/// would shift the frame and leave its top lines behind, so the handler's lines wait in
+/// [`HELD`] for the view to print them ([`take_held`]).
+static VIEW_SHOWN: AtomicBool = AtomicBool::new(false);
+static HELD: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Says that a live view owns the terminal's last lines (`true`) or no longer does; then the
+/// lines it did not print yet are printed.
+pub fn view_shown(shown: bool) {
+    VIEW_SHOWN.store(shown, Ordering::SeqCst);
+    if !shown {
+        for line in take_held() {
+            say(&line);
+        }
+    }
+}
+
+/// The handler's lines a live view has not printed yet.
+pub fn take_held() -> Vec<String> {
+    std::mem::take(&mut *HELD.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+/// What the handler says once work started: on its own line (after the terminal's `^C`), or
+/// held for the live view.
+fn tell(text: &str) {
+    if VIEW_SHOWN.load(Ordering::SeqCst) {
+        HELD.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(text.to_string());
+    } else {
+        say(&format!("\n{text}"));
+    }
 }
 
 /// A line on stderr that never panics (stderr may be closed).

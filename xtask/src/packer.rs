@@ -357,6 +357,7 @@ fn follow(
             }
             return Ok(());
         }
+        view.show_held(tracker);
         if !read {
             std::thread::sleep(std::time::Duration::from_millis(100));
         }

@@ -68,6 +68,9 @@ pub struct Row {
 
 impl View {
     pub fn new(builders: Vec<String>, terminal: bool) -> View {
+        if terminal {
+            crate::interrupt::view_shown(true);
+        }
         View {
             terminal,
             order: builders,
@@ -145,6 +148,22 @@ impl View {
                 .is_some_and(|t| t.contains("Press enter"))
         {
             eprintln!("{}", record.data[1]);
+        }
+    }
+
+    /// Prints what the interrupt handler said since the last call above the frame, which is
+    /// drawn again below it.
+    pub fn show_held(&mut self, tracker: &Tracker) {
+        let held = crate::interrupt::take_held();
+        if held.is_empty() {
+            return;
+        }
+        self.clear();
+        for line in held {
+            eprintln!("{line}");
+        }
+        if self.terminal {
+            self.draw(tracker);
         }
     }
 
@@ -236,6 +255,14 @@ impl View {
         self.drawn = lines.len();
         self.drawn_size = Some(size);
         self.last_draw = Some(Instant::now());
+    }
+}
+
+impl Drop for View {
+    fn drop(&mut self) {
+        if self.terminal {
+            crate::interrupt::view_shown(false);
+        }
     }
 }
 

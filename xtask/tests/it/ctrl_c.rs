@@ -119,6 +119,15 @@ fn ctrl_c_in_a_terminal_leaves_nothing_running_and_resume_finishes() {
     let screen = history(&tmux);
     assert!(screen.contains("EXIT=130"), "{screen}");
     assert!(screen.contains("--resume"), "the resume is named: {screen}");
+    // The handler's line is printed above the live view, which is drawn again below it: under
+    // the frame, the next redraw in place would overwrite it.
+    let stopping = screen
+        .find("stopping: Packer cancels its builds")
+        .unwrap_or_else(|| panic!("the handler's line is on the screen:\n{screen}"));
+    assert!(
+        screen[stopping..].contains(" cancelled  ["),
+        "the view is drawn below it:\n{screen}"
+    );
     assert_nothing_left(
         &repo,
         Duration::from_secs(30),
