@@ -400,6 +400,15 @@ mod tests {
         }
     }
 
+    /// A summary's notes when nothing is added: no terminal, no retry, no clock.
+    const PLAIN: SummaryNotes = SummaryNotes {
+        standin_kept: false,
+        retry: None,
+        width: None,
+        base: None,
+        elapsed: None,
+    };
+
     const NOTES: PlanNotes = PlanNotes {
         launch_size: "m3.medium",
         matrix_public: true,
@@ -502,16 +511,7 @@ mod tests {
         let mut record = record();
         let name = record.builders.keys().nth(1).unwrap().clone();
         record.adopt(&name, "us-east-1", "ami-33333333", Some("official-1"));
-        let text = summary(
-            &record,
-            SummaryNotes {
-                standin_kept: false,
-                retry: None,
-                width: None,
-                base: None,
-                elapsed: None,
-            },
-        );
+        let text = summary(&record, PLAIN);
         let row = text.lines().find(|l| l.starts_with(&name)).unwrap();
         assert_eq!(row.matches("ami-33333333").count(), 1, "{text}");
         assert!(row.contains("(adopted: it already existed"), "{row}");
@@ -520,16 +520,7 @@ mod tests {
 
     #[test]
     fn failed_builders_come_first() {
-        let text = summary(
-            &record(),
-            SummaryNotes {
-                standin_kept: false,
-                retry: None,
-                width: None,
-                base: None,
-                elapsed: None,
-            },
-        );
+        let text = summary(&record(), PLAIN);
         let row = |state: &str| text.find(&format!("  {state} ")).unwrap();
         assert!(row("FAILED") < row("ok"), "{text}");
         assert!(row("EXISTS") < row("ok"), "{text}");
@@ -543,10 +534,8 @@ mod tests {
                 &record(),
                 SummaryNotes {
                     standin_kept: true,
-                    retry: None,
                     width: Some(width),
-                    base: None,
-                    elapsed: None,
+                    ..PLAIN
                 },
             );
             // Every line fits, but for a command line or one word longer than a line.
@@ -562,11 +551,8 @@ mod tests {
     #[test]
     fn the_summary_shows_the_views_clock() {
         let notes = SummaryNotes {
-            standin_kept: false,
-            retry: None,
-            width: None,
-            base: None,
             elapsed: Some(75),
+            ..PLAIN
         };
         let text = summary(&record(), notes);
         let line = text.lines().find(|l| l.starts_with("  version ")).unwrap();
@@ -577,10 +563,8 @@ mod tests {
     fn a_rehearsals_summary_prints_paths_from_where_the_user_is() {
         let notes = SummaryNotes {
             standin_kept: true,
-            retry: None,
-            width: None,
             base: Some("/home/me/repo/target/rehearsal/release-2.6.4/repo/"),
-            elapsed: None,
+            ..PLAIN
         };
         let text = summary(&record(), notes);
         assert!(
