@@ -129,8 +129,15 @@ pub fn error_document(
     masker: &crate::pure::mask::Masker,
 ) -> serde_json::Value {
     let mut parts = parts(error);
-    if let Some(interrupted) = interruption(error) {
-        parts.what = interrupted.explain(progress);
+    if let Some(text) = interrupted_text(error, progress) {
+        parts = Parts {
+            what: text,
+            causes: Vec::new(),
+            fixes: vec![progress.resume_command().map_or_else(
+                || "run the same command again".to_string(),
+                |resume| format!("run `{resume}` to resume"),
+            )],
+        };
     }
     let masked = |texts: &[String]| -> Vec<String> {
         texts.iter().map(|t| masker.mask(t).to_string()).collect()
@@ -152,24 +159,30 @@ fn interruption(error: &anyhow::Error) -> Option<&interrupt::Interrupted> {
         .find_map(|e| e.downcast_ref::<interrupt::Interrupted>())
 }
 
+/// What an interrupted command says, on the terminal and in its `--json` document alike: where
+/// it stopped and how to go on. A step that failed because of the interrupt (a helper that got
+/// the Ctrl-C) counts as interrupted too.
+fn interrupted_text(error: &anyhow::Error, progress: &Progress) -> Option<String> {
+    if let Some(interrupted) = interruption(error) {
+        return Some(interrupted.explain(progress));
+    }
+    if !interrupt::requested() {
+        return None;
+    }
+    let what = error.to_string();
+    let what = what.lines().next().unwrap_or("");
+    Some(format!(
+        "stopped, cutting a step short ({what}); {}",
+        interrupt::how_to_go_on(progress)
+    ))
+}
+
 /// An error as the user reads it: what failed on the first line, each cause on its own
 /// indented line, the fix (if any) last.
 pub fn render_error(error: &anyhow::Error, progress: &Progress) -> String {
     // An interrupt is one line: where it stopped, and how to go on.
-    if let Some(interrupted) = interruption(error) {
-        return format!("interrupted: {}\n", interrupted.explain(progress));
-    }
-    if interrupt::requested() {
-        // A step that failed because of the interrupt (a `git push` that got the Ctrl-C).
-        let what = error.to_string();
-        let what = what.lines().next().unwrap_or("");
-        return format!(
-            "interrupted: stopped ({what}); {}\n",
-            match progress.resume_command() {
-                Some(resume) => format!("what finished is recorded: run `{resume}` to resume"),
-                None => "nothing was started".to_string(),
-            }
-        );
+    if let Some(text) = interrupted_text(error, progress) {
+        return format!("interrupted: {text}\n");
     }
     let parts = parts(error);
     let mut lines: Vec<String> = Vec::new();
@@ -366,6 +379,11 @@ mod tests {
         assert_eq!(
             document["error"],
             "stopped before the tag (step 5); what finished is recorded: run `cargo xtask release 2.6.4` to resume"
+        );
+        assert_eq!(document["causes"], serde_json::json!([]));
+        assert_eq!(
+            document["fixes"],
+            serde_json::json!(["run `cargo xtask release 2.6.4` to resume"])
         );
         // Once started, a plain failure is "some steps failed", not "refused".
         let failed = anyhow::anyhow!("cannot write `ami_ids.json`");

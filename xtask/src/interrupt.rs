@@ -26,9 +26,18 @@ pub struct Progress {
     started: AtomicBool,
     /// What the user runs to continue after an interrupt, taken from the run's record.
     resume: Mutex<Option<String>>,
+    /// The command's name, for the `--json` document of an interrupt before anything started.
+    command: &'static str,
 }
 
 impl Progress {
+    pub fn of(command: &'static str) -> Progress {
+        Progress {
+            command,
+            ..Progress::default()
+        }
+    }
+
     pub fn mark_started(&self) {
         self.started.store(true, Ordering::SeqCst);
     }
@@ -72,11 +81,14 @@ pub fn install(progress: Arc<Progress>) {
                 stop_children();
             }
             let message = "stopped before anything started; nothing was changed";
-            say(&format!("\ninterrupted: {message}"));
+            say(&format!(
+                "\ninterrupted: {message}: run the same command to start again"
+            ));
             crate::output::document(serde_json::json!({
+                "command": progress.command,
                 "ok": false,
                 "exit_code": 130,
-                "error": format!("interrupted: {message}"),
+                "error": message,
                 "causes": [],
                 "fixes": ["run the same command again"],
             }));
@@ -177,17 +189,16 @@ impl Interrupted {
             Interrupted::Said(message) => return message.clone(),
             Interrupted::Before(next) => next,
         };
-        match progress.resume_command() {
-            Some(resume) => {
-                format!(
-                    "stopped before {next}; what finished is recorded: run `{resume}` to resume"
-                )
-            }
-            None if progress.started() => {
-                format!("stopped before {next}; nothing is left half-done")
-            }
-            None => format!("stopped before {next}; nothing was started"),
-        }
+        format!("stopped before {next}; {}", how_to_go_on(progress))
+    }
+}
+
+/// How to go on after an interrupt: the resume command once the run is recorded.
+pub fn how_to_go_on(progress: &Progress) -> String {
+    match progress.resume_command() {
+        Some(resume) => format!("what finished is recorded: run `{resume}` to resume"),
+        None if progress.started() => "nothing is left half-done".to_string(),
+        None => "nothing was started".to_string(),
     }
 }
 

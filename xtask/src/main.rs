@@ -83,7 +83,7 @@ fn main() -> ExitCode {
     };
     let (name, json) = (command.name(), command.json());
     output::set_json(json);
-    let progress = std::sync::Arc::new(interrupt::Progress::default());
+    let progress = std::sync::Arc::new(interrupt::Progress::of(name));
     let result = command.run(&sh, &progress);
     // Errors may quote files and answers: mask every secret the tool knows of before printing.
     let masker = credentials::masker_for_messages(&sh.current_dir());
