@@ -648,7 +648,7 @@ pub fn continue_run(
         return finish(sh, record, launch, public);
     }
     confirm_launch(kind, local, launch)?;
-    interrupt::check("anything started")?;
+    interrupt::check("launching the builders")?;
     launch.progress.mark_started();
     lock::set_run(&run_id, record.spec.local);
     launch.progress.set_resume(resume_command(&record, launch));
