@@ -180,9 +180,13 @@ impl View {
         }
     }
 
+    /// Erases the frame line by line (and the line below it, where the terminal echoes `^C`),
+    /// leaving the cursor where it began. Not with "erase to the end of the screen": from the
+    /// top left corner, tmux copies the whole screen into its scrollback first.
     fn clear(&mut self) {
         if self.terminal && self.drawn > 0 {
-            eprint!("\r\x1b[{}A\x1b[J", self.drawn);
+            let n = self.drawn;
+            eprint!("\r\x1b[{n}A{}\x1b[2K\x1b[{n}A", "\x1b[2K\n".repeat(n));
             self.drawn = 0;
         }
     }
@@ -232,7 +236,8 @@ impl View {
             expected: self.expected,
         };
         let lines = frame(&self.rows(tracker), clock, size);
-        let mut out = String::new();
+        // From the start of the line, whatever the terminal echoed there (`^C`).
+        let mut out = String::from("\r");
         if self.drawn > 0 {
             if self.drawn_size == Some(size) {
                 out.push_str(&format!("\r\x1b[{}A", self.drawn));

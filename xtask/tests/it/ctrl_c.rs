@@ -128,6 +128,12 @@ fn ctrl_c_in_a_terminal_leaves_nothing_running_and_resume_finishes() {
         screen[stopping..].contains(" cancelled  ["),
         "the view is drawn below it:\n{screen}"
     );
+    // Erased line by line, the frame above it leaves no copy in tmux's scrollback.
+    let headers = screen
+        .lines()
+        .filter(|l| l.contains(" done, ") && l.contains(" running, "))
+        .count();
+    assert_eq!(headers, 1, "one live view header, no stale one:\n{screen}");
     assert_nothing_left(
         &repo,
         Duration::from_secs(30),
