@@ -564,7 +564,10 @@ fn plan_text(
             Err(e) => return Err(e),
         },
     ));
-    plan.push_str(&indent(&found_text(found)));
+    let planned = project::matrix(sh)
+        .and_then(|matrix| Ok(template::plan(&matrix, spec)?.builders.len()))
+        .ok();
+    plan.push_str(&indent(&found_text(found, planned)));
     plan.push_str(&later_steps(options, facts, signing_repo, done));
     Ok(plan)
 }
@@ -1344,10 +1347,16 @@ fn adopt_own_work(git: &Git, record: &mut RunRecord) -> bool {
 
 /// The plan's lines for the images of this version the cloud already holds: what the publish
 /// does with each.
-fn found_text(found: &[Adopted]) -> String {
+fn found_text(found: &[Adopted], planned: Option<usize>) -> String {
     if found.is_empty() {
         return String::new();
     }
+    let launches = planned.map_or(String::new(), |planned| {
+        format!(
+            "{}\n",
+            crate::pure::render::launches_after_review(planned, found.len())
+        )
+    });
     let mut text = format!(
         "{} image(s) of this version already exist (a release stopped here or elsewhere); each is adopted only if its `Commit` tag is the prepare commit and its `Verified` verdict and stored report pass again, else a private one is deregistered with its snapshots and its builder rebuilt (a public one stops the release):\n",
         found.len()
@@ -1362,7 +1371,7 @@ fn found_text(found: &[Adopted]) -> String {
             image.state
         ));
     }
-    text
+    text + &launches
 }
 
 fn indent(text: &str) -> String {

@@ -116,7 +116,7 @@ pub fn launches_after_review(planned: usize, existing: usize) -> String {
         format!("so nothing is launched unless a review fails: all {planned} planned image(s) exist and are reviewed first ({rebuilt})")
     } else {
         format!(
-            "so {} of the {planned} planned instance(s) are launched: {existing} image(s) exist and are reviewed first ({rebuilt})",
+            "so {} of the {planned} planned instance(s) will launch: {existing} image(s) exist and are reviewed first ({rebuilt})",
             planned - existing
         )
     }
@@ -499,7 +499,7 @@ mod tests {
     fn the_launch_count_after_the_cloud_found_images() {
         assert_eq!(
             launches_after_review(4, 1),
-            "so 3 of the 4 planned instance(s) are launched: 1 image(s) exist and are reviewed first (a private one that fails its review is deregistered and rebuilt)"
+            "so 3 of the 4 planned instance(s) will launch: 1 image(s) exist and are reviewed first (a private one that fails its review is deregistered and rebuilt)"
         );
         assert!(launches_after_review(4, 4)
             .starts_with("so nothing is launched unless a review fails: all 4"));

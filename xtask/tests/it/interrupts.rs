@@ -699,6 +699,17 @@ fn a_release_stopped_on_one_machine_is_finished_on_another() {
     assert_eq!(doc.publish_run.commit, prepare, "{}", second.stderr);
     let released: Vec<&str> = doc.amis.iter().map(|a| a.id.as_str()).collect();
     assert_eq!(released.len(), 4, "{doc:#?}");
+    // The plan says what the images found leave to launch.
+    let launches = format!(
+        "so {} of the 4 planned instance(s) will launch: {} image(s) exist",
+        4 - built.len(),
+        built.len()
+    );
+    assert!(
+        second.flat_stderr().contains(&launches),
+        "lacks {launches:?}:\n{}",
+        second.stderr
+    );
     for (builder, ami) in &built {
         assert_eq!(doc.publish_run.builders[builder].ami(), ami, "{builder}");
         assert!(

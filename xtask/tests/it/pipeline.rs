@@ -277,7 +277,7 @@ fn finish_on_another_machine(repo: &Repo, doc: &BuildDoc) {
     let flat = second.flat_stderr();
     for needle in [
         "2 image(s) of this version already exist",
-        "so 1 of the 3 planned instance(s) are launched: 2 image(s) exist and are reviewed first",
+        "so 1 of the 3 planned instance(s) will launch: 2 image(s) exist and are reviewed first",
     ] {
         assert!(
             flat.contains(needle),
