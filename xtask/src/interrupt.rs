@@ -255,14 +255,9 @@ pub fn interrupted(next: &str) -> anyhow::Error {
 /// interrupt afterwards).
 pub fn run_detached(command: xshell::Cmd) -> anyhow::Result<std::process::Output> {
     use anyhow::Context;
-    use std::os::unix::process::CommandExt;
-    let mut command = std::process::Command::from(command);
+    let command = std::process::Command::from(command);
     let shown = format!("`{}`", command.get_program().to_string_lossy());
-    let output = command
-        .stdin(std::process::Stdio::null())
-        .process_group(0)
-        .output()
-        .with_context(|| format!("cannot run {shown}"))?;
+    let output = output_detached(command).with_context(|| format!("cannot run {shown}"))?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let last: Vec<&str> = stderr.lines().rev().take(3).collect();
@@ -273,4 +268,16 @@ pub fn run_detached(command: xshell::Cmd) -> anyhow::Result<std::process::Output
         );
     }
     Ok(output)
+}
+
+/// Runs `command` in its own process group, its output captured and its status not judged.
+pub fn output_detached(
+    command: impl Into<std::process::Command>,
+) -> std::io::Result<std::process::Output> {
+    use std::os::unix::process::CommandExt;
+    command
+        .into()
+        .stdin(std::process::Stdio::null())
+        .process_group(0)
+        .output()
 }

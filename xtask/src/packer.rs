@@ -24,16 +24,14 @@ const PLUGINS_SINCE: Version = Version::new(1, 10, 0);
 
 impl Packer {
     pub fn detect(sh: &Shell) -> Result<Packer> {
-        let out = cmd!(sh, "packer version")
-            .quiet()
-            .ignore_status()
-            .output()
-            .map_err(|_| {
-                anyhow::anyhow!(
-                    "`packer` not found on PATH: install it (Debian: `apt-get install packer`; \
+        // In its own process group, like every short helper: a Ctrl-C meant for this command
+        // must not make it print nothing and look like a broken Packer.
+        let out = crate::interrupt::output_detached(cmd!(sh, "packer version")).map_err(|_| {
+            anyhow::anyhow!(
+                "`packer` not found on PATH: install it (Debian: `apt-get install packer`; \
                  elsewhere: https://developer.hashicorp.com/packer/install)"
-                )
-            })?;
+            )
+        })?;
         let text = String::from_utf8_lossy(&out.stdout);
         let version = parse_version(&text).with_context(|| {
             format!(

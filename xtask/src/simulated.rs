@@ -168,9 +168,7 @@ impl World {
         let repo = git2::Repository::init_bare(to)
             .with_context(|| format!("cannot create `{}`", to.display()))?;
         let refspec = format!("{commit}:refs/heads/{branch}");
-        cmd!(sh, "git -C {root} push --quiet --force {to} {refspec}")
-            .quiet()
-            .run()
+        crate::interrupt::run_detached(cmd!(sh, "git -C {root} push --quiet --force {to} {refspec}"))
             .with_context(|| {
                 format!("cannot give the stand-in's ComboAMI repository commit `{commit}` as branch `{branch}`")
             })?;
