@@ -37,6 +37,9 @@ pub struct View {
     drawn: usize,
     drawn_size: Option<Size>,
     last_draw: Option<Instant>,
+    /// Packer ended after a Ctrl-C: a builder it never reported on was interrupted (as the
+    /// record says), not still waiting or running.
+    interrupted: bool,
 }
 
 /// A terminal size in columns and rows.
@@ -80,6 +83,7 @@ impl View {
             drawn: 0,
             drawn_size: None,
             last_draw: None,
+            interrupted: false,
         }
     }
 
@@ -175,6 +179,7 @@ impl View {
     }
 
     pub fn finish(&mut self, tracker: &Tracker) {
+        self.interrupted = crate::interrupt::requested();
         if self.terminal {
             self.draw(tracker);
         }
@@ -213,6 +218,7 @@ impl View {
                     Some(Outcome::AlreadyExists { ami, .. }) => {
                         (Group::Failed, format!("AMI name already used by {ami}"))
                     }
+                    _ if self.interrupted => (Group::Cancelled, "interrupted".to_string()),
                     _ if !self.seen.contains_key(name) => (Group::Waiting, "waiting".to_string()),
                     _ => (
                         Group::Running,
@@ -580,5 +586,35 @@ mod tests {
         );
         assert!(lines[1].starts_with("stop b-1404-hvm"), "{lines:?}");
         assert_eq!(outcome(&tracker, "b-1404-hvm"), "cancelled");
+    }
+
+    /// After a Ctrl-C that came before Packer said anything of a builder, the last frame shows it
+    /// interrupted, as the record does, not waiting.
+    #[test]
+    fn builders_packer_never_reported_on_are_interrupted_at_the_end() {
+        let tracker = Tracker::default();
+        let mut view = View::new(vec!["a-1404-hvm".into(), "b-1404-hvm".into()], false);
+        view.seen.insert("b-1404-hvm".into(), Duration::ZERO);
+        let groups = |view: &View| -> Vec<(Group, String)> {
+            view.rows(&tracker)
+                .into_iter()
+                .map(|r| (r.group, r.text))
+                .collect()
+        };
+        assert_eq!(
+            groups(&view),
+            [
+                (Group::Waiting, "waiting".into()),
+                (Group::Running, String::new())
+            ]
+        );
+        view.interrupted = true;
+        assert_eq!(
+            groups(&view),
+            [
+                (Group::Cancelled, "interrupted".into()),
+                (Group::Cancelled, "interrupted".into())
+            ]
+        );
     }
 }
