@@ -488,7 +488,7 @@ pub fn fetch_branch(sh: &Shell, root: &Path, remote: &str, branch: &str) -> Resu
     let reference = format!("refs/heads/{branch}");
     cmd!(
         sh,
-        "git -C {root} fetch --quiet --no-write-fetch-head --no-tags {remote} {reference}"
+        "git -C {root} fetch --quiet --no-write-fetch-head --no-tags --refmap= {remote} {reference}"
     )
     .quiet()
     .run()

@@ -176,7 +176,9 @@ fn push_refuses_a_branch_behind_its_remote_naming_the_commits() {
         "a dry run changed a file or a ref"
     );
 
-    // `tag --push` fetches and names the commit with its subject, before tagging.
+    // `tag --push` fetches and names the commit with its subject, before tagging; the fetch
+    // moves no ref (not even `origin/2.6`: the refusal changes nothing).
+    let tracking = repo.git(&["rev-parse", "origin/2.6"]);
     repo.xtask(&["tag", "2.6.3", "--push", "--yes"]).fails(
         2,
         &[
@@ -186,6 +188,7 @@ fn push_refuses_a_branch_behind_its_remote_naming_the_commits() {
         ],
     );
     assert_eq!(repo.git(&["tag", "--list"]), "");
+    assert_eq!(repo.git(&["rev-parse", "origin/2.6"]), tracking);
 
     // A local commit on top: diverged, both sides named.
     repo.write("LOCAL", "mine\n");
