@@ -50,7 +50,7 @@ pub fn matrix(sh: &Shell) -> Result<Matrix> {
 /// The version and branch `ds0_utils.py` holds.
 pub fn version_and_branch(sh: &Shell) -> Result<(String, String)> {
     let text = read(sh, ds0::DS0_PATH)?;
-    ds0::read(&text).map_err(anyhow::Error::msg)
+    Ok(ds0::read_checked(&text)?)
 }
 
 /// The registry at `path`, checked against the regions of `build/images.json`.
@@ -172,9 +172,44 @@ pub fn split_names(values: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// The names a flag gives (`--only a,b c`), refused when it was given but names nothing or has
+/// an empty name (`--only ''`, `--only a,,b`): a script's empty variable must not widen a
+/// command to everything.
+pub fn names(flag: &str, values: &[String]) -> Result<Vec<String>> {
+    let empty = !values.is_empty()
+        && values
+            .iter()
+            .any(|v| v.split(',').any(|n| n.trim().is_empty()));
+    if empty {
+        let given: Vec<String> = values.iter().map(|v| format!("`{flag} {v:?}`")).collect();
+        return Err(crate::error::refused(
+            format!("{} names an empty name", given.join(" ")),
+            format!("give each name (comma-separated or `{flag}` repeated), or leave `{flag}` out for all of them"),
+        ));
+    }
+    Ok(split_names(values))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_flag_given_empty_names_nothing_rather_than_everything() {
+        let given =
+            |values: &[&str]| -> Vec<String> { values.iter().map(|v| v.to_string()).collect() };
+        assert_eq!(names("--only", &[]).unwrap(), Vec::<String>::new());
+        assert_eq!(
+            names("--only", &given(&["a,b", " c "])).unwrap(),
+            ["a", "b", "c"]
+        );
+        for bad in [&[""][..], &[","], &["a,,b"], &["a", ""]] {
+            let error = names("--only", &given(bad)).unwrap_err();
+            let text = crate::error::render_error(&error, &Default::default());
+            assert!(text.contains("names an empty name"), "{bad:?}: {text}");
+            assert!(text.contains("fix: give each name"), "{text}");
+        }
+    }
 
     #[test]
     fn paths_are_relative_to_the_callers_folder() {

@@ -51,7 +51,7 @@ impl crate::cmd::Cmd for BaseImages {
 fn run(sh: &Shell, root: &Path, options: &BaseImages) -> Result<()> {
     let text = project::read(sh, MATRIX_PATH)?;
     let matrix = project::matrix(sh)?;
-    let regions = project::split_names(&options.regions);
+    let regions = project::names("--region", &options.regions)?;
     refuse_unknown(&matrix, &regions, options.add_region.as_deref())?;
     let rows = if options.add_region.is_some() && regions.is_empty() {
         Vec::new()

@@ -60,6 +60,7 @@ impl BuildArgs {
     /// What this command builds: the version and branch of `ds0_utils.py` (or `branch`), now.
     fn spec(&self, sh: &Shell, kind: Kind, branch: Option<&str>, private: bool) -> Result<Spec> {
         let (version, ds0_branch) = project::version_and_branch(sh)?;
+        refuse_uncommitted_ds0(sh, &version, &ds0_branch)?;
         let branch = match branch {
             Some(branch) => {
                 ds0::check_branch(branch)
@@ -81,9 +82,36 @@ impl BuildArgs {
             epoch: project::epoch()?,
             private,
             registry: registry_target(kind, private, self.local),
-            only: project::split_names(&self.only),
+            only: project::names("--only", &self.only)?,
         })
     }
+}
+
+/// Images bake a commit, not the working tree: a version or branch in `ds0_utils.py` that HEAD
+/// does not hold would be baked as HEAD's, and every image rejected after its launch. (A folder
+/// that is not a git repository is committed as it is by a local build.)
+fn refuse_uncommitted_ds0(sh: &Shell, version: &str, branch: &str) -> Result<()> {
+    let committed = crate::git::Git::open(&sh.current_dir())
+        .and_then(|git| git.file_at_head(ds0::DS0_PATH))
+        .ok()
+        .and_then(|text| ds0::read(&text).ok());
+    let Some((head_version, head_branch)) = committed else {
+        return Ok(());
+    };
+    if (head_version.as_str(), head_branch.as_str()) == (version, branch) {
+        return Ok(());
+    }
+    Err(crate::error::refused(
+        format!(
+            "`{}` holds version {version} (branch {branch}), but HEAD, the commit the images bake, holds {head_version} (branch {head_branch}): nothing was launched",
+            ds0::DS0_PATH
+        ),
+        format!(
+            "commit it first (`git commit -m \"ComboAMI {version}\" {}`), or build {head_version} with `git checkout {}`",
+            ds0::DS0_PATH,
+            ds0::DS0_PATH
+        ),
+    ))
 }
 
 /// The commit a test build on AWS bakes: the instance clones `origin`, so HEAD when it is on

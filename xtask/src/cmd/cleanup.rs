@@ -92,6 +92,9 @@ impl Cleanup {
 fn run(sh: &Shell, root: &Path, options: &Cleanup) -> Result<()> {
     let filter = options.filter();
     let older_than = refuse_bad_input(&filter, options)?;
+    if let Some(run) = &options.run {
+        crate::runs::check_id(run)?;
+    }
     let matrix = project::matrix(sh)?;
     lifecycle::refuse_unknown_regions(&matrix, &options.region)?;
     let current = project::registry(sh, REGISTRY_PATH)?;

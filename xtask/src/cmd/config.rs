@@ -47,7 +47,7 @@ fn print_template(
     let epoch = project::epoch()?;
     let commit = project::git_commit(sh);
     let run_id = format!("{kind}-{epoch}");
-    let only = project::split_names(only);
+    let only = project::names("--only", only)?;
     let report_dir = format!("{}/{run_id}/reports", crate::runs::RUNS_DIR);
     let spec = Spec {
         kind,

@@ -77,14 +77,21 @@ pub fn protection(root: &Path, current: &Registry) -> Result<(Protection, Option
 /// A mistyped `--region` would only end in an error from AWS, after the other regions: refused
 /// first, naming the regions the project publishes to.
 pub fn refuse_unknown_regions(matrix: &Matrix, regions: &[String]) -> Result<()> {
-    for region in crate::project::split_names(regions) {
+    for region in crate::project::names("--region", regions)? {
         if matrix.check_region(&region).is_err() {
+            let known = &matrix.settings.regions;
+            let lower = region.to_ascii_lowercase();
+            let fix = if known.contains(&lower) {
+                format!("region names are lower-case: `--region {lower}`")
+            } else {
+                format!("use one of those names, or add `{region}` to `settings.regions` in `build/images.json` if the project is to publish there")
+            };
             return Err(crate::error::refused(
                 format!(
                     "`--region {region}` is refused: `{region}` is not one of the regions this project publishes to ({})",
-                    matrix.settings.regions.join(", ")
+                    known.join(", ")
                 ),
-                format!("use one of those names, or add `{region}` to `settings.regions` in `build/images.json` if the project is to publish there"),
+                fix,
             ));
         }
     }

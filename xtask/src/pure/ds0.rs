@@ -50,6 +50,17 @@ pub enum Ds0Error {
          and image tags; choose a name like `2.6` or `dev/2.6`"
     )]
     UnsafeBranch { shown: String, bad: char },
+    #[error(
+        "`{DS0_PATH}` line {line}: `{name}()` returns `{value}`, which no build can use: {problem}; \
+         set it with `cargo xtask set-version MAJOR.MINOR.PATCH --branch BRANCH` (like `2.6.4 \
+         --branch 2.6`)"
+    )]
+    BadValue {
+        name: &'static str,
+        line: usize,
+        value: String,
+        problem: String,
+    },
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -142,6 +153,38 @@ pub fn read(text: &str) -> Result<(String, String), Ds0Error> {
     ))
 }
 
+/// The version and branch the file holds, refused (naming the line) unless the version is a
+/// semantic version and the branch a safe branch name: what a build bakes and names its images
+/// after, so what `set-version` would have accepted.
+pub fn read_checked(text: &str) -> Result<(String, String), Ds0Error> {
+    let (version, branch) = read(text)?;
+    let bad = |name: &'static str, value: &str, problem: String| {
+        let literal = find_literal(text, name).expect("read found it");
+        Ds0Error::BadValue {
+            name,
+            line: line_of(text, literal.start),
+            value: value.chars().flat_map(char::escape_debug).collect(),
+            problem,
+        }
+    };
+    if let Err(e) = crate::pure::version::parse(&version) {
+        return Err(bad(
+            VERSION_FN,
+            &version,
+            format!("not a semantic version ({})", e.reason),
+        ));
+    }
+    if let Err(e) = check_branch(&branch) {
+        let problem = match e {
+            Ds0Error::BadBranch { rule, .. } => format!("not a valid git branch name: {rule}"),
+            Ds0Error::UnsafeBranch { bad, .. } => format!("`{bad}` is not allowed in a branch name here (only letters, digits, `.`, `_`, `-` and `/`)"),
+            other => other.to_string(),
+        };
+        return Err(bad(BRANCH_FN, &branch, problem));
+    }
+    Ok((version, branch))
+}
+
 /// A branch name git accepts (`git check-ref-format --branch`) and that is safe to put in a
 /// Python literal, a shell variable and an image tag: letters, digits, `.`, `_`, `-`, `/`.
 pub fn check_branch(branch: &str) -> Result<(), Ds0Error> {
@@ -229,5 +272,42 @@ mod tests {
         let concatenated = "def comboami_version():\n    return '2.' + '6'\ndef comboami_defaultbranch():\n    return '2.6'\n";
         assert!(edit(concatenated, "1.0.0", None).is_err());
         assert!(check_branch("bad branch").is_err() && check_branch("a\"b").is_err());
+    }
+
+    #[test]
+    fn a_build_refuses_a_version_or_branch_set_version_would_refuse() {
+        assert!(read_checked(SHIPPED).is_ok());
+        let file = |version: &str, branch: &str| {
+            format!("def comboami_version():\n    return \"{version}\"\n\ndef comboami_defaultbranch():\n    return \"{branch}\"\n")
+        };
+        let error = read_checked(&file("v2.6.4", "2.6"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("`ds0_utils.py` line 2: `comboami_version()` returns `v2.6.4`, which no build can use: not a semantic version"),
+            "{error}"
+        );
+        assert!(
+            error.contains("`cargo xtask set-version MAJOR.MINOR.PATCH --branch BRANCH`"),
+            "{error}"
+        );
+        let error = read_checked(&file("2.6.4", "a..b"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("`ds0_utils.py` line 5: `comboami_defaultbranch()` returns `a..b`, which no build can use: not a valid git branch name"),
+            "{error}"
+        );
+        let error = read_checked(&file("2.6.4", "2.6+x"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("`+` is not allowed in a branch name here"),
+            "{error}"
+        );
+        assert_eq!(
+            read_checked(&file("2.6.4-beta1", "dev/2.6")).unwrap(),
+            ("2.6.4-beta1".to_string(), "dev/2.6".to_string())
+        );
     }
 }

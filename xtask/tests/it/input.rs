@@ -364,6 +364,14 @@ fn regions_outside_settings_are_refused() {
         2,
         &["`--region xx-fake-9` is refused", "`settings.regions`"],
     );
+    // A known region in capitals is named as it is spelled, not offered as a new region.
+    let shouted = repo
+        .xtask(&["cleanup", "--kind", "test-ebs", "--region", "EU-WEST-1"])
+        .fails(
+            2,
+            &["fix: region names are lower-case: `--region eu-west-1`"],
+        );
+    assert!(!shouted.all().contains("add `EU-WEST-1`"), "{shouted:#?}");
     assert_eq!(before, repo.snapshot());
 }
 
@@ -538,5 +546,61 @@ fn a_run_id_that_is_a_path_is_refused() {
             "fix: give a run id as `ls build/runs` lists it",
         ],
     );
+    repo.xtask(&["cleanup", "--run", "../../etc"]).fails(
+        2,
+        &["`../../etc` is not a run id: runs are the folders of `build/runs/`"],
+    );
     assert_eq!(before, repo.snapshot());
+}
+
+/// What a build bakes is checked before anything starts: the version and branch of
+/// `ds0_utils.py` are ones `set-version` accepts, HEAD holds them (images bake a commit, not the
+/// working tree), and a flag given empty does not widen the build to every builder.
+#[test]
+fn a_build_refuses_what_it_could_not_bake_before_anything_starts() {
+    let repo = Repo::new("bake-refusals");
+    repo.git_init("2.6");
+    let before = repo.snapshot();
+    let publish = ["publish", "--local", "--only", "us-east-1-1404-hvm"];
+    for only in ["", ",", "us-east-1-1404-hvm,,eu-west-1-1204-pv"] {
+        repo.xtask(&["test-ebs", "--local", "--yes", "--only", only])
+            .fails(2, &["names an empty name", "fix: give each name"]);
+    }
+    assert_eq!(before, repo.snapshot(), "a refused build changed files");
+
+    // A version set but not committed: the images would bake HEAD's 2.6.3.
+    repo.xtask(&["set-version", "2.6.4"]).ok();
+    let refused = repo.xtask(&publish).fails(
+        2,
+        &[
+            "`ds0_utils.py` holds version 2.6.4 (branch 2.6), but HEAD, the commit the images bake, holds 2.6.3 (branch 2.6)",
+            "fix: commit it first (`git commit -m \"ComboAMI 2.6.4\" ds0_utils.py`)",
+        ],
+    );
+    assert!(!refused.all().contains("plan:"), "{refused:#?}");
+    // Following the fix, the plan is shown (and the launch waits for a yes).
+    repo.git(&["commit", "--quiet", "-m", "ComboAMI 2.6.4", "ds0_utils.py"]);
+    repo.command_in(".", &publish)
+        .stdin(Stdio::null())
+        .run()
+        .fails(
+            2,
+            &[
+                "plan: official build of ComboAMI 2.6.4",
+                "needs confirmation",
+            ],
+        );
+
+    // A version no build can use, committed or not, is refused naming its line.
+    let ds0 = repo.read("ds0_utils.py");
+    repo.write("ds0_utils.py", &ds0.replace("\"2.6.4\"", "\"v2.6.4\""));
+    repo.git(&["commit", "--quiet", "-am", "v2.6.4"]);
+    repo.xtask(&publish).fails(
+        2,
+        &[
+            "`comboami_version()` returns `v2.6.4`, which no build can use: not a semantic version",
+            "cargo xtask set-version MAJOR.MINOR.PATCH --branch BRANCH",
+        ],
+    );
+    assert!(!repo.path("build/runs").exists(), "a run was started");
 }
