@@ -199,18 +199,34 @@ fn checks_of_head(
 /// release made before the tool may not have set it, and is adopted all the same.
 fn check_committed_version(git: &Git, options: &Tag) -> Check {
     let version = &options.version;
-    let committed = target(git, options)
-        .and_then(|commit| file_at(git, &commit, ds0::DS0_PATH))
+    let commit = target(git, options);
+    let committed = commit
+        .as_ref()
+        .map_err(|e| anyhow::anyhow!("{e:#}"))
+        .and_then(|commit| file_at(git, commit, ds0::DS0_PATH))
         .and_then(|text| ds0::read(&text).map_err(anyhow::Error::msg));
+    let held = match &committed {
+        Ok((v, _)) if v != version => format!("holds {v} there, not {version}"),
+        Err(_) => "names no version there".to_string(),
+        Ok(_) => String::new(),
+    };
+    if let (Some(given), false) = (&options.commit, held.is_empty()) {
+        // A release made before the tool may not have set it: the commit is still its release
+        // when a plain tag or its message names the version (as `audit` finds them).
+        return match commit.ok().and_then(|c| vouched_by(git, &c, version)) {
+            Some(by) => Check::ok(
+                ds0::DS0_PATH,
+                format!("{held}, but {by}: a release made before the tool, adopted as it is"),
+            ),
+            None => Check::fail(
+                ds0::DS0_PATH,
+                format!(
+                    "{held}, and neither a plain tag `{version}` nor the message of `{given}` names {version}: it is not the release of {version}; `cargo xtask audit` lists each release made before the tool with the command that adopts it"
+                ),
+            ),
+        };
+    }
     match committed {
-        Ok((v, _)) if v != *version && options.commit.is_some() => Check::ok(
-            ds0::DS0_PATH,
-            format!("holds {v} there, not {version}: a release made before the tool, adopted as it is"),
-        ),
-        Err(_) if options.commit.is_some() => Check::ok(
-            ds0::DS0_PATH,
-            "names no version there: a release made before the tool, adopted as it is",
-        ),
         Ok((v, branch)) if v == *version => Check::ok(
             ds0::DS0_PATH,
             format!("holds {v} (branch {branch}) at HEAD"),
@@ -223,6 +239,21 @@ fn check_committed_version(git: &Git, options: &Tag) -> Check {
         ),
         Err(e) => Check::fail(ds0::DS0_PATH, format!("{e:#}")),
     }
+}
+
+/// What says `commit` released `version` when its `ds0_utils.py` does not: a plain tag
+/// `version` on it, or its message naming the version.
+fn vouched_by(git: &Git, commit: &str, version: &str) -> Option<String> {
+    let plain = git
+        .repo
+        .revparse_single(&format!("refs/tags/{version}"))
+        .and_then(|object| object.peel_to_commit())
+        .is_ok_and(|c| c.id().to_string() == commit);
+    if plain {
+        return Some(format!("the plain tag `{version}` names it"));
+    }
+    let message = git.commit_message(commit).ok()?;
+    crate::pure::legacy::names(&message, version).then(|| format!("its message names {version}"))
 }
 
 /// Makes the tag on HEAD, unless an earlier run made it (`own`).

@@ -52,7 +52,8 @@ pub fn short(commit: &str) -> &str {
     commit.get(..7).unwrap_or(commit)
 }
 
-fn names(message: &str, version: &str) -> bool {
+/// Whether a commit message names `version` as a word (`Release 2.6.2.` does, `2.6.20` not).
+pub fn names(message: &str, version: &str) -> bool {
     message
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '-'))
         .any(|word| word.trim_end_matches('.') == version)

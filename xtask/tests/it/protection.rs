@@ -237,6 +237,16 @@ fn a_release_made_before_the_tool_is_explained_and_adopted_by_the_command_shown(
         "{retire:#?}"
     );
 
+    // Another version on that commit is not its release: nothing vouches for it.
+    repo.xtask(&["tag", "2.7.0", "--commit", start]).fails(
+        2,
+        &[
+            "holds 2.6.3 there, not 2.7.0, and neither a plain tag `2.7.0` nor the message of",
+            "nothing was changed",
+        ],
+    );
+    assert_eq!(repo.git(&["tag", "--list"]), "");
+
     // The command shown adopts it: a `release/2.6.3` tag on that commit listing its AMIs.
     let args: Vec<&str> = adopt.split(' ').skip(2).collect();
     repo.xtask(&args).ok();
