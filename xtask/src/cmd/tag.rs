@@ -14,6 +14,7 @@ use crate::pure::release::{self, Check};
 use crate::pure::{ds0, registry, registry::REGISTRY_PATH};
 use crate::{output, signing};
 use anyhow::Result;
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::ExitCode;
 use xshell::Shell;
@@ -166,7 +167,11 @@ fn checks_of_head(
     tag: Option<&str>,
     branch: &Result<Option<String>>,
 ) -> Vec<Check> {
-    let mut checks = vec![check_clean(git, &[]), check_committed_version(git, options)];
+    let mut checks = vec![
+        check_clean(git, &[]),
+        check_committed_version(git, options),
+        check_registry(sh, git, options, tag),
+    ];
     if options.push.is_some() {
         checks.push(match branch {
             Ok(Some(b)) => Check::ok("branch", format!("on `{b}`")),
@@ -193,6 +198,41 @@ fn checks_of_head(
         }
     }
     checks
+}
+
+/// The AMIs the tag's message lists: the committed `ami_ids.json` there, valid as every other
+/// command reads it, and (for a release) not the listing of an earlier release: a local publish
+/// merges only into its run folder, so a version can be tagged before its AMIs are merged.
+fn check_registry(sh: &Shell, git: &Git, options: &Tag, tag: Option<&str>) -> Check {
+    let listed = |commit: &str| -> Result<BTreeSet<String>> {
+        let parsed =
+            registry::parse(&file_at(git, commit, REGISTRY_PATH)?).map_err(anyhow::Error::msg)?;
+        let regions = crate::project::matrix(sh)?.settings.regions;
+        registry::check(&parsed, &regions, REGISTRY_PATH)?;
+        Ok(registry::amis(&parsed).into_iter().map(|a| a.id).collect())
+    };
+    let ids = match target(git, options).and_then(|commit| listed(&commit)) {
+        Ok(ids) => ids,
+        Err(e) => return Check::fail(REGISTRY_PATH, format!("{e:#}")),
+    };
+    let release = tag.is_some_and(|t| t.starts_with("release/"));
+    let earlier = crate::cmd::lifecycle::release_tags(git)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|t| release && t.name.starts_with("release/") && Some(t.name.as_str()) != tag)
+        .find(|t| listed(&t.commit).is_ok_and(|earlier| earlier == ids));
+    match earlier {
+        Some(earlier) => Check::fail(
+            REGISTRY_PATH,
+            format!(
+                "lists the same {} AMIs as `{}`: the AMIs of {} are not merged yet; a publish merges them (a local one only into its run folder), or `cargo xtask ami-ids` does: commit them, then tag",
+                ids.len(),
+                earlier.name,
+                options.version
+            ),
+        ),
+        None => Check::ok(REGISTRY_PATH, format!("lists {} AMIs", ids.len())),
+    }
 }
 
 /// The tag goes on HEAD (or `--commit`), so the committed `ds0_utils.py` is what counts; a
@@ -231,12 +271,22 @@ fn check_committed_version(git: &Git, options: &Tag) -> Check {
             ds0::DS0_PATH,
             format!("holds {v} (branch {branch}) at HEAD"),
         ),
-        Ok((v, _)) => Check::fail(
-            ds0::DS0_PATH,
-            format!(
-                "holds {v} at HEAD, not {version}: tag the commit that set the version, or use `cargo xtask release {version}` to build and tag it"
-            ),
-        ),
+        Ok((v, _)) => {
+            // `release` only makes versions newer than the newest release.
+            let newer = crate::pure::version::parse(version).is_ok_and(|parsed| {
+                let tags = git.tag_names().unwrap_or_default();
+                crate::pure::version::newest_release(tags.iter().map(String::as_str))
+                    .is_none_or(|newest| parsed > newest)
+            });
+            let release = match newer {
+                true => format!(", or use `cargo xtask release {version}` to build and tag it"),
+                false => String::new(),
+            };
+            Check::fail(
+                ds0::DS0_PATH,
+                format!("holds {v} at HEAD, not {version}: tag the commit that set the version{release}"),
+            )
+        }
         Err(e) => Check::fail(ds0::DS0_PATH, format!("{e:#}")),
     }
 }

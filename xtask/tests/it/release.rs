@@ -83,6 +83,35 @@ fn tag_names_plain_and_candidate_versions_as_annotated_tags() {
             .count(),
         before.lines().filter(|l| l.contains("refs/tags")).count()
     );
+
+    // A release whose `ami_ids.json` still lists the last release's AMIs is refused (a local
+    // publish merges only into its run folder), and so is one that lists a bad id...
+    repo.xtask(&["set-version", "2.6.4"]).ok();
+    repo.git(&["commit", "--quiet", "--all", "--message", "2.6.4"]);
+    repo.xtask(&["tag", "2.6.4"]).fails(
+        2,
+        &[
+            "FAIL  ami_ids.json",
+            "lists the same 32 AMIs as `release/2.6.3`",
+        ],
+    );
+    let registry = repo.read("ami_ids.json");
+    repo.write("ami_ids.json", &registry.replace("ami-580eb458", "ami-XYZ"));
+    repo.git(&["commit", "--quiet", "--all", "--message", "A typo"]);
+    repo.xtask(&["tag", "2.6.4"])
+        .fails(2, &["`ami-XYZ` is not an AMI id"]);
+    // ...and tagged once its AMIs are merged and committed.
+    repo.write("ami_ids.json", &registry);
+    repo.xtask(&["ami-ids", &common::data("packer-1.6.6-ebs-success.log")])
+        .ok();
+    repo.git(&[
+        "commit",
+        "--quiet",
+        "--all",
+        "--message",
+        "The AMIs of 2.6.4",
+    ]);
+    repo.xtask(&["tag", "2.6.4"]).ok();
 }
 
 #[test]
