@@ -98,6 +98,12 @@ fn parts(error: &anyhow::Error) -> Parts {
         if let Some(refused) = cause.downcast_ref::<crate::pure::refusal::Refusal>() {
             fixes.push(refused.fix.clone());
         }
+        if let Some(fix) = cause
+            .downcast_ref::<crate::pure::template::TemplateError>()
+            .and_then(|e| e.fix())
+        {
+            fixes.push(fix);
+        }
         // A version any command was given: the same rule, the same fix.
         if cause.is::<crate::pure::version::NotSemver>() {
             fixes.push(crate::pure::version::NotSemver::FIX.to_string());

@@ -132,6 +132,9 @@ pub enum TemplateError {
         kind: Kind,
         valid: Vec<String>,
     },
+    /// A builder name of `--only` whose row the matrix disables.
+    #[error("builder `{name}` is disabled in `{path}`: {why}", path = matrix::MATRIX_PATH)]
+    DisabledBuilder { name: String, why: String },
     #[error("the {0} template has no builders: no enabled row in `{path}` matches", path = matrix::MATRIX_PATH)]
     NoBuilders(Kind),
     #[error("`{0}` has no `ebs_ami` in `{path}`: an EBS build needs an EBS-backed source AMI", path = matrix::MATRIX_PATH)]
@@ -139,6 +142,22 @@ pub enum TemplateError {
     /// Names AWS would reject (the matrix's own check).
     #[error("{0}")]
     Names(String),
+}
+
+impl TemplateError {
+    /// What to do, where the message alone does not say (`main` prints it as the `fix:` line).
+    pub fn fix(&self) -> Option<String> {
+        match self {
+            TemplateError::UnknownBuilder { .. } => Some(
+                "give `--only` names from that list (comma-separated), or leave `--only` out to build them all".into(),
+            ),
+            TemplateError::DisabledBuilder { name, .. } => Some(format!(
+                "leave `{name}` out of `--only`, or set `\"enabled\": true` on its row in `{}` if it can be built again",
+                matrix::MATRIX_PATH
+            )),
+            _ => None,
+        }
+    }
 }
 
 /// One run as it was asked for: what [`plan`] plans, and what a run record keeps (flattened into
@@ -351,6 +370,12 @@ fn chosen<'m>(matrix: &'m Matrix, spec: &Spec) -> Result<Vec<&'m Image>, Templat
         .iter()
         .find(|name| !all.iter().any(|i| &i.builder_name() == *name))
     {
+        if let Some((name, why)) = disabled_rows(matrix, spec.kind)
+            .into_iter()
+            .find(|(name, _)| name == unknown)
+        {
+            return Err(TemplateError::DisabledBuilder { name, why });
+        }
         return Err(TemplateError::UnknownBuilder {
             name: unknown.clone(),
             kind: spec.kind,
@@ -763,6 +788,18 @@ pub(crate) mod tests {
         let err = generate(&matrix(), &i, TARGET).unwrap_err().to_string();
         assert!(err.contains("unknown builder `us-east-1-1404`"), "{err}");
         assert!(err.contains("us-east-1-1404-hvm"), "{err}");
+        // A disabled row is named as disabled, with why and the fix.
+        let mut official = spec(Kind::Official);
+        official.only = vec!["eu-central-1-1404-hvm".to_string()];
+        let err = generate(&matrix(), &official, TARGET).unwrap_err();
+        assert!(
+            err.to_string().starts_with("builder `eu-central-1-1404-hvm` is disabled in `build/images.json`: the Packer release"),
+            "{err}"
+        );
+        assert!(err
+            .fix()
+            .unwrap()
+            .contains("leave `eu-central-1-1404-hvm` out of `--only`"));
     }
 
     #[test]
