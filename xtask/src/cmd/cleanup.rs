@@ -35,7 +35,7 @@ pub struct Cleanup {
     #[arg(long, value_name = "VERSION")]
     version: Option<String>,
     /// Only test images of this kind: test-ebs or test-instance.
-    #[arg(long, value_name = "KIND")]
+    #[arg(long, value_name = "KIND", value_parser = test_kind)]
     kind: Option<crate::pure::template::Kind>,
     /// Only these regions (comma-separated or repeated).
     #[arg(long, value_name = "REGION", num_args = 1..)]
@@ -86,6 +86,16 @@ impl Cleanup {
             version: self.version.clone(),
             kind: self.kind,
         }
+    }
+}
+
+/// `--kind`: a test kind only (official images are removed by run or version).
+fn test_kind(text: &str) -> std::result::Result<crate::pure::template::Kind, String> {
+    match text.parse::<crate::pure::template::Kind>() {
+        Ok(kind) if kind.is_test() => Ok(kind),
+        _ => Err(format!(
+            "`{text}` is not a test kind: use `test-ebs` or `test-instance` (official images are removed by `--run RUN` or `--version VERSION`)"
+        )),
     }
 }
 
@@ -228,12 +238,6 @@ fn refuse_bad_input(filter: &Filter, options: &Cleanup) -> Result<Option<u64>> {
     }
     if let Some(version) = &filter.version {
         crate::pure::version::parse(version)?;
-    }
-    if let Some(kind) = filter.kind.filter(|k| !k.is_test()) {
-        return Err(crate::error::refused(
-            format!("`--kind {kind}` is not a test kind"),
-            "use `--kind test-ebs` or `--kind test-instance`; official images are removed by `--run RUN` or `--version VERSION`",
-        ));
     }
     options
         .older_than

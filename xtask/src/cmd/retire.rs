@@ -124,7 +124,7 @@ fn run(sh: &Shell, root: &Path, options: &Retire) -> Result<()> {
         now,
     };
     let steps = retire::plan(&images, &stages, &settings);
-    if !show(options, &images, &stages, &steps) {
+    if !show(options, &images, &stages, &steps)? {
         return Ok(());
     }
     act(
@@ -272,8 +272,14 @@ fn find(
     Ok(images)
 }
 
-/// Prints the plan; whether to go on and act.
-fn show(options: &Retire, images: &[(Target, State)], stages: &[Stage], steps: &[Step]) -> bool {
+/// Prints the plan; whether to go on and act. `--execute` that can do nothing is refused (exit
+/// 2): no stage chosen, or every step refused.
+fn show(
+    options: &Retire,
+    images: &[(Target, State)],
+    stages: &[Stage],
+    steps: &[Step],
+) -> Result<bool> {
     println!(
         "retire {}: {} image(s){}",
         options.version,
@@ -285,22 +291,41 @@ fn show(options: &Retire, images: &[(Target, State)], stages: &[Stage], steps: &
         }
     );
     print!("{}", retire::render(images, steps));
+    let stage_flags = "`--deprecate [--at DATE]`, `--make-private` or `--deregister`";
     if stages.is_empty() {
-        println!("\nno stage chosen: add `--deprecate [--at DATE]`, `--make-private` or `--deregister` (then `--execute`)");
-        return false;
+        if options.execute {
+            return Err(crate::error::refused(
+                "`--execute` without a stage does nothing: nothing was changed",
+                format!("add {stage_flags}"),
+            ));
+        }
+        println!("\nno stage chosen: add {stage_flags} (then `--execute`)");
+        return Ok(false);
     }
     let doing = steps.iter().filter(|s| s.action.is_ok()).count();
-    if !options.execute {
-        println!(
-            "\nnothing was changed: run the same command with `--execute` to do the {doing} step(s) above"
-        );
-        return false;
+    let refused = steps
+        .iter()
+        .filter(|s| s.action.as_ref().is_err_and(|e| e.starts_with("refused")))
+        .count();
+    match (doing, options.execute) {
+        (0, true) if refused > 0 => Err(crate::error::refused(
+            format!("{refused} step(s) are refused and the rest skipped (see above): nothing was changed or recorded"),
+            "do what each refusal says (or wait until the time it names), then run the same command again",
+        )),
+        (0, _) if refused > 0 => {
+            println!("\nnothing to do now: every step is skipped or refused (see above)");
+            Ok(false)
+        }
+        (0, _) => {
+            println!("\nnothing to do: every step is skipped (see above); nothing was changed");
+            Ok(false)
+        }
+        (_, false) => {
+            println!("\nnothing was changed: run the same command with `--execute` to do the {doing} step(s) above");
+            Ok(false)
+        }
+        (_, true) => Ok(true),
     }
-    if doing == 0 {
-        println!("\nnothing to do: every step is skipped or refused (see above); nothing was changed or recorded");
-        return false;
-    }
-    true
 }
 
 /// Does the steps region by region, concurrently (in each region the stages run in order),

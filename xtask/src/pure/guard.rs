@@ -312,7 +312,7 @@ pub fn may_retire(version: &Version, sources: &Sources) -> Result<(), Refusal> {
         });
     }
     let fix = if version.pre.is_empty() {
-        format!("retire only {newest} or older: no tag here or on the remote says {version} was released")
+        format!("retire only versions older than {newest} (the newest release stays until a newer one is out): no tag here or on the remote says {version} was released")
     } else {
         format!(
             "an abandoned candidate is not retired: delete its tag (`git tag -d candidate/{version}` and `git push REMOTE :refs/tags/candidate/{version}`), then `cargo xtask cleanup --version {version}` removes its images"
@@ -476,7 +476,9 @@ mod tests {
         );
         let unknown = may_retire(&v("2.6.11"), &sources).unwrap_err();
         assert!(
-            unknown.fix.starts_with("retire only 2.6.9 or older"),
+            unknown
+                .fix
+                .starts_with("retire only versions older than 2.6.9"),
             "{}",
             unknown.fix
         );
