@@ -208,6 +208,7 @@ pub fn ask(sh: &Shell, root: &Path, gate: Gate) -> Result<Outcome> {
         owner: gate.owner,
         hints: Hints {
             resume: &gate.resume,
+            local: gate.standin.is_some(),
         },
         same_base_for_both: gate.same_base_for_both,
     };

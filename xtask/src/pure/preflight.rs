@@ -317,6 +317,8 @@ pub struct Outcome {
 pub struct Hints<'a> {
     /// `cargo xtask publish --resume` (with `--local` when local), to which a run id is added.
     pub resume: &'a str,
+    /// Against the local stand-in: the fixes name `--local` commands, never the user's `aws`.
+    pub local: bool,
 }
 
 /// The checks, every failure listed with its fix; `owner` is set on a resume (adoption).
@@ -579,7 +581,12 @@ fn takes_names(facts: &Facts, region: &str, image: &Image) -> bool {
 #[derive(Default)]
 struct Taken {
     runs: BTreeSet<String>,
+    /// The commits of images a run at that commit would adopt (not rejected ones).
     commits: BTreeSet<String>,
+    /// The runs of private images (`cleanup --run` removes those).
+    private_runs: BTreeSet<String>,
+    /// A private image no run of this tool made.
+    private_untagged: bool,
     public: bool,
 }
 
@@ -590,13 +597,24 @@ impl Taken {
         let made_by = match (image.tag("RunId"), image.tag("Version")) {
             (Some(run), Some(version)) => {
                 self.runs.insert(run.to_string());
+                if !image.public {
+                    self.private_runs.insert(run.to_string());
+                }
                 format!(" (made by run `{run}`, version {version}{public})")
             }
-            _ => format!(" (not tagged by this tool{public})"),
+            _ => {
+                self.private_untagged |= !image.public;
+                format!(" (not tagged by this tool{public})")
+            }
         };
-        let foreign = not_adopted_because(owner, image);
-        if !foreign.is_empty() {
-            self.commits.extend(image.tag("Commit").map(String::from));
+        let mut foreign = not_adopted_because(owner, image);
+        match image.tag("Rejected") {
+            // No run adopts it, at any commit.
+            Some(reason) => foreign.push_str(&format!("; it was rejected ({reason})")),
+            None if !foreign.is_empty() => {
+                self.commits.extend(image.tag("Commit").map(String::from));
+            }
+            None => {}
         }
         self.public |= image.public;
         format!(
@@ -645,10 +663,25 @@ fn names_fix(taken: &Taken, resuming: bool, hints: &Hints) -> String {
             commits.join(", ")
         ));
     }
+    let local = if hints.local { " --local" } else { "" };
+    let mut unwanted: Vec<String> = taken
+        .private_runs
+        .iter()
+        .map(|run| format!("`cargo xtask cleanup --run {run}{local} --execute`"))
+        .collect();
+    if taken.private_untagged && !hints.local {
+        unwanted.push("`aws ec2 deregister-image --region REGION --image-id ID`".to_string());
+    }
+    if !unwanted.is_empty() {
+        fix.push_str(&format!(
+            "if the private images are unwanted, remove them ({}); ",
+            unwanted.join(", ")
+        ));
+    }
     fix.push_str(if taken.public {
         "public images are published: keep them and build a new version (`cargo xtask set-version NEW_VERSION`)"
     } else {
-        "if the images are unwanted, deregister them (`aws ec2 deregister-image --region REGION --image-id ID`); otherwise build a new version"
+        "otherwise build a new version (`cargo xtask set-version NEW_VERSION`)"
     });
     fix
 }
@@ -887,6 +920,7 @@ mod tests {
 
     const HINTS: Hints = Hints {
         resume: "cargo xtask publish --resume",
+        local: false,
     };
 
     #[test]
@@ -1053,6 +1087,20 @@ mod tests {
         );
         let text = crate::pure::release::report(&outcome.checks);
         assert!(text.contains("by ami-44444444 (made by run `official-2`, version 2.6.9); its tags are not this run's, so it is not adopted"), "{text}");
+
+        // A new local publish: the private images are removed by the tool, against the
+        // stand-in, never by the user's `aws`.
+        let local = Hints {
+            local: true,
+            ..HINTS
+        };
+        let outcome = evaluate(&plan(), &facts, true, None, &local);
+        let text = crate::pure::release::report(&outcome.checks);
+        for run in ["official-1", "official-2"] {
+            let cleanup = format!("`cargo xtask cleanup --run {run} --local --execute`");
+            assert!(text.contains(&cleanup), "{cleanup}: {text}");
+        }
+        assert!(!text.contains("aws ec2"), "{text}");
     }
 
     /// An image named `name` with the tags this tool gives: project, version, commit, run.
@@ -1072,7 +1120,7 @@ mod tests {
 
     /// Issue 18: a release finished on another machine owns the images of its version and
     /// prepare commit whichever run made them; before the prepare commit exists it reviews
-    /// every image of its version; an image of another commit or version is never its own.
+    /// every image of its version; an image of another commit is never its own.
     #[test]
     fn a_release_owns_its_version_and_commit_from_any_run() {
         let release = |commit: Option<&str>| Ownership {
@@ -1118,14 +1166,21 @@ mod tests {
         );
         let text = crate::pure::release::report(&outcome.checks);
         assert!(text.contains("`X 2.6.9-1404-pv` is taken in eu-west-1 by ami-44444444 (made by run `official-2`, version 2.6.9, public); it bakes commit def, not this run's abc, so it is not adopted"), "{text}");
-        for fix in [
-            "run the same command at that commit (`git switch --detach def`, and `git switch -` back afterwards)",
-            // A public image is published: the fix never says to deregister it.
-            "public images are published: keep them and build a new version",
-        ] {
-            assert!(text.contains(fix), "{text}");
-        }
-        assert!(!text.contains("deregister"), "{text}");
+        // A rejected image is adopted at no commit: the fix does not send the user to its commit.
+        assert!(
+            text.contains("so it is not adopted; it was rejected (apt failed)"),
+            "{text}"
+        );
+        assert!(!text.contains("git switch"), "{text}");
+        // A public image is published: the fix never says to remove it.
+        assert!(
+            text.contains("public images are published: keep them and build a new version"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("deregister") && !text.contains("cleanup"),
+            "{text}"
+        );
 
         // Before it (the release's preflight): both are reviewed, and the report says how; the
         // plan shows what each one's tags say.
@@ -1139,8 +1194,11 @@ mod tests {
         let text = crate::pure::release::report(&outcome.checks);
         assert_eq!(crate::pure::release::failures(&outcome.checks), 0, "{text}");
         assert!(text.contains("2 image(s) of this version already exist (made by run `official-2`, run `official-elsewhere`): each is adopted only if its `Verified` verdict"), "{text}");
+    }
 
-        // Another version under a planned name is taken, whoever asks.
+    /// Another version under a planned name is taken, whoever asks.
+    #[test]
+    fn an_image_of_another_version_is_never_a_releases_own() {
         let mut facts = good_facts();
         let older = tagged(
             "ami-55555555",
@@ -1150,7 +1208,13 @@ mod tests {
             "official-3",
         );
         facts.named.insert("us-east-1".into(), Ok(vec![older]));
-        let outcome = evaluate(&plan(), &facts, true, Some(&release(None)), &HINTS);
+        let release = Ownership {
+            project: "comboami".into(),
+            version: "2.6.9".into(),
+            commit: None,
+            run_id: None,
+        };
+        let outcome = evaluate(&plan(), &facts, true, Some(&release), &HINTS);
         assert!(outcome.adopted.is_empty());
         assert_eq!(crate::pure::release::failures(&outcome.checks), 1);
     }
