@@ -252,6 +252,14 @@ pub fn load(sh: &Shell, root: &Path, instance_store: bool) -> Result<Credentials
     let mut problems = Vec::new();
 
     let placeholders = placeholders(&vars, &defaults);
+    problems.extend(unknown_fields(&vars));
+    let account = string(&vars, "aws_account_id");
+    let digits = account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit());
+    if !account.is_empty() && !placeholders.contains(&"aws_account_id") && !digits {
+        problems.push(format!(
+            "`{LOCAL_JSON}` field `aws_account_id` is not a 12-digit AWS account id (the value is not shown: it may be a misplaced secret)"
+        ));
+    }
     problems.extend(key_problems(sh, &vars, &placeholders));
     if instance_store {
         if string(&vars, "aws_account_id").is_empty() {
@@ -323,6 +331,51 @@ fn missing() -> Refusal {
              its values as they say (or rehearse with `--local`, which needs no credentials)"
         ),
     }
+}
+
+/// Fields no template declares: a misspelled name would otherwise read as a missing one.
+fn unknown_fields(vars: &BTreeMap<String, Value>) -> Vec<String> {
+    let known: Vec<&str> = CREDENTIAL_VARIABLES
+        .iter()
+        .chain(&crate::pure::template::OTHER_VARIABLES)
+        .copied()
+        .collect();
+    vars.keys()
+        .filter(|key| !known.contains(&key.as_str()))
+        .map(|key| {
+            // A name that is not a variable name may be a misplaced secret: never shown.
+            let shown = match is_variable_name(key) {
+                true => format!("field `{key}`"),
+                false => "a field whose name is not a variable name".to_string(),
+            };
+            let closest = known
+                .iter()
+                .find(|k| is_variable_name(key) && edits(key, k) <= 2)
+                .map_or(String::new(), |k| format!(": did you mean `{k}`?"));
+            format!(
+                "`{LOCAL_JSON}` has {shown}, which no template declares (known: {}){closest}",
+                known.join(", ")
+            )
+        })
+        .collect()
+}
+
+/// How many single-character edits turn `a` into `b` (Levenshtein).
+fn edits(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
 }
 
 /// The variables that still hold the template's placeholder value.
@@ -442,4 +495,34 @@ pub fn for_aws_cli(sh: &Shell, root: &Path) -> Result<(Vec<(&'static str, String
         }
     }
     Ok((environment, Masker::new(secrets.iter().map(String::as_str))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_misspelled_field_is_named_with_the_one_meant() {
+        let vars: BTreeMap<String, Value> = [
+            ("aws_acount_id", "123456789012"),
+            ("aws_secret_key", "x"),
+            ("launch_size", "m3.large"),
+            ("wJalrXUtnFEMI/K7MDENG", "x"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+        .collect();
+        let problems = unknown_fields(&vars);
+        assert_eq!(problems.len(), 2, "{problems:#?}");
+        assert!(
+            problems[0].starts_with(
+                "`build/local.json` has field `aws_acount_id`, which no template declares"
+            ) && problems[0].ends_with("did you mean `aws_account_id`?"),
+            "{problems:#?}"
+        );
+        assert!(problems[1].contains("a field whose name is not a variable name"));
+        assert!(!problems.concat().contains("wJalr"), "{problems:#?}");
+        assert_eq!(edits("aws_acount_id", "aws_account_id"), 1);
+        assert_eq!(edits("kitten", "sitting"), 3);
+    }
 }

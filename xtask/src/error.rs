@@ -301,9 +301,15 @@ fn usage_fix(error: &clap::Error) -> String {
         Some(c) if error.kind() != ErrorKind::InvalidSubcommand => format!("cargo xtask help {c}"),
         _ => "cargo xtask help".to_string(),
     };
-    match suggested(ContextKind::SuggestedArg) {
-        Some(arg) => format!("did you mean `{arg}`? `{help}` shows every option"),
-        None => format!("see `{help}` for the options and an example"),
+    let invalid =
+        suggested(ContextKind::InvalidArg).filter(|_| error.kind() == ErrorKind::ValueValidation);
+    match (suggested(ContextKind::SuggestedArg), invalid) {
+        (Some(arg), _) => format!("did you mean `{arg}`? `{help}` shows every option"),
+        // A value this project's parser refused: its message says which values are taken.
+        (None, Some(arg)) => {
+            format!("give `{arg}` a value the message above allows; `{help}` shows every option")
+        }
+        (None, None) => format!("see `{help}` for the options and an example"),
     }
 }
 

@@ -73,6 +73,9 @@ pub const CREDENTIAL_VARIABLES: [&str; 5] = [
     "aws_signing_key",
 ];
 
+/// The other variables every template declares: a var-file may set these too.
+pub const OTHER_VARIABLES: [&str; 3] = ["aws_session_token", "launch_size", "ssh_user"];
+
 /// One builder of a template, typed: what a plan shows and a run record starts from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlannedBuilder {
@@ -405,12 +408,10 @@ pub fn generate(matrix: &Matrix, spec: &Spec, target: Target) -> Result<Value, T
     for name in CREDENTIAL_VARIABLES {
         variables.insert(name.to_string(), json!(""));
     }
-    variables.insert(
-        "aws_session_token".into(),
-        json!("{{env `AWS_SESSION_TOKEN`}}"),
-    );
-    variables.insert("launch_size".into(), json!(matrix.settings.launch_size));
-    variables.insert("ssh_user".into(), json!(matrix.settings.ssh_user));
+    let [token, launch_size, ssh_user] = OTHER_VARIABLES;
+    variables.insert(token.into(), json!("{{env `AWS_SESSION_TOKEN`}}"));
+    variables.insert(launch_size.into(), json!(matrix.settings.launch_size));
+    variables.insert(ssh_user.into(), json!(matrix.settings.ssh_user));
 
     Ok(json!({
         "description": format!(

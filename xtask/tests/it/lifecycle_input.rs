@@ -27,8 +27,15 @@ fn a_mistyped_region_is_refused_naming_the_known_ones() {
     // The fix's example stays where the command was pointed: the stand-in, not AWS.
     repo.xtask(&["cleanup", "--local"])
         .fails(2, &["(`cargo xtask cleanup --kind test-ebs --local` lists"]);
-    repo.xtask(&["cleanup", "--kind", "official"])
-        .fails(2, &["fix: use `--kind test-ebs` or `--kind test-instance`"]);
+    for kind in ["official", "prod"] {
+        repo.xtask(&["cleanup", "--kind", kind]).fails(
+            2,
+            &[
+                &format!("`{kind}` is not a test kind: use `test-ebs` or `test-instance`"),
+                "fix: give `--kind <KIND>` a value the message above allows",
+            ],
+        );
+    }
     repo.xtask(&["cleanup", "--kind", "test-ebs", "--older-than", "soon"])
         .fails(2, &["fix: give a duration like `7d` or `12h`"]);
     repo.git_init("2.6");
