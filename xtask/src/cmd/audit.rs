@@ -103,13 +103,9 @@ fn run(sh: &Shell, root: &Path, options: &Audit) -> Result<()> {
         eprintln!("error: {failure}");
     }
     if mismatches > 0 || !failures.is_empty() {
-        let unread = match failures.len() {
-            0 => String::new(),
-            n => format!(", and could not read {n} region(s)"),
-        };
         return Err(PartlyFailed).fix(
-            || format!("audit found {mismatches} mismatch(es) between git, `{REGISTRY_PATH}` and the cloud{unread}"),
-            || "each line above names the image and what differs: restore what is wrong in the cloud (or record it with `cargo xtask retire`), or correct `ami_ids.json` and the tags, then run `cargo xtask audit` again".into(),
+            || audit_failure(mismatches, failures.len()),
+            || audit_fix(mismatches, failures.len()),
         );
     }
     println!(
@@ -118,6 +114,28 @@ fn run(sh: &Shell, root: &Path, options: &Audit) -> Result<()> {
         regions.len()
     );
     Ok(())
+}
+
+/// What an audit that is not clean says: the mismatches it found, the regions it could not read.
+fn audit_failure(mismatches: usize, unread: usize) -> String {
+    let found = format!(
+        "audit found {mismatches} mismatch(es) between git, `{REGISTRY_PATH}` and the cloud"
+    );
+    match (mismatches, unread) {
+        (_, 0) => found,
+        (0, n) => format!("audit is incomplete: it could not read {n} region(s); the others match"),
+        (_, n) => format!("{found}, and could not read {n} region(s)"),
+    }
+}
+
+fn audit_fix(mismatches: usize, unread: usize) -> String {
+    let mismatched = "each line above names the image and what differs: restore what is wrong in the cloud (or record it with `cargo xtask retire`), or correct `ami_ids.json` and the tags";
+    let unreadable = "resolve why the regions could not be read (each `error:` line above says)";
+    match (mismatches, unread) {
+        (_, 0) => format!("{mismatched}, then run `cargo xtask audit` again"),
+        (0, _) => format!("{unreadable}, then run `cargo xtask audit` again"),
+        _ => format!("{unreadable}; {mismatched}; then run `cargo xtask audit` again"),
+    }
 }
 
 /// Releases made before the tool (found through `ami_ids.json` history and plain tags, here and
@@ -213,4 +231,22 @@ fn commit_problem(git: &Git, image: &Image, of: &str, sources: &[String]) -> Opt
         &image.commit[..image.commit.len().min(10)],
         sources.first().map_or("HEAD", String::as_str)
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regions that could not be read are not called mismatches, and their fix is their own.
+    #[test]
+    fn an_unread_region_is_named_as_such() {
+        assert_eq!(
+            audit_failure(0, 2),
+            "audit is incomplete: it could not read 2 region(s); the others match"
+        );
+        assert!(audit_fix(0, 2).starts_with("resolve why the regions could not be read"));
+        assert!(!audit_fix(0, 2).contains("restore"));
+        assert!(audit_failure(3, 1).ends_with("and could not read 1 region(s)"));
+        assert!(audit_fix(3, 0).starts_with("each line above names the image"));
+    }
 }
