@@ -35,8 +35,21 @@ impl Cmd for SetVersion {
         if let Some(branch) = &self.branch {
             println!("{}: branch  {old_branch} -> {branch}", ds0::DS0_PATH);
         }
+        if let Some(newest) = newest_release_at_least(cx.root(), &self.version) {
+            eprintln!(
+                "note: {} is not newer than the latest release {newest}: `release` and `tag` will refuse it (set a higher version to release)",
+                self.version
+            );
+        }
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// The newest release of this clone when it is not older than `version` (none outside git).
+fn newest_release_at_least(root: &std::path::Path, version: &str) -> Option<semver::Version> {
+    let parsed = version::parse(version).ok()?;
+    let tags = crate::git::Git::open(root).ok()?.tag_names().ok()?;
+    version::newest_release(tags.iter().map(String::as_str)).filter(|newest| *newest >= parsed)
 }
 
 /// Validates and writes; returns the old version and branch. Nothing is written on any error.

@@ -71,8 +71,13 @@ fn tag_names_plain_and_candidate_versions_as_annotated_tags() {
         2,
         &["FAIL  ds0_utils.py", "holds 2.6.4-beta1 at HEAD, not 2.6.4"],
     );
-    // An older version than the newest release is refused too.
-    repo.xtask(&["set-version", "2.6.2"]).ok();
+    // An older version than the newest release is refused too (`set-version` says so first).
+    let set = repo.xtask(&["set-version", "2.6.2"]).ok();
+    assert!(
+        set.stderr
+            .contains("note: 2.6.2 is not newer than the latest release 2.6.3"),
+        "{set:#?}"
+    );
     repo.git(&["commit", "--quiet", "--all", "--message", "2.6.2"]);
     repo.xtask(&["tag", "2.6.2"])
         .fails(2, &["2.6.2 is not newer than the latest release 2.6.3"]);
