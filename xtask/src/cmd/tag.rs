@@ -204,10 +204,13 @@ fn checks_of_head(
 /// command reads it, and (for a release) not the listing of an earlier release: a local publish
 /// merges only into its run folder, so a version can be tagged before its AMIs are merged.
 fn check_registry(sh: &Shell, git: &Git, options: &Tag, tag: Option<&str>) -> Check {
+    let regions = match crate::project::matrix(sh) {
+        Ok(matrix) => matrix.settings.regions,
+        Err(e) => return Check::fail(REGISTRY_PATH, format!("{e:#}")),
+    };
     let listed = |commit: &str| -> Result<BTreeSet<String>> {
         let parsed =
             registry::parse(&file_at(git, commit, REGISTRY_PATH)?).map_err(anyhow::Error::msg)?;
-        let regions = crate::project::matrix(sh)?.settings.regions;
         registry::check(&parsed, &regions, REGISTRY_PATH)?;
         Ok(registry::amis(&parsed).into_iter().map(|a| a.id).collect())
     };
@@ -236,7 +239,8 @@ fn check_registry(sh: &Shell, git: &Git, options: &Tag, tag: Option<&str>) -> Ch
 }
 
 /// The tag goes on HEAD (or `--commit`), so the committed `ds0_utils.py` is what counts; a
-/// release made before the tool may not have set it, and is adopted all the same.
+/// release made before the tool may not have set it, and is adopted when a plain tag or the
+/// commit's message names the version.
 fn check_committed_version(git: &Git, options: &Tag) -> Check {
     let version = &options.version;
     let commit = target(git, options);
