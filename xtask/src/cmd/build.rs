@@ -1261,11 +1261,15 @@ fn registry_target(kind: Kind, private: bool, local: bool) -> Option<String> {
 fn resume_command(record: &RunRecord, launch: &Launch) -> String {
     let local = if record.spec.local { " --local" } else { "" };
     // Without a terminal the resume cannot be confirmed: it says yes where this command did.
-    let local = if launch.yes && record.release.is_none() {
+    let mut local = if launch.yes && record.release.is_none() {
         format!("{local} --yes")
     } else {
         local.to_string()
     };
+    // A script that asked for the JSON document gets it again from the resume.
+    if launch.json && record.release.is_none() {
+        local.push_str(" --json");
+    }
     match (&record.release, record.spec.kind) {
         (Some(release), _) => release.command.clone(),
         (None, Kind::Official) => format!("cargo xtask publish --resume {}{local}", record.run_id),
@@ -1352,6 +1356,14 @@ mod tests {
             yes: true,
             ..Launch::default()
         };
+        let json = Launch {
+            json: true,
+            ..yes.clone()
+        };
+        assert_eq!(
+            resume_command(&run, &json),
+            "cargo xtask publish --resume run-1 --local --yes --json"
+        );
         assert_eq!(
             resume_command(&run, &yes),
             "cargo xtask publish --resume run-1 --local --yes"

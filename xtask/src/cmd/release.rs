@@ -1296,6 +1296,9 @@ fn resume_command(options: &Release) -> String {
     if options.yes {
         command.push_str(" --yes");
     }
+    if options.json {
+        command.push_str(" --json");
+    }
     command
 }
 

@@ -399,5 +399,12 @@ fn resume_command(options: &Tag) -> String {
     if let Some(remote) = &options.push {
         command.push_str(&format!(" --push {remote}"));
     }
+    // As this command was confirmed and asked to report: a script can run it as it is.
+    if options.yes {
+        command.push_str(" --yes");
+    }
+    if options.json {
+        command.push_str(" --json");
+    }
     command
 }

@@ -650,7 +650,7 @@ fn tag_push_resumes_and_branch_and_dry_run_slips_are_fixed() {
         1,
         &[
             "is made locally but not pushed",
-            "`cargo xtask tag 2.6.3 --push origin`",
+            "`cargo xtask tag 2.6.3 --push origin --yes`",
         ],
     );
     assert_eq!(repo.git(&["tag", "--list"]), "release/2.6.3\n");
