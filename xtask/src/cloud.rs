@@ -147,7 +147,8 @@ fn progress(asks: &[Question]) -> impl Fn(usize) + Sync + '_ {
         let mut left = left.lock().unwrap_or_else(|e| e.into_inner());
         let count = left.get_mut(region).expect("a region asked");
         *count -= 1;
-        if *count == 0 {
+        // After a Ctrl-C the interrupt's line is the last word, not a region's answer.
+        if *count == 0 && !crate::interrupt::requested() {
             let done = left.values().filter(|&&n| n == 0).count();
             eprintln!("  {region} answered ({done} of {regions} regions)");
         }
