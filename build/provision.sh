@@ -73,8 +73,10 @@ fi
 
 # apt never asks; a changed configuration file takes the package's version.
 export DEBIAN_FRONTEND=noninteractive
+# A mirror's passing hiccup is retried, not a failed builder (dozens of instances per build).
 apt_get() {
-    apt-get -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confnew "$@"
+    apt-get -y -q -o Acquire::Retries=3 -o Dpkg::Options::=--force-confdef \
+        -o Dpkg::Options::=--force-confnew "$@"
 }
 apt_get update
 apt_get dist-upgrade
@@ -119,8 +121,12 @@ esac
 # 7. ComboAMI: exactly the commit being built, on the branch the image pulls its updates from.
 # Nothing is written into the checkout: the version the image carries is what its own
 # ds0_utils.py says. (`cd`, not `git -C`, and no `merge-base --is-ancestor`: 12.04's git is 1.7.9.)
-rm -rf "$root$comboami"
-git clone https://github.com/riptano/ComboAMI.git "$root$comboami"
+for try in 1 2 3; do
+    rm -rf "$root$comboami"
+    if git clone https://github.com/riptano/ComboAMI.git "$root$comboami"; then break; fi
+    if [ "$try" = 3 ]; then exit 1; fi
+    sleep $((try * 10))
+done
 (
     cd "$root$comboami"
     git checkout "$COMBOAMI_BRANCH"
@@ -210,7 +216,7 @@ downloads=$(mktemp -d)
 ec2="$root/tmp/ec2"
 mkdir -p "$ec2/bin" "$ec2/etc" "$ec2/lib"
 for tools in "ec2-ami-tools-$EC2_AMI_TOOLS_VERSION" "ec2-api-tools-$EC2_API_TOOLS_VERSION"; do
-    curl -fsSL -o "$downloads/$tools.zip" "https://s3.amazonaws.com/ec2-downloads/$tools.zip"
+    curl -fsSL --retry 3 -o "$downloads/$tools.zip" "https://s3.amazonaws.com/ec2-downloads/$tools.zip"
     unzip -q -o "$downloads/$tools.zip" -d "$downloads"
     # The layout the bundle commands need: a changed zip fails here, never installs nothing.
     parts="bin lib"
@@ -233,7 +239,7 @@ rm -rf "$downloads"
 apt_get clean
 export IMAGE_ROOT="$root" COMBOAMI_CHECKOUT="$comboami" IMAGE_REPORT="$root$report"
 python -B - <<'EOF'
-import glob, json, os, re, subprocess, sys
+import glob, json, os, re, shutil, subprocess, sys, tempfile
 
 root = os.environ["IMAGE_ROOT"]
 checkout = os.environ["COMBOAMI_CHECKOUT"]
@@ -249,8 +255,9 @@ PLACES = [
 ]
 
 
-def run(args, cwd=None):
-    process = subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+def run(args, cwd=None, env=None):
+    process = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT)
     out = process.communicate()[0].decode("utf-8", "replace")
     if process.returncode != 0:
         sys.exit("measuring the image: `%s` failed: %s" % (" ".join(args), out.strip()))
@@ -282,10 +289,12 @@ for real, owner in zip(found, owners):
 lsb = dict(re.findall(r"^(\w+)=\"?([^\"\n]*)\"?$", open(root + "/etc/lsb-release").read(), re.M))
 sources = re.findall(r"^deb\s+(\S+)", open(root + "/etc/apt/sources.list").read(), re.M)
 packages = {}
-for line in run(["dpkg-query", "-W", "-f", "${Package} ${Version}\\n"]).splitlines():
-    if line.strip():
-        name, version = line.split(" ", 1)
-        packages[name] = version
+for line in run(["dpkg-query", "-W", "-f", "${Status}\\t${Package}\\t${Version}\\n"]).splitlines():
+    fields = line.split("\t")
+    # A removed package whose configuration files remain is listed too, with its version: only
+    # an installed one counts.
+    if len(fields) == 3 and fields[0] == "install ok installed":
+        packages[fields[1]] = fields[2]
 
 java = root + "/usr/bin/java"
 java_version = run([java, "-version"]) if os.path.exists(java) else ""
@@ -296,9 +305,17 @@ for entry in files.values():
 
 comboami = {"exists": os.path.isdir(here + "/.git")}
 if comboami["exists"]:
+    # `git status` refreshes an index whose files `chown` touched and writes it back, as root:
+    # through a copy, measuring leaves the image's own index (and its owner) as it was.
+    handle, index_copy = tempfile.mkstemp(prefix="comboami-index-")
+    os.close(handle)
+    shutil.copyfile(here + "/.git/index", index_copy)
+    git_env = dict(os.environ, GIT_INDEX_FILE=index_copy)
     comboami["commit"] = run(["git", "rev-parse", "HEAD"], here).strip()
     comboami["branch"] = run(["git", "rev-parse", "--abbrev-ref", "HEAD"], here).strip()
-    comboami["status"] = run(["git", "status", "--porcelain"], here)
+    comboami["status"] = run(["git", "status", "--porcelain"], here, git_env)
+    comboami["origin"] = run(["git", "config", "remote.origin.url"], here).strip()
+    os.remove(index_copy)
     comboami["owner"] = owners[-1]
     comboami["entries"] = sorted(
         name + ("/" if os.path.isdir(os.path.join(here, name)) else "")

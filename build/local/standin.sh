@@ -160,11 +160,11 @@ apt-get)
     ;;
 dpkg-query)
     # shellcheck disable=SC2016 # dpkg-query's own format, not the shell's
-    if [ "$*" != '-W -f ${Package} ${Version}\n' ]; then
-        printf '%s\n' "the stand-in dpkg-query answers only \`-W -f '\${Package} \${Version}\\n'\`" >&2
+    if [ "$*" != '-W -f ${Status}\t${Package}\t${Version}\n' ]; then
+        printf '%s\n' "the stand-in dpkg-query answers only \`-W -f '\${Status}\\t\${Package}\\t\${Version}\\n'\`" >&2
         exit 2
     fi
-    cat "$installed"
+    awk '{ printf "install ok installed\t%s\t%s\n", $1, $2 }' "$installed"
     ;;
 update-rc.d)
     [ "${1:-}" = -f ] && shift

@@ -43,6 +43,9 @@ pub struct Checkout {
     /// What the checkout's own `ds0_utils.py` returns.
     pub version: String,
     pub ds0_branch: String,
+    /// `remote.origin.url`: where the image's boot script fetches ComboAMI's updates from
+    /// (`None` in reports made before it was measured).
+    pub origin: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -86,6 +89,8 @@ pub struct Expectation {
 pub struct ComboamiExpected {
     pub path: String,
     pub owner: String,
+    /// The checkout's `origin`, which `ds0_updater.py` fetches from at first boot.
+    pub origin: String,
     /// Top-level entries of ComboAMI itself (official builds).
     pub entries: Vec<String>,
     /// Top-level entries of this repository (local builds bake it).
@@ -274,6 +279,16 @@ fn check_checkout(
         problems.push(format!(
             "the checkout `{path}` was changed after the clone: {}",
             changed.join(", ")
+        ));
+    }
+    if let Some(origin) = checkout
+        .origin
+        .as_ref()
+        .filter(|o| **o != expectation.comboami.origin)
+    {
+        problems.push(format!(
+            "the checkout `{path}` fetches its updates from `{origin}`, not `{}`",
+            expectation.comboami.origin
         ));
     }
     if checkout.owner != expectation.comboami.owner {

@@ -70,6 +70,7 @@ fn good(virtualization: &str) -> Value {
             "exists": true, "commit": COMMIT, "branch": "2.6", "status": "",
             "owner": "ubuntu:ubuntu", "entries": expect.comboami.entries,
             "version": "2.6.3", "ds0_branch": "2.6",
+            "origin": "https://github.com/riptano/ComboAMI.git",
         },
         "java": {
             "default": format!("{HOME}/jre/bin/java"),
@@ -232,6 +233,11 @@ fn the_checkout_is_the_commit_version_and_branch_of_the_run_and_clean() {
             "owner",
             json!("root:root"),
             "is owned by `root:root`, not `ubuntu:ubuntu`".into(),
+        ),
+        (
+            "origin",
+            json!("https://github.com/someone/ComboAMI.git"),
+            "fetches its updates from `https://github.com/someone/ComboAMI.git`, not `https://github.com/riptano/ComboAMI.git`".into(),
         ),
         (
             "exists",

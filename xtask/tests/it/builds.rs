@@ -188,12 +188,12 @@ fn test_ebs_local_runs_the_real_provisioning_and_checks_its_reports() {
     // Its commands went to the recording stand-ins.
     let commands = repo.read(&format!("build/runs/{id}/image-root/{hvm}.commands"));
     for command in [
-        "apt-get -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confnew dist-upgrade",
+        "apt-get -y -q -o Acquire::Retries=3 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confnew dist-upgrade",
         "install --no-install-recommends mdadm",
         "install grub",
         "update-rc.d -f start-ami-script.sh start 99 2 3 4 5 .",
         "git clone https://github.com/riptano/ComboAMI.git /home/ubuntu/datastax_ami",
-        "curl -fsSL -o",
+        "curl -fsSL --retry 3 -o",
     ] {
         assert!(commands.contains(command), "`{command}` not run:\n{commands}");
     }
