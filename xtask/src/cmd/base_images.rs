@@ -48,6 +48,9 @@ impl crate::cmd::Cmd for BaseImages {
     }
 }
 
+/// Where `--local --update` writes: a copy of the matrix beside the stand-in, with its answers.
+pub const LOCAL_MATRIX_PATH: &str = "target/standin/images.json";
+
 fn run(sh: &Shell, root: &Path, options: &BaseImages) -> Result<()> {
     let text = project::read(sh, MATRIX_PATH)?;
     let matrix = project::matrix(sh)?;
@@ -192,17 +195,26 @@ fn report(
         println!("`{MATRIX_PATH}` is up to date");
         return Ok(());
     }
+    // The stand-in's catalogue is made up: a rehearsal writes a scratch copy, never the matrix.
+    let target = if options.local {
+        LOCAL_MATRIX_PATH
+    } else {
+        MATRIX_PATH
+    };
     if !options.update {
-        println!("run the same command with `--update` to write this into `{MATRIX_PATH}`");
+        println!("run the same command with `--update` to write this into `{target}`");
         return Ok(());
     }
     // What is written must still be a valid matrix.
     Matrix::parse(&updated).map_err(|e| {
         anyhow::anyhow!("the updated matrix would be invalid, so nothing was written: {e}")
     })?;
-    project::write_atomic(sh, MATRIX_PATH, &updated)?;
+    if options.local {
+        sh.create_dir("target/standin")?;
+    }
+    project::write_atomic(sh, target, &updated)?;
     println!(
-        "updated `{MATRIX_PATH}`: {changes} id(s) changed, {names} name(s) recorded{}",
+        "updated `{target}`: {changes} id(s) changed, {names} name(s) recorded{}",
         if new_rows.is_empty() {
             String::new()
         } else {

@@ -592,10 +592,17 @@ fn cloud_preflight_against_a_kept_standin() {
         matrix,
         "without --update nothing is written"
     );
-    repo.xtask(&["base-images", "--local", "--update"]).ok();
-    // That one id changes, and every base image's name is recorded after its id (the cloud
-    // preflight asks for base images by these names).
-    let updated = repo.read("build/images.json");
+    // The stand-in's made-up catalogue never reaches the real matrix: `--local --update` writes
+    // a copy beside the stand-in, where that one id changes, and every base image's name is
+    // recorded after its id (the cloud preflight asks for base images by these names).
+    let run = repo.xtask(&["base-images", "--local", "--update"]).ok();
+    assert!(
+        run.stdout.contains("updated `target/standin/images.json`"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(repo.read("build/images.json"), matrix);
+    let updated = repo.read("target/standin/images.json");
     let without_names: String = updated
         .lines()
         .filter(|l| !l.contains("_ami_name\": "))
