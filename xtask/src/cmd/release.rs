@@ -869,6 +869,15 @@ fn released(facts: &Facts, record: &RunRecord, options: &Release) {
     ));
     match &steps.pushed_to {
         Some(remote) => output::say(format!("  pushed  to `{remote}`")),
+        // A rehearsal's commit and tag live in its scratch clone: only `--push` (to the scratch
+        // remote) finishes it; a `git push` here would name refs this repository lacks.
+        None if options.local => output::say(format!(
+            "  not pushed: run `{} --push` to rehearse the push too (to the rehearsal's scratch remote)",
+            resume_command(&Release {
+                push: None,
+                ..options.clone()
+            })
+        )),
         None => output::say(format!(
             "  not pushed: run `git push --atomic origin {} {}` or this command with `--push`",
             facts.push_branch, facts.tag

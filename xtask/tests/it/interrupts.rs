@@ -404,6 +404,13 @@ fn release_interrupted_mid_publish_commits_nothing_then_completes() {
         second.stdout.contains("released ComboAMI 2.6.9"),
         "{second:#?}"
     );
+    // Its commit and tag are in the scratch clone: the way on is the rehearsal's own push.
+    assert!(
+        second.stdout.contains(
+            "not pushed: run `cargo xtask release 2.6.9 --local --yes --push` to rehearse the push too"
+        ),
+        "{second:#?}"
+    );
     let id = runs(&clone)
         .into_iter()
         .find(|id| id.starts_with("official"))
