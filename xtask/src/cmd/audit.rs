@@ -67,6 +67,7 @@ fn run(sh: &Shell, root: &Path, options: &Audit) -> Result<()> {
     let mut expected =
         audit::expectations(&tag_refs, &listed, &head, &retired, options.local, &only);
     explain_legacy(sh, root, &git, &mut expected, options.local)?;
+    audit::mark_adopted(&mut expected, &tag_refs, options.local);
     let regions = expected.regions();
 
     let aws = lifecycle::connect(sh, root, options.local, "audit")?;

@@ -328,7 +328,11 @@ fn make_tag(git: &Git, options: &Tag, tag: &str, head: &str, own: bool) -> Resul
         .map(|(_, branch)| branch)
         .unwrap_or_default();
     // Images built another way: their ComboAMI commits are not known here.
-    let message = release::tag_message(&options.version, &ds0_branch, &amis, &Default::default());
+    let mut message =
+        release::tag_message(&options.version, &ds0_branch, &amis, &Default::default());
+    if options.commit.is_some() {
+        message.push_str(&release::adopted_line(head));
+    }
     let signer = signing::signer(&git.repo, options.sign.choice())?;
     git.create_tag(tag, head, &message, signer.as_ref())?;
     output::say(format!("tagged {} `{tag}`", short(head)));

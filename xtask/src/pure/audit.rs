@@ -5,6 +5,7 @@ use crate::pure::ec2::Image;
 use crate::pure::legacy::Legacy;
 use crate::pure::protect::{self, Listed};
 use crate::pure::registry::REGISTRY_PATH;
+use crate::pure::release;
 use crate::pure::retire::{DeregistrationProtection, Retired};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -173,6 +174,24 @@ pub fn mark_legacy(out: &mut Expectations, legacies: &[Legacy], local: bool) {
                 entry
                     .sources
                     .push(format!("{} (before the tool)", release.version));
+            }
+        }
+    }
+}
+
+/// Tags that adopted a release made before the tool (`tag --commit`): their images are judged
+/// like the legacy ones (no `Version` or `Commit` tag expected), and not looked for in the
+/// stand-in, which never held them.
+pub fn mark_adopted(out: &mut Expectations, tags: &[TagRef], local: bool) {
+    for tag in tags.iter().filter(|t| t.message.contains(release::ADOPTED)) {
+        let version = tag.name.split_once('/').map_or(tag.name, |(_, v)| v);
+        for ami in protect::tag_amis(tag.message) {
+            let Some(region) = ami.region else { continue };
+            let key = (region, ami.id);
+            if local {
+                out.images.remove(&key);
+            } else if let Some((entry, _)) = out.images.get_mut(&key) {
+                entry.legacy = Some(version.to_string());
             }
         }
     }
@@ -437,6 +456,36 @@ mod tests {
     }
 
     const RELEASE: &str = "Release 2.6.3\n\nus-east-1  ami-11111111\neu-west-1  ami-22222222\n";
+
+    /// An adopted release's images are judged without the tags they never had, and are not
+    /// looked for in the stand-in.
+    #[test]
+    fn an_adopted_release_is_judged_as_made_before_the_tool() {
+        let message = format!("{RELEASE}{}", release::adopted_line("a50c3421"));
+        let tags = [TagRef {
+            name: "release/2.6.3",
+            commit: "c1",
+            message: &message,
+        }];
+        let make = || {
+            expectations(
+                &tags,
+                &[],
+                "head",
+                &Retired::default(),
+                false,
+                &BTreeSet::new(),
+            )
+        };
+        let key = ("us-east-1".to_string(), "ami-11111111".to_string());
+        let mut cloud = make();
+        mark_adopted(&mut cloud, &tags, false);
+        assert_eq!(cloud.images[&key].0.legacy.as_deref(), Some("2.6.3"));
+        let mut standin = make();
+        assert!(standin.images.contains_key(&key));
+        mark_adopted(&mut standin, &tags, true);
+        assert!(standin.images.is_empty(), "{:?}", standin.images);
+    }
 
     #[test]
     fn tags_and_the_registry_make_the_expectations() {

@@ -235,6 +235,18 @@ pub fn provenance(baked: &str, left_out: &[String]) -> String {
 
 /// The annotated tag's message: every AMI with the ComboAMI commit its image was built from
 /// (from its image report; `commits` maps builder names to commits).
+/// The line that marks a tag adopting a release made before the tool (`tag --commit`): its
+/// images carry no `Version` or `Commit` tags, and the stand-in never held them.
+pub const ADOPTED: &str = "Adopted: a release made before the tool";
+
+/// That line for the release made at `commit`.
+pub fn adopted_line(commit: &str) -> String {
+    format!(
+        "\n{ADOPTED} (at commit {}); its images carry no `Version` or `Commit` tags\n",
+        crate::pure::legacy::short(commit)
+    )
+}
+
 pub fn tag_message(
     version: &str,
     branch: &str,

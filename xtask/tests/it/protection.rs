@@ -252,9 +252,17 @@ fn a_release_made_before_the_tool_is_explained_and_adopted_by_the_command_shown(
     repo.xtask(&args).ok();
     let message = repo.git(&["tag", "-l", "--format=%(contents)", "release/2.6.3"]);
     assert_eq!(message.matches(" ami-").count(), 32, "{message}");
-    let audit = repo.xtask(&["audit", "--local"]);
     assert!(
-        !audit.stdout.contains("releases made before the tool"),
+        message.contains(&format!(
+            "Adopted: a release made before the tool (at commit {start})"
+        )),
+        "{message}"
+    );
+    // Adopted, its images are still the cloud's, never the stand-in's: the audit stays clean.
+    let audit = repo.xtask(&["audit", "--local"]).ok();
+    assert!(
+        !audit.stdout.contains("releases made before the tool")
+            && audit.stdout.contains("audit clean"),
         "{audit:#?}"
     );
     repo.xtask(&["local", "down"]).ok();
