@@ -173,23 +173,7 @@ fn report(
             }
         );
     }
-    let (new_rows, missing) = match &options.add_region {
-        Some(region) => {
-            let images = found.get(region).cloned().unwrap_or_default();
-            base_images::new_region_rows(matrix, region, &images)
-        }
-        None => (Vec::new(), Vec::new()),
-    };
-    if let Some(region) = &options.add_region {
-        println!("\nproposed rows for {region}:");
-        for row in &new_rows {
-            println!("{row}");
-        }
-        for line in &missing {
-            println!("  {line}");
-        }
-    }
-
+    let new_rows = proposed_rows(matrix, found, options.add_region.as_deref());
     let updated = edited(text, &findings, &new_rows, options.add_region.as_deref())?;
     if updated == text {
         println!("`{MATRIX_PATH}` is up to date");
@@ -222,6 +206,27 @@ fn report(
         }
     );
     Ok(())
+}
+
+/// The rows `--add-region` proposes, printed with what it could not find.
+fn proposed_rows(
+    matrix: &Matrix,
+    found: &BTreeMap<String, Vec<Image>>,
+    region: Option<&str>,
+) -> Vec<String> {
+    let Some(region) = region else {
+        return Vec::new();
+    };
+    let images = found.get(region).cloned().unwrap_or_default();
+    let (new_rows, missing) = base_images::new_region_rows(matrix, region, &images);
+    println!("\nproposed rows for {region}:");
+    for row in &new_rows {
+        println!("{row}");
+    }
+    for line in &missing {
+        println!("  {line}");
+    }
+    new_rows
 }
 
 /// `build/images.json` with the new ids, the proposed rows and their region allowed.
