@@ -1,7 +1,7 @@
 //! `cargo xtask ami-ids`: merge the AMIs of Packer output files into `ami_ids.json`.
 
 use crate::cmd::Cmd;
-use crate::error::BuildsFailed;
+use crate::error::{BuildsFailed, FixContext};
 use crate::lock::Busy;
 use crate::project;
 use crate::pure::matrix::Matrix;
@@ -56,7 +56,10 @@ fn merge_files(
     let mut amis = Vec::new();
     let mut failed = Vec::new();
     for file in files {
-        let found = read_amis(sh, file)?;
+        let found = read_amis(sh, file).fix(
+            || format!("cannot merge `{file}`: nothing was merged"),
+            || "give what a build wrote: a run's `build/runs/RUN/output-N.log` (Packer's machine-readable output) or Packer's manifest (`packer-manifest.json`)".into(),
+        )?;
         check_regions(&matrix, &found.amis)
             .with_context(|| format!("`{file}` cannot be merged"))?;
         amis.extend(found.amis);

@@ -85,15 +85,14 @@ struct Finding {
 fn examine(sh: &Shell, root: &Path, options: &Doctor) -> Result<ExitCode> {
     for name in &options.only {
         if !CHECKS.iter().any(|(n, ..)| n == name) {
-            let names: Vec<&str> = CHECKS.iter().map(|(n, ..)| *n).collect();
-            bail!(
-                "unknown check `{name}`: use one of {}",
-                names
-                    .iter()
-                    .map(|n| format!("`{n}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
+            let names: Vec<String> = CHECKS.iter().map(|(n, ..)| format!("`{n}`")).collect();
+            return Err(crate::error::refused(
+                format!("unknown check `{name}`"),
+                format!(
+                    "name one of {}, or none to run them all (`cargo xtask doctor`)",
+                    names.join(", ")
+                ),
+            ));
         }
     }
     let mut findings = check_all(sh, root, options);

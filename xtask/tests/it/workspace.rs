@@ -424,8 +424,10 @@ fn ami_ids_malformed_input_names_file_and_line_and_changes_nothing() {
         &["`bad.json` is not a Packer manifest: line 1, column 13: expected value"],
     );
     assert!(!run.stderr.contains("at line"), "{}", run.stderr);
-    repo.xtask(&["ami-ids", "missing.log"])
-        .fails(2, &["cannot open `missing.log`"]);
+    repo.xtask(&["ami-ids", "missing.log"]).fails(
+        2,
+        &["cannot open `missing.log`", "fix: give what a build wrote"],
+    );
     repo.write("ami_ids.json", "{ broken");
     repo.xtask(&["ami-ids", &data("packer-1.6.6-ebs-success.log")])
         .fails(2, &["`ami_ids.json` is not a valid registry"]);
