@@ -43,6 +43,18 @@ pub fn check_tag_free(git: &Git, tag: &str, own: Option<&str>) -> Check {
 }
 
 pub fn check_order(git: &Git, version: &Version, own: Option<&str>) -> Check {
+    // Releases made before the tool have no `release/*` tag: the version HEAD holds counts too.
+    let current = git
+        .file_at_head(crate::pure::ds0::DS0_PATH)
+        .ok()
+        .and_then(|text| crate::pure::ds0::read(&text).ok())
+        .and_then(|(held, _)| version::parse(&held).ok());
+    if let Some(current) = current.filter(|current| version < current) {
+        return Check::fail(
+            "order",
+            format!("{version} is older than {current}, which `ds0_utils.py` holds at HEAD: release {current} or a higher version"),
+        );
+    }
     let tags = match git.tag_names() {
         Ok(tags) => tags,
         Err(e) => return Check::fail("order", format!("{e:#}")),

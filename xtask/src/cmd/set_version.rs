@@ -35,6 +35,13 @@ impl Cmd for SetVersion {
         if let Some(branch) = &self.branch {
             println!("{}: branch  {old_branch} -> {branch}", ds0::DS0_PATH);
         }
+        let older = |than: &str| matches!((version::parse(&self.version), version::parse(than)), (Ok(new), Ok(old)) if new < old);
+        if older(&old_version) {
+            eprintln!(
+                "note: {} is older than the {old_version} it replaces: `release` refuses to go back",
+                self.version
+            );
+        }
         if let Some(newest) = newest_release_at_least(cx.root(), &self.version) {
             eprintln!(
                 "note: {} is not newer than the latest release {newest}: `release` and `tag` will refuse it (set a higher version to release)",

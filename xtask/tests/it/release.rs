@@ -162,6 +162,12 @@ fn release_preflight_reports_every_failure_at_once_and_changes_nothing() {
     repo.git(&["tag", "release/2.6.5"]);
     repo.write("notes.txt", "work in progress\n");
     let before = repo.snapshot();
+    // Older than what `ds0_utils.py` holds (a release made before the tool has no tag to say so).
+    repo.xtask(&["release", "2.6.2", "--local", "--dry-run"])
+        .fails(
+            2,
+            &["FAIL  order         2.6.2 is older than 2.6.3, which `ds0_utils.py` holds at HEAD"],
+        );
     let run = repo.xtask(&["release", "2.6.4", "--push", "--yes"]).fails(
         2,
         &["preflight check(s) failed (listed on top); nothing was changed"],
