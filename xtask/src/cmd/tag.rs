@@ -91,6 +91,8 @@ fn tag(
         tag.as_deref(),
         &branch,
     ));
+    // Failures on top, where they are read first (as `release` lists them).
+    checks.sort_by_key(|c| c.result.is_ok());
     eprint!("{}", release::report(&checks));
     let failed = release::failures(&checks);
     if failed > 0 {
@@ -273,7 +275,13 @@ fn check_committed_version(git: &Git, options: &Tag) -> Check {
     match committed {
         Ok((v, branch)) if v == *version => Check::ok(
             ds0::DS0_PATH,
-            format!("holds {v} (branch {branch}) at HEAD"),
+            format!(
+                "holds {v} (branch {branch}) at {}",
+                options
+                    .commit
+                    .as_ref()
+                    .map_or("HEAD".to_string(), |c| format!("`{c}`"))
+            ),
         ),
         Ok((v, _)) => {
             // `release` only makes versions newer than the newest release.

@@ -67,10 +67,13 @@ fn tag_names_plain_and_candidate_versions_as_annotated_tags() {
 
     // `ds0_utils.py` must already hold the version.
     let before = refs(&repo);
-    repo.xtask(&["tag", "2.6.4"]).fails(
+    let refused = repo.xtask(&["tag", "2.6.4"]).fails(
         2,
         &["FAIL  ds0_utils.py", "holds 2.6.4-beta1 at HEAD, not 2.6.4"],
     );
+    // Failures are listed on top, as the error says.
+    let first_check = refused.stderr.lines().nth(1).unwrap_or_default();
+    assert!(first_check.starts_with("  FAIL"), "{}", refused.stderr);
     // An older version than the newest release is refused too (`set-version` says so first).
     let set = repo.xtask(&["set-version", "2.6.2"]).ok();
     assert!(
