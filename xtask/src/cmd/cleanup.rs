@@ -265,7 +265,7 @@ fn show(filter: &Filter, plans: &[RegionPlan], every_region_read: bool) {
     for plan in plans {
         for kept in plan.kept.iter().filter(|k| k.protected) {
             eprintln!(
-                "refusing to delete {} ({}): {}",
+                "kept, never deleted: {} ({}): {}",
                 kept.image.id,
                 plan.region,
                 kept.reasons.join("; ")

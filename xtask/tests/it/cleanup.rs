@@ -123,7 +123,7 @@ fn cleanup_lists_exactly_what_test_builds_made_and_execute_removes_it() {
     );
     assert!(
         run.stderr
-            .contains(&format!("refusing to delete {published} (us-east-1)")),
+            .contains(&format!("kept, never deleted: {published} (us-east-1)")),
         "{}",
         run.stderr
     );
