@@ -316,6 +316,10 @@ if comboami["exists"]:
     comboami["status"] = run(["git", "status", "--porcelain"], here, git_env)
     comboami["origin"] = run(["git", "config", "remote.origin.url"], here).strip()
     os.remove(index_copy)
+    # The owners inside it too, after git ran: its top-level entries, `.git` and its index.
+    inside = sorted(os.listdir(here)) + [".git/index"]
+    comboami["owners"] = dict(zip(inside, run(["stat", "-c", "%U:%G"] + [
+        os.path.join(here, name) for name in inside]).splitlines()))
     comboami["owner"] = owners[-1]
     comboami["entries"] = sorted(
         name + ("/" if os.path.isdir(os.path.join(here, name)) else "")

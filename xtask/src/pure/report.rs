@@ -46,6 +46,9 @@ pub struct Checkout {
     /// `remote.origin.url`: where the image's boot script fetches ComboAMI's updates from
     /// (`None` in reports made before it was measured).
     pub origin: Option<String>,
+    /// Owners of its top-level entries, `.git` and `.git/index`, measured after the report's
+    /// own git commands (`None` in reports made before they were measured).
+    pub owners: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -291,11 +294,19 @@ fn check_checkout(
             expectation.comboami.origin
         ));
     }
-    if checkout.owner != expectation.comboami.owner {
+    let owner = &expectation.comboami.owner;
+    if checkout.owner != *owner {
         problems.push(format!(
-            "the checkout `{path}` is owned by `{}`, not `{}`",
-            checkout.owner, expectation.comboami.owner
+            "the checkout `{path}` is owned by `{}`, not `{owner}`",
+            checkout.owner
         ));
+    }
+    for (inside, found) in checkout.owners.iter().flatten() {
+        if found != owner {
+            problems.push(format!(
+                "`{path}/{inside}` is owned by `{found}`, not `{owner}`"
+            ));
+        }
     }
     let entries = match expected.local {
         true => &expectation.comboami.entries_local,

@@ -235,6 +235,12 @@ fn the_checkout_is_the_commit_version_and_branch_of_the_run_and_clean() {
             "is owned by `root:root`, not `ubuntu:ubuntu`".into(),
         ),
         (
+            "owners",
+            json!({"ds0_utils.py": "ubuntu:ubuntu", ".git/index": "root:root"}),
+            "`/home/ubuntu/datastax_ami/.git/index` is owned by `root:root`, not `ubuntu:ubuntu`"
+                .into(),
+        ),
+        (
             "origin",
             json!("https://github.com/someone/ComboAMI.git"),
             "fetches its updates from `https://github.com/someone/ComboAMI.git`, not `https://github.com/riptano/ComboAMI.git`".into(),
