@@ -202,6 +202,7 @@ fn read_log(file: &str, path: &Path, mut reader: impl Read) -> Result<Found> {
     let mut tracker = Tracker::default();
     let mut buffer = vec![0u8; CHUNK];
     let (mut filled, mut offset, mut checked_first) = (0, 0u64, false);
+    let mut test_build = None;
     loop {
         let read = match reader.read(&mut buffer[filled..]) {
             Ok(read) => read,
@@ -224,6 +225,7 @@ fn read_log(file: &str, path: &Path, mut reader: impl Read) -> Result<Found> {
         if !checked_first {
             checked_first = check_first_record(file, chunk)?;
         }
+        test_build = test_build.or_else(|| test_kind_named(chunk));
         for range in scanner.lines(chunk) {
             let at = offset + range.start as u64;
             let line = String::from_utf8_lossy(&chunk[range]);
@@ -241,6 +243,12 @@ fn read_log(file: &str, path: &Path, mut reader: impl Read) -> Result<Found> {
         filled -= end;
         offset += end as u64;
     }
+    if let Some(kind) = test_build {
+        return Err(crate::error::refused(
+            format!("`{file}` is the output of a `{kind}` build (its AMI names end in `({kind} …)`): test images are private and never listed in `{}`", registry::REGISTRY_PATH),
+            "merge the output of an official build (`cargo xtask publish` merges its own); `cargo xtask cleanup --kind test-ebs` lists what test builds left",
+        ));
+    }
     let amis = tracker.successful_amis();
     for ami in &amis {
         registry::release_and_virt(&ami.builder).map_err(|e| anyhow::anyhow!("`{file}`: {e}"))?;
@@ -249,6 +257,14 @@ fn read_log(file: &str, path: &Path, mut reader: impl Read) -> Result<Found> {
         amis,
         failed: tracker.failed_builders(),
     })
+}
+
+/// The test kind whose AMI names the chunk shows (`... AMI 2.6.4-1404-hvm (test-ebs 1700000000)`,
+/// as the test templates name them), if any.
+fn test_kind_named(chunk: &[u8]) -> Option<&'static str> {
+    ["test-ebs", "test-instance"]
+        .into_iter()
+        .find(|kind| memchr::memmem::find(chunk, format!("({kind} ").as_bytes()).is_some())
 }
 
 /// Whether the chunk showed the first record; an error when that first line is not one (a log

@@ -428,6 +428,24 @@ fn ami_ids_malformed_input_names_file_and_line_and_changes_nothing() {
         2,
         &["cannot open `missing.log`", "fix: give what a build wrote"],
     );
+    // A test build's output (its AMI names say so) never goes into the registry.
+    let test_build = std::fs::read_to_string(data("packer-1.6.6-ebs-success.log"))
+        .unwrap()
+        .replace(
+            "Creating AMI test ebs 1404 hvm",
+            "Creating AMI DataStax Auto-Clustering AMI 2.6.3-1404-hvm (test-ebs 1795587273)",
+        );
+    repo.write("test-ebs.log", &test_build);
+    let registry = repo.read("ami_ids.json");
+    repo.xtask(&["ami-ids", "test-ebs.log"]).fails(
+        2,
+        &[
+            "`test-ebs.log` is the output of a `test-ebs` build",
+            "test images are private and never listed in `ami_ids.json`",
+        ],
+    );
+    assert_eq!(repo.read("ami_ids.json"), registry);
+    std::fs::remove_file(repo.path("test-ebs.log")).unwrap();
     repo.write("ami_ids.json", "{ broken");
     repo.xtask(&["ami-ids", &data("packer-1.6.6-ebs-success.log")])
         .fails(2, &["`ami_ids.json` is not a valid registry"]);
