@@ -252,7 +252,9 @@ pub fn load(sh: &Shell, root: &Path, instance_store: bool) -> Result<Credentials
     let mut problems = Vec::new();
 
     let placeholders = placeholders(&vars, &defaults);
-    problems.extend(unknown_fields(&vars));
+    let unknown = unknown_fields(&vars);
+    let misspelled = unknown.len();
+    problems.extend(unknown);
     let account = string(&vars, "aws_account_id");
     let digits = account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit());
     if !account.is_empty() && !placeholders.contains(&"aws_account_id") && !digits {
@@ -262,33 +264,19 @@ pub fn load(sh: &Shell, root: &Path, instance_store: bool) -> Result<Credentials
     }
     problems.extend(key_problems(sh, &vars, &placeholders));
     if instance_store {
-        if string(&vars, "aws_account_id").is_empty() {
-            problems.push(format!(
-                "`{LOCAL_JSON}` field `aws_account_id` is empty: instance-store bundles need your 12-digit account id"
-            ));
-        }
-        for key in ["aws_signing_cert", "aws_signing_key"] {
-            let file = string(&vars, key);
-            if file.is_empty() || placeholders.contains(&key) {
-                if file.is_empty() {
-                    problems.push(format!(
-                        "`{LOCAL_JSON}` field `{key}` is empty: instance-store builds sign their bundles with it"
-                    ));
-                }
-                continue;
-            }
-            let resolved = root.join(&file);
-            if let Err(e) = std::fs::File::open(&resolved) {
-                problems.push(format!(
-                    "`{LOCAL_JSON}` field `{key}`: cannot read `{file}` ({e}); instance-store builds sign their bundles with it"
-                ));
-            }
-        }
+        problems.extend(signing_problems(root, &vars, &placeholders));
     }
     if !problems.is_empty() {
+        // A misspelled name is fixed by its own correction, which the line above names.
+        let rename = format!("correct the field names above in `{LOCAL_JSON}` (to the ones it suggests, or the names `{LOCAL_DEFAULT_JSON}` uses)");
+        let fix = match misspelled {
+            0 => load_fix(&placeholders),
+            n if n == problems.len() => rename,
+            _ => format!("{rename}; {}", load_fix(&placeholders)),
+        };
         return Err(Refusal {
             what: problems.join("\n"),
-            fix: load_fix(&placeholders),
+            fix,
         }
         .into());
     }
@@ -316,6 +304,38 @@ pub fn load(sh: &Shell, root: &Path, instance_store: bool) -> Result<Credentials
             .map(String::from),
         warnings,
     })
+}
+
+/// What instance-store builds need besides the keys: the account id and the signing files.
+fn signing_problems(
+    root: &Path,
+    vars: &BTreeMap<String, Value>,
+    placeholders: &[&str],
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    if string(vars, "aws_account_id").is_empty() {
+        problems.push(format!(
+            "`{LOCAL_JSON}` field `aws_account_id` is empty: instance-store bundles need your 12-digit account id"
+        ));
+    }
+    for key in ["aws_signing_cert", "aws_signing_key"] {
+        let file = string(vars, key);
+        if file.is_empty() {
+            problems.push(format!(
+                "`{LOCAL_JSON}` field `{key}` is empty: instance-store builds sign their bundles with it"
+            ));
+            continue;
+        }
+        if placeholders.contains(&key) {
+            continue;
+        }
+        if let Err(e) = std::fs::File::open(root.join(&file)) {
+            problems.push(format!(
+                "`{LOCAL_JSON}` field `{key}`: cannot read `{file}` ({e}); instance-store builds sign their bundles with it"
+            ));
+        }
+    }
+    problems
 }
 
 fn missing() -> Refusal {

@@ -126,6 +126,11 @@ fn parts(error: &anyhow::Error) -> Parts {
     }
 }
 
+/// Whether the error already says what fixes it (a wrapper then adds no second fix).
+pub fn has_fix(error: &anyhow::Error) -> bool {
+    !parts(error).fixes.is_empty()
+}
+
 /// The JSON document of a command that failed (`--json`), every message masked.
 pub fn error_document(
     command: &str,

@@ -56,10 +56,12 @@ fn merge_files(
     let mut amis = Vec::new();
     let mut failed = Vec::new();
     for file in files {
-        let found = read_amis(sh, file).fix(
-            || format!("cannot merge `{file}`: nothing was merged"),
-            || "give what a build wrote: a run's `build/runs/RUN/output-N.log` (Packer's machine-readable output) or Packer's manifest (`packer-manifest.json`)".into(),
-        )?;
+        let what = || format!("cannot merge `{file}`: nothing was merged");
+        let found = match read_amis(sh, file) {
+            Ok(found) => found,
+            Err(e) if crate::error::has_fix(&e) => return Err(e.context(what())),
+            Err(e) => return Err(e).fix(what, || "give what a build wrote: a run's `build/runs/RUN/output-N.log` (Packer's machine-readable output) or Packer's manifest (`packer-manifest.json`)".into()),
+        };
         check_regions(&matrix, &found.amis)
             .with_context(|| format!("`{file}` cannot be merged"))?;
         amis.extend(found.amis);
@@ -178,6 +180,7 @@ fn check_regions(matrix: &Matrix, amis: &[Ami]) -> Result<()> {
 /// The successful AMIs of a machine-readable log or a `manifest` file, read as a stream.
 pub fn read_amis(sh: &Shell, file: &str) -> Result<Found> {
     let path = sh.current_dir().join(file);
+    refuse_a_local_runs_output(file, &path)?;
     let handle = std::fs::File::open(&path).with_context(|| format!("cannot open `{file}`"))?;
     let mut reader = BufReader::with_capacity(1 << 16, handle);
     let first = reader
@@ -257,6 +260,24 @@ fn read_log(file: &str, path: &Path, mut reader: impl Read) -> Result<Found> {
         amis,
         failed: tracker.failed_builders(),
     })
+}
+
+/// A file of a local run's folder (its `run.json` beside it says `local`) lists AMIs of the
+/// stand-in, which exist nowhere in AWS.
+fn refuse_a_local_runs_output(file: &str, path: &Path) -> Result<()> {
+    let record = path.parent().map(|dir| dir.join("run.json"));
+    let Some(text) = record.and_then(|record| std::fs::read_to_string(record).ok()) else {
+        return Ok(());
+    };
+    let local = crate::pure::json::parse::<crate::pure::run::RunRecord>(&text)
+        .is_ok_and(|run| run.spec.local);
+    if local {
+        return Err(crate::error::refused(
+            format!("`{file}` is the output of a local run (its `run.json` says so): its AMIs exist only in the stand-in, never in AWS"),
+            "merge the output of a build on AWS; a local publish merges into the scratch copy in its run folder by itself",
+        ));
+    }
+    Ok(())
 }
 
 /// The test kind whose AMI names the chunk shows (`... AMI 2.6.4-1404-hvm (test-ebs 1700000000)`,

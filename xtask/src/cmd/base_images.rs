@@ -24,7 +24,8 @@ pub struct BaseImages {
     /// Only the rows of these regions (comma-separated or repeated).
     #[arg(long = "region", value_name = "REGION", num_args = 1..)]
     regions: Vec<String>,
-    /// Write the changed ids (and added rows) into `build/images.json`.
+    /// Write the changed ids (and added rows) into `build/images.json` (with `--local`, into the
+    /// copy `target/standin/images.json`: the stand-in's catalogue is made up).
     #[arg(long)]
     update: bool,
     /// Propose the rows of a region the matrix does not have yet.
@@ -88,13 +89,35 @@ fn run(sh: &Shell, root: &Path, options: &BaseImages) -> Result<()> {
 fn refuse_unknown(matrix: &Matrix, regions: &[String], add_region: Option<&str>) -> Result<()> {
     let known: BTreeSet<&str> = matrix.images.iter().map(|r| r.region.as_str()).collect();
     if let Some(unknown) = regions.iter().find(|r| !known.contains(r.as_str())) {
-        bail!(
-            "no row of `{MATRIX_PATH}` is in region `{unknown}`: name one of {}, or propose rows for it with `--add-region {unknown}`",
-            known.iter().copied().collect::<Vec<_>>().join(", ")
-        );
+        return Err(crate::error::refused(
+            format!("no row of `{MATRIX_PATH}` is in region `{unknown}`"),
+            format!(
+                "name one of {}, or propose rows for it with `--add-region {unknown}`",
+                known.iter().copied().collect::<Vec<_>>().join(", ")
+            ),
+        ));
     }
     if let Some(new) = add_region.filter(|new| known.contains(new)) {
-        bail!("`{MATRIX_PATH}` already has rows in `{new}`: refresh them with `--region {new}`");
+        return Err(crate::error::refused(
+            format!("`{MATRIX_PATH}` already has rows in `{new}`"),
+            format!("refresh them with `--region {new}`"),
+        ));
+    }
+    // An AWS region name (`ap-south-2`): anything else only fails later, in AWS's words.
+    let shaped = |name: &str| {
+        let parts: Vec<&str> = name.split('-').collect();
+        parts.len() >= 3
+            && parts[..parts.len() - 1]
+                .iter()
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+            && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit())
+            && !parts[parts.len() - 1].is_empty()
+    };
+    if let Some(new) = add_region.filter(|new| !shaped(new)) {
+        return Err(crate::error::refused(
+            format!("`--add-region {new:?}` is not an AWS region name"),
+            "give a region as AWS names it, like `ap-south-1` (`aws ec2 describe-regions` lists them)",
+        ));
     }
     Ok(())
 }
@@ -167,7 +190,7 @@ fn report(
                 String::new()
             } else {
                 format!(
-                    "; nothing found for {} (they keep their ids)",
+                    "; nothing found for {} (kept as they are)",
                     nothing.join(", ")
                 )
             }

@@ -101,14 +101,23 @@ fn refuse_uncommitted_ds0(sh: &Shell, version: &str, branch: &str) -> Result<()>
     if (head_version.as_str(), head_branch.as_str()) == (version, branch) {
         return Ok(());
     }
+    // Building what HEAD holds is a way out only when a build could use it.
+    let head_buildable = ds0::check_branch(&head_branch).is_ok()
+        && crate::pure::version::parse(&head_version).is_ok();
+    let or_head = match head_buildable {
+        true => format!(
+            ", or build {head_version} with `git checkout {}`",
+            ds0::DS0_PATH
+        ),
+        false => String::new(),
+    };
     Err(crate::error::refused(
         format!(
             "`{}` holds version {version} (branch {branch}), but HEAD, the commit the images bake, holds {head_version} (branch {head_branch}): nothing was launched",
             ds0::DS0_PATH
         ),
         format!(
-            "commit it first (`git commit -m \"ComboAMI {version}\" {}`), or build {head_version} with `git checkout {}`",
-            ds0::DS0_PATH,
+            "commit it first (`git commit -m \"ComboAMI {version}\" {}`){or_head}",
             ds0::DS0_PATH
         ),
     ))

@@ -52,7 +52,7 @@ pub fn check_order(git: &Git, version: &Version, own: Option<&str>) -> Check {
     if let Some(current) = current.filter(|current| version < current) {
         return Check::fail(
             "order",
-            format!("{version} is older than {current}, which `ds0_utils.py` holds at HEAD: release {current} or a higher version"),
+            format!("{version} is older than {current}, which `ds0_utils.py` holds at HEAD: release a version above the latest release (or {current} itself, if it was never released)"),
         );
     }
     let tags = match git.tag_names() {

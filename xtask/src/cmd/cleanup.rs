@@ -94,7 +94,7 @@ fn test_kind(text: &str) -> std::result::Result<crate::pure::template::Kind, Str
     match text.parse::<crate::pure::template::Kind>() {
         Ok(kind) if kind.is_test() => Ok(kind),
         _ => Err(format!(
-            "`{text}` is not a test kind: use `test-ebs` or `test-instance` (official images are removed by `--run RUN` or `--version VERSION`)"
+            "`{text}` is not a test kind: use `test-ebs` or `test-instance` (an official run's images that were never published are removed by `--run RUN` or `--version VERSION`; published ones never)"
         )),
     }
 }

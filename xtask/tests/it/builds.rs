@@ -197,6 +197,14 @@ fn test_ebs_local_runs_the_real_provisioning_and_checks_its_reports() {
     ] {
         assert!(commands.contains(command), "`{command}` not run:\n{commands}");
     }
+    // Its AMIs exist only in the stand-in: its output is never merged into the registry.
+    let merged = repo.read("ami_ids.json");
+    repo.xtask(&["ami-ids", &format!("build/runs/{id}/output-1.log")])
+        .fails(
+            2,
+            &["is the output of a local run (its `run.json` says so)"],
+        );
+    assert_eq!(repo.read("ami_ids.json"), merged);
     // A PV builder keeps its boot menu; its fstab is not an HVM one's business.
     let pv = "us-east-1-1404-pv";
     assert!(kept(&repo, &id, pv, "boot/grub/menu.lst").contains("ro console=hvc0"));

@@ -364,6 +364,33 @@ fn regions_outside_settings_are_refused() {
         2,
         &["`--region xx-fake-9` is refused", "`settings.regions`"],
     );
+    // base-images refuses a region it has no row for, a row it already has, and a name AWS
+    // would not know, each with its fix, before asking anything.
+    for (args, needles) in [
+        (
+            &["base-images", "--region", "bogus-1"][..],
+            &[
+                "no row of `build/images.json` is in region `bogus-1`",
+                "fix: name one of",
+            ][..],
+        ),
+        (
+            &["base-images", "--add-region", "us-east-1"][..],
+            &[
+                "already has rows in `us-east-1`",
+                "fix: refresh them with `--region us-east-1`",
+            ][..],
+        ),
+        (
+            &["base-images", "--add-region", "Not A Region"][..],
+            &[
+                "is not an AWS region name",
+                "fix: give a region as AWS names it",
+            ][..],
+        ),
+    ] {
+        repo.xtask(args).fails(2, needles);
+    }
     // A known region in capitals is named as it is spelled, not offered as a new region.
     let shouted = repo
         .xtask(&["cleanup", "--kind", "test-ebs", "--region", "EU-WEST-1"])

@@ -437,12 +437,19 @@ fn ami_ids_malformed_input_names_file_and_line_and_changes_nothing() {
         );
     repo.write("test-ebs.log", &test_build);
     let registry = repo.read("ami_ids.json");
-    repo.xtask(&["ami-ids", "test-ebs.log"]).fails(
+    let refused = repo.xtask(&["ami-ids", "test-ebs.log"]).fails(
         2,
         &[
             "`test-ebs.log` is the output of a `test-ebs` build",
             "test images are private and never listed in `ami_ids.json`",
         ],
+    );
+    // One fix, its own: not the generic one for files that are no build's output.
+    assert_eq!(
+        refused.stderr.matches("fix:").count(),
+        1,
+        "{}",
+        refused.stderr
     );
     assert_eq!(repo.read("ami_ids.json"), registry);
     std::fs::remove_file(repo.path("test-ebs.log")).unwrap();
