@@ -542,14 +542,15 @@ fn plan_text(
         .map_or("the prepare commit".to_string(), |c| {
             format!("the prepare commit {}", short(c))
         });
+    let published = done(Step::Publish);
     plan.push_str(&format!(
-        "2. publish every enabled row as {} images, every one baking {baked}{}\n",
+        "2. publish every enabled row as {} images, every one baking {baked}{}{published}\n",
         if candidate {
             "PRIVATE (a candidate)"
         } else {
             "public (registered private, made public at once when every builder is proven)"
         },
-        match record.filter(|r| !r.attempts.is_empty()) {
+        match record.filter(|r| !r.attempts.is_empty() && published.is_empty()) {
             Some(r) => format!(
                 " (resumes run `{}`: only what did not succeed is rebuilt)",
                 r.run_id
@@ -557,6 +558,10 @@ fn plan_text(
             None => String::new(),
         }
     ));
+    if !published.is_empty() {
+        plan.push_str(&later_steps(options, facts, signing_repo, done));
+        return Ok(plan);
+    }
     plan.push_str(&indent(
         &match build::preview(sh, spec, options.skip_cloud_checks) {
             Ok(preview) => preview,
@@ -599,10 +604,12 @@ fn later_steps(
     done: impl Fn(Step) -> &'static str,
 ) -> String {
     let version_text = facts.version.to_string();
+    // The merge is the end of the publish step.
+    let merged = done(Step::Publish);
     let mut plan = if facts.candidate() {
-        format!("3. leave `{REGISTRY_PATH}` as it is: a candidate's AMIs go to the run record and the tag message\n")
+        format!("3. leave `{REGISTRY_PATH}` as it is: a candidate's AMIs go to the run record and the tag message{merged}\n")
     } else {
-        format!("3. merge the new AMIs into `{REGISTRY_PATH}` (an entry is replaced only by a new AMI of its region, release and virtualization type)\n")
+        format!("3. merge the new AMIs into `{REGISTRY_PATH}` (an entry is replaced only by a new AMI of its region, release and virtualization type){merged}\n")
     };
     plan.push_str(&if facts.candidate() {
         format!("4. no release commit: the candidate's tag goes on the prepare commit{}\n", done(Step::Commit))

@@ -632,6 +632,19 @@ fn ctrl_c_at_every_phase_of_a_release_leaves_nothing_half_done() {
         "{}",
         done.stderr
     );
+    // Its plan marks what was done, the publish and its merge included (no build plan then).
+    for step in ["2. publish every enabled row", "3. merge the new AMIs"] {
+        let line = done
+            .stderr
+            .lines()
+            .find(|l| l.trim_start().starts_with(step));
+        assert!(
+            line.is_some_and(|l| l.ends_with("(done)")),
+            "{step}: {}",
+            done.stderr
+        );
+    }
+    assert!(!done.stderr.contains("instance(s) in"), "{}", done.stderr);
     assert_nothing_left(&root, Duration::from_secs(10));
     let _ = std::fs::remove_dir_all(&logs);
 }
