@@ -457,6 +457,18 @@ mod tests {
 
     const RELEASE: &str = "Release 2.6.3\n\nus-east-1  ami-11111111\neu-west-1  ami-22222222\n";
 
+    /// The expectations of `tags` alone: no registry, nothing retired, every region.
+    fn of_tags(tags: &[TagRef]) -> Expectations {
+        expectations(
+            tags,
+            &[],
+            "head",
+            &Retired::default(),
+            false,
+            &BTreeSet::new(),
+        )
+    }
+
     /// An adopted release's images are judged without the tags they never had, and are not
     /// looked for in the stand-in.
     #[test]
@@ -467,16 +479,7 @@ mod tests {
             commit: "c1",
             message: &message,
         }];
-        let make = || {
-            expectations(
-                &tags,
-                &[],
-                "head",
-                &Retired::default(),
-                false,
-                &BTreeSet::new(),
-            )
-        };
+        let make = || of_tags(&tags);
         let key = ("us-east-1".to_string(), "ami-11111111".to_string());
         let mut cloud = make();
         mark_adopted(&mut cloud, &tags, false);
@@ -557,14 +560,7 @@ mod tests {
             commit: "c1",
             message: RELEASE,
         }];
-        let all = expectations(
-            &tags,
-            &[],
-            "head",
-            &Retired::default(),
-            false,
-            &BTreeSet::new(),
-        );
+        let all = of_tags(&tags);
         let mut healthy = seen();
         healthy.image.as_mut().unwrap().id = "ami-11111111".into();
         let seen: BTreeMap<String, BTreeMap<String, Seen>> = [
