@@ -118,9 +118,11 @@ static HELD: Mutex<Vec<String>> = Mutex::new(Vec::new());
 /// Says that a live view owns the terminal's last lines (`true`) or no longer does; then the
 /// lines it did not print yet are printed.
 pub fn view_shown(shown: bool) {
+    // Under the lock `tell` takes, so a line is either held before this or printed after.
+    let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
     VIEW_SHOWN.store(shown, Ordering::SeqCst);
     if !shown {
-        for line in take_held() {
+        for line in std::mem::take(&mut *held) {
             say(&line);
         }
     }
@@ -134,10 +136,9 @@ pub fn take_held() -> Vec<String> {
 /// What the handler says once work started: on its own line (after the terminal's `^C`), or
 /// held for the live view.
 fn tell(text: &str) {
+    let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
     if VIEW_SHOWN.load(Ordering::SeqCst) {
-        HELD.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(text.to_string());
+        held.push(text.to_string());
     } else {
         say(&format!("\n{text}"));
     }
