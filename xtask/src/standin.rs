@@ -818,18 +818,34 @@ fn reap(pid: u32) {
 mod tests {
     use super::*;
 
+    /// A stand-in for a server that dies at start: `script` (`$1` its log, `$2` the port) in a
+    /// folder of its own. Returns the folder, the log and the process.
+    fn dying_server(
+        name: &str,
+        script: &str,
+        port: Option<u16>,
+    ) -> (PathBuf, PathBuf, std::process::Child) {
+        let dir = std::env::temp_dir().join(format!("xtask-standin-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("sshd.log");
+        let child = std::process::Command::new("sh")
+            .args(["-c", script, "sh"])
+            .arg(&log)
+            .args(port.map(|p| p.to_string()))
+            .spawn()
+            .unwrap();
+        (dir, log, child)
+    }
+
     /// A server that dies at start (sshd with a bad config does) is reported at once, with
     /// the end of its log, not after the whole minute's wait.
     #[test]
     fn a_server_that_exits_is_reported_at_once_with_its_log() {
-        let dir = std::env::temp_dir().join(format!("xtask-standin-exits-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let log = dir.join("sshd.log");
-        let mut child = std::process::Command::new("sh")
-            .args(["-c", "echo \"$1 line 3: keyword HostKey extra arguments at end of line\" >> \"$1\"; exit 255", "sh"])
-            .arg(&log)
-            .spawn()
-            .unwrap();
+        let (dir, log, mut child) = dying_server(
+            "exits",
+            "echo \"$1 line 3: keyword HostKey extra arguments at end of line\" >> \"$1\"; exit 255",
+            None,
+        );
         let started = Instant::now();
         let error = wait_for_port(free_port().unwrap(), "sshd", child.id(), &log)
             .unwrap_err()
@@ -856,15 +872,11 @@ mod tests {
             listens(std::process::id(), port),
             "this process listens there"
         );
-        let dir = std::env::temp_dir().join(format!("xtask-standin-taken-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let log = dir.join("sshd.log");
-        let mut child = std::process::Command::new("sh")
-            .args(["-c", "sleep 0.3; echo \"Bind to port $2 on 127.0.0.1 failed: Address already in use.\" >> \"$1\"; exit 255", "sh"])
-            .arg(&log)
-            .arg(port.to_string())
-            .spawn()
-            .unwrap();
+        let (dir, log, mut child) = dying_server(
+            "taken",
+            "sleep 0.3; echo \"Bind to port $2 on 127.0.0.1 failed: Address already in use.\" >> \"$1\"; exit 255",
+            Some(port),
+        );
         assert!(!listens(child.id(), port), "the child does not listen");
         let error = wait_for_port(port, "sshd", child.id(), &log)
             .unwrap_err()
