@@ -216,7 +216,13 @@ fn check_registry(sh: &Shell, git: &Git, options: &Tag, tag: Option<&str>) -> Ch
         registry::check(&parsed, &regions, REGISTRY_PATH)?;
         Ok(registry::amis(&parsed).into_iter().map(|a| a.id).collect())
     };
-    let ids = match target(git, options).and_then(|commit| listed(&commit)) {
+    let Ok(commit) = target(git, options) else {
+        return Check::fail(
+            REGISTRY_PATH,
+            "not read: the commit to tag is unknown (see above)",
+        );
+    };
+    let ids = match listed(&commit) {
         Ok(ids) => ids,
         Err(e) => return Check::fail(REGISTRY_PATH, format!("{e:#}")),
     };
@@ -245,11 +251,12 @@ fn check_registry(sh: &Shell, git: &Git, options: &Tag, tag: Option<&str>) -> Ch
 /// commit's message names the version.
 fn check_committed_version(git: &Git, options: &Tag) -> Check {
     let version = &options.version;
-    let commit = target(git, options);
-    let committed = commit
-        .as_ref()
-        .map_err(|e| anyhow::anyhow!("{e:#}"))
-        .and_then(|commit| file_at(git, commit, ds0::DS0_PATH))
+    let commit = match target(git, options) {
+        Ok(commit) => commit,
+        // Named once, here; the registry's check says it was not read.
+        Err(e) => return Check::fail(ds0::DS0_PATH, format!("{e:#}")),
+    };
+    let committed = file_at(git, &commit, ds0::DS0_PATH)
         .and_then(|text| ds0::read(&text).map_err(anyhow::Error::msg));
     let held = match &committed {
         Ok((v, _)) if v != version => format!("holds {v} there, not {version}"),
@@ -259,7 +266,7 @@ fn check_committed_version(git: &Git, options: &Tag) -> Check {
     if let (Some(given), false) = (&options.commit, held.is_empty()) {
         // A release made before the tool may not have set it: the commit is still its release
         // when a plain tag or its message names the version (as `audit` finds them).
-        return match commit.ok().and_then(|c| vouched_by(git, &c, version)) {
+        return match vouched_by(git, &commit, version) {
             Some(by) => Check::ok(
                 ds0::DS0_PATH,
                 format!("{held}, but {by}: a release made before the tool, adopted as it is"),
