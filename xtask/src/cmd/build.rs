@@ -1244,8 +1244,9 @@ fn retry_command(record: &RunRecord, launch: &Launch) -> Option<String> {
 }
 
 /// The plan a build of `spec` would show, without reading credentials or starting anything
-/// (a release shows it before `ds0_utils.py` holds the new version).
-pub fn preview(sh: &Shell, spec: &Spec, skip_cloud_checks: bool) -> Result<String> {
+/// (a release shows it before `ds0_utils.py` holds the new version), and how many builders it
+/// plans.
+pub fn preview(sh: &Shell, spec: &Spec, skip_cloud_checks: bool) -> Result<(String, usize)> {
     let matrix = project::matrix(sh)?;
     let plan = template::plan(&matrix, spec)?;
     let launch = Launch {
@@ -1253,7 +1254,7 @@ pub fn preview(sh: &Shell, spec: &Spec, skip_cloud_checks: bool) -> Result<Strin
         ..Default::default()
     };
     let notes = plan_notes(&matrix, &matrix.settings.launch_size, &launch);
-    Ok(render::plan(&plan, spec, notes))
+    Ok((render::plan(&plan, spec, notes), plan.builders.len()))
 }
 
 /// Where a run merges its AMIs: publish only; a local publish never writes the real registry

@@ -562,16 +562,12 @@ fn plan_text(
         plan.push_str(&later_steps(options, facts, signing_repo, done));
         return Ok(plan);
     }
-    plan.push_str(&indent(
-        &match build::preview(sh, spec, options.skip_cloud_checks) {
-            Ok(preview) => preview,
-            Err(e) if options.dry_run => format!("(the build plan cannot be shown: {e:#})\n"),
-            Err(e) => return Err(e),
-        },
-    ));
-    let planned = project::matrix(sh)
-        .and_then(|matrix| Ok(template::plan(&matrix, spec)?.builders.len()))
-        .ok();
+    let (preview, planned) = match build::preview(sh, spec, options.skip_cloud_checks) {
+        Ok((preview, planned)) => (preview, Some(planned)),
+        Err(e) if options.dry_run => (format!("(the build plan cannot be shown: {e:#})\n"), None),
+        Err(e) => return Err(e),
+    };
+    plan.push_str(&indent(&preview));
     plan.push_str(&indent(&found_text(found, planned)));
     plan.push_str(&later_steps(options, facts, signing_repo, done));
     Ok(plan)
